@@ -1,0 +1,1 @@
+"""Django apps of the platform, one per bounded concern."""

@@ -1,0 +1,1 @@
+"""Notifications of pipeline and stage events to Slack, e-mail and webhooks (Spinnaker's Echo)."""

@@ -1,0 +1,48 @@
+"""Executions as Spinnaker-shaped JSON documents, so scripts written for Spinnaker can read them."""
+
+from apps.pipelines.models import Execution, StageExecution, epoch_millis
+
+
+def stage_document(stage: StageExecution) -> dict:
+    """One stage in Spinnaker's execution format."""
+    return {
+        "id": str(stage.id),
+        "refId": stage.ref_id,
+        "type": stage.type,
+        "name": stage.name,
+        "status": stage.status,
+        "startTime": epoch_millis(stage.start_time),
+        "endTime": epoch_millis(stage.end_time),
+        "requisiteStageRefIds": stage.requisite_ref_ids,
+        "context": stage.context,
+        "outputs": stage.outputs,
+    }
+
+
+def execution_document(execution: Execution, stages: list[StageExecution] | None = None) -> dict:
+    """The execution in Spinnaker's format (times in epoch milliseconds).
+
+    Pass ``stages`` when they are already loaded (or prefetched) to avoid a query.
+    """
+    if stages is None:
+        stages = list(execution.stages.all())
+    return {
+        "id": str(execution.id),
+        "type": "PIPELINE",
+        "application": execution.application.name,
+        "name": execution.name,
+        "pipelineConfigId": str(execution.pipeline_id) if execution.pipeline_id else None,
+        "status": execution.status,
+        "buildTime": epoch_millis(execution.created_at),
+        "startTime": epoch_millis(execution.start_time),
+        "endTime": epoch_millis(execution.end_time),
+        "canceled": execution.status == "CANCELED",
+        "canceledBy": execution.canceled_by or None,
+        "cancellationReason": execution.cancel_reason or None,
+        "limitConcurrent": execution.definition.get("limitConcurrent", False),
+        "keepWaitingPipelines": execution.definition.get("keepWaitingPipelines", False),
+        "authentication": {"user": execution.started_by or None},
+        "trigger": execution.trigger,
+        "parameters": execution.parameters,
+        "stages": [stage_document(stage) for stage in sorted(stages, key=lambda s: s.position)],
+    }

@@ -1,0 +1,327 @@
+"""The pipeline engine: a state machine driven by small, idempotent RQ jobs.
+
+Two kinds of message move an execution forward (see ``jobs.py``):
+
+* ``start_execution(execution_id)`` marks a new execution RUNNING and starts
+  its first stages;
+* ``run_stage(stage_id, token)`` runs one step of a RUNNING stage's task. When
+  the task says "not yet", the same message is scheduled again after the delay
+  the task asked for; no worker ever sleeps. When the task is done, the stage
+  is completed and the execution is *advanced*.
+
+Advancing (``advance_execution``) is a reconciliation of the whole execution
+from the database: it starts every stage whose requisites are all done,
+halts the execution when a stage failed it, and completes the execution
+when nothing is left to run. Because it derives everything from the rows, it
+can run any number of times: a duplicate or late message finds nothing to do.
+
+Transactions and locks. Each step locks what it changes and enqueues the
+next messages only after it commits, so a worker never sees work that was
+rolled back. Lock order: an Execution row before any of its StageExecution
+rows. Running a task locks only its stage row (so parallel branches really
+run in parallel); advancing locks the execution row, which serializes the
+decisions of one execution (a join can never be missed or started twice).
+
+Duplicate messages. Each job carries the stage's ``run_token`` as it was when
+the job was scheduled; scheduling a new job bumps the token, so a job with a
+stale token does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.pipelines.choices import ACTIVE, CONTINUABLE, Status
+from apps.pipelines.expressions import ExpressionError, is_truthy
+from apps.pipelines.models import Execution, StageExecution
+from apps.pipelines.scope import ExpressionScope
+from apps.pipelines.stages import TaskResult, get_stage_type
+
+logger = logging.getLogger(__name__)
+
+# Keys of a stage definition that describe the graph, not the stage's inputs.
+STRUCTURAL_KEYS = frozenset({"refId", "type", "name", "requisiteStageRefIds"})
+
+
+# --- After-commit work ---------------------------------------------------------------------------
+
+
+@dataclass
+class Dispatch:
+    """Messages and events that a transaction produced, sent only once it has committed."""
+
+    runs: list[tuple[str, int, float]] = field(default_factory=list)
+    canceled: list[StageExecution] = field(default_factory=list)
+    publish: list[tuple[Any, str, str, int]] = field(default_factory=list)
+
+    def run_stage(self, stage: StageExecution, delay: float = 0.0) -> None:
+        self.runs.append((str(stage.id), stage.run_token, delay))
+
+    def send_on_commit(self) -> None:
+        transaction.on_commit(self.send)
+
+    def send(self) -> None:
+        from apps.pipelines import jobs
+
+        for stage_id, token, delay in self.runs:
+            jobs.enqueue_run_stage(stage_id, token, delay)
+        for stage in self.canceled:
+            _run_cancel_hook(stage)
+        from apps.pipelines.events import publish_execution_change
+
+        for execution_id, application_name, status, sequence in self.publish:
+            publish_execution_change(execution_id, application_name, status, sequence)
+
+
+def _run_cancel_hook(stage: StageExecution) -> None:
+    stage_type = get_stage_type(stage.type)
+    if stage_type is None:
+        return
+    try:
+        stage_type.cancel(stage)
+    except Exception:  # noqa: BLE001  (a failing cancel hook must not undo the cancel)
+        logger.exception("cancel hook of stage %s (%s) failed", stage.id, stage.type)
+
+
+# --- Stage options ------------------------------------------------------------------------------
+
+
+def failure_status(context: dict) -> Status:
+    """What a failed stage becomes, from its options, as Spinnaker decides it.
+
+    ``continuePipeline`` lets the pipeline go on (FAILED_CONTINUE);
+    ``completeOtherBranchesThenFail`` or ``failPipeline: false`` halt only this
+    branch (STOPPED); otherwise the whole execution fails (TERMINAL).
+    """
+    if context.get("continuePipeline") is True:
+        return Status.FAILED_CONTINUE
+    if context.get("completeOtherBranchesThenFail") is True or context.get("failPipeline") is False:
+        return Status.STOPPED
+    return Status.TERMINAL
+
+
+def _timeout_seconds(stage: StageExecution) -> float | None:
+    value = stage.context.get("stageTimeoutMs")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return value / 1000
+
+
+def _error_context(message: str) -> dict:
+    """Spinnaker's shape for a stage error, which its UI and scripts read."""
+    return {"exception": {"details": {"error": message, "errors": [message]}}}
+
+
+# --- Starting an execution -----------------------------------------------------------------------
+
+
+def start_execution(execution_id) -> None:
+    """Mark a NOT_STARTED execution RUNNING and start its first stages; nothing otherwise."""
+    dispatch = Dispatch()
+    with transaction.atomic():
+        execution = (
+            Execution.objects.select_for_update().select_related("application").filter(id=execution_id).first()
+        )
+        if execution is None or execution.status != Status.NOT_STARTED:
+            return
+        execution.status = Status.RUNNING
+        execution.start_time = timezone.now()
+        execution.save(update_fields=["status", "start_time"])
+        _advance(execution, dispatch)
+        dispatch.send_on_commit()
+
+
+# --- Running a stage's task ---------------------------------------------------------------------
+
+
+def run_stage(stage_id, token: int) -> None:
+    """Run one step of a RUNNING stage's task; complete the stage and advance the execution when it is done."""
+    with transaction.atomic():
+        stage = (
+            StageExecution.objects.select_for_update(of=("self",))
+            .select_related("execution__application")
+            .filter(id=stage_id)
+            .first()
+        )
+        if stage is None or stage.status != Status.RUNNING or stage.run_token != token:
+            return
+        if stage.execution.status != Status.RUNNING:
+            return
+        result = _run_task(stage)
+        dispatch = Dispatch()
+        completed = _apply_result(stage, result, dispatch)
+        dispatch.send_on_commit()
+    if completed:
+        advance_execution(stage.execution_id)
+
+
+def _run_task(stage: StageExecution) -> TaskResult:
+    timeout = _timeout_seconds(stage)
+    if timeout is not None and stage.start_time is not None:
+        elapsed = (timezone.now() - stage.start_time).total_seconds()
+        if elapsed >= timeout:
+            return TaskResult.failed(f"Stage timed out after {int(timeout * 1000)} ms (stageTimeoutMs)")
+    stage_type = get_stage_type(stage.type)
+    if stage_type is None:
+        return TaskResult.failed(f"unknown stage type {stage.type!r}")
+    scope = ExpressionScope(stage.execution, stage=stage)
+    try:
+        return stage_type.run(stage, scope)
+    except ExpressionError as error:
+        return TaskResult.failed(str(error))
+    except Exception as error:  # noqa: BLE001  (a bug in one stage type fails that stage, not the worker)
+        logger.exception("stage %s (%s) raised", stage.id, stage.type)
+        return TaskResult.failed(f"{type(error).__name__}: {error}")
+
+
+def _apply_result(stage: StageExecution, result: TaskResult, dispatch: Dispatch) -> bool:
+    """Persist a task's result; schedule the next poll or complete the stage. Returns True when completed."""
+    stage.context = {**stage.context, **result.context}
+    stage.outputs = {**stage.outputs, **result.outputs}
+    fields = ["context", "outputs", "run_token", "next_run_at", "status", "end_time"]
+    if result.status == Status.RUNNING:
+        delay = result.retry_after
+        timeout = _timeout_seconds(stage)
+        if timeout is not None:
+            until_timeout = max(0.0, timeout - (timezone.now() - stage.start_time).total_seconds())
+            delay = until_timeout if delay is None else min(delay, until_timeout)
+        if delay is None:
+            stage.next_run_at = None
+        else:
+            stage.run_token += 1
+            stage.next_run_at = timezone.now() + timedelta(seconds=delay)
+            dispatch.run_stage(stage, delay)
+        stage.save(update_fields=fields)
+        return False
+    status = failure_status(stage.context) if result.status == Status.TERMINAL else result.status
+    if result.error:
+        stage.context.update(_error_context(result.error))
+    stage.status = status
+    stage.end_time = timezone.now()
+    stage.next_run_at = None
+    stage.save(update_fields=fields)
+    return True
+
+
+# --- Advancing an execution ----------------------------------------------------------------------
+
+
+def advance_execution(execution_id) -> None:
+    """Start what can start, halt or complete the execution, all from the database's current state."""
+    dispatch = Dispatch()
+    with transaction.atomic():
+        execution = (
+            Execution.objects.select_for_update().select_related("application").filter(id=execution_id).first()
+        )
+        if execution is None or execution.status != Status.RUNNING:
+            return
+        _advance(execution, dispatch)
+        dispatch.send_on_commit()
+
+
+def _advance(execution: Execution, dispatch: Dispatch) -> None:
+    """The reconciliation step; the caller holds the execution's row lock."""
+    stages = list(execution.stages.all())
+    by_ref = {stage.ref_id: stage for stage in stages}
+    progressed = True
+    while progressed:
+        progressed = False
+        if any(stage.status in (Status.TERMINAL, Status.CANCELED) for stage in stages):
+            _halt(execution, stages, dispatch)
+            return
+        for stage in stages:
+            if stage.status == Status.NOT_STARTED and _requisites_done(stage, by_ref):
+                _start_stage(execution, stage, stages, dispatch)
+                progressed = True
+    if not any(stage.status in ACTIVE for stage in stages):
+        _complete(execution, _final_status(stages))
+    _record_change(execution, dispatch)
+
+
+def _requisites_done(stage: StageExecution, by_ref: dict[str, StageExecution]) -> bool:
+    return all(by_ref[ref].status in CONTINUABLE for ref in stage.requisite_ref_ids if ref in by_ref)
+
+
+def _final_status(stages: list[StageExecution]) -> Status:
+    """The status of an execution none of whose stages is running (Spinnaker's rules)."""
+    statuses = {stage.status for stage in stages}
+    if Status.TERMINAL in statuses:
+        return Status.TERMINAL
+    if Status.CANCELED in statuses:
+        return Status.CANCELED
+    if any(s.status == Status.STOPPED and s.context.get("completeOtherBranchesThenFail") is True for s in stages):
+        return Status.TERMINAL
+    return Status.SUCCEEDED
+
+
+def _halt(execution: Execution, stages: list[StageExecution], dispatch: Dispatch) -> None:
+    """A stage failed the pipeline: cancel the stages still running and end the execution."""
+    active_ids = [stage.id for stage in stages if stage.status in ACTIVE]
+    now = timezone.now()
+    if active_ids:
+        # Lock the running stages, waiting for any task step in progress to finish.
+        for stage in StageExecution.objects.select_for_update().filter(id__in=active_ids, status__in=ACTIVE):
+            stage.status = Status.CANCELED
+            stage.end_time = now
+            stage.next_run_at = None
+            stage.run_token += 1
+            stage.save(update_fields=["status", "end_time", "next_run_at", "run_token"])
+            dispatch.canceled.append(stage)
+    _complete(execution, _final_status(stages))
+    _record_change(execution, dispatch)
+
+
+def _complete(execution: Execution, status: Status) -> None:
+    execution.status = status
+    execution.end_time = timezone.now()
+    execution.save(update_fields=["status", "end_time"])
+
+
+def _record_change(execution: Execution, dispatch: Dispatch) -> None:
+    Execution.objects.filter(id=execution.id).update(event_sequence=F("event_sequence") + 1)
+    execution.event_sequence += 1
+    dispatch.publish.append((execution.id, execution.application.name, execution.status, execution.event_sequence))
+
+
+def _start_stage(execution: Execution, stage: StageExecution, stages: list[StageExecution], dispatch: Dispatch) -> None:
+    """Move a stage out of NOT_STARTED: SKIPPED, failed on a bad expression, or RUNNING with a job queued."""
+    now = timezone.now()
+    stage.start_time = now
+    stage_type = get_stage_type(stage.type)
+    scope = ExpressionScope(execution, stages, stage)
+    lazy = stage_type.lazy_fields if stage_type else ()
+    raw = {key: value for key, value in stage.definition.items() if key not in STRUCTURAL_KEYS}
+    try:
+        enabled = raw.get("stageEnabled")
+        if isinstance(enabled, dict) and "expression" in enabled:
+            expression = enabled["expression"]
+            if isinstance(expression, str) and "${" not in expression:
+                expression = "${" + expression + "}"
+            if not is_truthy(scope.evaluate(expression)):
+                _finish_without_running(stage, Status.SKIPPED, raw, now)
+                return
+        evaluated = {key: value for key, value in raw.items() if key in lazy}
+        evaluated.update(scope.evaluate({key: value for key, value in raw.items() if key not in lazy}))
+    except ExpressionError as error:
+        _finish_without_running(stage, failure_status(raw), {**raw, **_error_context(str(error))}, now)
+        return
+    stage.context = evaluated
+    stage.status = Status.RUNNING
+    stage.run_token += 1
+    stage.next_run_at = now
+    stage.save(update_fields=["context", "status", "start_time", "run_token", "next_run_at"])
+    dispatch.run_stage(stage)
+
+
+def _finish_without_running(stage: StageExecution, status: Status, context: dict, now) -> None:
+    stage.context = context
+    stage.status = status
+    stage.end_time = now
+    stage.save(update_fields=["context", "status", "start_time", "end_time"])

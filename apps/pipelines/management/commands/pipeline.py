@@ -1,0 +1,146 @@
+"""``manage.py pipeline``: validate, save, execute, show and judge pipelines from the command line.
+
+Modelled on Spinnaker's ``spin`` so its users feel at home. Exit status 0
+means success; 1 means the input or the request was refused (problems are
+printed one per line as ``pointer: message``); executing with ``--wait``
+exits 0 only when the execution SUCCEEDED.
+"""
+
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.pipelines.choices import COMPLETE, Status
+from apps.pipelines.definition import parse_document, validate_pipeline
+from apps.pipelines.documents import execution_document
+from apps.pipelines.models import Execution, Pipeline
+from apps.pipelines.problems import InvalidDocument, Problem
+from apps.pipelines.services import ActionRefused, do_judge_stage, do_save_pipeline, do_skip_wait, do_start_execution
+
+CLI_USER = "cli"
+
+
+class Command(BaseCommand):
+    help = "Validate, save, execute, show and judge pipelines."
+
+    def add_arguments(self, parser):
+        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+        validate = actions.add_parser("validate", help="Check a pipeline file (JSON or YAML) without saving it.")
+        validate.add_argument("file")
+
+        save = actions.add_parser("save", help="Create or update a pipeline from a file; prints its id.")
+        save.add_argument("file")
+
+        execute = actions.add_parser("execute", help="Start an execution; prints its id.")
+        execute.add_argument("application")
+        execute.add_argument("name")
+        execute.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+        execute.add_argument("--wait", action="store_true", help="Wait for the end and print the execution JSON.")
+        execute.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS")
+
+        show = actions.add_parser("show", help="Print an execution's JSON.")
+        show.add_argument("execution_id")
+
+        judge = actions.add_parser("judge", help="Continue or stop a manual judgment stage.")
+        judge.add_argument("execution_id")
+        judge.add_argument("stage_ref_id")
+        decision = judge.add_mutually_exclusive_group(required=True)
+        decision.add_argument("--continue", dest="decision", action="store_const", const="continue")
+        decision.add_argument("--stop", dest="decision", action="store_const", const="stop")
+        judge.add_argument("--input", default=None)
+
+        skip = actions.add_parser("skip-wait", help="End a running wait stage now.")
+        skip.add_argument("execution_id")
+        skip.add_argument("stage_ref_id")
+
+    def handle(self, *args, action, **options):
+        handler = getattr(self, "handle_" + action.replace("-", "_"))
+        try:
+            return handler(**options)
+        except InvalidDocument as invalid:
+            self._fail(invalid.problems)
+        except ActionRefused as refused:
+            raise CommandError(str(refused)) from None
+
+    def _fail(self, problems: list[Problem]) -> None:
+        for problem in problems:
+            self.stderr.write(str(problem))
+        sys.exit(1)
+
+    def _print_json(self, document: dict) -> None:
+        self.stdout.write(json.dumps(document, indent=2, sort_keys=False))
+
+    def _read(self, file: str) -> dict:
+        path = Path(file)
+        if not path.is_file():
+            raise CommandError(f"{file}: no such file")
+        return parse_document(path.read_bytes())
+
+    def _execution(self, execution_id: str) -> Execution:
+        try:
+            key = uuid.UUID(execution_id)
+        except ValueError:
+            raise CommandError(f"{execution_id!r} is not an execution id") from None
+        execution = Execution.objects.select_related("application").filter(id=key).first()
+        if execution is None:
+            raise CommandError(f"no execution {execution_id}")
+        return execution
+
+    def handle_validate(self, file, **options):
+        problems = validate_pipeline(self._read(file))
+        if problems:
+            self._fail(problems)
+        self.stdout.write("valid")
+
+    def handle_save(self, file, **options):
+        pipeline, created = do_save_pipeline(self._read(file), user=CLI_USER)
+        self.stdout.write(str(pipeline.id))
+
+    def handle_execute(self, application, name, param, wait, timeout, **options):
+        pipeline = Pipeline.objects.select_related("application").filter(application__name=application, name=name)
+        pipeline = pipeline.first()
+        if pipeline is None:
+            raise CommandError(f"no pipeline {name!r} in application {application!r}")
+        parameters = {}
+        for item in param:
+            key, separator, value = item.partition("=")
+            if not separator or not key:
+                self._fail([Problem("/parameters", f"--param {item!r} is not KEY=VALUE")])
+            parameters[key] = value
+        execution = do_start_execution(pipeline, parameters=parameters, user=CLI_USER)
+        if not wait:
+            self.stdout.write(str(execution.id))
+            return
+        execution = self._wait_for_end(execution, timeout)
+        self._print_json(execution_document(execution))
+        if execution.status != Status.SUCCEEDED:
+            sys.exit(1)
+
+    def _wait_for_end(self, execution: Execution, timeout: float) -> Execution:
+        deadline = time.monotonic() + timeout
+        while execution.status not in COMPLETE:
+            if time.monotonic() > deadline:
+                self.stderr.write(f"execution {execution.id} still {execution.status} after {timeout:g} s")
+                self._print_json(execution_document(execution))
+                sys.exit(1)
+            time.sleep(0.2)
+            execution.refresh_from_db()
+        return execution
+
+    def handle_show(self, execution_id, **options):
+        self._print_json(execution_document(self._execution(execution_id)))
+
+    def handle_judge(self, execution_id, stage_ref_id, decision, input, **options):
+        execution = self._execution(execution_id)
+        do_judge_stage(execution.id, stage_ref_id, decision=decision, user=CLI_USER, judgment_input=input)
+        self._print_json(execution_document(self._execution(execution_id)))
+
+    def handle_skip_wait(self, execution_id, stage_ref_id, **options):
+        execution = self._execution(execution_id)
+        do_skip_wait(execution.id, stage_ref_id, user=CLI_USER)
+        self._print_json(execution_document(self._execution(execution_id)))

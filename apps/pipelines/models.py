@@ -1,0 +1,148 @@
+"""Applications, pipelines (with revisions), executions and stage executions."""
+
+import uuid
+
+from django.core.validators import RegexValidator
+from django.db import models
+
+from apps.pipelines.choices import ACTIVE, COMPLETE, Status
+
+application_name_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9-]{0,62}$",
+    "Application names are lowercase letters, digits and hyphens, starting with a letter or digit.",
+)
+
+
+def epoch_millis(moment) -> int | None:
+    """Return a datetime as epoch milliseconds (Spinnaker's time format), or None."""
+    if moment is None:
+        return None
+    return int(moment.timestamp() * 1000)
+
+
+class Application(models.Model):
+    """What a team owns and deploys; permissions are granted per application."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[application_name_validator])
+    owner = models.CharField(max_length=200, blank=True, help_text="Owning team or e-mail address.")
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("execute_application", "Can run, cancel and judge the application's pipelines"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Pipeline(models.Model):
+    """A saved pipeline definition, kept as Spinnaker's pipeline JSON (unknown keys included)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="pipelines")
+    name = models.CharField(max_length=200)
+    definition = models.JSONField(help_text="The whole pipeline document in Spinnaker's format.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["application__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["application", "name"], name="unique_pipeline_name_per_app")]
+
+    def __str__(self) -> str:
+        return f"{self.application.name}/{self.name}"
+
+
+class PipelineRevision(models.Model):
+    """One saved version of a pipeline's definition; every save adds one."""
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    definition = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["pipeline", "-number"]
+        constraints = [models.UniqueConstraint(fields=["pipeline", "number"], name="unique_revision_number")]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline} r{self.number}"
+
+
+class Execution(models.Model):
+    """One run of a pipeline, with a frozen copy of the definition it ran."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="executions")
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.SET_NULL, null=True, related_name="executions")
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NOT_STARTED)
+    definition = models.JSONField(help_text="The pipeline document as it was when the execution started.")
+    trigger = models.JSONField(default=dict)
+    parameters = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    start_time = models.DateTimeField(null=True, blank=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    started_by = models.CharField(max_length=150, blank=True)
+    canceled_by = models.CharField(max_length=150, blank=True)
+    cancel_reason = models.TextField(blank=True)
+    # Incremented with every published change, so a browser that reconnects
+    # knows which events it missed.
+    event_sequence = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["pipeline", "-created_at"], name="execution_pipeline_recent"),
+            models.Index(fields=["application", "-created_at"], name="execution_app_recent"),
+            models.Index(fields=["status"], name="execution_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application.name}/{self.name} {self.id}"
+
+    @property
+    def is_complete(self) -> bool:
+        return self.status in COMPLETE
+
+
+class StageExecution(models.Model):
+    """One stage of an execution: evaluated context, outputs, status and timings."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="stages")
+    ref_id = models.CharField(max_length=100)
+    position = models.PositiveIntegerField(default=0, help_text="Index of the stage in the pipeline's stages list.")
+    type = models.CharField(max_length=100)
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NOT_STARTED)
+    requisite_ref_ids = models.JSONField(default=list)
+    definition = models.JSONField(help_text="The stage as written in the pipeline, before expressions.")
+    context = models.JSONField(default=dict, help_text="The stage's inputs after expressions, plus task state.")
+    outputs = models.JSONField(default=dict)
+    start_time = models.DateTimeField(null=True, blank=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    # Every job scheduled for the stage carries the token current when it was
+    # scheduled; a job whose token is no longer current is a duplicate or
+    # stale message and does nothing.
+    run_token = models.PositiveIntegerField(default=0)
+    # When the stage's next job is due (None: it waits for a person). The
+    # sweeper uses it to find stages whose message went missing.
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["execution", "position"]
+        constraints = [models.UniqueConstraint(fields=["execution", "ref_id"], name="unique_stage_ref_per_execution")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.ref_id})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE

