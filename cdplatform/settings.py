@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from cdplatform.env import env_bool, env_int, env_list, env_str
+from cdplatform.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -110,10 +110,13 @@ RQ = {
     "WORKER_CLASS": "cdplatform.workers.EngineWorker",
 }
 
+# Pub/sub layer: a group message is one PUBLISH, which the engine's workers
+# send from synchronous code in the same Redis round trip as their next jobs
+# (apps/pipelines/events.py).
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "cdplatform"},
     }
 }
 
@@ -146,6 +149,9 @@ SPECTACULAR_SETTINGS = {
 # How long a RUNNING stage may go without its job touching it before the
 # sweeper considers its message lost and re-enqueues it.
 ENGINE_STAGE_LEASE_SECONDS = env_int("ENGINE_STAGE_LEASE_SECONDS", 300, minimum=5)
+# How long one job may keep running the next stage of a chain itself instead
+# of queueing it (0: every stage step is a job of its own).
+ENGINE_INLINE_SECONDS = env_float("ENGINE_INLINE_SECONDS", 1.0, minimum=0.0)
 
 # --- Internationalisation, static files -----------------------------------
 LANGUAGE_CODE = "en-us"

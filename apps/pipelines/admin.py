@@ -76,7 +76,7 @@ class ExecutionAdmin(admin.ModelAdmin):
         "id", "application", "pipeline", "name", "status", "created_at", "start_time", "end_time",
         "started_by", "canceled_by", "cancel_reason", "trigger_json", "parameters_json",
     )
-    exclude = ("definition", "trigger", "parameters", "event_sequence")
+    exclude = ("definition", "trigger", "parameters")
     inlines = [StageExecutionInline]
 
     @admin.display(description="trigger")

@@ -18,9 +18,12 @@ can run any number of times: a duplicate or late message finds nothing to do.
 Transactions and locks. Each step locks what it changes and enqueues the
 next messages only after it commits, so a worker never sees work that was
 rolled back. Lock order: an Execution row before any of its StageExecution
-rows. Running a task locks only its stage row (so parallel branches really
-run in parallel); advancing locks the execution row, which serializes the
-decisions of one execution (a join can never be missed or started twice).
+rows, never the other way round. Running a task locks only its stage row (so
+parallel branches really run in parallel), and when the stages after it wait
+on it alone, starts them under that same lock: nothing else can start them.
+Every other decision — a join, a failure, the end — is made by advancing,
+which locks the execution row first and so serializes the decisions of one
+execution (a join can never be missed or started twice).
 
 Duplicate messages. Each job carries the stage's ``run_token`` as it was when
 the job was scheduled; scheduling a new job bumps the token, so a job with a
@@ -30,15 +33,16 @@ stale token does nothing.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
-from django.db import transaction
-from django.db.models import F
+from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.pipelines.choices import ACTIVE, CONTINUABLE, Status
+from apps.pipelines.events import ExecutionChange, add_publishes, next_sequences, stage_change
 from apps.pipelines.expressions import ExpressionError, is_truthy
 from apps.pipelines.models import Execution, StageExecution
 from apps.pipelines.scope import ExpressionScope
@@ -55,14 +59,31 @@ STRUCTURAL_KEYS = frozenset({"refId", "type", "name", "requisiteStageRefIds"})
 
 @dataclass
 class Dispatch:
-    """Messages and events that a transaction produced, sent only once it has committed."""
+    """Jobs, cancel hooks and live events that a transaction produced, sent only once it has committed.
+
+    Every job and event goes to Redis in one pipelined round trip (plus one
+    for the events' sequence numbers).
+    """
 
     runs: list[tuple[str, int, float]] = field(default_factory=list)
     canceled: list[StageExecution] = field(default_factory=list)
-    publish: list[tuple[Any, str, str, int]] = field(default_factory=list)
+    changes: dict[str, ExecutionChange] = field(default_factory=dict)
+    # When set, one stage due now is kept back from the queue and run next by
+    # the current job instead (see run_stage_job); it is left in ``inline``.
+    keep_one_inline: bool = False
+    inline: tuple[str, int] | None = None
 
     def run_stage(self, stage: StageExecution, delay: float = 0.0) -> None:
         self.runs.append((str(stage.id), stage.run_token, delay))
+
+    def changed(self, execution: Execution, stage: StageExecution | None = None) -> None:
+        key = str(execution.id)
+        change = self.changes.get(key)
+        if change is None:
+            change = self.changes[key] = ExecutionChange(key, execution.application.name, execution.status)
+        change.status = execution.status
+        if stage is not None:
+            change.stages[stage.ref_id] = stage_change(stage)
 
     def send_on_commit(self) -> None:
         transaction.on_commit(self.send)
@@ -70,14 +91,19 @@ class Dispatch:
     def send(self) -> None:
         from apps.pipelines import jobs
 
-        for stage_id, token, delay in self.runs:
-            jobs.enqueue_run_stage(stage_id, token, delay)
+        connection = jobs.engine_queue().connection
+        changes = list(self.changes.values())
+        sequences = next_sequences(connection, list(self.changes)) if changes else {}
+        with connection.pipeline(transaction=False) as pipe:
+            for stage_id, token, delay in self.runs:
+                if self.keep_one_inline and self.inline is None and delay <= 0:
+                    self.inline = (stage_id, token)
+                    continue
+                jobs.enqueue_run_stage(stage_id, token, delay, pipeline=pipe)
+            add_publishes(pipe, changes, sequences)
+            pipe.execute()
         for stage in self.canceled:
             _run_cancel_hook(stage)
-        from apps.pipelines.events import publish_execution_change
-
-        for execution_id, application_name, status, sequence in self.publish:
-            publish_execution_change(execution_id, application_name, status, sequence)
 
 
 def _run_cancel_hook(stage: StageExecution) -> None:
@@ -141,25 +167,79 @@ def start_execution(execution_id) -> None:
 # --- Running a stage's task ---------------------------------------------------------------------
 
 
-def run_stage(stage_id, token: int) -> None:
-    """Run one step of a RUNNING stage's task; complete the stage and advance the execution when it is done."""
+def run_stage_job(stage_id, token: int) -> None:
+    """The ``run_stage`` message: run one step of a stage, then keep going in the same job while it pays.
+
+    When a step starts the next stage, that stage's first step runs here
+    rather than in a new job, for up to ``ENGINE_INLINE_SECONDS``: a chain
+    of stages that finish at once (variables, checks, quick calls) then
+    costs one job, not one per stage. Other stages a step starts are
+    queued, so parallel branches still run on other workers. The stage run
+    inline is marked due in the database first, so a crash loses nothing the
+    sweeper cannot find.
+    """
+    from apps.pipelines import jobs
+
+    budget = settings.ENGINE_INLINE_SECONDS
+    deadline = time.monotonic() + budget
+    # Inline runs only outside an enclosing transaction, where a step's commit is final.
+    keep_inline = budget > 0 and connection.get_autocommit()
+    step: tuple[str, int] | None = (stage_id, token)
+    while step is not None:
+        step = run_stage(*step, keep_inline=keep_inline)
+        if step is not None and time.monotonic() >= deadline:
+            jobs.enqueue_run_stage(*step)
+            return
+
+
+def run_stage(stage_id, token: int, keep_inline: bool = False) -> tuple[str, int] | None:
+    """Run one step of a RUNNING stage's task; when it is done, complete the stage and move on.
+
+    Moving on usually happens in the same transaction: when every stage
+    downstream of this one waits on this stage alone (a chain), nothing else
+    can start them, so they are started here under this stage's lock.
+    Anything else — a join, the end of the pipeline, a failure — goes through
+    :func:`advance_execution`, which takes the execution's lock.
+
+    With ``keep_inline``, returns one started stage for the caller to run
+    next instead of queueing it.
+    """
+    dispatch = Dispatch(keep_one_inline=keep_inline)
     with transaction.atomic():
         stage = (
             StageExecution.objects.select_for_update(of=("self",))
             .select_related("execution__application")
+            .defer("execution__definition", "execution__trigger", "execution__parameters")
             .filter(id=stage_id)
+            .order_by()
             .first()
         )
         if stage is None or stage.status != Status.RUNNING or stage.run_token != token:
-            return
-        if stage.execution.status != Status.RUNNING:
-            return
+            return None
+        execution = stage.execution
+        if execution.status != Status.RUNNING:
+            return None
         result = _run_task(stage)
-        dispatch = Dispatch()
         completed = _apply_result(stage, result, dispatch)
+        dispatch.changed(execution, stage)
+        must_advance = completed and not _continue_chain(execution, stage, dispatch)
         dispatch.send_on_commit()
-    if completed:
-        advance_execution(stage.execution_id)
+    if must_advance:
+        return advance_execution(stage.execution_id, keep_inline=keep_inline)
+    return dispatch.inline
+
+
+def _continue_chain(execution: Execution, stage: StageExecution, dispatch: Dispatch) -> bool:
+    """Start the stages that wait on ``stage`` alone; False when the execution's lock is needed instead."""
+    if stage.status not in CONTINUABLE or not stage.next_ref_ids:
+        return False
+    downstream = list(execution.stages.filter(ref_id__in=stage.next_ref_ids).order_by())
+    if any(len(other.requisite_ref_ids) > 1 or other.status != Status.NOT_STARTED for other in downstream):
+        return False
+    for other in downstream:
+        _start_stage(execution, other, None, dispatch)
+    # A stage that was skipped or failed at start needs the full reconciliation.
+    return all(other.status == Status.RUNNING for other in downstream)
 
 
 def _run_task(stage: StageExecution) -> TaskResult:
@@ -213,17 +293,26 @@ def _apply_result(stage: StageExecution, result: TaskResult, dispatch: Dispatch)
 # --- Advancing an execution ----------------------------------------------------------------------
 
 
-def advance_execution(execution_id) -> None:
-    """Start what can start, halt or complete the execution, all from the database's current state."""
-    dispatch = Dispatch()
+def advance_execution(execution_id, keep_inline: bool = False) -> tuple[str, int] | None:
+    """Start what can start, halt or complete the execution, all from the database's current state.
+
+    With ``keep_inline``, returns one started stage for the caller to run next instead of queueing it.
+    """
+    dispatch = Dispatch(keep_one_inline=keep_inline)
     with transaction.atomic():
         execution = (
-            Execution.objects.select_for_update().select_related("application").filter(id=execution_id).first()
+            Execution.objects.select_for_update()
+            .select_related("application")
+            .defer("definition")
+            .filter(id=execution_id)
+            .order_by()
+            .first()
         )
         if execution is None or execution.status != Status.RUNNING:
-            return
+            return None
         _advance(execution, dispatch)
         dispatch.send_on_commit()
+    return dispatch.inline
 
 
 def _advance(execution: Execution, dispatch: Dispatch) -> None:
@@ -242,7 +331,7 @@ def _advance(execution: Execution, dispatch: Dispatch) -> None:
                 progressed = True
     if not any(stage.status in ACTIVE for stage in stages):
         _complete(execution, _final_status(stages))
-    _record_change(execution, dispatch)
+    dispatch.changed(execution)
 
 
 def _requisites_done(stage: StageExecution, by_ref: dict[str, StageExecution]) -> bool:
@@ -274,8 +363,9 @@ def _halt(execution: Execution, stages: list[StageExecution], dispatch: Dispatch
             stage.run_token += 1
             stage.save(update_fields=["status", "end_time", "next_run_at", "run_token"])
             dispatch.canceled.append(stage)
+            dispatch.changed(execution, stage)
     _complete(execution, _final_status(stages))
-    _record_change(execution, dispatch)
+    dispatch.changed(execution)
 
 
 def _complete(execution: Execution, status: Status) -> None:
@@ -284,13 +374,9 @@ def _complete(execution: Execution, status: Status) -> None:
     execution.save(update_fields=["status", "end_time"])
 
 
-def _record_change(execution: Execution, dispatch: Dispatch) -> None:
-    Execution.objects.filter(id=execution.id).update(event_sequence=F("event_sequence") + 1)
-    execution.event_sequence += 1
-    dispatch.publish.append((execution.id, execution.application.name, execution.status, execution.event_sequence))
-
-
-def _start_stage(execution: Execution, stage: StageExecution, stages: list[StageExecution], dispatch: Dispatch) -> None:
+def _start_stage(
+    execution: Execution, stage: StageExecution, stages: list[StageExecution] | None, dispatch: Dispatch
+) -> None:
     """Move a stage out of NOT_STARTED: SKIPPED, failed on a bad expression, or RUNNING with a job queued."""
     now = timezone.now()
     stage.start_time = now
@@ -306,11 +392,13 @@ def _start_stage(execution: Execution, stage: StageExecution, stages: list[Stage
                 expression = "${" + expression + "}"
             if not is_truthy(scope.evaluate(expression)):
                 _finish_without_running(stage, Status.SKIPPED, raw, now)
+                dispatch.changed(execution, stage)
                 return
         evaluated = {key: value for key, value in raw.items() if key in lazy}
         evaluated.update(scope.evaluate({key: value for key, value in raw.items() if key not in lazy}))
     except ExpressionError as error:
         _finish_without_running(stage, failure_status(raw), {**raw, **_error_context(str(error))}, now)
+        dispatch.changed(execution, stage)
         return
     stage.context = evaluated
     stage.status = Status.RUNNING
@@ -318,6 +406,7 @@ def _start_stage(execution: Execution, stage: StageExecution, stages: list[Stage
     stage.next_run_at = now
     stage.save(update_fields=["context", "status", "start_time", "run_token", "next_run_at"])
     dispatch.run_stage(stage)
+    dispatch.changed(execution, stage)
 
 
 def _finish_without_running(stage: StageExecution, status: Status, context: dict, now) -> None:

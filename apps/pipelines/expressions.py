@@ -98,6 +98,17 @@ def expression_syntax_errors(text: str) -> list[str]:
     return errors
 
 
+def has_expressions(value: Any) -> bool:
+    """Whether any string inside ``value`` (dict values, list items) contains ``${``."""
+    if isinstance(value, str):
+        return "${" in value
+    if isinstance(value, dict):
+        return any(has_expressions(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(has_expressions(item) for item in value)
+    return False
+
+
 def is_truthy(value: Any) -> bool:
     """Read a ``stageEnabled`` or precondition result: Python truthiness, except for strings.
 

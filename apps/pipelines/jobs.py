@@ -8,6 +8,8 @@ waits) need the worker's scheduler.
 from datetime import timedelta
 
 import django_rq
+from django.conf import settings
+from rq import Queue
 
 from apps.pipelines import engine
 
@@ -21,16 +23,33 @@ def start_execution(execution_id: str) -> None:
 
 
 def run_stage(stage_id: str, token: int) -> None:
-    engine.run_stage(stage_id, token)
+    engine.run_stage_job(stage_id, token)
 
 
 def enqueue_start_execution(execution_id) -> None:
-    django_rq.get_queue(QUEUE_NAME).enqueue(start_execution, str(execution_id), **JOB_OPTIONS)
+    engine_queue().enqueue(start_execution, str(execution_id), **JOB_OPTIONS)
 
 
-def enqueue_run_stage(stage_id: str, token: int, delay: float = 0.0) -> None:
-    queue = django_rq.get_queue(QUEUE_NAME)
+_queues: dict[str, Queue] = {}
+
+
+def engine_queue() -> Queue:
+    """The engine's queue, one per Redis URL per process.
+
+    django-rq builds a new Redis connection pool on every ``get_queue`` call;
+    reusing one saves a connection handshake on every engine step.
+    """
+    url = settings.RQ_QUEUES[QUEUE_NAME]["URL"]
+    queue = _queues.get(url)
+    if queue is None:
+        queue = _queues[url] = django_rq.get_queue(QUEUE_NAME)
+    return queue
+
+
+def enqueue_run_stage(stage_id: str, token: int, delay: float = 0.0, pipeline=None) -> None:
+    """Queue one step of a stage, now or after ``delay`` seconds; on ``pipeline`` when given (sent by the caller)."""
+    queue = engine_queue()
     if delay > 0:
-        queue.enqueue_in(timedelta(seconds=delay), run_stage, stage_id, token, **JOB_OPTIONS)
+        queue.enqueue_in(timedelta(seconds=delay), run_stage, stage_id, token, pipeline=pipeline, **JOB_OPTIONS)
     else:
-        queue.enqueue(run_stage, stage_id, token, **JOB_OPTIONS)
+        queue.enqueue(run_stage, stage_id, token, pipeline=pipeline, **JOB_OPTIONS)

@@ -92,9 +92,6 @@ class Execution(models.Model):
     started_by = models.CharField(max_length=150, blank=True)
     canceled_by = models.CharField(max_length=150, blank=True)
     cancel_reason = models.TextField(blank=True)
-    # Incremented with every published change, so a browser that reconnects
-    # knows which events it missed.
-    event_sequence = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -123,6 +120,8 @@ class StageExecution(models.Model):
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NOT_STARTED)
     requisite_ref_ids = models.JSONField(default=list)
+    # The stages that list this one as a requisite, so moving on needs no scan of the whole graph.
+    next_ref_ids = models.JSONField(default=list)
     definition = models.JSONField(help_text="The stage as written in the pipeline, before expressions.")
     context = models.JSONField(default=dict, help_text="The stage's inputs after expressions, plus task state.")
     outputs = models.JSONField(default=dict)
@@ -137,7 +136,7 @@ class StageExecution(models.Model):
     next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
-        ordering = ["execution", "position"]
+        ordering = ["execution_id", "position"]
         constraints = [models.UniqueConstraint(fields=["execution", "ref_id"], name="unique_stage_ref_per_execution")]
 
     def __str__(self) -> str:

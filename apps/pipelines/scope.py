@@ -114,7 +114,11 @@ class ExpressionScope:
 
     def evaluate(self, value: Any, extra_variables: dict | None = None) -> Any:
         """Evaluate every ``${...}`` in ``value``; raises ExpressionError."""
-        from apps.pipelines.expressions import evaluate
+        from apps.pipelines.expressions import evaluate, has_expressions
+
+        if not has_expressions(value):
+            # Building the variables reads every stage: skip it when nothing needs them.
+            return value
 
         variables = self.variables()
         if extra_variables:

@@ -72,6 +72,11 @@ def do_start_execution(
         raise ActionRefused(f"pipeline {pipeline} is disabled")
     resolved = resolve_parameters(definition, parameters or {})
     trigger = {"type": "manual", "user": user or "anonymous", **(trigger or {}), "parameters": resolved}
+    stage_definitions = definition.get("stages") or []
+    downstream: dict[str, list[str]] = {str(stage["refId"]): [] for stage in stage_definitions}
+    for stage in stage_definitions:
+        for requisite in stage.get("requisiteStageRefIds") or []:
+            downstream[str(requisite)].append(str(stage["refId"]))
     with transaction.atomic():
         execution = Execution.objects.create(
             application=pipeline.application,
@@ -91,9 +96,10 @@ def do_start_execution(
                     type=stage["type"],
                     name=stage.get("name") or stage["type"],
                     requisite_ref_ids=[str(ref) for ref in stage.get("requisiteStageRefIds") or []],
+                    next_ref_ids=downstream[str(stage["refId"])],
                     definition=stage,
                 )
-                for position, stage in enumerate(definition.get("stages") or [])
+                for position, stage in enumerate(stage_definitions)
             ]
         )
         transaction.on_commit(lambda: jobs.enqueue_start_execution(execution.id))
