@@ -106,8 +106,8 @@ def do_start_execution(
     return execution
 
 
-def _running_stage(execution_id, ref_id: str) -> StageExecution:
-    """The stage ``ref_id`` of the execution, locked; refused unless it is running."""
+def _locked_stage(execution_id, ref_id: str) -> StageExecution:
+    """The stage ``ref_id`` of the execution, locked for the caller's transaction."""
     stage = (
         StageExecution.objects.select_for_update()
         .select_related("execution")
@@ -116,9 +116,12 @@ def _running_stage(execution_id, ref_id: str) -> StageExecution:
     )
     if stage is None:
         raise ActionRefused(f"execution {execution_id} has no stage with refId {ref_id!r}")
+    return stage
+
+
+def _require_running(stage: StageExecution) -> None:
     if stage.status != Status.RUNNING:
         raise ActionRefused(f"stage {stage.name!r} is {stage.status}, not RUNNING")
-    return stage
 
 
 def _run_now(stage: StageExecution, fields: list[str]) -> None:
@@ -135,9 +138,10 @@ def do_judge_stage(execution_id, ref_id: str, *, decision: str, user: str, judgm
     if decision not in (CONTINUE, STOP):
         raise ActionRefused(f"judgment must be {CONTINUE!r} or {STOP!r}, not {decision!r}")
     with transaction.atomic():
-        stage = _running_stage(execution_id, ref_id)
+        stage = _locked_stage(execution_id, ref_id)
         if stage.type != "manualJudgment":
             raise ActionRefused(f"stage {stage.name!r} is a {stage.type} stage, not a manual judgment")
+        _require_running(stage)
         if stage.context.get("judgmentStatus"):
             raise ActionRefused(f"stage {stage.name!r} was already judged")
         options = judgment_options(stage.context)
@@ -157,10 +161,11 @@ def do_judge_stage(execution_id, ref_id: str, *, decision: str, user: str, judgm
 def do_skip_wait(execution_id, ref_id: str, *, user: str) -> StageExecution:
     """End a running wait early, as a person may in Spinnaker ("skip remaining wait")."""
     with transaction.atomic():
-        stage = _running_stage(execution_id, ref_id)
+        stage = _locked_stage(execution_id, ref_id)
         stage_type = get_stage_type(stage.type)
         if stage_type is None or not stage_type.skippable:
             raise ActionRefused(f"stage {stage.name!r} is a {stage.type} stage, which cannot be skipped")
+        _require_running(stage)
         stage.context = {**stage.context, "skipRemainingWait": True, "skippedBy": user}
         _run_now(stage, ["context"])
     return stage
