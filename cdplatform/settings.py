@@ -146,9 +146,11 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Engine ---------------------------------------------------------------
-# How long a RUNNING stage may go without its job touching it before the
-# sweeper considers its message lost and re-enqueues it.
-ENGINE_STAGE_LEASE_SECONDS = env_int("ENGINE_STAGE_LEASE_SECONDS", 300, minimum=5)
+# How long engine work may be overdue (a stage step, an execution's start)
+# before the sweeper presumes its message lost and queues it again.
+ENGINE_STAGE_LEASE_SECONDS = env_int("ENGINE_STAGE_LEASE_SECONDS", 60, minimum=1)
+# How often the sweeper runs: once per interval across all workers.
+ENGINE_SWEEP_INTERVAL_SECONDS = env_int("ENGINE_SWEEP_INTERVAL_SECONDS", 15, minimum=1)
 # How long one job may keep running the next stage of a chain itself instead
 # of queueing it (0: every stage step is a job of its own).
 ENGINE_INLINE_SECONDS = env_float("ENGINE_INLINE_SECONDS", 1.0, minimum=0.0)

@@ -2,16 +2,37 @@
 
 A non-forking worker: each engine job is a short database transaction plus an
 enqueue, so forking a child per job (RQ's default) would cost far more than the
-work itself. Without the fork, the worker must keep Django's database
-connections healthy between jobs itself, which is all this class adds.
+work itself. Without the fork, the worker keeps Django's database connections
+healthy between jobs itself.
+
+It also runs the engine's sweeper, so the sweeper needs no process of its
+own: between jobs, and at least every ENGINE_SWEEP_INTERVAL_SECONDS when
+idle, a worker tries to take a Redis key that expires after one interval;
+whoever takes it sweeps. However many workers run, the sweep runs about once
+per interval, and it keeps running after Redis loses everything.
 """
 
+import logging
+import time
+
+from django.conf import settings
 from django.db import close_old_connections
 from rq.worker import SimpleWorker
 
+logger = logging.getLogger(__name__)
+
+SWEEP_KEY = "cdplatform:engine-sweeper"
+
 
 class EngineWorker(SimpleWorker):
-    """SimpleWorker that drops broken or expired database connections around each job."""
+    """SimpleWorker that keeps database connections healthy and runs the engine's sweeper."""
+
+    _next_sweep_check = 0.0
+
+    @property
+    def dequeue_timeout(self) -> int:
+        # Wake an idle worker often enough to take its turn at sweeping.
+        return max(1, min(super().dequeue_timeout, settings.ENGINE_SWEEP_INTERVAL_SECONDS))
 
     def perform_job(self, job, queue, *args, **kwargs):
         close_old_connections()
@@ -19,3 +40,23 @@ class EngineWorker(SimpleWorker):
             return super().perform_job(job, queue, *args, **kwargs)
         finally:
             close_old_connections()
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        super().heartbeat(timeout, pipeline)
+        if pipeline is None:  # not in the middle of a job's bookkeeping
+            self._maybe_sweep()
+
+    def _maybe_sweep(self) -> None:
+        interval = settings.ENGINE_SWEEP_INTERVAL_SECONDS
+        if time.monotonic() < self._next_sweep_check:
+            return
+        self._next_sweep_check = time.monotonic() + interval / 2
+        try:
+            if not self.connection.set(SWEEP_KEY, self.name, nx=True, ex=interval):
+                return
+            from apps.pipelines.engine import sweep
+
+            close_old_connections()
+            sweep()
+        except Exception:  # noqa: BLE001  (a failed sweep is retried next interval; the worker goes on)
+            logger.exception("engine sweep failed")

@@ -90,8 +90,9 @@ class WorkerPool:
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, count: int = 1) -> None:
-        env = {**os.environ, "REDIS_URL": self.redis_url, "DATABASE_URL": self.database_url}
+    def start(self, count: int = 1, **settings_env: str) -> None:
+        """Start ``count`` workers; keyword arguments become environment variables (settings) for them."""
+        env = {**os.environ, "REDIS_URL": self.redis_url, "DATABASE_URL": self.database_url, **settings_env}
         for _ in range(count):
             index = len(self.processes) + 1
             log = open(self.log_dir / f"worker-{index}.log", "ab")  # noqa: SIM115  (closed with the process)

@@ -414,3 +414,60 @@ def _finish_without_running(stage: StageExecution, status: Status, context: dict
     stage.status = status
     stage.end_time = now
     stage.save(update_fields=["context", "status", "start_time", "end_time"])
+
+
+# --- Recovering lost work ------------------------------------------------------------------------
+
+SWEEP_BATCH = 500
+
+
+def sweep() -> dict[str, int]:
+    """Find work whose message went missing and queue it again; returns how much of each kind.
+
+    A message is presumed lost when its work is due for longer than
+    ``ENGINE_STAGE_LEASE_SECONDS``: a worker died mid-step, Redis lost its
+    queue, or a commit's follow-up never reached Redis. Re-queued steps carry
+    a fresh token, so if the old message does turn up it does nothing.
+    """
+    from apps.pipelines import jobs
+
+    cutoff = timezone.now() - timedelta(seconds=settings.ENGINE_STAGE_LEASE_SECONDS)
+    starts = list(
+        Execution.objects.filter(status=Status.NOT_STARTED, created_at__lt=cutoff).values_list("id", flat=True)[
+            :SWEEP_BATCH
+        ]
+    )
+    for execution_id in starts:
+        jobs.enqueue_start_execution(execution_id)
+    overdue = list(
+        StageExecution.objects.filter(
+            status=Status.RUNNING, execution__status=Status.RUNNING, next_run_at__lt=cutoff
+        ).values_list("id", flat=True)[:SWEEP_BATCH]
+    )
+    for stage_id in overdue:
+        _requeue_stage(stage_id, cutoff)
+    # Executions whose last stage finished but whose advance never ran.
+    stalled = list(
+        Execution.objects.filter(status=Status.RUNNING)
+        .exclude(stages__status__in=ACTIVE)
+        .values_list("id", flat=True)[:SWEEP_BATCH]
+    )
+    for execution_id in stalled:
+        advance_execution(execution_id)
+    counts = {"starts": len(starts), "stages": len(overdue), "executions": len(stalled)}
+    if any(counts.values()):
+        logger.warning("sweeper re-queued lost engine work: %s", counts)
+    return counts
+
+
+def _requeue_stage(stage_id, cutoff) -> None:
+    with transaction.atomic():
+        stage = StageExecution.objects.select_for_update().filter(id=stage_id).order_by().first()
+        if stage is None or stage.status != Status.RUNNING or stage.next_run_at is None or stage.next_run_at >= cutoff:
+            return  # it moved on while we looked
+        stage.run_token += 1
+        stage.next_run_at = timezone.now()
+        stage.save(update_fields=["run_token", "next_run_at"])
+        dispatch = Dispatch()
+        dispatch.run_stage(stage)
+        dispatch.send_on_commit()
