@@ -41,7 +41,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.pipelines.choices import ACTIVE, CONTINUABLE, Status
+from apps.pipelines.choices import ACTIVE, COMPLETE, CONTINUABLE, Status
 from apps.pipelines.events import ExecutionChange, add_publishes, next_sequences, stage_change
 from apps.pipelines.expressions import ExpressionError, is_truthy
 from apps.pipelines.models import Execution, StageExecution
@@ -218,6 +218,11 @@ def run_stage(stage_id, token: int, keep_inline: bool = False) -> tuple[str, int
             return None
         execution = stage.execution
         if execution.status != Status.RUNNING:
+            if execution.status in COMPLETE:
+                # The execution ended while this stage was being started: it will not run.
+                _cancel_stage(stage, dispatch)
+                dispatch.changed(execution, stage)
+                dispatch.send_on_commit()
             return None
         result = _run_task(stage)
         completed = _apply_result(stage, result, dispatch)
@@ -352,20 +357,30 @@ def _final_status(stages: list[StageExecution]) -> Status:
 
 def _halt(execution: Execution, stages: list[StageExecution], dispatch: Dispatch) -> None:
     """A stage failed the pipeline: cancel the stages still running and end the execution."""
-    active_ids = [stage.id for stage in stages if stage.status in ACTIVE]
-    now = timezone.now()
-    if active_ids:
-        # Lock the running stages, waiting for any task step in progress to finish.
-        for stage in StageExecution.objects.select_for_update().filter(id__in=active_ids, status__in=ACTIVE):
-            stage.status = Status.CANCELED
-            stage.end_time = now
-            stage.next_run_at = None
-            stage.run_token += 1
-            stage.save(update_fields=["status", "end_time", "next_run_at", "run_token"])
-            dispatch.canceled.append(stage)
+    final_status = _final_status(stages)
+    while True:
+        # Locking waits for any task step in progress; that step may start the
+        # next stage of its chain as it commits, so look again until none is left.
+        running = list(
+            StageExecution.objects.select_for_update().filter(execution=execution, status__in=ACTIVE).order_by()
+        )
+        if not running:
+            break
+        for stage in running:
+            _cancel_stage(stage, dispatch)
             dispatch.changed(execution, stage)
-    _complete(execution, _final_status(stages))
+    _complete(execution, final_status)
     dispatch.changed(execution)
+
+
+def _cancel_stage(stage: StageExecution, dispatch: Dispatch) -> None:
+    """Mark a running stage CANCELED (the caller holds its lock); its cancel hook runs after commit."""
+    stage.status = Status.CANCELED
+    stage.end_time = timezone.now()
+    stage.next_run_at = None
+    stage.run_token += 1
+    stage.save(update_fields=["status", "end_time", "next_run_at", "run_token"])
+    dispatch.canceled.append(stage)
 
 
 def _complete(execution: Execution, status: Status) -> None:
