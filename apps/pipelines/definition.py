@@ -331,8 +331,10 @@ def _requisite_problems(stage: dict, pointer: str, first_index: dict[str, int]) 
 
 
 def _stage_option_problems(stage: dict, pointer: str) -> list[Problem]:
-    """Spinnaker's options common to every stage: conditional execution, failure handling, timeout."""
-    problems = _optional_types(stage, pointer, dict.fromkeys(STAGE_FLAGS, bool))
+    """Spinnaker's options common to every stage: conditional execution, failure handling, timeout, window."""
+    from apps.pipelines.windows import validate_window
+
+    problems = _optional_types(stage, pointer, dict.fromkeys(STAGE_FLAGS, bool)) + validate_window(stage, pointer)
     timeout = stage.get("stageTimeoutMs")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0):
         problems.append(

@@ -42,7 +42,24 @@ def execution_document(execution: Execution, stages: list[StageExecution] | None
         "limitConcurrent": execution.definition.get("limitConcurrent", False),
         "keepWaitingPipelines": execution.definition.get("keepWaitingPipelines", False),
         "authentication": {"user": execution.started_by or None},
+        "paused": _paused_document(execution),
+        "parentExecution": _parent_document(execution),
         "trigger": execution.trigger,
         "parameters": execution.parameters,
         "stages": [stage_document(stage) for stage in sorted(stages, key=lambda s: s.position)],
     }
+
+
+def _paused_document(execution: Execution) -> dict | None:
+    """Spinnaker's ``paused`` details: the latest pause and the total paused time."""
+    if not execution.pauses:
+        return None
+    paused_at, resumed_at = execution.pauses[-1]
+    total = sum((end or 0) - start for start, end in execution.pauses if end is not None)
+    return {"pauseTime": paused_at, "resumeTime": resumed_at, "pausedMs": total, "isPaused": resumed_at is None}
+
+
+def _parent_document(execution: Execution) -> dict | None:
+    if execution.parent_stage_id is None:
+        return None
+    return {"stageId": str(execution.parent_stage_id)}

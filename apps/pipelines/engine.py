@@ -47,6 +47,7 @@ from apps.pipelines.expressions import ExpressionError, is_truthy
 from apps.pipelines.models import Execution, StageExecution
 from apps.pipelines.scope import ExpressionScope
 from apps.pipelines.stages import TaskResult, get_stage_type
+from apps.pipelines.windows import is_restricted, jitter_seconds, next_window_start
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,10 @@ class Dispatch:
     runs: list[tuple[str, int, float]] = field(default_factory=list)
     canceled: list[StageExecution] = field(default_factory=list)
     changes: dict[str, ExecutionChange] = field(default_factory=dict)
+    # Stages of other executions to run now (a parent waiting on a child that ended).
+    wake: list[str] = field(default_factory=list)
+    # Pipelines whose next waiting (BUFFERED) execution may now start.
+    waiting_pipelines: set[str] = field(default_factory=set)
     # When set, one stage due now is kept back from the queue and run next by
     # the current job instead (see run_stage_job); it is left in ``inline``.
     keep_one_inline: bool = False
@@ -100,6 +105,10 @@ class Dispatch:
                     self.inline = (stage_id, token)
                     continue
                 jobs.enqueue_run_stage(stage_id, token, delay, pipeline=pipe)
+            for stage_id in self.wake:
+                jobs.enqueue_wake_stage(stage_id, pipeline=pipe)
+            for pipeline_id in self.waiting_pipelines:
+                jobs.enqueue_start_waiting(pipeline_id, pipeline=pipe)
             add_publishes(pipe, changes, sequences)
             pipe.execute()
         for stage in self.canceled:
@@ -148,20 +157,86 @@ def _error_context(message: str) -> dict:
 # --- Starting an execution -----------------------------------------------------------------------
 
 
+def lock_execution(execution_id) -> Execution | None:
+    """The execution, locked for the caller's transaction (lock order: pipeline, execution, stages)."""
+    return (
+        Execution.objects.select_for_update(of=("self",))
+        .select_related("application")
+        .filter(id=execution_id)
+        .order_by()
+        .first()
+    )
+
+
 def start_execution(execution_id) -> None:
-    """Mark a NOT_STARTED execution RUNNING and start its first stages; nothing otherwise."""
+    """Start a NOT_STARTED execution, or leave it BUFFERED behind a running one when its pipeline limits concurrency."""
     dispatch = Dispatch()
+    pipeline_id = Execution.objects.filter(id=execution_id, limit_concurrent=True).values_list("pipeline_id", flat=True)
+    pipeline_id = pipeline_id.first()
     with transaction.atomic():
-        execution = (
-            Execution.objects.select_for_update().select_related("application").filter(id=execution_id).first()
-        )
+        if pipeline_id is not None:
+            _lock_pipeline(pipeline_id)  # one start decision at a time per pipeline
+        execution = lock_execution(execution_id)
         if execution is None or execution.status != Status.NOT_STARTED:
             return
-        execution.status = Status.RUNNING
-        execution.start_time = timezone.now()
-        execution.save(update_fields=["status", "start_time"])
-        _advance(execution, dispatch)
+        if pipeline_id is not None and _must_wait(execution):
+            _buffer(execution, dispatch)
+        else:
+            _begin(execution, dispatch)
         dispatch.send_on_commit()
+
+
+def start_waiting(pipeline_id) -> None:
+    """Start the next BUFFERED execution of a pipeline once none of its executions is running."""
+    dispatch = Dispatch()
+    with transaction.atomic():
+        _lock_pipeline(pipeline_id)
+        if Execution.objects.filter(pipeline_id=pipeline_id, status__in=ACTIVE).exists():
+            return
+        waiting = Execution.objects.filter(pipeline_id=pipeline_id, status=Status.BUFFERED).order_by("created_at")
+        next_id = waiting.values_list("id", flat=True).first()
+        if next_id is None:
+            return
+        _begin(lock_execution(next_id), dispatch)
+        dispatch.send_on_commit()
+
+
+def _lock_pipeline(pipeline_id) -> None:
+    from apps.pipelines.models import Pipeline
+
+    list(Pipeline.objects.select_for_update().filter(id=pipeline_id).values_list("id", flat=True))
+
+
+def _must_wait(execution: Execution) -> bool:
+    """Whether another execution of the pipeline runs, or (keeping all waiting) an older one waits."""
+    others = Execution.objects.filter(pipeline_id=execution.pipeline_id).exclude(id=execution.id)
+    if others.filter(status__in=ACTIVE).exists():
+        return True
+    keep_waiting = execution.definition.get("keepWaitingPipelines") is True
+    return keep_waiting and others.filter(status=Status.BUFFERED, created_at__lt=execution.created_at).exists()
+
+
+def _buffer(execution: Execution, dispatch: Dispatch) -> None:
+    """Make the execution wait its turn; without keepWaitingPipelines, it replaces any older waiting one."""
+    execution.status = Status.BUFFERED
+    execution.save(update_fields=["status"])
+    dispatch.changed(execution)
+    if execution.definition.get("keepWaitingPipelines") is True:
+        return
+    superseded = Execution.objects.select_for_update(of=("self",)).select_related("application")
+    superseded = superseded.filter(pipeline_id=execution.pipeline_id, status=Status.BUFFERED).exclude(id=execution.id)
+    for older in superseded:
+        older.canceled_by = "system"
+        older.cancel_reason = f"superseded by newer execution {execution.id} (keepWaitingPipelines is false)"
+        older.save(update_fields=["canceled_by", "cancel_reason"])
+        _complete(older, Status.CANCELED, dispatch)
+
+
+def _begin(execution: Execution, dispatch: Dispatch) -> None:
+    execution.status = Status.RUNNING
+    execution.start_time = timezone.now()
+    execution.save(update_fields=["status", "start_time"])
+    _advance(execution, dispatch)
 
 
 # --- Running a stage's task ---------------------------------------------------------------------
@@ -218,11 +293,7 @@ def run_stage(stage_id, token: int, keep_inline: bool = False) -> tuple[str, int
             return None
         execution = stage.execution
         if execution.status != Status.RUNNING:
-            if execution.status in COMPLETE:
-                # The execution ended while this stage was being started: it will not run.
-                _cancel_stage(stage, dispatch)
-                dispatch.changed(execution, stage)
-                dispatch.send_on_commit()
+            _hold_stage(execution, stage, dispatch)
             return None
         result = _run_task(stage)
         completed = _apply_result(stage, result, dispatch)
@@ -232,6 +303,20 @@ def run_stage(stage_id, token: int, keep_inline: bool = False) -> tuple[str, int
     if must_advance:
         return advance_execution(stage.execution_id, keep_inline=keep_inline)
     return dispatch.inline
+
+
+def _hold_stage(execution: Execution, stage: StageExecution, dispatch: Dispatch) -> None:
+    """A step for a stage whose execution is not running: it waits (paused) or will never run (ended)."""
+    if execution.status in COMPLETE:
+        cancel_stage(stage, dispatch)
+    elif execution.status == Status.PAUSED:
+        # Started as the pause committed; resume runs it again.
+        stage.status = Status.PAUSED
+        stage.save(update_fields=["status"])
+    else:
+        return
+    dispatch.changed(execution, stage)
+    dispatch.send_on_commit()
 
 
 def _continue_chain(execution: Execution, stage: StageExecution, dispatch: Dispatch) -> bool:
@@ -247,12 +332,19 @@ def _continue_chain(execution: Execution, stage: StageExecution, dispatch: Dispa
     return all(other.status == Status.RUNNING for other in downstream)
 
 
+def _running_seconds(stage: StageExecution) -> float:
+    """How long the stage has been running, not counting time its execution spent paused."""
+    elapsed = (timezone.now() - stage.start_time).total_seconds()
+    return elapsed - stage.execution.paused_seconds_since(stage.start_time)
+
+
 def _run_task(stage: StageExecution) -> TaskResult:
     timeout = _timeout_seconds(stage)
-    if timeout is not None and stage.start_time is not None:
-        elapsed = (timezone.now() - stage.start_time).total_seconds()
-        if elapsed >= timeout:
-            return TaskResult.failed(f"Stage timed out after {int(timeout * 1000)} ms (stageTimeoutMs)")
+    if timeout is not None and stage.start_time is not None and _running_seconds(stage) >= timeout:
+        return TaskResult.failed(f"Stage timed out after {int(timeout * 1000)} ms (stageTimeoutMs)")
+    window_wait = _execution_window_wait(stage)
+    if window_wait is not None:
+        return window_wait
     stage_type = get_stage_type(stage.type)
     if stage_type is None:
         return TaskResult.failed(f"unknown stage type {stage.type!r}")
@@ -266,6 +358,44 @@ def _run_task(stage: StageExecution) -> TaskResult:
         return TaskResult.failed(f"{type(error).__name__}: {error}")
 
 
+def _execution_window_wait(stage: StageExecution) -> TaskResult | None:
+    """Keep a stage with ``restrictExecutionDuringTimeWindow`` waiting, visibly, until its window opens.
+
+    The decision is taken once: when the window (plus jitter) has been
+    reached, or a person skipped the wait, later polls do not look again.
+    """
+    window_state = stage.context.get("executionWindow") or {}
+    if not is_restricted(stage.context) or window_state.get("passed"):
+        return None
+    now = timezone.now()
+    if stage.context.get("skipExecutionWindow"):
+        return _window_passed(stage, now, skipped=True)
+    waiting_until = window_state.get("waitingUntil")
+    if waiting_until is None:
+        config = stage.context.get("restrictedExecutionWindow") or {}
+        opening = next_window_start(now, config) or now
+        waiting_until = int((opening.timestamp() + jitter_seconds(config)) * 1000)
+    remaining = waiting_until / 1000 - now.timestamp()
+    if remaining <= 0:
+        return _window_passed(stage, now)
+    state = {**window_state, "waitingUntil": waiting_until, "waiting": True}
+    return TaskResult.running(retry_after=remaining, context={"executionWindow": state})
+
+
+def _window_passed(stage: StageExecution, now, skipped: bool = False) -> None:
+    """Record that the window no longer holds the stage; the task runs in this same step.
+
+    Returns None (no waiting result); the context is saved with the task's result.
+    """
+    stage.context["executionWindow"] = {
+        **(stage.context.get("executionWindow") or {}),
+        "passed": True,
+        "waiting": False,
+        "openedAt": int(now.timestamp() * 1000),
+        "skipped": skipped,
+    }
+
+
 def _apply_result(stage: StageExecution, result: TaskResult, dispatch: Dispatch) -> bool:
     """Persist a task's result; schedule the next poll or complete the stage. Returns True when completed."""
     stage.context = {**stage.context, **result.context}
@@ -275,7 +405,7 @@ def _apply_result(stage: StageExecution, result: TaskResult, dispatch: Dispatch)
         delay = result.retry_after
         timeout = _timeout_seconds(stage)
         if timeout is not None:
-            until_timeout = max(0.0, timeout - (timezone.now() - stage.start_time).total_seconds())
+            until_timeout = max(0.0, timeout - _running_seconds(stage))
             delay = until_timeout if delay is None else min(delay, until_timeout)
         if delay is None:
             stage.next_run_at = None
@@ -335,7 +465,7 @@ def _advance(execution: Execution, dispatch: Dispatch) -> None:
                 _start_stage(execution, stage, stages, dispatch)
                 progressed = True
     if not any(stage.status in ACTIVE for stage in stages):
-        _complete(execution, _final_status(stages))
+        _complete(execution, _final_status(stages), dispatch)
     dispatch.changed(execution)
 
 
@@ -358,6 +488,12 @@ def _final_status(stages: list[StageExecution]) -> Status:
 def _halt(execution: Execution, stages: list[StageExecution], dispatch: Dispatch) -> None:
     """A stage failed the pipeline: cancel the stages still running and end the execution."""
     final_status = _final_status(stages)
+    cancel_running_stages(execution, dispatch)
+    _complete(execution, final_status, dispatch)
+
+
+def cancel_running_stages(execution: Execution, dispatch: Dispatch) -> None:
+    """Cancel every active stage of a locked execution."""
     while True:
         # Locking waits for any task step in progress; that step may start the
         # next stage of its chain as it commits, so look again until none is left.
@@ -365,15 +501,13 @@ def _halt(execution: Execution, stages: list[StageExecution], dispatch: Dispatch
             StageExecution.objects.select_for_update().filter(execution=execution, status__in=ACTIVE).order_by()
         )
         if not running:
-            break
+            return
         for stage in running:
-            _cancel_stage(stage, dispatch)
+            cancel_stage(stage, dispatch)
             dispatch.changed(execution, stage)
-    _complete(execution, final_status)
-    dispatch.changed(execution)
 
 
-def _cancel_stage(stage: StageExecution, dispatch: Dispatch) -> None:
+def cancel_stage(stage: StageExecution, dispatch: Dispatch) -> None:
     """Mark a running stage CANCELED (the caller holds its lock); its cancel hook runs after commit."""
     stage.status = Status.CANCELED
     stage.end_time = timezone.now()
@@ -383,10 +517,16 @@ def _cancel_stage(stage: StageExecution, dispatch: Dispatch) -> None:
     dispatch.canceled.append(stage)
 
 
-def _complete(execution: Execution, status: Status) -> None:
+def _complete(execution: Execution, status: Status, dispatch: Dispatch) -> None:
+    """End the execution; after commit, wake its parent's stage and let a waiting execution start."""
     execution.status = status
     execution.end_time = timezone.now()
     execution.save(update_fields=["status", "end_time"])
+    dispatch.changed(execution)
+    if execution.parent_stage_id is not None:
+        dispatch.wake.append(str(execution.parent_stage_id))
+    if execution.limit_concurrent and execution.pipeline_id is not None:
+        dispatch.waiting_pipelines.add(str(execution.pipeline_id))
 
 
 def _start_stage(
@@ -415,7 +555,8 @@ def _start_stage(
         _finish_without_running(stage, failure_status(raw), {**raw, **_error_context(str(error))}, now)
         dispatch.changed(execution, stage)
         return
-    stage.context = evaluated
+    # A restarted stage keeps its restartDetails.
+    stage.context = {**stage.context, **evaluated}
     stage.status = Status.RUNNING
     stage.run_token += 1
     stage.next_run_at = now
@@ -429,6 +570,116 @@ def _finish_without_running(stage: StageExecution, status: Status, context: dict
     stage.status = status
     stage.end_time = now
     stage.save(update_fields=["context", "status", "start_time", "end_time"])
+
+
+# --- Acting on an execution ---------------------------------------------------------------------
+# These run in the caller's transaction, on an execution it has locked with lock_execution().
+
+
+def wake_stage(stage_id) -> None:
+    """Run a waiting stage's task now (its child execution ended, a person acted): a fresh token, a job."""
+    dispatch = Dispatch()
+    with transaction.atomic():
+        stage = StageExecution.objects.select_for_update().select_related("execution").filter(id=stage_id).first()
+        if stage is None or stage.status != Status.RUNNING or stage.execution.status != Status.RUNNING:
+            return
+        schedule_now(stage, dispatch)
+        dispatch.send_on_commit()
+
+
+def schedule_now(stage: StageExecution, dispatch: Dispatch, fields: tuple[str, ...] = ()) -> None:
+    """Save the locked stage and run its task at once; queued polls with the older token become stale."""
+    stage.run_token += 1
+    stage.next_run_at = timezone.now()
+    stage.save(update_fields=[*fields, "run_token", "next_run_at"])
+    dispatch.run_stage(stage)
+
+
+def cancel_execution(execution: Execution, dispatch: Dispatch, *, user: str, reason: str) -> None:
+    """Stop everything: running stages become CANCELED (their cancel hooks run), nothing else starts."""
+    execution.canceled_by = user
+    execution.cancel_reason = reason
+    execution.save(update_fields=["canceled_by", "cancel_reason"])
+    cancel_running_stages(execution, dispatch)
+    _close_pause(execution)
+    _complete(execution, Status.CANCELED, dispatch)
+
+
+def pause_execution(execution: Execution, dispatch: Dispatch) -> None:
+    """Nothing new starts and no task runs until resumed; running stages keep their state, shown PAUSED."""
+    execution.status = Status.PAUSED
+    execution.pauses = [*execution.pauses, [int(time.time() * 1000), None]]
+    execution.save(update_fields=["status", "pauses"])
+    for stage in StageExecution.objects.select_for_update().filter(execution=execution, status=Status.RUNNING):
+        stage.status = Status.PAUSED
+        stage.save(update_fields=["status"])
+        dispatch.changed(execution, stage)
+    dispatch.changed(execution)
+
+
+def resume_execution(execution: Execution, dispatch: Dispatch) -> None:
+    """Pick up where the pause left: paused stages run their task again at once, then whatever is ready starts."""
+    execution.status = Status.RUNNING
+    _close_pause(execution)
+    execution.save(update_fields=["status", "pauses"])
+    for stage in StageExecution.objects.select_for_update().filter(execution=execution, status=Status.PAUSED):
+        stage.status = Status.RUNNING
+        schedule_now(stage, dispatch, fields=("status",))
+        dispatch.changed(execution, stage)
+    _advance(execution, dispatch)
+
+
+def _close_pause(execution: Execution) -> None:
+    if execution.pauses and execution.pauses[-1][1] is None:
+        execution.pauses = [*execution.pauses[:-1], [execution.pauses[-1][0], int(time.time() * 1000)]]
+        execution.save(update_fields=["pauses"])
+
+
+def restart_stage(execution: Execution, ref_id: str, dispatch: Dispatch, *, user: str) -> list[StageExecution]:
+    """Run a finished stage and everything downstream of it again; upstream results are kept.
+
+    Stages canceled when the execution halted run again too. Returns the
+    stages that were reset. The caller checked that the stage may restart.
+    """
+    stages = list(StageExecution.objects.select_for_update().filter(execution=execution).order_by("position"))
+    by_ref = {stage.ref_id: stage for stage in stages}
+    reset = downstream_closure([ref_id, *(s.ref_id for s in stages if s.status == Status.CANCELED)], stages)
+    now_ms = int(time.time() * 1000)
+    for ref in reset:
+        stage = by_ref[ref]
+        previous_error = (stage.context.get("exception") or {}).get("details")
+        stage.context = {}
+        if ref == ref_id:
+            stage.context["restartDetails"] = {
+                "restartedBy": user, "restartTime": now_ms, "previousException": previous_error,
+            }
+        stage.status = Status.NOT_STARTED
+        stage.outputs = {}
+        stage.start_time = stage.end_time = stage.next_run_at = None
+        stage.run_token += 1
+        stage.save(update_fields=["context", "status", "outputs", "start_time", "end_time", "next_run_at", "run_token"])
+        dispatch.changed(execution, stage)
+    execution.status = Status.RUNNING
+    execution.end_time = None
+    execution.canceled_by = execution.cancel_reason = ""
+    execution.save(update_fields=["status", "end_time", "canceled_by", "cancel_reason"])
+    _advance(execution, dispatch)
+    return [by_ref[ref] for ref in reset]
+
+
+def downstream_closure(roots: list[str], stages: list[StageExecution]) -> list[str]:
+    """The given stages and every stage downstream of any of them, in pipeline order."""
+    children: dict[str, list[str]] = {}
+    for stage in stages:
+        for requisite in stage.requisite_ref_ids:
+            children.setdefault(requisite, []).append(stage.ref_id)
+    found, todo = set(), list(roots)
+    while todo:
+        ref = todo.pop()
+        if ref not in found:
+            found.add(ref)
+            todo.extend(children.get(ref, []))
+    return [stage.ref_id for stage in stages if stage.ref_id in found]
 
 
 # --- Recovering lost work ------------------------------------------------------------------------
@@ -469,7 +720,16 @@ def sweep() -> dict[str, int]:
     )
     for execution_id in stalled:
         advance_execution(execution_id)
-    counts = {"starts": len(starts), "stages": len(overdue), "executions": len(stalled)}
+    # Pipelines with executions waiting their turn and none running (the start-next message was lost).
+    waiting = list(
+        Execution.objects.filter(status=Status.BUFFERED, created_at__lt=cutoff)
+        .exclude(pipeline__executions__status__in=ACTIVE)
+        .values_list("pipeline_id", flat=True)
+        .distinct()[:SWEEP_BATCH]
+    )
+    for pipeline_id in waiting:
+        start_waiting(pipeline_id)
+    counts = {"starts": len(starts), "stages": len(overdue), "executions": len(stalled), "waiting": len(waiting)}
     if any(counts.values()):
         logger.warning("sweeper re-queued lost engine work: %s", counts)
     return counts

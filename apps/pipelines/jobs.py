@@ -26,6 +26,22 @@ def run_stage(stage_id: str, token: int) -> None:
     engine.run_stage_job(stage_id, token)
 
 
+def wake_stage(stage_id: str) -> None:
+    engine.wake_stage(stage_id)
+
+
+def start_waiting(pipeline_id: str) -> None:
+    engine.start_waiting(pipeline_id)
+
+
+def enqueue_wake_stage(stage_id: str, pipeline=None) -> None:
+    engine_queue().enqueue(wake_stage, str(stage_id), pipeline=pipeline, **JOB_OPTIONS)
+
+
+def enqueue_start_waiting(pipeline_id: str, pipeline=None) -> None:
+    engine_queue().enqueue(start_waiting, str(pipeline_id), pipeline=pipeline, **JOB_OPTIONS)
+
+
 def enqueue_start_execution(execution_id) -> None:
     engine_queue().enqueue(start_execution, str(execution_id), **JOB_OPTIONS)
 

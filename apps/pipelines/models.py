@@ -1,5 +1,6 @@
 """Applications, pipelines (with revisions), executions and stage executions."""
 
+import time
 import uuid
 
 from django.core.validators import RegexValidator
@@ -92,6 +93,14 @@ class Execution(models.Model):
     started_by = models.CharField(max_length=150, blank=True)
     canceled_by = models.CharField(max_length=150, blank=True)
     cancel_reason = models.TextField(blank=True)
+    # Copied from the definition's limitConcurrent: only one execution of the pipeline runs at a time.
+    limit_concurrent = models.BooleanField(default=False)
+    # [[paused_at_ms, resumed_at_ms or null], ...]: waits and timeouts do not count paused time.
+    pauses = models.JSONField(default=list, blank=True)
+    # Set on a child execution started by a `pipeline` stage of another execution.
+    parent_stage = models.ForeignKey(
+        "StageExecution", on_delete=models.SET_NULL, null=True, blank=True, related_name="child_executions"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -107,6 +116,18 @@ class Execution(models.Model):
     @property
     def is_complete(self) -> bool:
         return self.status in COMPLETE
+
+    def paused_seconds_since(self, moment) -> float:
+        """Seconds the execution spent paused after ``moment`` (a datetime), counting a pause still going on."""
+        if not self.pauses or moment is None:
+            return 0.0
+        since_ms = moment.timestamp() * 1000
+        now_ms = time.time() * 1000
+        total = 0.0
+        for paused_at, resumed_at in self.pauses:
+            start, end = max(paused_at, since_ms), resumed_at if resumed_at is not None else now_ms
+            total += max(0.0, end - start)
+        return total / 1000
 
 
 class StageExecution(models.Model):

@@ -14,8 +14,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from apps.pipelines import jobs
-from apps.pipelines.choices import Status
+from apps.pipelines import engine, jobs
+from apps.pipelines.choices import ACTIVE, COMPLETE, Status
 from apps.pipelines.definition import check_pipeline, resolve_parameters
 from apps.pipelines.models import Application, Execution, Pipeline, PipelineRevision, StageExecution
 from apps.pipelines.stages import get_stage_type
@@ -86,6 +86,7 @@ def do_start_execution(
             trigger=trigger,
             parameters=resolved,
             started_by=user,
+            limit_concurrent=definition.get("limitConcurrent") is True,
         )
         StageExecution.objects.bulk_create(
             [
@@ -125,12 +126,10 @@ def _require_running(stage: StageExecution) -> None:
 
 
 def _run_now(stage: StageExecution, fields: list[str]) -> None:
-    """Save the stage and run its task at once with a fresh token (older queued polls become stale)."""
-    stage.run_token += 1
-    stage.next_run_at = timezone.now()
-    stage.save(update_fields=[*fields, "run_token", "next_run_at"])
-    stage_id, token = str(stage.id), stage.run_token
-    transaction.on_commit(lambda: jobs.enqueue_run_stage(stage_id, token))
+    """Save the locked stage and run its task at once, after commit."""
+    dispatch = engine.Dispatch()
+    engine.schedule_now(stage, dispatch, fields=tuple(fields))
+    dispatch.send_on_commit()
 
 
 def do_judge_stage(execution_id, ref_id: str, *, decision: str, user: str, judgment_input: str | None = None):
@@ -159,13 +158,102 @@ def do_judge_stage(execution_id, ref_id: str, *, decision: str, user: str, judgm
 
 
 def do_skip_wait(execution_id, ref_id: str, *, user: str) -> StageExecution:
-    """End a running wait early, as a person may in Spinnaker ("skip remaining wait")."""
+    """End a running wait early, as a person may in Spinnaker ("skip remaining wait").
+
+    A stage of any type that waits for its execution window is let through instead.
+    """
     with transaction.atomic():
         stage = _locked_stage(execution_id, ref_id)
+        if (stage.context.get("executionWindow") or {}).get("waiting"):
+            return do_skip_execution_window(execution_id, ref_id, user=user)
         stage_type = get_stage_type(stage.type)
         if stage_type is None or not stage_type.skippable:
             raise ActionRefused(f"stage {stage.name!r} is a {stage.type} stage, which cannot be skipped")
         _require_running(stage)
         stage.context = {**stage.context, "skipRemainingWait": True, "skippedBy": user}
+        _run_now(stage, ["context"])
+    return stage
+
+
+def _locked_execution(execution_id) -> Execution:
+    execution = engine.lock_execution(execution_id)
+    if execution is None:
+        raise ActionRefused(f"no execution {execution_id}")
+    return execution
+
+
+def _act(execution_id, action) -> Execution:
+    """Run ``action(execution, dispatch)`` on the locked execution in one transaction; events follow the commit."""
+    with transaction.atomic():
+        execution = _locked_execution(execution_id)
+        dispatch = engine.Dispatch()
+        action(execution, dispatch)
+        dispatch.send_on_commit()
+    return execution
+
+
+def do_cancel_execution(execution_id, *, user: str, reason: str = "") -> Execution:
+    """Cancel an execution that has not ended: running stages stop and their cancel logic runs."""
+
+    def cancel(execution, dispatch):
+        if execution.status in COMPLETE:
+            raise ActionRefused(f"execution {execution.id} already ended {execution.status}")
+        engine.cancel_execution(execution, dispatch, user=user, reason=reason)
+
+    return _act(execution_id, cancel)
+
+
+def do_pause_execution(execution_id, *, user: str) -> Execution:
+    """Pause a running execution: nothing new starts until it is resumed."""
+
+    def pause(execution, dispatch):
+        if execution.status != Status.RUNNING:
+            raise ActionRefused(f"execution {execution.id} is {execution.status}; only a RUNNING one can be paused")
+        engine.pause_execution(execution, dispatch)
+
+    return _act(execution_id, pause)
+
+
+def do_resume_execution(execution_id, *, user: str) -> Execution:
+    """Resume a paused execution where it stopped."""
+
+    def resume(execution, dispatch):
+        if execution.status != Status.PAUSED:
+            raise ActionRefused(f"execution {execution.id} is {execution.status}, not PAUSED")
+        engine.resume_execution(execution, dispatch)
+
+    return _act(execution_id, resume)
+
+
+def do_restart_stage(execution_id, ref_id: str, *, user: str) -> Execution:
+    """Run a finished stage and everything after it again, keeping what ran before it."""
+
+    def restart(execution, dispatch):
+        stages = {stage.ref_id: stage for stage in execution.stages.all()}
+        stage = stages.get(ref_id)
+        if stage is None:
+            raise ActionRefused(f"execution {execution.id} has no stage with refId {ref_id!r}")
+        if stage.status not in COMPLETE:
+            raise ActionRefused(f"stage {stage.name!r} is {stage.status}; only a finished stage can be restarted")
+        if execution.status not in COMPLETE:
+            if execution.status != Status.RUNNING:
+                raise ActionRefused(f"execution {execution.id} is {execution.status}")
+            downstream = engine.downstream_closure([ref_id], list(stages.values()))
+            if any(stages[ref].status in ACTIVE for ref in downstream):
+                raise ActionRefused(f"stages after {stage.name!r} are still running")
+        engine.restart_stage(execution, ref_id, dispatch, user=user)
+
+    return _act(execution_id, restart)
+
+
+def do_skip_execution_window(execution_id, ref_id: str, *, user: str) -> StageExecution:
+    """Let a stage that waits for its execution window run now."""
+    with transaction.atomic():
+        stage = _locked_stage(execution_id, ref_id)
+        window = stage.context.get("executionWindow") or {}
+        if not window.get("waiting"):
+            raise ActionRefused(f"stage {stage.name!r} is not waiting for an execution window")
+        _require_running(stage)
+        stage.context = {**stage.context, "skipExecutionWindow": True, "skippedBy": user}
         _run_now(stage, ["context"])
     return stage

@@ -31,7 +31,9 @@ class WaitStage(StageType):
         seconds = _as_seconds(stage.context.get("waitTime"))
         if seconds is None:
             return TaskResult.failed(f"waitTime {stage.context.get('waitTime')!r} is not a whole number of seconds")
-        remaining = seconds - (timezone.now() - stage.start_time).total_seconds()
+        # Time the execution spent paused does not count towards the wait.
+        waited = (timezone.now() - stage.start_time).total_seconds()
+        remaining = seconds - waited + stage.execution.paused_seconds_since(stage.start_time)
         if remaining <= 0:
             return TaskResult.succeeded()
         return TaskResult.running(retry_after=remaining)

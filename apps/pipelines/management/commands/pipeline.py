@@ -1,4 +1,4 @@
-"""``manage.py pipeline``: validate, save, execute, show and judge pipelines from the command line.
+"""``manage.py pipeline``: validate, save, execute, show, judge and steer pipelines from the command line.
 
 Modelled on Spinnaker's ``spin`` so its users feel at home. Exit status 0
 means success; 1 means the input or the request was refused (problems are
@@ -19,7 +19,17 @@ from apps.pipelines.definition import parse_document, validate_pipeline
 from apps.pipelines.documents import execution_document
 from apps.pipelines.models import Execution, Pipeline
 from apps.pipelines.problems import InvalidDocument, Problem
-from apps.pipelines.services import ActionRefused, do_judge_stage, do_save_pipeline, do_skip_wait, do_start_execution
+from apps.pipelines.services import (
+    ActionRefused,
+    do_cancel_execution,
+    do_judge_stage,
+    do_pause_execution,
+    do_restart_stage,
+    do_resume_execution,
+    do_save_pipeline,
+    do_skip_wait,
+    do_start_execution,
+)
 
 CLI_USER = "cli"
 
@@ -54,9 +64,23 @@ class Command(BaseCommand):
         decision.add_argument("--stop", dest="decision", action="store_const", const="stop")
         judge.add_argument("--input", default=None)
 
-        skip = actions.add_parser("skip-wait", help="End a running wait stage now.")
+        skip = actions.add_parser("skip-wait", help="End a running wait, or a wait for an execution window, now.")
         skip.add_argument("execution_id")
         skip.add_argument("stage_ref_id")
+
+        cancel = actions.add_parser("cancel", help="Cancel an execution.")
+        cancel.add_argument("execution_id")
+        cancel.add_argument("--reason", default="")
+
+        pause = actions.add_parser("pause", help="Pause a running execution.")
+        pause.add_argument("execution_id")
+
+        resume = actions.add_parser("resume", help="Resume a paused execution.")
+        resume.add_argument("execution_id")
+
+        restart = actions.add_parser("restart", help="Run a finished stage and everything after it again.")
+        restart.add_argument("execution_id")
+        restart.add_argument("stage_ref_id")
 
     def handle(self, *args, action, **options):
         handler = getattr(self, "handle_" + action.replace("-", "_"))
@@ -143,4 +167,20 @@ class Command(BaseCommand):
     def handle_skip_wait(self, execution_id, stage_ref_id, **options):
         execution = self._execution(execution_id)
         do_skip_wait(execution.id, stage_ref_id, user=CLI_USER)
+        self._print_json(execution_document(self._execution(execution_id)))
+
+    def handle_cancel(self, execution_id, reason, **options):
+        do_cancel_execution(self._execution(execution_id).id, user=CLI_USER, reason=reason)
+        self._print_json(execution_document(self._execution(execution_id)))
+
+    def handle_pause(self, execution_id, **options):
+        do_pause_execution(self._execution(execution_id).id, user=CLI_USER)
+        self._print_json(execution_document(self._execution(execution_id)))
+
+    def handle_resume(self, execution_id, **options):
+        do_resume_execution(self._execution(execution_id).id, user=CLI_USER)
+        self._print_json(execution_document(self._execution(execution_id)))
+
+    def handle_restart(self, execution_id, stage_ref_id, **options):
+        do_restart_stage(self._execution(execution_id).id, stage_ref_id, user=CLI_USER)
         self._print_json(execution_document(self._execution(execution_id)))
