@@ -60,6 +60,6 @@ def _paused_document(execution: Execution) -> dict | None:
 
 
 def _parent_document(execution: Execution) -> dict | None:
-    if execution.parent_stage_id is None:
-        return None
-    return {"stageId": str(execution.parent_stage_id)}
+    """The execution whose ``pipeline`` stage started this one (also in ``trigger.parentExecution``)."""
+    parent = execution.trigger.get("parentExecution") if execution.parent_stage_id else None
+    return {**parent, "stageId": str(execution.parent_stage_id)} if parent else None

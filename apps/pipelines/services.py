@@ -60,7 +60,12 @@ def _reusable_id(candidate) -> uuid.UUID:
 
 
 def do_start_execution(
-    pipeline: Pipeline, *, parameters: dict | None = None, trigger: dict | None = None, user: str = ""
+    pipeline: Pipeline,
+    *,
+    parameters: dict | None = None,
+    trigger: dict | None = None,
+    user: str = "",
+    parent_stage: StageExecution | None = None,
 ) -> Execution:
     """Create an execution of the pipeline's current definition and queue its start.
 
@@ -87,6 +92,7 @@ def do_start_execution(
             parameters=resolved,
             started_by=user,
             limit_concurrent=definition.get("limitConcurrent") is True,
+            parent_stage=parent_stage,
         )
         StageExecution.objects.bulk_create(
             [

@@ -1,3 +1,9 @@
 """Imports the stage types that the pipelines app itself provides, registering them."""
 
-from apps.pipelines.stages import check_preconditions, evaluate_variables, manual_judgment, wait  # noqa: F401
+from apps.pipelines.stages import (  # noqa: F401
+    check_preconditions,
+    evaluate_variables,
+    manual_judgment,
+    pipeline,
+    wait,
+)
