@@ -5,6 +5,8 @@ enqueue, so forking a child per job (RQ's default) would cost far more than the
 work itself. Without the fork, the worker keeps Django's database connections
 healthy between jobs itself.
 
+It survives Redis going away mid-job instead of quitting, as RQ would.
+
 It also runs the engine's sweeper, so the sweeper needs no process of its
 own: between jobs, and at least every ENGINE_SWEEP_INTERVAL_SECONDS when
 idle, a worker tries to take a Redis key that expires after one interval;
@@ -15,6 +17,7 @@ per interval, and it keeps running after Redis loses everything.
 import logging
 import time
 
+import redis
 from django.conf import settings
 from django.db import close_old_connections
 from rq.worker import SimpleWorker
@@ -34,6 +37,15 @@ class EngineWorker(SimpleWorker):
         # Wake an idle worker often enough to take its turn at sweeping.
         return max(1, min(super().dequeue_timeout, settings.ENGINE_SWEEP_INTERVAL_SECONDS))
 
+    def execute_job(self, job, queue):
+        try:
+            return super().execute_job(job, queue)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            # RQ quits on an error in its own bookkeeping; losing Redis mid-job
+            # is survivable (the database holds the state and the sweeper redoes
+            # what was lost), so keep the worker and let dequeue reconnect.
+            logger.exception("lost Redis while running job %s; continuing", job.id)
+
     def perform_job(self, job, queue, *args, **kwargs):
         close_old_connections()
         try:
@@ -42,7 +54,12 @@ class EngineWorker(SimpleWorker):
             close_old_connections()
 
     def heartbeat(self, timeout=None, pipeline=None):
-        super().heartbeat(timeout, pipeline)
+        try:
+            super().heartbeat(timeout, pipeline)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            # Same reasoning as execute_job: the next dequeue waits for Redis to come back.
+            logger.warning("heartbeat failed: Redis is unreachable")
+            return
         if pipeline is None:  # not in the middle of a job's bookkeeping
             self._maybe_sweep()
 
