@@ -193,7 +193,7 @@ WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5, minimum=1)
 WEBHOOK_RETRY_BACKOFF_SECONDS = env_float("WEBHOOK_RETRY_BACKOFF_SECONDS", 1.0, minimum=0.0)
 # Seconds between two polls of a webhook's status URL (waitForCompletion),
 # unless the stage sets monitorPollIntervalSeconds.
-WEBHOOK_MONITOR_INTERVAL_SECONDS = env_float("WEBHOOK_MONITOR_INTERVAL_SECONDS", 5.0, minimum=0.0)
+WEBHOOK_MONITOR_INTERVAL_SECONDS = env_float("WEBHOOK_MONITOR_INTERVAL_SECONDS", 5.0, minimum=0.1)
 
 # --- Internationalisation, static files -----------------------------------
 LANGUAGE_CODE = "en-us"

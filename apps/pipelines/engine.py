@@ -109,14 +109,20 @@ class Dispatch:
                 jobs.enqueue_wake_stage(stage_id, pipeline=pipe)
             for pipeline_id in self.waiting_pipelines:
                 jobs.enqueue_start_waiting(pipeline_id, pipeline=pipe)
+            for stage in self.canceled:
+                jobs.enqueue_cancel_hook(str(stage.id), pipeline=pipe)
             add_publishes(pipe, changes, sequences)
             pipe.execute()
-        for stage in self.canceled:
-            _run_cancel_hook(stage)
 
 
-def _run_cancel_hook(stage: StageExecution) -> None:
-    stage_type = get_stage_type(stage.type)
+def run_cancel_hook(stage_id) -> None:
+    """Undo or stop a canceled stage's outside work (its type's ``cancel``), in a job of its own.
+
+    A job, not the canceling request: a hook may call out (a webhook's cancel
+    endpoint, a child execution) and a person canceling should not wait for it.
+    """
+    stage = StageExecution.objects.select_related("execution__application").filter(id=stage_id).first()
+    stage_type = get_stage_type(stage.type) if stage is not None else None
     if stage_type is None:
         return
     try:
@@ -280,29 +286,68 @@ def run_stage(stage_id, token: int, keep_inline: bool = False) -> tuple[str, int
     next instead of queueing it.
     """
     dispatch = Dispatch(keep_one_inline=keep_inline)
+    claimed = None
+    must_advance = False
     with transaction.atomic():
-        stage = (
-            StageExecution.objects.select_for_update(of=("self",))
-            .select_related("execution__application")
-            .defer("execution__definition", "execution__trigger", "execution__parameters")
-            .filter(id=stage_id)
-            .order_by()
-            .first()
-        )
+        stage = _lock_stage(stage_id)
         if stage is None or stage.status != Status.RUNNING or stage.run_token != token:
             return None
-        execution = stage.execution
-        if execution.status != Status.RUNNING:
-            _hold_stage(execution, stage, dispatch)
+        if stage.execution.status != Status.RUNNING:
+            _hold_stage(stage.execution, stage, dispatch)
             return None
-        result = _run_task(stage)
-        completed = _apply_result(stage, result, dispatch)
-        dispatch.changed(execution, stage)
-        must_advance = completed and not _continue_chain(execution, stage, dispatch)
-        dispatch.send_on_commit()
+        stage_type = get_stage_type(stage.type)
+        if stage_type is not None and stage_type.performs_io:
+            # Claim the step and let go of the lock: the task talks to the
+            # outside world with no transaction open. A duplicate message now
+            # carries a stale token; the sweeper waits a lease before retrying.
+            stage.run_token += 1
+            stage.next_run_at = timezone.now()
+            stage.save(update_fields=["run_token", "next_run_at"])
+            claimed = stage
+        else:
+            must_advance = _record(stage, _run_task(stage), dispatch)
+            dispatch.send_on_commit()
+    if claimed is not None:
+        must_advance = _run_claimed(claimed, dispatch)
     if must_advance:
         return advance_execution(stage.execution_id, keep_inline=keep_inline)
     return dispatch.inline
+
+
+def _lock_stage(stage_id) -> StageExecution | None:
+    return (
+        StageExecution.objects.select_for_update(of=("self",))
+        .select_related("execution__application")
+        .defer("execution__definition", "execution__trigger", "execution__parameters")
+        .filter(id=stage_id)
+        .order_by()
+        .first()
+    )
+
+
+def _run_claimed(claimed: StageExecution, dispatch: Dispatch) -> bool:
+    """Run a claimed step's task outside any transaction, then record its result if the claim still holds."""
+    result = _run_task(claimed)
+    with transaction.atomic():
+        stage = _lock_stage(claimed.id)
+        if stage is None or stage.run_token != claimed.run_token or stage.status not in (Status.RUNNING, Status.PAUSED):
+            return False  # canceled or restarted meanwhile
+        if stage.status == Status.PAUSED or stage.execution.status != Status.RUNNING:
+            # Keep what the call learned (so it is not repeated); resume runs the task again.
+            stage.context = {**stage.context, **result.context}
+            stage.outputs = {**stage.outputs, **result.outputs}
+            stage.save(update_fields=["context", "outputs"])
+            return False
+        must_advance = _record(stage, result, dispatch)
+        dispatch.send_on_commit()
+    return must_advance
+
+
+def _record(stage: StageExecution, result: TaskResult, dispatch: Dispatch) -> bool:
+    """Save a task's result on the locked stage and move on; True when the execution's lock is needed next."""
+    completed = _apply_result(stage, result, dispatch)
+    dispatch.changed(stage.execution, stage)
+    return completed and not _continue_chain(stage.execution, stage, dispatch)
 
 
 def _hold_stage(execution: Execution, stage: StageExecution, dispatch: Dispatch) -> None:

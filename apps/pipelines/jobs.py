@@ -34,6 +34,14 @@ def start_waiting(pipeline_id: str) -> None:
     engine.start_waiting(pipeline_id)
 
 
+def run_cancel_hook(stage_id: str) -> None:
+    engine.run_cancel_hook(stage_id)
+
+
+def enqueue_cancel_hook(stage_id: str, pipeline=None) -> None:
+    engine_queue().enqueue(run_cancel_hook, str(stage_id), pipeline=pipeline, **JOB_OPTIONS)
+
+
 def enqueue_wake_stage(stage_id: str, pipeline=None) -> None:
     engine_queue().enqueue(wake_stage, str(stage_id), pipeline=pipeline, **JOB_OPTIONS)
 

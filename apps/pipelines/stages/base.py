@@ -61,6 +61,9 @@ class StageType:
     lazy_fields: ClassVar[tuple[str, ...]] = ()
     # True when a person may skip the stage while it runs (a wait).
     skippable: ClassVar[bool] = False
+    # True when run() calls the outside world (HTTP, a cluster): the engine
+    # then runs it with no transaction open and the stage row unlocked.
+    performs_io: ClassVar[bool] = False
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         """Return problems with a stage definition beyond missing required fields."""
@@ -77,7 +80,7 @@ class StageType:
         raise NotImplementedError
 
     def cancel(self, stage: StageExecution) -> None:
-        """Undo or stop outside work when the stage is canceled; nothing by default."""
+        """Undo or stop outside work when the stage is canceled; nothing by default. Runs in a job of its own."""
 
 
 _REGISTRY: dict[str, StageType] = {}

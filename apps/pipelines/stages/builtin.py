@@ -6,4 +6,5 @@ from apps.pipelines.stages import (  # noqa: F401
     manual_judgment,
     pipeline,
     wait,
+    webhook,
 )

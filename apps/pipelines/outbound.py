@@ -1,0 +1,312 @@
+"""The outbound-URL policy, and the one way stage types make HTTP calls to the outside world.
+
+A pipeline author chooses the URLs a webhook calls, and the call is made from
+inside the platform's network, so an unchecked URL would let anyone who can
+save a pipeline reach whatever the workers can reach (server-side request
+forgery): cloud metadata services, internal admin endpoints, the database.
+Every outbound call therefore goes through :func:`request`, which refuses a URL
+before any connection is made when
+
+* its scheme is not in ``OUTBOUND_URL_ALLOWED_SCHEMES``;
+* its host matches none of the regular expressions in
+  ``OUTBOUND_URL_ALLOWED_HOSTS`` (each matched against the whole host name);
+* its host is a literal IP address in one of ``OUTBOUND_URL_DENIED_NETWORKS``,
+  or resolves to any address in one of them.
+
+Because a name may resolve differently a moment later (DNS rebinding), the
+address a connection actually reaches is checked again as soon as the socket
+connects, before a byte of the request is sent. Redirects are followed only
+for GET and HEAD, and each hop is checked like the first URL. (Through an
+HTTP proxy configured in the environment, the proxy connects to the target:
+the checks before connecting still apply, the one at connect time sees the
+proxy's address.)
+
+The policy is read from ``django.conf.settings`` on every call, so a change
+of settings takes effect at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Responses larger than this are cut: they end up in a stage's context, in the database.
+MAX_BODY_BYTES = 1024 * 1024
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Credentials are not sent on to another host when a redirect leaves the first one.
+_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
+
+
+class OutboundError(Exception):
+    """An outbound call that did not get a response; ``retryable`` when trying again may help."""
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class OutboundRefused(OutboundError):
+    """The URL policy refused a URL; nothing was sent to it."""
+
+    def __init__(self, url: str, rule: str):
+        super().__init__(f"refused to call {url}: {rule}")
+        self.url = url
+        self.rule = rule
+
+
+@dataclass
+class OutboundResponse:
+    """A response as the caller needs it: the body is already read (and cut at ``MAX_BODY_BYTES``)."""
+
+    status_code: int
+    headers: CaseInsensitiveDict
+    content: bytes
+    url: str
+    truncated: bool = False
+    history: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+
+# --- The policy ----------------------------------------------------------------------------------
+
+
+def _allowed_schemes() -> set[str]:
+    return {scheme.strip().lower() for scheme in settings.OUTBOUND_URL_ALLOWED_SCHEMES if scheme.strip()}
+
+
+def _allowed_host_patterns() -> list[str]:
+    return [pattern.strip() for pattern in settings.OUTBOUND_URL_ALLOWED_HOSTS if pattern.strip()]
+
+
+def _denied_networks() -> list[IPNetwork]:
+    return [ipaddress.ip_network(cidr.strip(), strict=False) for cidr in settings.OUTBOUND_URL_DENIED_NETWORKS]
+
+
+def _literal_ip(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def denied_network(address: IPAddress) -> IPNetwork | None:
+    """The first denied network that holds ``address`` (an IPv4-mapped IPv6 address counts as its IPv4 one)."""
+    candidates: list[IPAddress] = [address]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        candidates.append(address.ipv4_mapped)
+    for network in _denied_networks():
+        if any(candidate.version == network.version and candidate in network for candidate in candidates):
+            return network
+    return None
+
+
+def _resolve(host: str, port: int | None) -> list[IPAddress]:
+    """Every address ``host`` resolves to; a name that does not resolve may resolve later (retryable)."""
+    try:
+        infos = socket.getaddrinfo(host, port or 0, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise OutboundError(f"cannot resolve host {host!r}: {error}", retryable=True) from None
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
+def check_url(url: str) -> None:
+    """Raise :class:`OutboundRefused` unless the policy lets the platform call ``url``.
+
+    Resolves the host name to check its addresses; raises a retryable
+    :class:`OutboundError` when it does not resolve.
+    """
+    try:
+        parts = parse_url(url)
+    except LocationParseError:
+        raise OutboundRefused(url, "it is not a valid URL") from None
+    scheme = (parts.scheme or "").lower()
+    if scheme not in _allowed_schemes():
+        allowed = ", ".join(sorted(_allowed_schemes())) or "none"
+        raise OutboundRefused(
+            url, f"scheme {scheme or '(none)'!r} is not allowed (OUTBOUND_URL_ALLOWED_SCHEMES: {allowed})"
+        )
+    host = (parts.host or "").strip("[]").lower()
+    if not host:
+        raise OutboundRefused(url, "it has no host")
+    if not any(re.fullmatch(pattern, host) for pattern in _allowed_host_patterns()):
+        raise OutboundRefused(url, f"host {host!r} matches no pattern in OUTBOUND_URL_ALLOWED_HOSTS")
+    literal = _literal_ip(host)
+    addresses = [literal] if literal is not None else _resolve(host, parts.port)
+    for address in addresses:
+        network = denied_network(address)
+        if network is not None:
+            raise OutboundRefused(
+                url, f"address {address} of host {host!r} is in denied network {network} (OUTBOUND_URL_DENIED_NETWORKS)"
+            )
+
+
+def check_url_syntax(url: str) -> str | None:
+    """Why ``url`` is not an absolute http(s) URL with a host, or None; no look-ups (for validation at save time)."""
+    try:
+        parts = parse_url(url.strip())
+    except LocationParseError:
+        return "must be a valid http or https URL"
+    if (parts.scheme or "").lower() not in ("http", "https"):
+        return "must be an http or https URL"
+    if not parts.host:
+        return "must be an http or https URL with a host"
+    return None
+
+
+# --- Checking the address actually connected to --------------------------------------------------
+
+
+def _check_peer(sock: socket.socket, target: str) -> None:
+    """Close the socket and refuse when the address it connected to is denied (the name resolved anew)."""
+    address = _literal_ip(str(sock.getpeername()[0]))
+    network = denied_network(address) if address is not None else None
+    if network is not None:
+        sock.close()
+        raise OutboundRefused(target, f"connected address {address} is in denied network {network}")
+
+
+class _GuardedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _check_peer(sock, f"{self.host}:{self.port}")
+        return sock
+
+
+class _GuardedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _check_peer(sock, f"{self.host}:{self.port}")
+        return sock
+
+
+class _GuardedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class _GuardedAdapter(HTTPAdapter):
+    """A transport adapter whose direct connections check the peer address against the denied networks."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    adapter = _GuardedAdapter(max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+# --- Making a call -------------------------------------------------------------------------------
+
+
+def request(
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    json_body: object = None,
+    send_body: bool = False,
+    timeout: float,
+) -> OutboundResponse:
+    """Send one request through the policy; return the response, whatever its status.
+
+    ``send_body`` sends ``json_body`` as JSON (``null`` included). ``timeout``
+    bounds connecting, each read, and reading the whole body. Raises
+    :class:`OutboundRefused` when the policy refuses a URL (the first or a
+    redirect's), :class:`OutboundError` when no response came (``retryable``
+    for timeouts and connection failures).
+    """
+    method = method.upper()
+    headers = dict(headers or {})
+    history: list[str] = []
+    with _session() as session:
+        while True:
+            check_url(url)
+            response = _send(session, method, url, headers, json_body, send_body, timeout)
+            location = response.headers.get("location")
+            follow = method in ("GET", "HEAD") and response.status_code in REDIRECT_STATUSES and location
+            if not follow or len(history) >= MAX_REDIRECTS:
+                response.history = history
+                return response
+            history.append(url)
+            next_url = urljoin(url, location)
+            if parse_url(next_url).host != parse_url(url).host:
+                headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+            url = next_url
+
+
+def _send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    json_body: object,
+    send_body: bool,
+    timeout: float,
+) -> OutboundResponse:
+    body = None
+    if send_body:
+        body = json.dumps(json_body).encode()
+        if not any(name.lower() == "content-type" for name in headers):
+            headers = {**headers, "Content-Type": "application/json"}
+    try:
+        prepared = session.prepare_request(requests.Request(method, url, headers=headers, data=body))
+        # What goes on the wire is the prepared URL: check it too, should preparing have changed it.
+        if prepared.url != url:
+            check_url(prepared.url)
+        response = session.send(prepared, timeout=timeout, allow_redirects=False, stream=True)
+    except (requests.Timeout, requests.ConnectionError) as error:
+        raise OutboundError(f"{type(error).__name__}: {error}", retryable=True) from None
+    except (requests.RequestException, ValueError) as error:  # an invalid header or URL, among others
+        raise OutboundError(f"{type(error).__name__}: {error}") from None
+    try:
+        content, truncated = _read_body(response, timeout)
+    finally:
+        response.close()
+    return OutboundResponse(response.status_code, CaseInsensitiveDict(response.headers), content, url, truncated)
+
+
+def _read_body(response: requests.Response, timeout: float) -> tuple[bytes, bool]:
+    """Read at most MAX_BODY_BYTES, within ``timeout`` overall (a server may trickle bytes forever)."""
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return b"".join(chunks)[:MAX_BODY_BYTES], True
+            if time.monotonic() > deadline:
+                raise OutboundError(f"reading the response of {response.url} took over {timeout} s", retryable=True)
+    except requests.RequestException as error:
+        raise OutboundError(f"reading the response of {response.url}: {error}", retryable=True) from None
+    return b"".join(chunks), False
