@@ -23,6 +23,9 @@ from django.db import connection
 from apps.pipelines.choices import COMPLETE
 from apps.pipelines.models import Execution
 
+# The hook_server fixture: an HTTP server on 127.0.0.1 for stages that call out.
+pytest_plugins = ["tests.hookserver"]
+
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

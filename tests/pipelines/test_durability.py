@@ -1,12 +1,15 @@
 """Nothing is lost when Redis loses its queue: the database is the truth and the workers' sweeper recovers."""
 
+import time
 from contextlib import contextmanager
 
 from django.conf import settings
 
 from apps.pipelines.choices import Status
+from apps.pipelines.models import StageExecution
 from apps.pipelines.services import do_save_pipeline, do_start_execution
 from tests.conftest import wait_for_execution, wait_for_stage
+from tests.hookserver import Reply
 
 # Short lease and interval so recovery happens within a test's patience.
 FAST_SWEEP = {"ENGINE_STAGE_LEASE_SECONDS": "1", "ENGINE_SWEEP_INTERVAL_SECONDS": "1"}
@@ -85,3 +88,56 @@ def test_executions_survive_a_redis_restart_that_loses_every_queue(transactional
     finally:
         pool.stop()
         stop(redis_process)
+
+
+FAST_WEBHOOKS = {"WEBHOOK_MONITOR_INTERVAL_SECONDS": "0.1", "WEBHOOK_RETRY_BACKOFF_SECONDS": "0.05"}
+
+
+def test_a_worker_killed_mid_pipeline_loses_no_execution_and_repeats_no_call(workers, hook_server):
+    """SIGKILL one of two busy workers; a new one starts; every execution ends right, each call made once."""
+    hook_server.script("/deploy", Reply(202, {"job": "d"}), method="POST")
+    hook_server.script("/notify", Reply(200, {}), method="POST")
+    pipeline, _ = do_save_pipeline(
+        {
+            "application": "shop",
+            "name": "killed",
+            "stages": [
+                {"refId": "1", "name": "Deploy", "type": "webhook", "method": "POST",
+                 "url": hook_server.url("/deploy"), "payload": {"execution": "${execution.id}"},
+                 "waitForCompletion": True, "statusUrlResolution": "getMethod",
+                 "statusJsonPath": "$.state", "successStatuses": "DONE", "terminalStatuses": "FAILED"},
+                {"refId": "2", "name": "Settle", "type": "wait", "waitTime": 1, "requisiteStageRefIds": ["1"]},
+                {"refId": "3", "name": "Notify", "type": "webhook", "method": "POST", "requisiteStageRefIds": ["2"],
+                 "url": hook_server.url("/notify"), "payload": {"execution": "${execution.id}"}},
+            ],
+        }
+    )
+    # The status URL is the call's URL, polled with GET: keep it RUNNING until the kill is done.
+    hook_server.script("/deploy", Reply(200, {"state": "RUNNING"}), method="GET")
+    workers.start(2, **FAST_SWEEP, **FAST_WEBHOOKS)
+    executions = [do_start_execution(pipeline) for _ in range(8)]
+    _wait_until(lambda: all(_call_recorded(execution) for execution in executions), "every first call recorded")
+
+    workers.kill(0)  # both workers are busy polling: the killed one dies mid-job
+    workers.start(1, **FAST_SWEEP, **FAST_WEBHOOKS)
+    hook_server.script("/deploy", Reply(200, {"state": "DONE"}), method="GET")
+
+    finished = [wait_for_execution(execution.id, timeout=60) for execution in executions]
+    assert [execution.status for execution in finished] == [Status.SUCCEEDED] * len(executions)
+    for execution in executions:
+        for path in ("/deploy", "/notify"):
+            calls = [c for c in hook_server.calls(path, "POST") if c.json["execution"] == str(execution.id)]
+            assert len(calls) == 1, f"{path} called {len(calls)} times for {execution.id}"
+
+
+def _call_recorded(execution) -> bool:
+    """The first call's response is committed (not merely sent)."""
+    stage = StageExecution.objects.get(execution_id=execution.id, ref_id="1")
+    return "statusCode" in (stage.context.get("webhook") or {})
+
+
+def _wait_until(predicate, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
