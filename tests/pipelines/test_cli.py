@@ -181,3 +181,38 @@ def test_the_command_line_is_a_real_process_with_exit_codes(tmp_path):
     )
     assert result.returncode == 1
     assert "/stages/0/name: " in result.stderr
+
+
+def test_cancel_pause_resume_and_restart_print_the_execution_after_the_change(workers, tmp_path):
+    workers.start(1)
+    document = {
+        "application": "shop",
+        "name": "steer",
+        "stages": [
+            {"refId": "1", "name": "Wait", "type": "wait", "waitTime": 30},
+            {"refId": "2", "name": "Then", "type": "wait", "waitTime": 0, "requisiteStageRefIds": ["1"]},
+        ],
+    }
+    run("save", write(tmp_path, document))
+    _, out, _ = run("execute", "shop", "steer")
+    execution_id = out.strip()
+    wait_for_stage(execution_id, "1", {Status.RUNNING})
+
+    code, out, _ = run("pause", execution_id)
+    assert code == 0 and json.loads(out)["status"] == "PAUSED"
+    assert json.loads(out)["paused"]["isPaused"] is True
+    code, out, _ = run("resume", execution_id)
+    assert code == 0 and json.loads(out)["status"] == "RUNNING"
+    code, out, _ = run("cancel", execution_id, "--reason", "not now")
+    canceled = json.loads(out)
+    assert code == 0 and canceled["status"] == "CANCELED"
+    assert canceled["cancellationReason"] == "not now" and canceled["canceledBy"] == "cli"
+    assert canceled["stages"][0]["status"] == "CANCELED"
+
+    code, out, _ = run("restart", execution_id, "1")
+    assert code == 0 and json.loads(out)["status"] == "RUNNING"
+    code, out, _ = run("skip-wait", execution_id, "1")
+    assert code == 0
+    assert wait_for_execution(execution_id, timeout=15).status == Status.SUCCEEDED
+    with pytest.raises(CommandError, match="not PAUSED"):
+        run("resume", execution_id)
