@@ -4,6 +4,7 @@ import json
 
 from django.contrib import admin
 from django.utils.html import format_html
+from guardian.admin import GuardedModelAdmin
 
 from apps.pipelines.models import Application, Execution, Pipeline, PipelineRevision, StageExecution
 
@@ -13,7 +14,9 @@ def _pretty_json(value) -> str:
 
 
 @admin.register(Application)
-class ApplicationAdmin(admin.ModelAdmin):
+class ApplicationAdmin(GuardedModelAdmin):
+    """Object permissions per application are managed here (django-guardian's object permission pages)."""
+
     list_display = ("name", "owner", "created_at")
     search_fields = ("name", "owner", "description")
 

@@ -7,6 +7,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from apps.pipelines.choices import ACTIVE, COMPLETE, Status
+from apps.pipelines.querysets import ApplicationQuerySet, ExecutionQuerySet, PipelineQuerySet, StageExecutionQuerySet
 
 application_name_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9-]{0,62}$",
@@ -30,6 +31,8 @@ class Application(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ApplicationQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         permissions = [
@@ -50,6 +53,8 @@ class Pipeline(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.CharField(max_length=150, blank=True)
+
+    objects = PipelineQuerySet.as_manager()
 
     class Meta:
         ordering = ["application__name", "name"]
@@ -101,6 +106,8 @@ class Execution(models.Model):
     parent_stage = models.ForeignKey(
         "StageExecution", on_delete=models.SET_NULL, null=True, blank=True, related_name="child_executions"
     )
+
+    objects = ExecutionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -155,6 +162,8 @@ class StageExecution(models.Model):
     # When the stage's next job is due (None: it waits for a person). The
     # sweeper uses it to find stages whose message went missing.
     next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = StageExecutionQuerySet.as_manager()
 
     class Meta:
         ordering = ["execution_id", "position"]

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.accounts.audit import Actor, record
 from apps.pipelines import engine, jobs
 from apps.pipelines.choices import ACTIVE, COMPLETE, Status
 from apps.pipelines.definition import check_pipeline, resolve_parameters
@@ -26,12 +27,14 @@ class ActionRefused(Exception):
     """A request to act on an execution that its current state does not allow; the message says why."""
 
 
-def do_save_pipeline(document: dict, *, user: str = "") -> tuple[Pipeline, bool]:
+def do_save_pipeline(document: dict, *, user: Actor | str = "") -> tuple[Pipeline, bool]:
     """Create or update the pipeline named by the document's ``application`` and ``name``.
 
     Creates the application if needed and keeps a revision of every save.
     Returns the pipeline and whether it was created.
     """
+    actor = Actor.of(user)
+    user = actor.username
     document = copy.deepcopy(check_pipeline(document))
     with transaction.atomic():
         application, _ = Application.objects.get_or_create(name=document["application"])
@@ -47,7 +50,17 @@ def do_save_pipeline(document: dict, *, user: str = "") -> tuple[Pipeline, bool]
         pipeline.save()
         last = pipeline.revisions.aggregate(last=Max("number"))["last"] or 0
         PipelineRevision.objects.create(pipeline=pipeline, number=last + 1, definition=document, created_by=user)
+        record("pipeline.saved", actor, application=application, object_type="pipeline", object_id=pipeline.id,
+               details={"name": pipeline.name, "revision": last + 1, "created": created})
     return pipeline, created
+
+
+def do_delete_pipeline(pipeline: Pipeline, *, user: Actor | str) -> None:
+    """Delete a pipeline and its revisions; its executions stay, unlinked, for the record."""
+    with transaction.atomic():
+        record("pipeline.deleted", user, application=pipeline.application, object_type="pipeline",
+               object_id=pipeline.id, details={"name": pipeline.name})
+        pipeline.delete()
 
 
 def _reusable_id(candidate) -> uuid.UUID:
@@ -64,9 +77,11 @@ def do_start_execution(
     *,
     parameters: dict | None = None,
     trigger: dict | None = None,
-    user: str = "",
+    user: Actor | str = "",
     parent_stage: StageExecution | None = None,
 ) -> Execution:
+    actor = Actor.of(user)
+    user = actor.username
     """Create an execution of the pipeline's current definition and queue its start.
 
     Parameters are checked against ``parameterConfig`` before anything is
@@ -109,6 +124,8 @@ def do_start_execution(
                 for position, stage in enumerate(stage_definitions)
             ]
         )
+        record("execution.started", actor, application=pipeline.application, object_type="execution",
+               object_id=execution.id, details={"pipeline": pipeline.name, "trigger": trigger.get("type")})
         transaction.on_commit(lambda: jobs.enqueue_start_execution(execution.id))
     return execution
 
@@ -138,8 +155,12 @@ def _run_now(stage: StageExecution, fields: list[str]) -> None:
     dispatch.send_on_commit()
 
 
-def do_judge_stage(execution_id, ref_id: str, *, decision: str, user: str, judgment_input: str | None = None):
+def do_judge_stage(
+    execution_id, ref_id: str, *, decision: str, user: Actor | str, judgment_input: str | None = None
+) -> StageExecution:
     """Record a person's manual judgment (continue or stop) and let the stage finish."""
+    actor = Actor.of(user)
+    user = actor.username
     if decision not in (CONTINUE, STOP):
         raise ActionRefused(f"judgment must be {CONTINUE!r} or {STOP!r}, not {decision!r}")
     with transaction.atomic():
@@ -160,10 +181,17 @@ def do_judge_stage(execution_id, ref_id: str, *, decision: str, user: str, judgm
             "lastModified": {"user": user, "time": int(timezone.now().timestamp() * 1000)},
         }
         _run_now(stage, ["context"])
+        _record_stage_action("stage.judged", actor, stage, {"decision": decision, "input": judgment_input})
     return stage
 
 
-def do_skip_wait(execution_id, ref_id: str, *, user: str) -> StageExecution:
+def _record_stage_action(action: str, actor: Actor, stage: StageExecution, details: dict | None = None) -> None:
+    execution = Execution.objects.select_related("application").get(id=stage.execution_id)
+    record(action, actor, application=execution.application, object_type="execution", object_id=execution.id,
+           details={"stage": stage.ref_id, "stageName": stage.name, **(details or {})})
+
+
+def do_skip_wait(execution_id, ref_id: str, *, user: Actor | str) -> StageExecution:
     """End a running wait early, as a person may in Spinnaker ("skip remaining wait").
 
     A stage of any type that waits for its execution window is let through instead.
@@ -176,8 +204,10 @@ def do_skip_wait(execution_id, ref_id: str, *, user: str) -> StageExecution:
         if stage_type is None or not stage_type.skippable:
             raise ActionRefused(f"stage {stage.name!r} is a {stage.type} stage, which cannot be skipped")
         _require_running(stage)
-        stage.context = {**stage.context, "skipRemainingWait": True, "skippedBy": user}
+        actor = Actor.of(user)
+        stage.context = {**stage.context, "skipRemainingWait": True, "skippedBy": actor.username}
         _run_now(stage, ["context"])
+        _record_stage_action("stage.wait_skipped", actor, stage)
     return stage
 
 
@@ -188,28 +218,30 @@ def _locked_execution(execution_id) -> Execution:
     return execution
 
 
-def _act(execution_id, action) -> Execution:
-    """Run ``action(execution, dispatch)`` on the locked execution in one transaction; events follow the commit."""
+def _act(execution_id, action, audit_action: str, user: Actor | str, details: dict | None = None) -> Execution:
+    """Run ``action(execution, dispatch)`` on the locked execution in one transaction, audited; events follow."""
     with transaction.atomic():
         execution = _locked_execution(execution_id)
         dispatch = engine.Dispatch()
         action(execution, dispatch)
+        record(audit_action, user, application=execution.application, object_type="execution",
+               object_id=execution.id, details=details)
         dispatch.send_on_commit()
     return execution
 
 
-def do_cancel_execution(execution_id, *, user: str, reason: str = "") -> Execution:
+def do_cancel_execution(execution_id, *, user: Actor | str, reason: str = "") -> Execution:
     """Cancel an execution that has not ended: running stages stop and their cancel logic runs."""
 
     def cancel(execution, dispatch):
         if execution.status in COMPLETE:
             raise ActionRefused(f"execution {execution.id} already ended {execution.status}")
-        engine.cancel_execution(execution, dispatch, user=user, reason=reason)
+        engine.cancel_execution(execution, dispatch, user=Actor.of(user).username, reason=reason)
 
-    return _act(execution_id, cancel)
+    return _act(execution_id, cancel, "execution.canceled", user, {"reason": reason})
 
 
-def do_pause_execution(execution_id, *, user: str) -> Execution:
+def do_pause_execution(execution_id, *, user: Actor | str) -> Execution:
     """Pause a running execution: nothing new starts until it is resumed."""
 
     def pause(execution, dispatch):
@@ -217,10 +249,10 @@ def do_pause_execution(execution_id, *, user: str) -> Execution:
             raise ActionRefused(f"execution {execution.id} is {execution.status}; only a RUNNING one can be paused")
         engine.pause_execution(execution, dispatch)
 
-    return _act(execution_id, pause)
+    return _act(execution_id, pause, "execution.paused", user)
 
 
-def do_resume_execution(execution_id, *, user: str) -> Execution:
+def do_resume_execution(execution_id, *, user: Actor | str) -> Execution:
     """Resume a paused execution where it stopped."""
 
     def resume(execution, dispatch):
@@ -228,10 +260,10 @@ def do_resume_execution(execution_id, *, user: str) -> Execution:
             raise ActionRefused(f"execution {execution.id} is {execution.status}, not PAUSED")
         engine.resume_execution(execution, dispatch)
 
-    return _act(execution_id, resume)
+    return _act(execution_id, resume, "execution.resumed", user)
 
 
-def do_restart_stage(execution_id, ref_id: str, *, user: str) -> Execution:
+def do_restart_stage(execution_id, ref_id: str, *, user: Actor | str) -> Execution:
     """Run a finished stage and everything after it again, keeping what ran before it."""
 
     def restart(execution, dispatch):
@@ -247,12 +279,12 @@ def do_restart_stage(execution_id, ref_id: str, *, user: str) -> Execution:
             downstream = engine.downstream_closure([ref_id], list(stages.values()))
             if any(stages[ref].status in ACTIVE for ref in downstream):
                 raise ActionRefused(f"stages after {stage.name!r} are still running")
-        engine.restart_stage(execution, ref_id, dispatch, user=user)
+        engine.restart_stage(execution, ref_id, dispatch, user=Actor.of(user).username)
 
-    return _act(execution_id, restart)
+    return _act(execution_id, restart, "stage.restarted", user, {"stage": ref_id})
 
 
-def do_skip_execution_window(execution_id, ref_id: str, *, user: str) -> StageExecution:
+def do_skip_execution_window(execution_id, ref_id: str, *, user: Actor | str) -> StageExecution:
     """Let a stage that waits for its execution window run now."""
     with transaction.atomic():
         stage = _locked_stage(execution_id, ref_id)
@@ -260,6 +292,8 @@ def do_skip_execution_window(execution_id, ref_id: str, *, user: str) -> StageEx
         if not window.get("waiting"):
             raise ActionRefused(f"stage {stage.name!r} is not waiting for an execution window")
         _require_running(stage)
-        stage.context = {**stage.context, "skipExecutionWindow": True, "skippedBy": user}
+        actor = Actor.of(user)
+        stage.context = {**stage.context, "skipExecutionWindow": True, "skippedBy": actor.username}
         _run_now(stage, ["context"])
+        _record_stage_action("stage.window_skipped", actor, stage)
     return stage

@@ -61,6 +61,9 @@ class PipelineStage(StageType):
         child_pipeline = _find_pipeline(Pipeline, application, reference)
         if child_pipeline is None:
             return TaskResult.failed(f"no pipeline {reference!r} in application {application!r}")
+        refusal = _run_as_refusal(parent.started_by, child_pipeline.application)
+        if refusal:
+            return TaskResult.failed(refusal)
         depth = int((parent.trigger.get("parentExecution") or {}).get("depth", 0)) + 1
         if depth > MAX_DEPTH:
             return TaskResult.failed(f"pipeline stages nest deeper than {MAX_DEPTH} levels")
@@ -121,3 +124,20 @@ def _find_pipeline(model, application: str, reference: str):
     except ValueError:  # not an id: a name
         found = None
     return found or queryset.filter(name=reference).first()
+
+
+def _run_as_refusal(username: str, application) -> str | None:
+    """Why the execution's identity may not start a pipeline of ``application`` (None: it may).
+
+    An execution acts as the user that started it (a person, or a trigger's
+    service account); one started by the system itself (the command line)
+    is not restricted.
+    """
+    from django.contrib.auth import get_user_model
+
+    from apps.accounts.permissions import EXECUTE, can
+
+    user = get_user_model().objects.filter(username=username).first() if username else None
+    if user is None or can(user, EXECUTE, application):
+        return None
+    return f"{username} may not run pipelines of application {application.name!r}"

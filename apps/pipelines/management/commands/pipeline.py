@@ -14,6 +14,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.accounts.audit import Actor
+from apps.accounts.models import AuditSource
 from apps.pipelines.choices import COMPLETE, Status
 from apps.pipelines.definition import parse_document, validate_pipeline
 from apps.pipelines.documents import execution_document
@@ -31,7 +33,8 @@ from apps.pipelines.services import (
     do_start_execution,
 )
 
-CLI_USER = "cli"
+# The command line acts with the operator's shell access: audited as "cli".
+CLI_USER = Actor(username="cli", source=AuditSource.CLI)
 
 
 class Command(BaseCommand):

@@ -1,0 +1,47 @@
+"""Recording who did what: one function, called by the service functions in the same transaction as the change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apps.accounts.models import AuditEvent, AuditSource
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, and through what: a person on the web or API, a script, a trigger, the command line."""
+
+    username: str
+    source: str = AuditSource.SYSTEM
+    ip_address: str | None = None
+
+    @classmethod
+    def of(cls, user: Actor | str | None) -> Actor:
+        """Service functions accept a plain user name (the system acting) or an Actor."""
+        if isinstance(user, Actor):
+            return user
+        return cls(username=user or "system")
+
+
+def record(
+    action: str,
+    actor: Actor | str | None,
+    *,
+    application=None,
+    object_type: str = "",
+    object_id: str = "",
+    details: dict | None = None,
+) -> AuditEvent:
+    """Write one audit event (call it inside the transaction that makes the change)."""
+    actor = Actor.of(actor)
+    return AuditEvent.objects.create(
+        actor=actor.username,
+        source=actor.source,
+        ip_address=actor.ip_address,
+        action=action,
+        application=application,
+        application_name=application.name if application is not None else "",
+        object_type=object_type,
+        object_id=str(object_id),
+        details=details or {},
+    )
