@@ -1,0 +1,1 @@
+"""REST API for tokens, service accounts, permissions and the audit log."""

@@ -1,0 +1,1 @@
+"""What every API endpoint shares: the error shape, pagination and the permission-aware viewset base."""

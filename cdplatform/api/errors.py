@@ -1,0 +1,54 @@
+"""One JSON shape for every error: ``{"errors": [{"pointer": "/field/0", "message": "..."}]}``.
+
+``pointer`` is an RFC 6901 JSON pointer into the request body ("" when the
+error is about the request as a whole). Validation errors, refused actions
+and pipeline-document problems all come out this way; so do 401/403/404/405.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from apps.pipelines.problems import InvalidDocument, pointer_join
+from apps.pipelines.services import ActionRefused
+
+
+def _flatten(detail, pointer: str = "") -> list[dict]:
+    """DRF's nested error details as a flat list of pointer/message pairs."""
+    if isinstance(detail, dict):
+        errors = []
+        for key, value in detail.items():
+            where = pointer if key in ("non_field_errors", "detail") else pointer_join(pointer, key)
+            errors.extend(_flatten(value, where))
+        return errors
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return [{"pointer": pointer, "message": str(item)} for item in detail]
+        errors = []
+        for index, item in enumerate(detail):
+            errors.extend(_flatten(item, pointer_join(pointer, index) if isinstance(item, dict | list) else pointer))
+        return errors
+    return [{"pointer": pointer, "message": str(detail)}]
+
+
+def error_response(errors: list[dict], status_code: int, headers: dict | None = None) -> Response:
+    return Response({"errors": errors}, status=status_code, headers=headers)
+
+
+def exception_handler(exc, context):
+    """DRF's handler, then every error rewritten to the one shape; pipeline problems and refusals added."""
+    if isinstance(exc, InvalidDocument):
+        return error_response([problem.as_dict() for problem in exc.problems], status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, ActionRefused):
+        return error_response([{"pointer": "", "message": str(exc)}], status.HTTP_409_CONFLICT)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    headers = {name: value for name, value in response.items() if name in ("WWW-Authenticate", "Retry-After", "Allow")}
+    return error_response(_flatten(response.data), response.status_code, headers)
