@@ -49,8 +49,7 @@ def add_error_responses(result, generator, request, public):
             if method in ("post", "put", "patch"):
                 codes.append("400")
             responses = operation.setdefault("responses", {})
+            content = {"application/json": {"schema": reference}}
             for code in codes:
-                responses.setdefault(
-                    code, {"description": ERROR_DESCRIPTIONS[code], "content": {"application/json": {"schema": reference}}}
-                )
+                responses.setdefault(code, {"description": ERROR_DESCRIPTIONS[code], "content": content})
     return result
