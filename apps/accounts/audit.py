@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from apps.accounts.models import AuditEvent, AuditSource
@@ -14,6 +15,16 @@ class Actor:
     username: str
     source: str = AuditSource.SYSTEM
     ip_address: str | None = None
+
+    @classmethod
+    def from_request(cls, request, source: str = AuditSource.API) -> Actor:
+        """The user of a web or API request, and the client's address."""
+        address = request.META.get("REMOTE_ADDR") or None
+        try:
+            address = str(ipaddress.ip_address(address)) if address else None
+        except ValueError:
+            address = None  # e.g. a Unix socket's peer: nothing worth recording
+        return cls(username=request.user.username, source=source, ip_address=address)
 
     @classmethod
     def of(cls, user: Actor | str | None) -> Actor:

@@ -80,13 +80,13 @@ def do_start_execution(
     user: Actor | str = "",
     parent_stage: StageExecution | None = None,
 ) -> Execution:
-    actor = Actor.of(user)
-    user = actor.username
     """Create an execution of the pipeline's current definition and queue its start.
 
     Parameters are checked against ``parameterConfig`` before anything is
     written; a refusal raises InvalidDocument naming each parameter.
     """
+    actor = Actor.of(user)
+    user = actor.username
     definition = copy.deepcopy(pipeline.definition)
     if definition.get("disabled") is True:
         raise ActionRefused(f"pipeline {pipeline} is disabled")

@@ -1,7 +1,8 @@
 """One JSON shape for every error: ``{"errors": [{"pointer": "/field/0", "message": "..."}]}``.
 
-``pointer`` is an RFC 6901 JSON pointer into the request body ("" when the
-error is about the request as a whole). Validation errors, refused actions
+``pointer`` is an RFC 6901 JSON pointer into the request body — or, for a
+query parameter, ``/<name>`` — and "" when the error is about the request as
+a whole. Validation errors, refused actions
 and pipeline-document problems all come out this way; so do 401/403/404/405.
 """
 

@@ -1,0 +1,163 @@
+"""Serializers of the executions API: list summaries, the Spinnaker-shaped document, and action bodies.
+
+Times are epoch milliseconds, and keys are camelCase, as in Spinnaker's
+execution JSON, so scripts written against Spinnaker's API can read them.
+"""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.pipelines.choices import Status
+from apps.pipelines.documents import execution_document
+from apps.pipelines.models import epoch_millis
+from apps.pipelines.stages.manual_judgment import CONTINUE, STOP
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class EpochMillisField(serializers.ReadOnlyField):
+    """A datetime as epoch milliseconds (null when not set)."""
+
+    def to_representation(self, value):
+        return epoch_millis(value)
+
+
+def _millis(source: str) -> EpochMillisField:
+    return EpochMillisField(source=source, allow_null=True)
+
+
+# --- List summaries -----------------------------------------------------------------------------
+
+
+class StageSummarySerializer(serializers.Serializer):
+    """What a UI needs to draw one stage's bar: which stage, its state and its timings."""
+
+    refId = serializers.CharField(source="ref_id", read_only=True)
+    name = serializers.CharField(read_only=True)
+    type = serializers.CharField(read_only=True)
+    status = serializers.ChoiceField(choices=Status.choices, read_only=True)
+    startTime = _millis("start_time")
+    endTime = _millis("end_time")
+
+
+class TriggerSummarySerializer(serializers.Serializer):
+    """The trigger's type and the user it ran as."""
+
+    # Read from annotations, so a list never loads whole trigger documents.
+
+    type = serializers.CharField(source="trigger_type", allow_null=True, read_only=True)
+    user = serializers.CharField(source="trigger_user", allow_null=True, read_only=True)
+
+
+class ExecutionSummarySerializer(serializers.Serializer):
+    """One execution in a list: its state and timings, its trigger, and its stages' bars."""
+
+    # Reads the queryset built by executions.summary_queryset: the application
+    # joined, the trigger's type and user annotated, and the stages prefetched
+    # with only the columns shown here, so a page costs the same whatever its size.
+
+    id = serializers.UUIDField(read_only=True)
+    application = serializers.CharField(source="application.name", read_only=True)
+    pipelineConfigId = serializers.UUIDField(source="pipeline_id", allow_null=True, read_only=True)
+    name = serializers.CharField(read_only=True)
+    status = serializers.ChoiceField(choices=Status.choices, read_only=True)
+    buildTime = EpochMillisField(source="created_at", help_text="When the execution was created.")
+    startTime = _millis("start_time")
+    endTime = _millis("end_time")
+    trigger = TriggerSummarySerializer(source="*", read_only=True)
+    stages = StageSummarySerializer(many=True, read_only=True)
+
+
+# --- The full document --------------------------------------------------------------------------
+
+
+class StageDocumentSerializer(serializers.Serializer):
+    """One stage of an execution in Spinnaker's format."""
+
+    id = serializers.UUIDField()
+    refId = serializers.CharField()
+    type = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=Status.choices)
+    startTime = serializers.IntegerField(allow_null=True)
+    endTime = serializers.IntegerField(allow_null=True)
+    requisiteStageRefIds = serializers.ListField(child=serializers.CharField())
+    context = serializers.DictField(help_text="The stage's inputs after expressions, plus task state.")
+    outputs = serializers.DictField()
+
+
+class PausedSerializer(serializers.Serializer):
+    """Spinnaker's ``paused`` details: the latest pause and the total time paused."""
+
+    pauseTime = serializers.IntegerField()
+    resumeTime = serializers.IntegerField(allow_null=True)
+    pausedMs = serializers.IntegerField()
+    isPaused = serializers.BooleanField()
+
+
+class ExecutionDocumentSerializer(serializers.Serializer):
+    """The whole execution in Spinnaker's format, times in epoch milliseconds."""
+
+    # The document itself is built by execution_document (shared with the
+    # command line and the live events); the fields declared here describe it
+    # for the schema, and a test keeps the two in step.
+
+    id = serializers.UUIDField()
+    type = serializers.CharField(help_text="Always PIPELINE.")
+    application = serializers.CharField()
+    name = serializers.CharField()
+    pipelineConfigId = serializers.UUIDField(allow_null=True)
+    status = serializers.ChoiceField(choices=Status.choices)
+    buildTime = serializers.IntegerField()
+    startTime = serializers.IntegerField(allow_null=True)
+    endTime = serializers.IntegerField(allow_null=True)
+    canceled = serializers.BooleanField()
+    canceledBy = serializers.CharField(allow_null=True)
+    cancellationReason = serializers.CharField(allow_null=True)
+    limitConcurrent = serializers.BooleanField()
+    keepWaitingPipelines = serializers.BooleanField()
+    authentication = serializers.DictField(help_text='{"user": the user who started it}')
+    paused = PausedSerializer(allow_null=True)
+    parentExecution = serializers.DictField(allow_null=True, help_text="Set when a pipeline stage started it.")
+    trigger = serializers.DictField()
+    parameters = serializers.DictField(child=serializers.CharField())
+    stages = StageDocumentSerializer(many=True)
+
+    def to_representation(self, instance):
+        # Uses the stages prefetched on the instance, when they are.
+        return execution_document(instance)
+
+
+# --- Request bodies -----------------------------------------------------------------------------
+
+
+class StartExecutionSerializer(serializers.Serializer):
+    """Start a pipeline by hand: ``{"application": ..., "pipeline": name or id, "parameters": {...}}``."""
+
+    application = serializers.CharField(max_length=63)
+    pipeline = serializers.CharField(max_length=200, help_text="The pipeline's name or id.")
+    parameters = serializers.DictField(
+        required=False, default=dict, help_text="Values for the pipeline's parameterConfig, by name."
+    )
+
+
+class CancelSerializer(serializers.Serializer):
+    """Why the execution is canceled (optional)."""
+
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+
+
+class StageActionSerializer(serializers.Serializer):
+    """An action on one stage of the execution, named by its refId."""
+
+    stage = serializers.CharField(max_length=100, help_text="The stage's refId.")
+
+
+class JudgeSerializer(StageActionSerializer):
+    """A manual judgment: continue or stop, with the chosen input when the stage offers some."""
+
+    decision = serializers.ChoiceField(choices=[CONTINUE, STOP])
+    input = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=1000,
+        help_text="One of the stage's judgmentInputs, when it offers some.",
+    )
