@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -94,6 +95,15 @@ class Dispatch:
         transaction.on_commit(self.send)
 
     def send(self) -> None:
+        """Queue everything in one round trip. If Redis is unreachable the change is committed anyway:
+        the sweeper finds the due work in the database later, so the caller is not failed for it."""
+        try:
+            self._send()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            self.inline = None
+            logger.warning("Redis unreachable: %d engine jobs left for the sweeper to re-queue", len(self.runs))
+
+    def _send(self) -> None:
         from apps.pipelines import jobs
 
         connection = jobs.engine_queue().connection

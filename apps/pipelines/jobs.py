@@ -5,13 +5,17 @@ All engine jobs go to the ``default`` queue, so django-rq's plain
 waits) need the worker's scheduler.
 """
 
+import logging
 from datetime import timedelta
 
 import django_rq
+import redis
 from django.conf import settings
 from rq import Queue
 
 from apps.pipelines import engine
+
+logger = logging.getLogger(__name__)
 
 QUEUE_NAME = "default"
 # Results of engine jobs are never read: keeping none saves Redis work on every step.
@@ -51,6 +55,18 @@ def enqueue_start_waiting(pipeline_id: str, pipeline=None) -> None:
 
 
 def enqueue_start_execution(execution_id) -> None:
+    """Queue an execution's start (called after the commit that created it).
+
+    With Redis unreachable the execution stays NOT_STARTED in the database and
+    the sweeper starts it later; the request that created it does not fail.
+    """
+    try:
+        _enqueue_start(execution_id)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        logger.warning("Redis unreachable: execution %s will be started by the sweeper", execution_id)
+
+
+def _enqueue_start(execution_id) -> None:
     engine_queue().enqueue(start_execution, str(execution_id), **JOB_OPTIONS)
 
 

@@ -3,10 +3,11 @@
 import time
 from contextlib import contextmanager
 
+import pytest
 from django.conf import settings
 
 from apps.pipelines.choices import Status
-from apps.pipelines.models import StageExecution
+from apps.pipelines.models import Execution, StageExecution
 from apps.pipelines.services import do_save_pipeline, do_start_execution
 from tests.conftest import wait_for_execution, wait_for_stage
 from tests.hookserver import Reply
@@ -141,3 +142,14 @@ def _wait_until(predicate, what: str, timeout: float = 30.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_starting_an_execution_while_redis_is_down_commits_it_for_the_sweeper():
+    from tests.conftest import free_port
+
+    pipeline = save_chain()
+    with override_redis(f"redis://127.0.0.1:{free_port()}/0"):  # nothing listens there
+        execution = do_start_execution(pipeline)
+
+    assert Execution.objects.get(id=execution.id).status == Status.NOT_STARTED
