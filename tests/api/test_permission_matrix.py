@@ -1,0 +1,446 @@
+"""Who may do what, for every API endpoint and every kind of user: one table, asserted generically.
+
+The personas, all about the application ``shop``:
+
+- ``anonymous``: no credentials at all;
+- ``charlie``: signed in, granted nothing (the outsider);
+- ``bob`` reads, ``alice`` writes, ``erin`` executes;
+- ``dave`` executes and is a member of ``release-managers``, the role the manual judgment stage names;
+- ``ci-bot``: a service account owned by the group ``ci``, granted execute, calling with its bearer token;
+- ``root``: a superuser.
+
+A second application, ``secret``, has a pipeline and an execution only the superuser may see: no list shows
+them to anyone else, and every endpoint that names one of them answers 404.
+
+People sign in with a session (``force_login``), so every request goes through the real authenticators:
+token first, then session. An anonymous request is therefore answered 401 with ``WWW-Authenticate: Bearer``,
+the first authenticator's header (DRF answers 403 only when the first authenticator has no header to give).
+
+The world is built once for the module, inside a transaction rolled back at the end; each test runs in a
+savepoint of it, so one test's writes never reach another and the order of tests does not matter. No worker
+runs: executions are created with do_start_execution and their rows' statuses are then set directly to the
+state each action needs (a separate execution per action). The jobs they queue on commit are never sent,
+since nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from apps.accounts.audit import record
+from apps.accounts.models import AuditEvent, ServiceAccount
+from apps.accounts.services import do_create_token, do_grant
+from apps.pipelines.choices import Status
+from apps.pipelines.models import Application, Execution, Pipeline, StageExecution
+from apps.pipelines.services import do_pause_execution, do_save_pipeline, do_start_execution
+from cdplatform.api.urls import urlpatterns as api_urlpatterns
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ("anonymous", "charlie", "bob", "alice", "erin", "dave", "ci-bot", "root")
+PEOPLE = ("charlie", "bob", "alice", "erin", "dave")
+JUDGES = "release-managers"
+WAIT = {"refId": "1", "name": "Wait", "type": "wait", "waitTime": 600}
+JUDGMENT = {
+    "refId": "2", "name": "Approve", "type": "manualJudgment", "requisiteStageRefIds": ["1"],
+    "selectedStageRoles": [JUDGES],
+}
+STAGES = [WAIT, JUDGMENT]
+
+# What each role may read, and which service accounts it sees: stated here, not asked of the code under test.
+READABLE = {role: {"shop"} for role in ROLES} | {"anonymous": set(), "charlie": set(), "root": {"shop", "secret"}}
+SERVICE_ACCOUNTS_SEEN = {role: set() for role in ROLES} | {"alice": {"ci-bot"}, "root": {"ci-bot", "vault-bot"}}
+# The permission flags an application shows the role that reads it.
+FLAGS = {
+    "bob": ["read"], "alice": ["read", "write"], "erin": ["read", "execute"], "dave": ["read", "execute"],
+    "ci-bot": ["read", "execute"], "root": ["read", "write", "execute"],
+}
+
+
+# --- The world ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """An application's objects that endpoints act on: its pipeline, and an execution shaped for each action."""
+
+    application: str
+    pipeline: str
+    pipeline_name: str
+    executions: dict[str, str]
+
+
+def set_status(execution: Execution, status: str, **stages: str) -> None:
+    """Put the execution and, by refId, its stages in a state by hand, as the engine would have left them."""
+    now = timezone.now()
+    Execution.objects.filter(id=execution.id).update(status=status, start_time=now)
+    for ref_id, stage_status in stages.items():
+        StageExecution.objects.filter(execution=execution, ref_id=ref_id).update(status=stage_status, start_time=now)
+
+
+def shaped_executions(pipeline: Pipeline) -> dict[str, str]:
+    """One execution per steering action, each in a state where that action is legal; ids by action."""
+    made = {name: do_start_execution(pipeline, user="setup") for name in
+            ("judge", "cancel", "pause", "resume", "restart", "skip-wait")}
+    # Waiting at the judgment, whose context names the roles, as the engine evaluates it from the definition.
+    set_status(made["judge"], Status.RUNNING, **{"1": Status.SUCCEEDED, "2": Status.RUNNING})
+    StageExecution.objects.filter(execution=made["judge"], ref_id="2").update(
+        context={"selectedStageRoles": [JUDGES]})
+    for name in ("cancel", "pause", "resume", "skip-wait"):
+        set_status(made[name], Status.RUNNING, **{"1": Status.RUNNING})
+    # Paused through the service function (no worker involved), so its pause is recorded as resume expects.
+    do_pause_execution(made["resume"].id, user="setup")
+    set_status(made["restart"], Status.TERMINAL, **{"1": Status.TERMINAL})
+    return {name: str(execution.id) for name, execution in made.items()}
+
+
+def build_world() -> SimpleNamespace:
+    """The personas, their grants and tokens, and the objects of ``shop`` and ``secret``."""
+    users = {name: User.objects.create_user(name) for name in PEOPLE}
+    users["root"] = User.objects.create_superuser("root")
+    deliver, _ = do_save_pipeline({"application": "shop", "name": "deliver", "stages": STAGES}, user="setup")
+    # A second revision, so that diff has two to compare and restore has an older one to bring back.
+    deliver, _ = do_save_pipeline({"application": "shop", "name": "deliver", "stages": STAGES,
+                                   "description": "Ships the shop"}, user="setup")
+    vault, _ = do_save_pipeline({"application": "secret", "name": "vault", "stages": STAGES}, user="setup")
+    shop = deliver.application
+
+    judges, ci = Group.objects.create(name=JUDGES), Group.objects.create(name="ci")
+    users["bot"] = User.objects.create_user("ci-bot")
+    ServiceAccount.objects.create(user=users["bot"], owner=ci, description="Deploys from CI")
+    ServiceAccount.objects.create(user=User.objects.create_user("vault-bot"),
+                                  owner=Group.objects.create(name="vault-keepers"))
+    users["alice"].groups.add(ci)
+    users["dave"].groups.add(judges)
+    for name, action in [("bob", "read"), ("alice", "write"), ("erin", "execute"), ("dave", "execute"),
+                         ("bot", "execute")]:
+        do_grant(shop, users[name], action, actor="setup")
+    # The judges also read shop as a team: dave's rights come by two paths, and lists must still show rows once.
+    do_grant(shop, judges, "read", actor="setup")
+    record("service_account.created", "setup", object_type="service_account", object_id="ci-bot")
+
+    tokens = {name: do_create_token(user, "laptop")[0].pk for name, user in users.items() if name != "bot"}
+    bot_token, bot_secret = do_create_token(users["bot"], "deploy")
+    users["ci-bot"] = users.pop("bot")
+    tokens["ci-bot"] = bot_token.pk
+    shop_executions = shaped_executions(deliver)
+    # Every action points at secret's one execution: a 404 comes before any state is looked at.
+    secret_execution = str(do_start_execution(vault, user="setup").id)
+    return SimpleNamespace(
+        users=users,
+        tokens=tokens,
+        bot_token=bot_secret,
+        shop=Target("shop", str(deliver.id), "deliver", shop_executions),
+        secret=Target("secret", str(vault.id), "vault", dict.fromkeys(shop_executions, secret_execution)),
+    )
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """The world, built once and rolled back after the module's last test (each test has its own savepoint)."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield build_world()
+        transaction.set_rollback(True)
+
+
+def client_as(world, role: str) -> APIClient:
+    """A client for the role: no credentials, a session, or the service account's bearer token."""
+    client = APIClient()
+    if role == "ci-bot":
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {world.bot_token}")
+    elif role != "anonymous":
+        client.force_login(world.users[role])
+    return client
+
+
+# --- The endpoints -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One method of one route, aimed at a target application's objects, with a body that is valid for it."""
+
+    route: str
+    method: str
+    path: Callable[[Target], str]
+    body: Callable[[Target], dict] | None = None
+    prepare: Callable[[Target], object] | None = None
+    # Whether the request names an object of the target application (and so is 404 to those who cannot read it).
+    scoped: bool = True
+
+    def call(self, client: APIClient, target: Target):
+        if self.prepare is not None:
+            self.prepare(target)
+        body = self.body(target) if self.body is not None else None
+        return getattr(client, self.method.lower())(self.path(target), body, format="json")
+
+
+def pipeline_url(suffix: str = "") -> Callable[[Target], str]:
+    return lambda target: f"/api/pipelines/{target.pipeline}/{suffix}"
+
+
+def execution_url(action: str) -> Callable[[Target], str]:
+    return lambda target: f"/api/executions/{target.executions[action]}/{action}/"
+
+
+def empty_the_application(target: Target) -> None:
+    """An application can be deleted once it has no pipelines left."""
+    Pipeline.objects.filter(application__name=target.application).delete()
+
+
+ENDPOINTS = {
+    "applications.list": Endpoint("application-list", "GET", lambda t: "/api/applications/", scoped=False),
+    "applications.detail": Endpoint("application-detail", "GET", lambda t: f"/api/applications/{t.application}/"),
+    "applications.create": Endpoint("application-list", "POST", lambda t: "/api/applications/",
+                                    lambda t: {"name": "kiosk", "owner": "team-kiosk"}, scoped=False),
+    "applications.update": Endpoint("application-detail", "PUT", lambda t: f"/api/applications/{t.application}/",
+                                    lambda t: {"name": t.application, "owner": "team", "description": "Sells"}),
+    "applications.delete": Endpoint("application-detail", "DELETE", lambda t: f"/api/applications/{t.application}/",
+                                    prepare=empty_the_application),
+    "permissions.list": Endpoint("application-permissions", "GET",
+                                 lambda t: f"/api/applications/{t.application}/permissions/"),
+    "permissions.grant": Endpoint("application-permissions", "POST",
+                                  lambda t: f"/api/applications/{t.application}/permissions/",
+                                  lambda t: {"user": "charlie", "action": "read"}),
+    "permissions.revoke": Endpoint("application-permissions", "DELETE",
+                                   lambda t: f"/api/applications/{t.application}/permissions/",
+                                   lambda t: {"user": "bob", "action": "read"}),
+    "pipelines.list": Endpoint("pipeline-list", "GET", lambda t: "/api/pipelines/", scoped=False),
+    "pipelines.detail": Endpoint("pipeline-detail", "GET", pipeline_url()),
+    "pipelines.create": Endpoint("pipeline-list", "POST", lambda t: "/api/pipelines/",
+                                 lambda t: {"application": t.application, "name": "hotfix", "stages": [WAIT]}),
+    "pipelines.update": Endpoint("pipeline-detail", "PUT", pipeline_url(),
+                                 lambda t: {"application": t.application, "name": t.pipeline_name, "id": t.pipeline,
+                                            "stages": [WAIT]}),
+    "pipelines.delete": Endpoint("pipeline-detail", "DELETE", pipeline_url()),
+    "pipelines.validate": Endpoint("pipeline-validate", "POST", lambda t: "/api/pipelines/validate/",
+                                   lambda t: {"application": t.application, "name": "draft", "stages": [WAIT]},
+                                   scoped=False),
+    "pipelines.revisions": Endpoint("pipeline-revisions", "GET", pipeline_url("revisions/")),
+    "pipelines.revision": Endpoint("pipeline-revision", "GET", pipeline_url("revisions/1/")),
+    "pipelines.diff": Endpoint("pipeline-diff", "GET", pipeline_url("diff/?from=1&to=2")),
+    "pipelines.restore": Endpoint("pipeline-restore", "POST", pipeline_url("restore/"), lambda t: {"revision": 1}),
+    "pipelines.export": Endpoint("pipeline-export", "GET", pipeline_url("export/")),
+    "executions.list": Endpoint("execution-list", "GET", lambda t: "/api/executions/", scoped=False),
+    "executions.detail": Endpoint("execution-detail", "GET", lambda t: f"/api/executions/{t.executions['judge']}/"),
+    "executions.start": Endpoint("execution-list", "POST", lambda t: "/api/executions/",
+                                 lambda t: {"application": t.application, "pipeline": t.pipeline}),
+    "executions.cancel": Endpoint("execution-cancel", "POST", execution_url("cancel"), lambda t: {"reason": "x"}),
+    "executions.pause": Endpoint("execution-pause", "POST", execution_url("pause")),
+    "executions.resume": Endpoint("execution-resume", "POST", execution_url("resume")),
+    "executions.restart": Endpoint("execution-restart", "POST", execution_url("restart"), lambda t: {"stage": "1"}),
+    "executions.judge": Endpoint("execution-judge", "POST", execution_url("judge"),
+                                 lambda t: {"stage": "2", "decision": "continue"}),
+    "executions.skip-wait": Endpoint("execution-skip-wait", "POST", execution_url("skip-wait"),
+                                     lambda t: {"stage": "1"}),
+    "audit-events.list": Endpoint("audit-event-list", "GET", lambda t: "/api/audit-events/", scoped=False),
+    "tokens.list": Endpoint("token-list", "GET", lambda t: "/api/tokens/", scoped=False),
+    "tokens.create": Endpoint("token-list", "POST", lambda t: "/api/tokens/", lambda t: {"name": "matrix"},
+                              scoped=False),
+    "service-accounts.list": Endpoint("service-account-list", "GET", lambda t: "/api/service-accounts/",
+                                      scoped=False),
+}
+
+# Routes and methods of the API deliberately left out of the matrix, and why.
+NOT_IN_MATRIX = {
+    ("api-root", "GET"): "the router's index of links, the same for every signed-in user",
+    ("application-detail", "PATCH"): "the same view and permission check as PUT",
+    ("pipeline-detail", "PATCH"): "not offered: PipelineViewSet.http_method_names leaves it out (405)",
+    ("token-detail", "DELETE"): "a user's own tokens, not an application's objects: tests/api/test_accounts_api.py",
+    ("service-account-list", "POST"): "governed by group ownership: tests/api/test_accounts_api.py",
+    ("service-account-detail", "GET"): "governed by group ownership: tests/api/test_accounts_api.py",
+    ("service-account-detail", "DELETE"): "governed by group ownership: tests/api/test_accounts_api.py",
+    ("service-account-tokens", "POST"): "governed by group ownership: tests/api/test_accounts_api.py",
+}
+
+
+# --- The table ---------------------------------------------------------------------------------
+
+# One row per endpoint, one column per role, in the order of ROLES.
+# Reads are 200 to whoever reads shop; writes 2xx to alice and root; executing 2xx to erin, dave, ci-bot and
+# root, except judging, which needs the stage's role as well (dave; root is in every role). charlie gets 404
+# for anything of shop and empty lists. Anyone signed in may create an application (and gets every right on
+# it) and validate a document. A token cannot issue tokens (issue_token), so ci-bot's token request is 403.
+ROWS = {
+    #                         anonymous charlie bob alice erin dave ci-bot root
+    "applications.list":      (401, 200, 200, 200, 200, 200, 200, 200),
+    "applications.detail":    (401, 404, 200, 200, 200, 200, 200, 200),
+    "applications.create":    (401, 201, 201, 201, 201, 201, 201, 201),
+    "applications.update":    (401, 404, 403, 200, 403, 403, 403, 200),
+    "applications.delete":    (401, 404, 403, 204, 403, 403, 403, 204),
+    "permissions.list":       (401, 404, 200, 200, 200, 200, 200, 200),
+    "permissions.grant":      (401, 404, 403, 201, 403, 403, 403, 201),
+    "permissions.revoke":     (401, 404, 403, 204, 403, 403, 403, 204),
+    "pipelines.list":         (401, 200, 200, 200, 200, 200, 200, 200),
+    "pipelines.detail":       (401, 404, 200, 200, 200, 200, 200, 200),
+    "pipelines.create":       (401, 404, 403, 201, 403, 403, 403, 201),
+    "pipelines.update":       (401, 404, 403, 200, 403, 403, 403, 200),
+    "pipelines.delete":       (401, 404, 403, 204, 403, 403, 403, 204),
+    "pipelines.validate":     (401, 200, 200, 200, 200, 200, 200, 200),
+    "pipelines.revisions":    (401, 404, 200, 200, 200, 200, 200, 200),
+    "pipelines.revision":     (401, 404, 200, 200, 200, 200, 200, 200),
+    "pipelines.diff":         (401, 404, 200, 200, 200, 200, 200, 200),
+    "pipelines.restore":      (401, 404, 403, 200, 403, 403, 403, 200),
+    "pipelines.export":       (401, 404, 200, 200, 200, 200, 200, 200),
+    "executions.list":        (401, 200, 200, 200, 200, 200, 200, 200),
+    "executions.detail":      (401, 404, 200, 200, 200, 200, 200, 200),
+    "executions.start":       (401, 404, 403, 403, 201, 201, 201, 201),
+    "executions.cancel":      (401, 404, 403, 403, 200, 200, 200, 200),
+    "executions.pause":       (401, 404, 403, 403, 200, 200, 200, 200),
+    "executions.resume":      (401, 404, 403, 403, 200, 200, 200, 200),
+    "executions.restart":     (401, 404, 403, 403, 200, 200, 200, 200),
+    "executions.judge":       (401, 404, 403, 403, 403, 200, 403, 200),
+    "executions.skip-wait":   (401, 404, 403, 403, 200, 200, 200, 200),
+    "audit-events.list":      (401, 200, 200, 200, 200, 200, 200, 200),
+    "tokens.list":            (401, 200, 200, 200, 200, 200, 200, 200),
+    "tokens.create":          (401, 201, 201, 201, 201, 201, 403, 201),
+    "service-accounts.list":  (401, 200, 200, 200, 200, 200, 200, 200),
+}
+EXPECTED = {(endpoint, role): code for endpoint, codes in ROWS.items() for role, code in zip(ROLES, codes, strict=True)}
+
+# Cases where the code disagrees with the table: the test shows the bug and is expected to fail until it is fixed.
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
+
+
+def cases() -> list:
+    """The table as test cases, a known bug's case marked as expected to fail."""
+    return [
+        pytest.param(endpoint, role, status, id=f"{endpoint}-{role}", marks=[
+            pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[endpoint, role])
+        ] if (endpoint, role) in KNOWN_BUGS else [])
+        for (endpoint, role), status in EXPECTED.items()
+    ]
+
+
+def api_routes() -> set[tuple[str, str]]:
+    """Every (route name, method) the API serves, OPTIONS and HEAD aside."""
+    routes = set()
+    for pattern in api_urlpatterns:
+        actions = getattr(pattern.callback, "actions", None)
+        if actions is None:
+            view = pattern.callback.view_class
+            actions = {method: method for method in view.http_method_names if hasattr(view, method)}
+        routes |= {(pattern.name, method.upper()) for method in actions if method not in ("options", "head")}
+    return routes
+
+
+def test_the_table_covers_every_route_of_the_api_and_every_role():
+    covered = {(endpoint.route, endpoint.method) for endpoint in ENDPOINTS.values()}
+
+    assert set(ROWS) == set(ENDPOINTS)
+    assert covered | set(NOT_IN_MATRIX) == api_routes(), "a new endpoint needs a row in ROWS (or a reason to skip)"
+    assert not covered & set(NOT_IN_MATRIX)
+    assert len(EXPECTED) == len(ENDPOINTS) * len(ROLES)
+
+
+@pytest.mark.parametrize("endpoint, role, status", cases())
+def test_each_role_gets_the_status_the_table_states(world, endpoint, role, status):
+    events = AuditEvent.objects.count()
+
+    response = ENDPOINTS[endpoint].call(client_as(world, role), world.shop)
+
+    body = response.content.decode()[:500]
+    assert response.status_code == status, f"{endpoint} as {role}: {response.status_code} {body}"
+    if status >= 400:
+        assert response.json()["errors"], "every refusal has the one error shape"
+        assert AuditEvent.objects.count() == events, "a refused request records nothing"
+    if status == 401:
+        assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+SCOPED = [name for name, endpoint in ENDPOINTS.items() if endpoint.scoped]
+
+
+@pytest.mark.parametrize("role", [role for role in ROLES if role not in ("anonymous", "root")])
+@pytest.mark.parametrize("endpoint", SCOPED)
+def test_nobody_but_the_superuser_reaches_the_secret_application(world, endpoint, role):
+    events = AuditEvent.objects.count()
+
+    response = ENDPOINTS[endpoint].call(client_as(world, role), world.secret)
+
+    assert response.status_code == 404, f"{endpoint} as {role}: {response.content.decode()[:500]}"
+    assert AuditEvent.objects.count() == events
+
+
+# --- Lists never leak --------------------------------------------------------------------------
+
+
+def visible(world, role: str) -> dict[str, set]:
+    """Per list endpoint, the keys of the items the role must see: exactly those, each once."""
+    apps = READABLE[role]
+    events = AuditEvent.objects.all() if role == "root" else AuditEvent.objects.filter(application__name__in=apps)
+    return {
+        "/api/applications/": set(Application.objects.filter(name__in=apps).values_list("name", flat=True)),
+        "/api/pipelines/": {str(pk) for pk in Pipeline.objects.filter(application__name__in=apps)
+                            .values_list("pk", flat=True)},
+        "/api/executions/": {str(pk) for pk in Execution.objects.filter(application__name__in=apps)
+                             .values_list("pk", flat=True)},
+        "/api/audit-events/": set(events.values_list("pk", flat=True)),
+        "/api/tokens/": {world.tokens[role]},
+        "/api/service-accounts/": SERVICE_ACCOUNTS_SEEN[role],
+    }
+
+
+def hidden(world, role: str) -> dict[str, set]:
+    """Per list endpoint, the keys of items that exist but the role must not see (secret's, other people's)."""
+    everything = visible(world, "root") | {"/api/tokens/": set(world.tokens.values())}
+    mine = visible(world, role)
+    return {path: everything[path] - mine[path] for path in LIST_KEYS}
+
+
+LIST_KEYS = {
+    "/api/applications/": "name", "/api/pipelines/": "id", "/api/executions/": "id", "/api/audit-events/": "id",
+    "/api/tokens/": "id", "/api/service-accounts/": "username",
+}
+
+
+def every_page(client: APIClient, path: str, key: str) -> list:
+    """The keys of all items of a list, following its cursor two items at a time."""
+    keys, url = [], f"{path}?page_size=2"
+    for _ in range(100):
+        response = client.get(url)
+        assert response.status_code == 200, response.content
+        keys += [item[key] for item in response.json()["results"]]
+        url = response.json()["next"]
+        if url is None:
+            return keys
+    raise AssertionError(f"{path} did not end within 100 pages")
+
+
+@pytest.mark.parametrize("role", [role for role in ROLES if role != "anonymous"])
+@pytest.mark.parametrize("path", list(LIST_KEYS))
+def test_lists_show_exactly_what_the_role_may_see_each_item_once(world, path, role):
+    expected, forbidden = visible(world, role)[path], hidden(world, role)[path]
+
+    listed = every_page(client_as(world, role), path, LIST_KEYS[path])
+
+    assert not set(listed) & forbidden, f"{path} shows {role} what {role} may not see"
+    assert len(listed) == len(expected), f"{path} as {role} lists {len(listed)} items, not {len(expected)}"
+    assert set(listed) == expected
+
+
+@pytest.mark.parametrize("role", [role for role in ROLES if role not in ("anonymous", "root")])
+def test_every_list_has_something_to_hide_from_each_role(world, role):
+    hidden_now = hidden(world, role)
+
+    assert all(hidden_now.values()), {path: keys for path, keys in hidden_now.items() if not keys}
+    assert "secret" in hidden_now["/api/applications/"]
+    assert AuditEvent.objects.filter(application__isnull=True, pk__in=hidden_now["/api/audit-events/"]).exists()
+
+
+@pytest.mark.parametrize("role", list(FLAGS))
+def test_an_application_shows_the_role_its_own_permissions(world, role):
+    client = client_as(world, role)
+
+    detail = client.get("/api/applications/shop/").json()
+    [listed] = [item for item in client.get("/api/applications/").json()["results"] if item["name"] == "shop"]
+
+    assert detail["permissions"] == listed["permissions"] == FLAGS[role]
