@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -10,6 +11,7 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 from apps.accounts.audit import Actor, record
+from apps.accounts.events import publish_permissions_changed
 from apps.accounts.models import ApiToken
 from apps.accounts.permissions import ACTIONS, PERMISSION_FOR
 
@@ -33,6 +35,7 @@ def do_grant(application, grantee, action: str, *, actor: Actor | str) -> None:
         assign_perm(f"pipelines.{codename}", grantee, application)
         record("permission.granted", actor, application=application, object_type="application",
                object_id=application.pk, details={**_describe(grantee), "action": action})
+        transaction.on_commit(partial(publish_permissions_changed, application.name))
 
 
 def do_revoke(application, grantee, action: str, *, actor: Actor | str) -> None:
@@ -42,6 +45,7 @@ def do_revoke(application, grantee, action: str, *, actor: Actor | str) -> None:
         remove_perm(f"pipelines.{codename}", grantee, application)
         record("permission.revoked", actor, application=application, object_type="application",
                object_id=application.pk, details={**_describe(grantee), "action": action})
+        transaction.on_commit(partial(publish_permissions_changed, application.name))
 
 
 def do_create_token(user, name: str, *, expires_at: datetime | None = None) -> tuple[ApiToken, str]:

@@ -81,6 +81,12 @@ def next_sequences(connection, execution_ids: list[str]) -> dict[str, int]:
     return {execution_id: replies[index * 2] for index, execution_id in enumerate(execution_ids)}
 
 
+def current_sequence(connection, execution_id) -> int | None:
+    """The sequence number of the execution's latest event, or None when it has had none."""
+    value = connection.get(SEQUENCE_KEY.format(execution_id))
+    return int(value) if value is not None else None
+
+
 def add_publishes(pipe, changes: list[ExecutionChange], sequences: dict[str, int]) -> None:
     """Queue a PUBLISH of each change to its execution's and application's groups on a Redis pipeline."""
     layer = get_channel_layer()

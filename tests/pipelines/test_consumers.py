@@ -1,0 +1,245 @@
+"""Live updates over WebSockets: readers subscribe, everyone else is refused, and revoking access drops the socket.
+
+The sockets talk to the real ASGI application (origin check, session
+authentication, routing) through Channels' WebsocketCommunicator, and the
+channel layer is the pub/sub layer on the test Redis. pytest-asyncio is not
+used: each test's socket conversation is an async function that the sync test
+runs with ``async_to_sync``, so the consumers' database calls run in the test's
+own thread, on the test database.
+
+bob reads the shop application; charlie is an outsider (he reads only blog).
+"""
+
+import copy
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
+from django.contrib.auth.models import User
+from django.test import Client
+from guardian.shortcuts import remove_perm
+
+from apps.accounts.services import do_grant, do_revoke
+from apps.pipelines import consumers
+from apps.pipelines.events import ExecutionChange, add_publishes, next_sequences
+from apps.pipelines.services import do_save_pipeline, do_start_execution
+from cdplatform.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = (b"origin", b"http://localhost")
+UNKNOWN_EXECUTION = "00000000-0000-4000-8000-000000000000"
+WAIT = [{"refId": "1", "name": "Wait", "type": "wait", "waitTime": 0}]
+
+
+@pytest.fixture
+def live(settings, clean_redis, redis_url):
+    """The channel layer on the test Redis; assigning the setting also drops Channels' cached layer."""
+    layers = copy.deepcopy(django_settings.CHANNEL_LAYERS)
+    layers["default"]["CONFIG"]["hosts"] = [redis_url]
+    settings.CHANNEL_LAYERS = layers
+    return clean_redis
+
+
+@pytest.fixture
+def shop(live):
+    pipeline, _ = do_save_pipeline({"application": "shop", "name": "deliver", "stages": WAIT})
+    return pipeline
+
+
+@pytest.fixture
+def people(shop):
+    blog, _ = do_save_pipeline({"application": "blog", "name": "publish", "stages": WAIT})
+    users = {name: User.objects.create_user(name) for name in ("bob", "charlie")}
+    do_grant(shop.application, users["bob"], "read", actor="setup")
+    do_grant(blog.application, users["charlie"], "read", actor="setup")
+    return users
+
+
+@pytest.fixture
+def execution(shop):
+    """An execution of shop/deliver that stays NOT_STARTED: no worker runs unless a test starts one."""
+    return do_start_execution(shop)
+
+
+def headers_for(user=None) -> list[tuple[bytes, bytes]]:
+    """Handshake headers of a browser on our own origin, logged in as ``user`` (through a real session)."""
+    if user is None:
+        return [ORIGIN]
+    client = Client()
+    client.force_login(user)
+    cookie = f"{django_settings.SESSION_COOKIE_NAME}={client.cookies[django_settings.SESSION_COOKIE_NAME].value}"
+    return [ORIGIN, (b"cookie", cookie.encode())]
+
+
+def publish(redis_client, execution, status: str) -> int:
+    """Publish a change of ``execution`` as the engine does after a commit; return its sequence number."""
+    execution_id = str(execution.id)
+    change = ExecutionChange(execution_id, execution.application.name, status)
+    sequences = next_sequences(redis_client, [execution_id])
+    with redis_client.pipeline(transaction=False) as pipe:
+        add_publishes(pipe, [change], sequences)
+        pipe.execute()
+    return sequences[execution_id]
+
+
+async def close_code(socket: WebsocketCommunicator, timeout: float = 5) -> int:
+    """The code the server closes an accepted socket with (it fails the test if a message comes instead)."""
+    output = await socket.receive_output(timeout)
+    assert output["type"] == "websocket.close", output
+    return output["code"]
+
+
+def refusal(path: str, user=None) -> int:
+    """Open a socket to ``path`` and return the code it is closed with."""
+    headers = headers_for(user)
+
+    async def conversation():
+        socket = WebsocketCommunicator(application, path, headers=headers)
+        assert await socket.connect() == (True, None)
+        try:
+            return await close_code(socket)
+        finally:
+            await socket.disconnect()
+
+    return async_to_sync(conversation)()
+
+
+def test_a_reader_receives_each_change_of_an_execution(people, execution, live):
+    headers = headers_for(people["bob"])
+    path = f"/ws/executions/{execution.id}/"
+
+    async def conversation():
+        socket = WebsocketCommunicator(application, path, headers=headers)
+        assert await socket.connect() == (True, None)
+        assert await socket.receive_json_from() == {"type": "hello", "sequence": None}
+        sequence = await sync_to_async(publish)(live, execution, "RUNNING")
+        event = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+
+        again = WebsocketCommunicator(application, path, headers=headers)
+        assert await again.connect() == (True, None)
+        hello = await again.receive_json_from()
+        await again.disconnect()
+        return sequence, event, hello
+
+    sequence, event, hello = async_to_sync(conversation)()
+    assert event == {
+        "type": "execution.changed",
+        "executionId": str(execution.id),
+        "application": "shop",
+        "status": "RUNNING",
+        "sequence": sequence,
+        "stages": [],
+    }
+    assert hello == {"type": "hello", "sequence": sequence}, "a reconnecting page learns the latest sequence"
+
+
+def test_a_reader_of_an_application_follows_a_real_execution_to_success(people, shop, workers):
+    workers.start(1)
+    headers = headers_for(people["bob"])
+
+    async def conversation():
+        socket = WebsocketCommunicator(application, "/ws/applications/shop/", headers=headers)
+        assert await socket.connect() == (True, None)
+        assert await socket.receive_json_from() == {"type": "hello", "sequence": None}
+        execution = await sync_to_async(do_start_execution)(shop)
+        events = []
+        while not events or events[-1]["status"] != "SUCCEEDED":
+            events.append(await socket.receive_json_from(timeout=30))
+        await socket.disconnect()
+        return execution, events
+
+    execution, events = async_to_sync(conversation)()
+    assert {event["executionId"] for event in events} == {str(execution.id)}
+    stages = [(stage["refId"], stage["status"]) for event in events for stage in event["stages"]]
+    assert ("1", "SUCCEEDED") in stages
+    assert [event["sequence"] for event in events] == sorted({event["sequence"] for event in events})
+
+
+def test_it_refuses_an_outsider(people, execution):
+    # Not found, as the API answers: an outsider cannot tell an unreadable object from a missing one.
+    assert refusal(f"/ws/executions/{execution.id}/", people["charlie"]) == consumers.NOT_FOUND
+    assert refusal("/ws/applications/shop/", people["charlie"]) == consumers.NOT_FOUND
+
+
+def test_it_refuses_an_anonymous_user(people, execution):
+    assert refusal(f"/ws/executions/{execution.id}/") == consumers.FORBIDDEN
+    assert refusal("/ws/applications/shop/") == consumers.FORBIDDEN
+
+
+def test_it_answers_not_found_for_an_unknown_execution_application_or_kind(people):
+    assert refusal(f"/ws/executions/{UNKNOWN_EXECUTION}/", people["bob"]) == consumers.NOT_FOUND
+    assert refusal("/ws/applications/nowhere/", people["bob"]) == consumers.NOT_FOUND
+    assert refusal("/ws/executions/not-a-uuid/", people["bob"]) == consumers.NOT_FOUND
+    assert refusal("/ws/everything/", people["bob"]) == consumers.NOT_FOUND
+
+
+def test_it_rejects_a_page_of_another_origin(people):
+    headers = [(b"origin", b"https://evil.example"), *headers_for(people["bob"])[1:]]
+
+    async def conversation():
+        socket = WebsocketCommunicator(application, "/ws/applications/shop/", headers=headers)
+        connected, _ = await socket.connect()
+        return connected
+
+    assert async_to_sync(conversation)() is False
+
+
+def test_revoking_read_closes_the_readers_sockets_at_once(people, shop, execution):
+    headers = headers_for(people["bob"])
+
+    async def conversation():
+        sockets = [
+            WebsocketCommunicator(application, path, headers=headers)
+            for path in (f"/ws/executions/{execution.id}/", "/ws/applications/shop/")
+        ]
+        for socket in sockets:
+            assert await socket.connect() == (True, None)
+            assert (await socket.receive_json_from())["type"] == "hello"
+        await sync_to_async(do_revoke)(shop.application, people["bob"], "read", actor="admin")
+        codes = [await close_code(socket) for socket in sockets]
+        for socket in sockets:
+            await socket.disconnect()
+        return codes
+
+    assert async_to_sync(conversation)() == [consumers.FORBIDDEN, consumers.FORBIDDEN]
+
+
+def test_a_reader_who_lost_access_without_a_notice_gets_no_more_events(people, shop, execution, live, monkeypatch):
+    monkeypatch.setattr(consumers, "RECHECK_SECONDS", 0.0)
+    headers = headers_for(people["bob"])
+
+    def revoke_quietly():
+        remove_perm("pipelines.view_application", people["bob"], shop.application)
+
+    async def conversation():
+        socket = WebsocketCommunicator(application, f"/ws/executions/{execution.id}/", headers=headers)
+        assert await socket.connect() == (True, None)
+        assert (await socket.receive_json_from())["type"] == "hello"
+        await sync_to_async(publish)(live, execution, "RUNNING")
+        assert (await socket.receive_json_from(timeout=5))["status"] == "RUNNING"
+        await sync_to_async(revoke_quietly)()
+        await sync_to_async(publish)(live, execution, "SUCCEEDED")
+        code = await close_code(socket)
+        await socket.disconnect()
+        return code
+
+    assert async_to_sync(conversation)() == consumers.FORBIDDEN
+
+
+def test_a_grant_leaves_the_readers_socket_open(people, shop, execution, live):
+    headers = headers_for(people["bob"])
+
+    async def conversation():
+        socket = WebsocketCommunicator(application, f"/ws/executions/{execution.id}/", headers=headers)
+        assert await socket.connect() == (True, None)
+        assert (await socket.receive_json_from())["type"] == "hello"
+        await sync_to_async(do_grant)(shop.application, people["charlie"], "read", actor="admin")
+        await sync_to_async(publish)(live, execution, "RUNNING")
+        event = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return event
+
+    assert async_to_sync(conversation)()["status"] == "RUNNING"
