@@ -135,7 +135,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+# The dashboard's own sign-in page; after signing in, the applications page.
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "pipelines:applications"
+LOGOUT_REDIRECT_URL = "accounts:login"
 
 # --- API ------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,4 +1,4 @@
-"""Top-level URL routes: the admin, the API and its schema, the job queue dashboard."""
+"""Top-level URL routes: the dashboard pages, the admin, the API and its schema, the job queue dashboard."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -10,6 +10,8 @@ urlpatterns = [
     path("api/", include("cdplatform.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("apps.accounts.urls")),
+    path("", include("apps.pipelines.urls")),
 ]
 
 handler404 = "cdplatform.views.not_found"

@@ -1,0 +1,192 @@
+"""Forms of the pipeline pages: running a pipeline, steering an execution, editing a pipeline document."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import yaml
+from django import forms
+
+from apps.pipelines.definition import parameter_options, parse_document, validate_pipeline
+from apps.pipelines.problems import InvalidDocument, Problem
+from apps.pipelines.stages.manual_judgment import CONTINUE, STOP
+
+FORMATS = (("yaml", "YAML"), ("json", "JSON"))
+PARAMETER_POINTER = re.compile(r"^/parameters/(?P<name>.+)$")
+LINE_IN_MESSAGE = re.compile(r"\bline (?P<line>\d+)\b")
+
+
+def _unescape(token: str) -> str:
+    return token.replace("~1", "/").replace("~0", "~")
+
+
+class RunPipelineForm(forms.Form):
+    """The parameters of a pipeline's ``parameterConfig``: a select for a parameter with options, text otherwise.
+
+    Defaults are prefilled and required parameters are marked. The values are
+    checked again by ``do_start_execution``; its problems (at
+    ``/parameters/<name>``) are shown at their field with :meth:`add_problems`.
+    """
+
+    prefix = "parameter"
+
+    def __init__(self, *args, parameter_config=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.parameter_names: dict[str, str] = {}
+        for index, parameter in enumerate(parameter_config if isinstance(parameter_config, list) else []):
+            if not isinstance(parameter, dict) or not isinstance(parameter.get("name"), str) or not parameter["name"]:
+                continue
+            if parameter["name"] in self.parameter_names.values():
+                continue
+            field_name = f"p{index}"
+            self.parameter_names[field_name] = parameter["name"]
+            self.fields[field_name] = self._field(parameter)
+
+    @staticmethod
+    def _field(parameter: dict) -> forms.Field:
+        required = parameter.get("required") is True
+        default = parameter.get("default")
+        initial = "" if default is None else str(default).lower() if isinstance(default, bool) else str(default)
+        label = parameter.get("label") or parameter["name"]
+        help_text = parameter.get("description") or ""
+        options = parameter_options(parameter)
+        if options:
+            choices = [(value, value) for value in options]
+            if not required:
+                choices.insert(0, ("", "(none)"))
+            return forms.ChoiceField(
+                choices=choices, required=required, initial=initial, label=label, help_text=help_text
+            )
+        return forms.CharField(required=required, initial=initial, label=label, help_text=help_text, strip=False)
+
+    def parameters(self) -> dict[str, str]:
+        """The values entered, by parameter name (call after ``is_valid``)."""
+        return {name: self.cleaned_data.get(field, "") for field, name in self.parameter_names.items()}
+
+    def add_problems(self, problems: list[Problem]) -> None:
+        """Show the service's problems at their parameter's field, the others above the form."""
+        fields_by_name = {name: field for field, name in self.parameter_names.items()}
+        for problem in problems:
+            match = PARAMETER_POINTER.match(problem.pointer)
+            field = fields_by_name.get(_unescape(match["name"])) if match else None
+            self.add_error(field, problem.message if field else str(problem))
+
+
+class CancelForm(forms.Form):
+    """Why an execution is canceled (optional)."""
+
+    reason = forms.CharField(required=False, max_length=1000, label="Reason")
+
+
+class JudgmentForm(forms.Form):
+    """A manual judgment: continue or stop, the chosen input (one of ``judgmentInputs``) and a comment."""
+
+    decision = forms.ChoiceField(choices=((CONTINUE, "Continue"), (STOP, "Stop")))
+    judgment_input = forms.ChoiceField(required=False, label="Input", choices=())
+    comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, options: list[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["judgment_input"].choices = [("", "(none)"), *((value, value) for value in options or [])]
+
+
+class RestoreForm(forms.Form):
+    """Which revision to save again as the newest one."""
+
+    revision = forms.IntegerField(min_value=1, max_value=2_147_483_647)
+
+
+class DiffForm(forms.Form):
+    """The two revisions to compare."""
+
+    base = forms.IntegerField(min_value=1, max_value=2_147_483_647, label="From")
+    other = forms.IntegerField(min_value=1, max_value=2_147_483_647, label="To")
+
+
+def dump_document(document: dict, fmt: str) -> str:
+    """A pipeline document as text in ``fmt`` (yaml or json), keys in the document's order."""
+    if fmt == "json":
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+class PipelineEditorForm(forms.Form):
+    """The pipeline document as text, JSON or YAML; :meth:`check` parses and validates it.
+
+    Each problem found is kept in ``problems`` as ``(pointer, message, line)``,
+    the line being where the pointer leads in the text when it can be found.
+    """
+
+    text = forms.CharField(strip=False, widget=forms.Textarea(attrs={"rows": 32, "spellcheck": "false"}))
+    format = forms.ChoiceField(choices=FORMATS, initial="yaml")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.problems: list[tuple[str, str, int | None]] = []
+        self.document: dict | None = None
+
+    def check(self, extra=None) -> bool:
+        """Parse and validate the text; ``extra(document)`` may add problems. True when there are none."""
+        if not self.is_valid():
+            return False
+        text = self.cleaned_data["text"]
+        try:
+            document = parse_document(text)
+        except InvalidDocument as error:
+            self.problems = [(p.pointer, p.message, _line_in_message(p.message)) for p in error.problems]
+            return False
+        problems = validate_pipeline(document) + (extra(document) if extra else [])
+        lines = _pointer_lines(text)
+        self.problems = [(p.pointer, p.message, lines(p.pointer)) for p in problems]
+        self.document = document
+        return not problems
+
+    def converted(self, fmt: str) -> str | None:
+        """The text rewritten in ``fmt``, or None when it does not parse (its problems are then kept)."""
+        if not self.is_valid():
+            return None
+        try:
+            document = parse_document(self.cleaned_data["text"])
+        except InvalidDocument as error:
+            self.problems = [(p.pointer, p.message, _line_in_message(p.message)) for p in error.problems]
+            return None
+        return dump_document(document, fmt)
+
+
+def _line_in_message(message: str) -> int | None:
+    match = LINE_IN_MESSAGE.search(message)
+    return int(match["line"]) if match else None
+
+
+def _pointer_lines(text: str):
+    """A function from a JSON pointer to the 1-based line where it (or its nearest existing parent) starts."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)  # JSON is read as YAML too: both give node positions
+    except yaml.YAMLError:
+        root = None
+
+    def line(pointer: str) -> int | None:
+        node = root
+        if node is None:
+            return None
+        for token in [_unescape(part) for part in pointer.split("/")[1:]]:
+            child = _child(node, token)
+            if child is None:
+                break
+            node = child
+        return node.start_mark.line + 1
+
+    return line
+
+
+def _child(node, token: str):
+    """The node under ``node`` that a pointer token names: a mapping key's value or a sequence item."""
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == token:
+                return value if isinstance(value, yaml.CollectionNode) else key
+        return None
+    if isinstance(node, yaml.SequenceNode) and token.isdigit() and int(token) < len(node.value):
+        return node.value[int(token)]
+    return None
