@@ -25,6 +25,7 @@ from rq.worker import SimpleWorker
 logger = logging.getLogger(__name__)
 
 SWEEP_KEY = "cdplatform:engine-sweeper"
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 class EngineWorker(SimpleWorker):
@@ -37,14 +38,55 @@ class EngineWorker(SimpleWorker):
         # Wake an idle worker often enough to take its turn at sweeping.
         return max(1, min(super().dequeue_timeout, settings.ENGINE_SWEEP_INTERVAL_SECONDS))
 
+    # RQ's work loop quits on any error outside its dequeue. Losing Redis is
+    # survivable (the database holds the state and the sweeper redoes what was
+    # lost): the steps below log it and let the next dequeue wait for Redis,
+    # and if the loop ends anyway while Redis is away, work() starts it again.
+
+    def work(self, burst: bool = False, *args, **kwargs):
+        limited = kwargs.get("max_jobs") is not None or kwargs.get("max_idle_time") is not None
+        while True:
+            try:
+                result = super().work(burst, *args, **kwargs)
+            except REDIS_DOWN:
+                result = False
+            if burst or limited or self._stop_requested:
+                return result
+            # The loop ended without being asked to: RQ quit on an error (a
+            # Redis outage, most likely). Resume once Redis answers.
+            logger.warning("the work loop ended unexpectedly; resuming when Redis answers")
+            time.sleep(1.0)
+            self._wait_for_redis()
+
+    def _redis_answers(self) -> bool:
+        try:
+            return bool(self.connection.ping())
+        except REDIS_DOWN:
+            return False
+
+    def _wait_for_redis(self) -> None:
+        delay = 0.5
+        while not self._stop_requested and not self._redis_answers():
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
     def execute_job(self, job, queue):
         try:
             return super().execute_job(job, queue)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-            # RQ quits on an error in its own bookkeeping; losing Redis mid-job
-            # is survivable (the database holds the state and the sweeper redoes
-            # what was lost), so keep the worker and let dequeue reconnect.
+        except REDIS_DOWN:
             logger.exception("lost Redis while running job %s; continuing", job.id)
+
+    def check_for_suspension(self, *args, **kwargs):
+        try:
+            return super().check_for_suspension(*args, **kwargs)
+        except REDIS_DOWN:
+            logger.warning("could not check for suspension: Redis is unreachable")
+
+    def run_maintenance_tasks(self):
+        try:
+            return super().run_maintenance_tasks()
+        except REDIS_DOWN:
+            logger.warning("skipped maintenance: Redis is unreachable")
 
     def perform_job(self, job, queue, *args, **kwargs):
         close_old_connections()
@@ -56,8 +98,7 @@ class EngineWorker(SimpleWorker):
     def heartbeat(self, timeout=None, pipeline=None):
         try:
             super().heartbeat(timeout, pipeline)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-            # Same reasoning as execute_job: the next dequeue waits for Redis to come back.
+        except REDIS_DOWN:
             logger.warning("heartbeat failed: Redis is unreachable")
             return
         if pipeline is None:  # not in the middle of a job's bookkeeping
