@@ -115,6 +115,8 @@ class WorkerPool:
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # Its own process group: the worker forks its scheduler, which must die with it.
+                start_new_session=True,
             )
             self.processes.append(process)
         self._wait_until_registered(len([p for p in self.processes if p.poll() is None]))
@@ -134,8 +136,8 @@ class WorkerPool:
         raise RuntimeError(f"workers did not register within {timeout} s; see {self.log_dir}")
 
     def kill(self, index: int = 0) -> None:
-        """SIGKILL one worker, as a crash would."""
-        self.processes[index].send_signal(signal.SIGKILL)
+        """SIGKILL one worker and its scheduler process, as a crash of its machine would."""
+        os.killpg(self.processes[index].pid, signal.SIGKILL)
         self.processes[index].wait(10)
 
     def stop(self) -> None:
@@ -148,6 +150,10 @@ class WorkerPool:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # anything the worker left behind
+            except ProcessLookupError:
+                pass
         self.processes.clear()
 
 
