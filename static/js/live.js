@@ -11,10 +11,12 @@
  *  stages: [{id, refId, status, startTime, endTime}]}.
  * Each change is applied in place to the elements that carry
  * data-execution-id / data-stage-id; the page's fragment is fetched again
- * (and swapped in only if its data-version differs) after a hello (which
+ * (and swapped in only if its data-version differs and no event arrived
+ * while it was on its way, else fetched again) after a hello (which
  * also follows every reconnect), on a gap in an execution's sequence, for
- * an execution the page does not show, and after a status change (the
- * actions offered depend on it). Close codes 4403/4404 end the connection.
+ * an execution the page does not show, after a status change (the
+ * actions offered depend on it), and after an htmx swap (an action's
+ * answer) that an event overtook. Close codes 4403/4404 end the connection.
  *
  * Timers: every element with data-start-time (epoch ms) shows its duration
  * in its [data-timer] element, ticking until it has data-end-time.
@@ -101,6 +103,7 @@
     this.sequences = {};
     this.refreshTimer = null;
     this.stopped = false;
+    this.applied = 0;  /* events handled so far: a fragment fetched before the latest one may be older */
   }
 
   LivePage.prototype.setState = function (state) {
@@ -145,9 +148,23 @@
     if (last !== undefined && message.sequence <= last) return;  /* a duplicate or an old message */
     var gap = last !== undefined && message.sequence > last + 1;
     this.sequences[id] = message.sequence;
+    this.applied += 1;
     var shown = document.querySelector('[data-execution-id="' + id + '"]');
     var changed = shown ? applyChange(message) : false;
     if (!shown || gap || changed) this.refreshSoon();
+  };
+
+  /* An action's answer (an htmx swap) rendered before an event that arrived meanwhile may show an older
+     state than the page did: read the page again. */
+  LivePage.prototype.watchSwaps = function () {
+    var self = this;
+    document.addEventListener("htmx:beforeRequest", function (event) {
+      if (event.detail.xhr) event.detail.xhr.liveApplied = self.applied;
+    });
+    document.addEventListener("htmx:afterSwap", function (event) {
+      var applied = event.detail.xhr && event.detail.xhr.liveApplied;
+      if (applied !== undefined && applied !== self.applied) self.refreshSoon();
+    });
   };
 
   LivePage.prototype.refreshSoon = function () {
@@ -167,10 +184,13 @@
     var url = new URL(location.href);
     url.hash = "";
     url.searchParams.set("fragment", self.root.dataset.fragment);
+    var applied = self.applied;
     fetch(url, { headers: { "X-Requested-With": "live.js" }, credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : null; })
       .then(function (html) {
         if (html === null) return;
+        /* An event arrived meanwhile: this fragment may predate it, so do not undo it; fetch again. */
+        if (self.applied !== applied) { self.refreshSoon(); return; }
         var holder = document.createElement("template");
         holder.innerHTML = html.trim();
         var fresh = holder.content.firstElementChild;
@@ -195,6 +215,9 @@
     tick();
     setInterval(tick, 1000);
     var root = document.querySelector("[data-live-url]");
-    if (root && "WebSocket" in window) new LivePage(root).connect();
+    if (!root || !("WebSocket" in window)) return;
+    var live = new LivePage(root);
+    live.watchSwaps();
+    live.connect();
   });
 })();
