@@ -50,13 +50,17 @@ class EngineWorker(SimpleWorker):
                 result = super().work(burst, *args, **kwargs)
             except REDIS_DOWN:
                 result = False
-            if burst or limited or self._stop_requested:
+            if burst or limited or self._asked_to_stop():
                 return result
             # The loop ended without being asked to: RQ quit on an error (a
             # Redis outage, most likely). Resume once Redis answers.
             logger.warning("the work loop ended unexpectedly; resuming when Redis answers")
             time.sleep(1.0)
             self._wait_for_redis()
+
+    def _asked_to_stop(self) -> bool:
+        # An idle worker told to stop (SIGTERM, Ctrl-C) only records the request date.
+        return self._stop_requested or self._shutdown_requested_date is not None
 
     def _redis_answers(self) -> bool:
         try:
@@ -66,7 +70,7 @@ class EngineWorker(SimpleWorker):
 
     def _wait_for_redis(self) -> None:
         delay = 0.5
-        while not self._stop_requested and not self._redis_answers():
+        while not self._asked_to_stop() and not self._redis_answers():
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
 

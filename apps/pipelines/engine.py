@@ -771,6 +771,8 @@ def sweep() -> dict[str, int]:
     stalled = list(
         Execution.objects.filter(status=Status.RUNNING)
         .exclude(stages__status__in=ACTIVE)
+        # Not one whose last stage just ended: its own advance is on the way.
+        .exclude(stages__end_time__gte=cutoff)
         .values_list("id", flat=True)[:SWEEP_BATCH]
     )
     for execution_id in stalled:
