@@ -199,6 +199,7 @@ def validate_pipeline(doc: dict) -> list[Problem]:
     problems += _triggers_problems(doc.get("triggers"))
     problems += _notifications_problems(doc.get("notifications"))
     problems += _parameter_config_problems(doc.get("parameterConfig"))
+    problems += _unstorable_text_problems(doc)
     return problems
 
 
@@ -240,6 +241,38 @@ def _required_text(container: dict, key: str, pointer: str, max_length: int | No
     if max_length is not None and len(value) > max_length:
         return [Problem(where, f"must be at most {max_length} characters long (it has {len(value)})")]
     return []
+
+
+def unstorable_text(text: str) -> str | None:
+    """Why a string cannot be stored, or None: no database text holds NUL, and lone surrogates are not text."""
+    if "\x00" in text:
+        return "contains a NUL character (\\u0000), which cannot be stored"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (\\ud800-\\udfff), which is not text"
+    return None
+
+
+def _unstorable_text_problems(doc: dict) -> list[Problem]:
+    """A problem for each string or key anywhere in the document that cannot be stored (without recursion)."""
+    problems = []
+    pending: list[tuple[Any, str]] = [(doc, "")]
+    while pending:
+        node, pointer = pending.pop()
+        if isinstance(node, str):
+            reason = unstorable_text(node)
+            if reason:
+                problems.append(Problem(pointer, reason))
+        elif isinstance(node, dict):
+            for key in node:
+                reason = unstorable_text(key) if isinstance(key, str) else None
+                if reason:
+                    problems.append(Problem(pointer_join(pointer, key), f"is a key that {reason}"))
+            pending.extend((value, pointer_join(pointer, key)) for key, value in reversed(node.items()))
+        elif isinstance(node, list):
+            pending.extend((item, pointer_join(pointer, index)) for index, item in reversed(list(enumerate(node))))
+    return problems
 
 
 def _optional_types(container: dict, pointer: str, expected: dict[str, type]) -> list[Problem]:
@@ -604,6 +637,9 @@ def _resolve_parameter(parameter: dict, given: Any) -> tuple[str, str | None]:
         value = _as_parameter_text(given)
         if value is None:
             return "", "must be a string"
+        unstorable = unstorable_text(value)
+        if unstorable:
+            return "", unstorable
         choices = parameter_options(parameter)
         if value and choices and value not in choices:
             return value, f"must be one of: {', '.join(choices)}"

@@ -34,8 +34,22 @@ def _flatten(detail, pointer: str = "") -> list[dict]:
     return [{"pointer": pointer, "message": str(detail)}]
 
 
+def encodable(text: str) -> str:
+    """``text`` with each lone surrogate (a JSON ``"\\ud800"`` escape in the request) written out as that escape.
+
+    Errors quote the request (keys in pointers, values in messages), and a
+    response with a lone surrogate in it cannot be encoded as UTF-8.
+    """
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def error_items(errors: list[dict]) -> list[dict]:
+    """Pointer/message pairs that can always be rendered."""
+    return [{"pointer": encodable(error["pointer"]), "message": encodable(error["message"])} for error in errors]
+
+
 def error_response(errors: list[dict], status_code: int, headers: dict | None = None) -> Response:
-    return Response({"errors": errors}, status=status_code, headers=headers)
+    return Response({"errors": error_items(errors)}, status=status_code, headers=headers)
 
 
 def exception_handler(exc, context):

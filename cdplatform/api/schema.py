@@ -8,7 +8,13 @@ ERROR_DESCRIPTIONS = {
     "403": "Authenticated, but not allowed to do this in the application.",
     "404": "No such object, or one you may not read.",
     "409": "The object's current state does not allow this action.",
+    "415": "The body's Content-Type is not one this operation reads.",
 }
+# A list answers 404 to a cursor it did not give out (rest_framework's CursorPagination).
+BAD_CURSOR_DESCRIPTION = "The cursor is not one this list gave out: follow the next and previous links as they are."
+# Query parameters never answered with a 400: a bad page size or ordering is ignored, and ``format`` and ``lang``
+# (the schema's own, and the export's, which documents its 400 itself) are not filters.
+NEVER_REFUSED = {"cursor", "page_size", "ordering", "format", "lang"}
 
 
 class ErrorItemSerializer(serializers.Serializer):
@@ -43,13 +49,18 @@ def add_error_responses(result, generator, request, public):
     reference = {"$ref": "#/components/schemas/Errors"}
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
-            codes = ["401", "403"]
+            query = {parameter["name"] for parameter in operation.get("parameters", []) if parameter["in"] == "query"}
+            descriptions = {"401": ERROR_DESCRIPTIONS["401"], "403": ERROR_DESCRIPTIONS["403"]}
             if "{" in path:
-                codes.append("404")
-            if method in ("post", "put", "patch"):
-                codes.append("400")
+                descriptions["404"] = ERROR_DESCRIPTIONS["404"]
+            elif "cursor" in query:
+                descriptions["404"] = BAD_CURSOR_DESCRIPTION
+            if method in ("post", "put", "patch") or "requestBody" in operation or query - NEVER_REFUSED:
+                descriptions["400"] = ERROR_DESCRIPTIONS["400"]
+            if "requestBody" in operation:
+                descriptions["415"] = ERROR_DESCRIPTIONS["415"]
             responses = operation.setdefault("responses", {})
             content = {"application/json": {"schema": reference}}
-            for code in codes:
-                responses.setdefault(code, {"description": ERROR_DESCRIPTIONS[code], "content": content})
+            for code, description in descriptions.items():
+                responses.setdefault(code, {"description": description, "content": content})
     return result

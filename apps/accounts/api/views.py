@@ -9,7 +9,6 @@ in the same transaction as the change.
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, mixins, status, viewsets
@@ -38,6 +37,7 @@ from apps.accounts.models import (
 from apps.accounts.permissions import PERMISSION_FOR, READ, WRITE, can, restrict_applications
 from apps.accounts.services import do_create_token, do_grant, do_revoke, do_revoke_token
 from apps.pipelines.models import Application
+from cdplatform.api.filters import FilterBackend
 from cdplatform.api.pagination import NewestFirstPagination
 
 ACTION_OF_CODENAME = {codename: action for action, codename in PERMISSION_FOR.items()}
@@ -200,7 +200,10 @@ class ApplicationPermissionsView(generics.GenericAPIView):
 
     def get_application(self, action: str) -> Application:
         """The application named in the URL: 404 if the user may not read it, 403 if not ``action``."""
-        application = Application.objects.restrict(self.request.user, READ).filter(name=self.kwargs["name"]).first()
+        name = self.kwargs["name"]
+        # No application has a NUL in its name, and PostgreSQL refuses to compare with one.
+        applications = Application.objects.restrict(self.request.user, READ).filter(name=name)
+        application = None if "\x00" in name else applications.first()
         if application is None:
             raise exceptions.NotFound(f"No application {self.kwargs['name']!r}.")
         if action != READ and not can(self.request.user, action, application):
@@ -253,7 +256,7 @@ class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     serializer_class = AuditEventSerializer
     pagination_class = AuditEventPagination
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [FilterBackend]
     filterset_class = AuditEventFilterSet
 
     def get_queryset(self) -> QuerySet:

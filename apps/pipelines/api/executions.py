@@ -12,6 +12,7 @@ from django.db.models.fields.json import KT
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, status
 from rest_framework.decorators import action
+from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 
 from apps.accounts.audit import Actor
@@ -35,6 +36,8 @@ from apps.pipelines.services import (
     do_skip_wait,
     do_start_execution,
 )
+from cdplatform.api.filters import FilterBackend
+from cdplatform.api.schema import ErrorsSerializer
 from cdplatform.api.viewsets import RestrictedReadOnlyViewSet
 
 SUMMARY_COLUMNS = ("id", "application__name", "pipeline_id", "name", "status", "created_at", "start_time", "end_time")
@@ -96,6 +99,8 @@ SERIALIZERS = {
     "skip_wait": StageActionSerializer,
 }
 DOCUMENT_RESPONSE = OpenApiResponse(ExecutionDocumentSerializer, description="The execution after the change.")
+REFUSED_RESPONSE = OpenApiResponse(ErrorsSerializer, description="The execution's current state does not allow this.")
+STEERING_RESPONSES = {200: DOCUMENT_RESPONSE, 409: REFUSED_RESPONSE}
 STEERING = ("cancel", "pause", "resume", "restart", "judge", "skip_wait")
 
 
@@ -108,6 +113,7 @@ class ExecutionViewSet(RestrictedReadOnlyViewSet):
 
     queryset = Execution.objects.all()
     serializer_class = ExecutionSummarySerializer
+    filter_backends = [FilterBackend, OrderingFilter]
     filterset_class = ExecutionFilterSet
     ordering_fields = ["created_at"]
     ordering = "-created_at"
@@ -140,7 +146,12 @@ class ExecutionViewSet(RestrictedReadOnlyViewSet):
     @extend_schema(
         summary="Start a pipeline",
         request=StartExecutionSerializer,
-        responses={201: OpenApiResponse(ExecutionDocumentSerializer, description="The new execution.")},
+        responses={
+            201: OpenApiResponse(ExecutionDocumentSerializer, description="The new execution."),
+            404: OpenApiResponse(ErrorsSerializer, description="No such pipeline in the application, or one you "
+                                 "may not read."),
+            409: OpenApiResponse(ErrorsSerializer, description="The pipeline is disabled."),
+        },
     )
     def create(self, request):
         """Start the named pipeline with ``parameters``; the trigger is manual, as the requesting user."""
@@ -158,7 +169,7 @@ class ExecutionViewSet(RestrictedReadOnlyViewSet):
         execution = do_start_execution(pipeline, parameters=body["parameters"], user=Actor.from_request(request))
         return Response(_document(execution.id), status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Cancel an execution", request=CancelSerializer, responses=DOCUMENT_RESPONSE)
+    @extend_schema(summary="Cancel an execution", request=CancelSerializer, responses=STEERING_RESPONSES)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         execution = self.get_object()
@@ -166,14 +177,14 @@ class ExecutionViewSet(RestrictedReadOnlyViewSet):
         do_cancel_execution(execution.id, user=Actor.from_request(request), reason=body["reason"])
         return Response(_document(execution.id))
 
-    @extend_schema(summary="Pause a running execution", request=None, responses=DOCUMENT_RESPONSE)
+    @extend_schema(summary="Pause a running execution", request=None, responses=STEERING_RESPONSES)
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
         execution = self.get_object()
         do_pause_execution(execution.id, user=Actor.from_request(request))
         return Response(_document(execution.id))
 
-    @extend_schema(summary="Resume a paused execution", request=None, responses=DOCUMENT_RESPONSE)
+    @extend_schema(summary="Resume a paused execution", request=None, responses=STEERING_RESPONSES)
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         execution = self.get_object()
@@ -183,7 +194,7 @@ class ExecutionViewSet(RestrictedReadOnlyViewSet):
     @extend_schema(
         summary="Run a finished stage and everything after it again",
         request=StageActionSerializer,
-        responses=DOCUMENT_RESPONSE,
+        responses=STEERING_RESPONSES,
     )
     @action(detail=True, methods=["post"])
     def restart(self, request, pk=None):
@@ -197,7 +208,7 @@ class ExecutionViewSet(RestrictedReadOnlyViewSet):
         description="Needs execute on the application and, when the stage names `selectedStageRoles`, "
         "membership of one of those groups.",
         request=JudgeSerializer,
-        responses=DOCUMENT_RESPONSE,
+        responses=STEERING_RESPONSES,
     )
     @action(detail=True, methods=["post"])
     def judge(self, request, pk=None):
@@ -216,7 +227,7 @@ class ExecutionViewSet(RestrictedReadOnlyViewSet):
     @extend_schema(
         summary="End a stage's wait (or execution window) now",
         request=StageActionSerializer,
-        responses=DOCUMENT_RESPONSE,
+        responses=STEERING_RESPONSES,
     )
     @action(detail=True, methods=["post"], url_path="skip-wait")
     def skip_wait(self, request, pk=None):

@@ -44,6 +44,7 @@ from apps.pipelines.filtersets import ApplicationFilterSet, PipelineFilterSet
 from apps.pipelines.models import Application, Pipeline, PipelineRevision
 from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.services import ActionRefused, do_delete_pipeline, do_save_pipeline
+from cdplatform.api.errors import error_items
 from cdplatform.api.pagination import NewestFirstPagination
 from cdplatform.api.schema import ErrorsSerializer
 from cdplatform.api.viewsets import RestrictedModelViewSet
@@ -344,7 +345,7 @@ EXPORT_FORMAT = OpenApiParameter(
 )
 EXPORT_RESPONSES = {
     (200, "application/json"): OpenApiResponse(PIPELINE_DOCUMENT_SCHEMA, description="The document as a JSON file."),
-    (200, "application/yaml"): OpenApiResponse(OpenApiTypes.STR, description="The document as a YAML file."),
+    (200, "application/yaml"): OpenApiResponse(PIPELINE_DOCUMENT_SCHEMA, description="The document as a YAML file."),
     (400, "application/json"): BAD_QUERY_RESPONSE,
 }
 VALIDATE_DESCRIPTION = (
@@ -359,7 +360,11 @@ VALIDATE_DESCRIPTION = (
     retrieve=extend_schema(parameters=[PIPELINE_ID]),
     create=extend_schema(
         request=DOCUMENT_REQUEST,
-        responses={201: PipelineSerializer, 409: CONFLICT_RESPONSE},
+        responses={
+            201: PipelineSerializer,
+            404: OpenApiResponse(ErrorsSerializer, description="No such application, or one you may not read."),
+            409: CONFLICT_RESPONSE,
+        },
         description="Save a new pipeline from its Spinnaker document (needs write on its existing application). "
         "Every problem with the document is a 400 error at its JSON pointer, and nothing is saved.",
     ),
@@ -421,7 +426,7 @@ class PipelineViewSet(RestrictedModelViewSet):
             problems = validate_pipeline(request.data)
         except InvalidDocument as error:
             problems = error.problems
-        return Response({"valid": not problems, "errors": [problem.as_dict() for problem in problems]})
+        return Response({"valid": not problems, "errors": error_items([problem.as_dict() for problem in problems])})
 
     @extend_schema(parameters=[PIPELINE_ID], responses=RevisionSerializer(many=True))
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=RevisionPagination)
