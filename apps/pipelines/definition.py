@@ -8,6 +8,7 @@ Every problem is reported at once, each located by an RFC 6901 JSON pointer.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from collections import deque
@@ -648,3 +649,31 @@ def _resolve_parameter(parameter: dict, given: Any) -> tuple[str, str | None]:
     if value == "" and parameter.get("required") is True:
         return value, "is required"
     return value, None
+
+
+def unified_diff(old, new) -> str:
+    """A unified diff of two revisions' documents, pretty-printed with sorted keys so that only changes show."""
+
+    def lines(revision) -> list[str]:
+        return json.dumps(revision.definition, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
+
+    diff = difflib.unified_diff(
+        lines(old), lines(new), fromfile=f"revision {old.number}", tofile=f"revision {new.number}", lineterm=""
+    )
+    return "\n".join(diff)
+
+
+def identity_problems(document: dict, pipeline) -> list[Problem]:
+    """A saved pipeline keeps its application, name and id: a document naming others is refused."""
+    problems = []
+    application = document.get("application")
+    if isinstance(application, str) and application != pipeline.application.name:
+        message = f"must be {pipeline.application.name!r}: a pipeline cannot move to another application"
+        problems.append(Problem("/application", message))
+    name = document.get("name")
+    if isinstance(name, str) and name != pipeline.name:
+        message = f"must be {pipeline.name!r}: pipelines cannot be renamed; save a new one and delete this one"
+        problems.append(Problem("/name", message))
+    if document.get("id") not in (None, "", str(pipeline.id)):
+        problems.append(Problem("/id", f"must be {str(pipeline.id)!r}, this pipeline's id, or be left out"))
+    return problems

@@ -32,9 +32,8 @@ from django.views.decorators.http import require_POST
 from apps.accounts.audit import Actor, record
 from apps.accounts.models import AuditSource
 from apps.accounts.permissions import EXECUTE, READ, WRITE, can, in_any_role
-from apps.pipelines.api.executions import judge_roles
-from apps.pipelines.api.pipelines import identity_problems, unified_diff
 from apps.pipelines.choices import ACTIVE, COMPLETE, Status
+from apps.pipelines.definition import identity_problems, unified_diff
 from apps.pipelines.engine import downstream_closure
 from apps.pipelines.filtersets import ExecutionFilterSet
 from apps.pipelines.forms import (
@@ -60,7 +59,7 @@ from apps.pipelines.services import (
     do_start_execution,
 )
 from apps.pipelines.stages import get_stage_type
-from apps.pipelines.stages.manual_judgment import judgment_options
+from apps.pipelines.stages.manual_judgment import judge_roles, judgment_options
 
 APPLICATIONS_PER_PAGE = 50
 RECENT_EXECUTIONS = 10

@@ -36,6 +36,7 @@ from apps.pipelines.services import (
     do_skip_wait,
     do_start_execution,
 )
+from apps.pipelines.stages.manual_judgment import judge_roles
 from cdplatform.api.filters import FilterBackend
 from cdplatform.api.schema import ErrorsSerializer
 from cdplatform.api.viewsets import RestrictedReadOnlyViewSet
@@ -76,16 +77,6 @@ def _pipeline_lookup(value: str) -> Q:
     except ValueError:
         pass
     return lookup
-
-
-def judge_roles(stage: StageExecution) -> list[str]:
-    """The roles (groups) allowed to judge the stage: ``selectedStageRoles`` of its context, else of its definition."""
-    roles = stage.context.get("selectedStageRoles")
-    if roles is None:
-        roles = stage.definition.get("selectedStageRoles")
-    if isinstance(roles, str):
-        return [roles]
-    return [str(role) for role in roles] if isinstance(roles, list) else []
 
 
 # What each action reads (its request body) or, for list and retrieve, shows.

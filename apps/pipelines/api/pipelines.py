@@ -9,7 +9,6 @@ refused, with one error per problem, each at its JSON pointer.
 
 from __future__ import annotations
 
-import difflib
 import json
 
 import yaml
@@ -39,10 +38,10 @@ from apps.pipelines.api.serializers_pipelines import (
     RevisionSerializer,
     ValidationResultSerializer,
 )
-from apps.pipelines.definition import parse_document, validate_pipeline
+from apps.pipelines.definition import identity_problems, parse_document, unified_diff, validate_pipeline
 from apps.pipelines.filtersets import ApplicationFilterSet, PipelineFilterSet
-from apps.pipelines.models import Application, Pipeline, PipelineRevision
-from apps.pipelines.problems import InvalidDocument, Problem
+from apps.pipelines.models import Application, Pipeline
+from apps.pipelines.problems import InvalidDocument
 from apps.pipelines.services import ActionRefused, do_delete_pipeline, do_save_pipeline
 from cdplatform.api.errors import error_items
 from cdplatform.api.pagination import NewestFirstPagination
@@ -136,34 +135,6 @@ class DocumentYAMLRenderer(BaseRenderer):
 
 
 EXPORT_FORMATS = {renderer.format: renderer for renderer in (DocumentJSONRenderer, DocumentYAMLRenderer)}
-
-
-def unified_diff(old: PipelineRevision, new: PipelineRevision) -> str:
-    """A unified diff of two revisions' documents, pretty-printed with sorted keys so that only changes show."""
-
-    def lines(revision: PipelineRevision) -> list[str]:
-        return json.dumps(revision.definition, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
-
-    diff = difflib.unified_diff(
-        lines(old), lines(new), fromfile=f"revision {old.number}", tofile=f"revision {new.number}", lineterm=""
-    )
-    return "\n".join(diff)
-
-
-def identity_problems(document: dict, pipeline: Pipeline) -> list[Problem]:
-    """A saved pipeline keeps its application, name and id: a document naming others is refused."""
-    problems = []
-    application = document.get("application")
-    if isinstance(application, str) and application != pipeline.application.name:
-        message = f"must be {pipeline.application.name!r}: a pipeline cannot move to another application"
-        problems.append(Problem("/application", message))
-    name = document.get("name")
-    if isinstance(name, str) and name != pipeline.name:
-        message = f"must be {pipeline.name!r}: pipelines cannot be renamed; save a new one and delete this one"
-        problems.append(Problem("/name", message))
-    if document.get("id") not in (None, "", str(pipeline.id)):
-        problems.append(Problem("/id", f"must be {str(pipeline.id)!r}, this pipeline's id, or be left out"))
-    return problems
 
 
 def writable_application(user, name: str) -> Application:

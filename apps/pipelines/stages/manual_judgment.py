@@ -56,3 +56,13 @@ class ManualJudgmentStage(StageType):
             return TaskResult.failed(f"Stopped by {who} at manual judgment")
         # Nothing to poll: judge_stage runs the stage again when a person decides.
         return TaskResult.running(retry_after=None)
+
+
+def judge_roles(stage) -> list[str]:
+    """The roles (groups) allowed to judge the stage: ``selectedStageRoles`` of its context, else of its definition."""
+    roles = stage.context.get("selectedStageRoles")
+    if roles is None:
+        roles = stage.definition.get("selectedStageRoles")
+    if isinstance(roles, str):
+        return [roles]
+    return [str(role) for role in roles] if isinstance(roles, list) else []
