@@ -22,6 +22,7 @@ from apps.pipelines.choices import Status
 from apps.pipelines.documents import execution_document
 from apps.pipelines.models import Execution, StageExecution
 from apps.pipelines.services import do_save_pipeline, do_start_execution
+from tests.scenarios import set_status, start
 
 pytestmark = pytest.mark.django_db
 
@@ -73,21 +74,6 @@ def client_for(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
     return client
-
-
-def start(pipeline, **parameters) -> Execution:
-    """An execution left NOT_STARTED (see the module docstring), started by alice."""
-    if pipeline.name == "deliver":
-        parameters = {"env": "staging", **parameters}
-    return do_start_execution(pipeline, parameters=parameters, user="alice")
-
-
-def set_status(execution: Execution, status: str, **stages: str) -> None:
-    """Shape a scenario by hand: the execution's status and, by refId, its stages' statuses."""
-    now = timezone.now()
-    Execution.objects.filter(id=execution.id).update(status=status, start_time=now)
-    for ref_id, stage_status in stages.items():
-        StageExecution.objects.filter(execution=execution, ref_id=ref_id).update(status=stage_status, start_time=now)
 
 
 def running_judgment(pipeline) -> Execution:

@@ -26,6 +26,7 @@ from apps.pipelines.models import Execution, Pipeline, StageExecution
 from apps.pipelines.problems import Problem
 from apps.pipelines.services import do_save_pipeline, do_start_execution
 from apps.pipelines.views import StageView, describe_notification, describe_trigger, graph_layout
+from tests.scenarios import set_status, start
 
 pytestmark = pytest.mark.django_db
 
@@ -77,21 +78,6 @@ def client_for(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-def start(pipeline, **parameters) -> Execution:
-    """An execution left NOT_STARTED (see the module docstring), started by alice."""
-    if pipeline.name == "deliver":
-        parameters = {"env": "staging", **parameters}
-    return do_start_execution(pipeline, parameters=parameters, user="alice")
-
-
-def set_status(execution: Execution, status: str, **stages: str) -> None:
-    """Shape a scenario by hand: the execution's status and, by refId, its stages' statuses."""
-    now = timezone.now()
-    Execution.objects.filter(id=execution.id).update(status=status, start_time=now)
-    for ref_id, stage_status in stages.items():
-        StageExecution.objects.filter(execution=execution, ref_id=ref_id).update(status=stage_status, start_time=now)
 
 
 def running_judgment(pipeline) -> Execution:
