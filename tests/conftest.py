@@ -9,7 +9,6 @@ if it cannot be, those tests are skipped with a message naming Redis. In CI
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,19 +21,13 @@ from django.db import connection
 
 from apps.pipelines.choices import COMPLETE
 from apps.pipelines.models import Execution
+from cdplatform.webprocess import free_port
 
 # The hook_server fixture: an HTTP server on 127.0.0.1 for stages that call out.
 pytest_plugins = ["tests.hookserver"]
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now (for a server this test run starts)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def missing_service(message: str):

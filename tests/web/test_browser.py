@@ -23,10 +23,7 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,6 +36,7 @@ from apps.pipelines.choices import Status
 from apps.pipelines.definition import parse_document
 from apps.pipelines.models import Pipeline
 from apps.pipelines.services import do_save_pipeline
+from cdplatform.webprocess import http_status, web_command
 from tests.conftest import ROOT, _worker_database_url, free_port, missing_service, wait_for_execution
 
 try:
@@ -89,20 +87,6 @@ WATCH_STAGES = """() => {
 
 
 # Loopback only: no proxy from the environment.
-DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _get(url: str) -> int:
-    """The HTTP status of a GET (after redirects); 0 when nothing answers."""
-    try:
-        with DIRECT.open(url, timeout=2) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return 0
-
-
 @pytest.fixture
 def web_server(transactional_db, redis_url, tmp_path):
     """The ASGI web process (uvicorn) on a free loopback port, on the test database and Redis; yields its URL."""
@@ -117,20 +101,17 @@ def web_server(transactional_db, redis_url, tmp_path):
     log_path = tmp_path / "web.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn", "cdplatform.asgi:application",
-                "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
-            ],
+            web_command("127.0.0.1", port),
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_SECONDS
-        while _get(f"{base}/login/") != 200:
+        while http_status(f"{base}/login/") != 200:
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the web process did not serve /login/; its log:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.1)
-        static = _get(f"{base}/static/js/live.js")
+        static = http_status(f"{base}/static/js/live.js")
         if static != 200:
             pytest.fail(
                 f"the web process answers GET /static/js/live.js with {static}: pages would load without "

@@ -42,15 +42,11 @@ import multiprocessing
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -73,6 +69,7 @@ from apps.pipelines.jobs import engine_queue
 from apps.pipelines.models import Application, Execution, StageExecution, epoch_millis
 from apps.pipelines.services import do_save_pipeline
 from cdplatform import embedded_redis
+from cdplatform.webprocess import free_port, http_status, web_command
 
 BENCH_APPLICATION = "bench-live"
 BENCH_USER = "bench-live-reader"
@@ -180,29 +177,9 @@ class Latencies:
 
 
 # Loopback only: no proxy from the environment.
-DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _get(url: str) -> int:
-    """The HTTP status of a GET; 0 when nothing answers."""
-    try:
-        with DIRECT.open(url, timeout=2) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return 0
-
-
 def _interrupt(signum, frame):
     """SIGTERM stops the bench as Ctrl-C does: cleaning up on the way out."""
     raise KeyboardInterrupt
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Command(BaseCommand):
@@ -342,7 +319,7 @@ class Command(BaseCommand):
 
     def _start_web(self, cleanup: ExitStack) -> str:
         """The ASGI web process on a free loopback port, on this command's database and Redis; returns its URL."""
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "DATABASE_URL": settings.DATABASE_URL,
@@ -352,21 +329,18 @@ class Command(BaseCommand):
         }
         log = cleanup.enter_context(tempfile.NamedTemporaryFile(prefix="bench-live-web-", suffix=".log"))
         process = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn", "cdplatform.asgi:application",
-                "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
-            ],
+            web_command("127.0.0.1", port),
             # Its own process group: Ctrl-C reaches only this command, which stops it.
             cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, process_group=0,
         )  # fmt: skip
         cleanup.callback(self._stop, process)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + START_SECONDS
-        while _get(f"{base}/login/") != 200:
+        while http_status(f"{base}/login/") != 200:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise CommandError(f"the web process did not start; its log:\n{Path(log.name).read_text()[-3000:]}")
             time.sleep(0.1)
-        if _get(f"{base}/static/js/live.js") != 200:
+        if http_status(f"{base}/static/js/live.js") != 200:
             raise CommandError("the web process serves no /static/js/live.js: the page would have no live updates")
         return base
 

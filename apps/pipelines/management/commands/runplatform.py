@@ -26,6 +26,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from cdplatform import embedded_redis
+from cdplatform.webprocess import web_command
 
 POLL_SECONDS = 0.2
 STOP_TIMEOUT_SECONDS = 10.0
@@ -123,13 +124,7 @@ class Command(BaseCommand):
 
     def _start_web_and_workers(self, host: str, port: int, workers: int) -> None:
         """Start the ASGI web process and ``workers`` RQ workers (queues and worker class come from settings)."""
-        self._start(
-            "web",
-            [
-                sys.executable, "-m", "uvicorn", "cdplatform.asgi:application",
-                "--host", host, "--port", str(port), "--lifespan", "off",
-            ],
-        )  # fmt: skip
+        self._start("web", web_command(host, port))
         for number in range(1, workers + 1):
             self._start(f"worker-{number}", [sys.executable, self._manage_py(), "rqworker", "--with-scheduler"])
 
