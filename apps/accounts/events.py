@@ -13,6 +13,7 @@ import logging
 import redis
 from channels.layers import get_channel_layer
 
+from apps.pipelines.enqueue import engine_queue
 from apps.pipelines.events import group_channel
 
 logger = logging.getLogger(__name__)
@@ -28,8 +29,6 @@ def publish_permissions_changed(application_name: str) -> None:
     Best effort: with Redis unreachable the grant or revoke still stands, and
     an open socket still loses access at the consumer's next periodic re-check.
     """
-    from apps.pipelines.jobs import engine_queue
-
     layer = get_channel_layer()
     if layer is None:
         return

@@ -2,7 +2,7 @@
 
 import time
 
-from apps.pipelines.jobs import JOB_OPTIONS, engine_queue
+from apps.pipelines.enqueue import JOB_OPTIONS, engine_queue
 
 
 def end_key(done_key: str) -> str:

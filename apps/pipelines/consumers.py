@@ -35,6 +35,7 @@ from django.contrib.auth import get_user_model
 
 from apps.accounts.events import permissions_group
 from apps.accounts.permissions import READ, can
+from apps.pipelines.enqueue import engine_queue
 from apps.pipelines.events import application_group, current_sequence, execution_group
 from apps.pipelines.models import Application, Execution
 
@@ -145,8 +146,6 @@ class ExecutionConsumer(LiveUpdatesConsumer):
         return Subscription(execution_group(execution_id), row["application_id"], row["application__name"])
 
     def current_sequence(self) -> int | None:
-        from apps.pipelines.jobs import engine_queue
-
         return current_sequence(engine_queue().connection, self.scope["url_route"]["kwargs"]["execution_id"])
 
 

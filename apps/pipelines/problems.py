@@ -1,4 +1,4 @@
-"""Validation problems, each located by a JSON pointer into the document."""
+"""Validation problems, each located by a JSON pointer into the document, and refused actions."""
 
 from dataclasses import dataclass
 
@@ -23,6 +23,10 @@ class InvalidDocument(ValueError):
     def __init__(self, problems: list[Problem]):
         self.problems = list(problems)
         super().__init__("; ".join(str(problem) for problem in self.problems))
+
+
+class ActionRefused(Exception):
+    """A request to act on an execution that its current state does not allow; the message says why."""
 
 
 def pointer_join(base: str, *parts: str | int) -> str:

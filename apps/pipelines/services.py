@@ -15,16 +15,13 @@ from django.db.models import Max
 from django.utils import timezone
 
 from apps.accounts.audit import Actor, record
-from apps.pipelines import engine, jobs
+from apps.pipelines import engine, enqueue
 from apps.pipelines.choices import ACTIVE, COMPLETE, Status
 from apps.pipelines.definition import check_pipeline, resolve_parameters
 from apps.pipelines.models import Application, Execution, Pipeline, PipelineRevision, StageExecution
+from apps.pipelines.problems import ActionRefused
 from apps.pipelines.stages import get_stage_type
 from apps.pipelines.stages.manual_judgment import CONTINUE, STOP, judgment_options
-
-
-class ActionRefused(Exception):
-    """A request to act on an execution that its current state does not allow; the message says why."""
 
 
 def do_save_pipeline(document: dict, *, user: Actor | str = "") -> tuple[Pipeline, bool]:
@@ -126,7 +123,7 @@ def do_start_execution(
         )
         record("execution.started", actor, application=pipeline.application, object_type="execution",
                object_id=execution.id, details={"pipeline": pipeline.name, "trigger": trigger.get("type")})
-        transaction.on_commit(lambda: jobs.enqueue_start_execution(execution.id))
+        transaction.on_commit(lambda: enqueue.enqueue_start_execution(execution.id))
     return execution
 
 

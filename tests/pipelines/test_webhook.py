@@ -17,7 +17,7 @@ from apps.pipelines.choices import Status
 from apps.pipelines.models import StageExecution
 from apps.pipelines.problems import InvalidDocument
 from apps.pipelines.services import do_save_pipeline, do_start_execution
-from apps.pipelines.stages import get_stage_type
+from apps.pipelines.stages import StageRuntime, get_stage_type
 from apps.pipelines.stages.webhook import MISSING, JsonPathError, parse_json_path, read_json_path
 from tests.conftest import wait_for_execution
 from tests.hookserver import HookServer, Reply
@@ -388,7 +388,7 @@ def test_a_step_after_the_call_never_calls_again(hook_server):
     stage = StageExecution.objects.get(execution=execution, ref_id="1")
     stage.context = {"url": hook_server.url("/once"), "webhook": {"statusCode": 200, "body": {"id": 1}}}
 
-    result = get_stage_type("webhook").run(stage, scope=None)
+    result = get_stage_type("webhook").run(stage, scope=None, runtime=StageRuntime())
 
     assert result.status == Status.SUCCEEDED
     assert result.outputs["webhook"]["body"] == {"id": 1}
@@ -413,8 +413,8 @@ def test_cancel_sends_the_cancel_request_once(hook_server):
     stage.save()
     stage_type = get_stage_type("webhook")
 
-    stage_type.cancel(stage)
-    stage_type.cancel(StageExecution.objects.get(id=stage.id))
+    stage_type.cancel(stage, StageRuntime())
+    stage_type.cancel(StageExecution.objects.get(id=stage.id), StageRuntime())
 
     [call] = hook_server.calls("/job/7/cancel")
     assert call.method == "PUT"
@@ -429,9 +429,9 @@ def test_cancel_does_nothing_before_the_call_and_never_raises(hook_server):
     stage = StageExecution.objects.get(execution=execution, ref_id="1")
     stage_type = get_stage_type("webhook")
     stage.context = {"cancelEndpoint": hook_server.url("/cancel")}
-    stage_type.cancel(stage)  # no call made yet
+    stage_type.cancel(stage, StageRuntime())  # no call made yet
     stage.context = {"cancelEndpoint": "http://169.254.169.254/cancel", "webhook": {"statusCode": 200}}
-    stage_type.cancel(stage)  # refused by the policy: logged, not raised
+    stage_type.cancel(stage, StageRuntime())  # refused by the policy: logged, not raised
 
     assert hook_server.calls() == []
 

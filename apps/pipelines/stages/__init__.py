@@ -6,5 +6,8 @@ know about Docker, Kubernetes or HTTP.
 """
 
 from apps.pipelines.stages.base import StageType, TaskResult, all_stage_types, get_stage_type, register
+from apps.pipelines.stages.runtime import ExecutionSummary, StageRuntime
 
-__all__ = ["StageType", "TaskResult", "all_stage_types", "get_stage_type", "register"]
+__all__ = [
+    "ExecutionSummary", "StageRuntime", "StageType", "TaskResult", "all_stage_types", "get_stage_type", "register",
+]

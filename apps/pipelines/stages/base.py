@@ -11,6 +11,7 @@ from apps.pipelines.problems import Problem, pointer_join
 if TYPE_CHECKING:
     from apps.pipelines.models import StageExecution
     from apps.pipelines.scope import ExpressionScope
+    from apps.pipelines.stages.runtime import StageRuntime
 
 
 @dataclass
@@ -49,7 +50,9 @@ class StageType:
 
     ``run`` receives the stage with its context already evaluated and must not
     block waiting for the outside world: it returns ``TaskResult.running`` and
-    is called again later.
+    is called again later. Both ``run`` and ``cancel`` receive a
+    :class:`~apps.pipelines.stages.runtime.StageRuntime`: what the stage may
+    do beyond its own stage (start or read another execution).
     """
 
     type_name: ClassVar[str]
@@ -76,10 +79,11 @@ class StageType:
             if stage.get(name) in (None, "")
         ]
 
-    def run(self, stage: StageExecution, scope: ExpressionScope) -> TaskResult:
+    def run(self, stage: StageExecution, scope: ExpressionScope, runtime: StageRuntime) -> TaskResult:
+        """One step of the stage's task."""
         raise NotImplementedError
 
-    def cancel(self, stage: StageExecution) -> None:
+    def cancel(self, stage: StageExecution, runtime: StageRuntime) -> None:
         """Undo or stop outside work when the stage is canceled; nothing by default. Runs in a job of its own."""
 
 

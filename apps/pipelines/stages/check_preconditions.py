@@ -48,7 +48,7 @@ class CheckPreconditionsStage(StageType):
                 problems.append(Problem(f"{where}/failPipeline", "must be true or false"))
         return problems
 
-    def run(self, stage, scope) -> TaskResult:
+    def run(self, stage, scope, runtime) -> TaskResult:
         results = []
         halt_status = None
         for precondition in stage.context.get("preconditions") or []:

@@ -37,7 +37,7 @@ class EvaluateVariablesStage(StageType):
                 problems.append(Problem(f"{where}/value", "is required"))
         return problems
 
-    def run(self, stage, scope) -> TaskResult:
+    def run(self, stage, scope, runtime) -> TaskResult:
         values: dict = {}
         for variable in stage.definition.get("variables") or []:
             try:

@@ -45,7 +45,7 @@ class ManualJudgmentStage(StageType):
             problems.append(Problem(f"{pointer}/selectedStageRoles", "must be a list of role names"))
         return problems
 
-    def run(self, stage, scope) -> TaskResult:
+    def run(self, stage, scope, runtime) -> TaskResult:
         status = stage.context.get("judgmentStatus")
         if status == CONTINUE:
             return TaskResult.succeeded(

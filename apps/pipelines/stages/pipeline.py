@@ -4,14 +4,17 @@ The child links back through ``trigger.parentExecution`` and
 ``parentExecution`` in its JSON; the parent stage's context holds
 ``executionId``. When the child ends, it wakes the parent stage at once; a
 slow poll remains only as a safety net. Canceling the parent cancels the child.
+It starts, reads and cancels the child through the :class:`StageRuntime` it is given.
 """
 
+from __future__ import annotations
+
 import logging
-import uuid
 
 from apps.pipelines.choices import COMPLETE, Status
-from apps.pipelines.problems import InvalidDocument, Problem
+from apps.pipelines.problems import ActionRefused, InvalidDocument, Problem
 from apps.pipelines.stages.base import StageType, TaskResult, register
+from apps.pipelines.stages.runtime import ExecutionSummary, StageRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -38,30 +41,25 @@ class PipelineStage(StageType):
             problems.append(Problem(f"{pointer}/waitForCompletion", "must be true or false"))
         return problems
 
-    def run(self, stage, scope) -> TaskResult:
+    def run(self, stage, scope, runtime: StageRuntime) -> TaskResult:
         child_id = stage.context.get("executionId")
         if child_id is None:
-            return self._start_child(stage)
-        from apps.pipelines.models import Execution
-
-        child = Execution.objects.filter(id=child_id).only("status", "name").first()
+            return self._start_child(stage, runtime)
+        child = runtime.get_execution(child_id)
         if child is None:
             return TaskResult.failed(f"child execution {child_id} no longer exists")
         if child.status not in COMPLETE:
             return TaskResult.running(retry_after=SAFETY_POLL_SECONDS, context={"status": child.status})
-        return self._finished(child)
+        return self._finished(child, runtime)
 
-    def _start_child(self, stage) -> TaskResult:
-        from apps.pipelines.models import Pipeline
-        from apps.pipelines.services import ActionRefused, do_start_execution
-
+    def _start_child(self, stage, runtime: StageRuntime) -> TaskResult:
         parent = stage.execution
         application = stage.context.get("application") or parent.application.name
         reference = str(stage.context["pipeline"])
-        child_pipeline = _find_pipeline(Pipeline, application, reference)
+        child_pipeline = runtime.find_pipeline(application, reference)
         if child_pipeline is None:
             return TaskResult.failed(f"no pipeline {reference!r} in application {application!r}")
-        refusal = _run_as_refusal(parent.started_by, child_pipeline.application)
+        refusal = runtime.run_as_refusal(parent.started_by, child_pipeline)
         if refusal:
             return TaskResult.failed(refusal)
         depth = int((parent.trigger.get("parentExecution") or {}).get("depth", 0)) + 1
@@ -76,7 +74,7 @@ class PipelineStage(StageType):
             "parentPipelineStageId": str(stage.id),
         }
         try:
-            child = do_start_execution(
+            child = runtime.start_child_execution(
                 child_pipeline,
                 parameters=stage.context.get("pipelineParameters") or {},
                 trigger=trigger,
@@ -92,52 +90,25 @@ class PipelineStage(StageType):
             return TaskResult.succeeded(context=context)
         return TaskResult.running(retry_after=SAFETY_POLL_SECONDS, context=context)
 
-    def _finished(self, child) -> TaskResult:
+    def _finished(self, child: ExecutionSummary, runtime: StageRuntime) -> TaskResult:
         context = {"status": child.status}
         if child.status == Status.SUCCEEDED:
             # Later stages read the child's results as this stage's outputs.
             outputs: dict = {}
-            for child_stage in child.stages.order_by("position").only("outputs"):
-                outputs.update(child_stage.outputs)
+            for child_outputs in runtime.stage_outputs(child.id):
+                outputs.update(child_outputs)
             return TaskResult.succeeded(outputs=outputs, context=context)
         if child.status == Status.CANCELED:
             return TaskResult(Status.CANCELED, context=context, error=f"child pipeline {child.name!r} was canceled")
         return TaskResult.failed(f"child pipeline {child.name!r} ended {child.status}", context=context)
 
-    def cancel(self, stage) -> None:
-        from apps.pipelines.services import ActionRefused, do_cancel_execution
-
+    def cancel(self, stage, runtime: StageRuntime) -> None:
         child_id = stage.context.get("executionId")
         if not child_id:
             return
         try:
-            do_cancel_execution(child_id, user=stage.execution.canceled_by or "system", reason="parent execution ended")
+            runtime.cancel_execution(
+                child_id, user=stage.execution.canceled_by or "system", reason="parent execution ended"
+            )
         except ActionRefused:
             pass  # the child had already ended
-
-
-def _find_pipeline(model, application: str, reference: str):
-    """A pipeline by id (Spinnaker stores the child's id) or, for hand-written pipelines, by name."""
-    queryset = model.objects.select_related("application").filter(application__name=application)
-    try:
-        found = queryset.filter(id=uuid.UUID(reference)).first()
-    except ValueError:  # not an id: a name
-        found = None
-    return found or queryset.filter(name=reference).first()
-
-
-def _run_as_refusal(username: str, application) -> str | None:
-    """Why the execution's identity may not start a pipeline of ``application`` (None: it may).
-
-    An execution acts as the user that started it (a person, or a trigger's
-    service account); one started by the system itself (the command line)
-    is not restricted.
-    """
-    from django.contrib.auth import get_user_model
-
-    from apps.accounts.permissions import EXECUTE, can
-
-    user = get_user_model().objects.filter(username=username).first() if username else None
-    if user is None or can(user, EXECUTE, application):
-        return None
-    return f"{username} may not run pipelines of application {application.name!r}"

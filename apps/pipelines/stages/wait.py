@@ -25,7 +25,7 @@ class WaitStage(StageType):
             return [Problem(f"{pointer}/waitTime", "must be a whole number of seconds, 0 or more")]
         return []
 
-    def run(self, stage, scope) -> TaskResult:
+    def run(self, stage, scope, runtime) -> TaskResult:
         if stage.context.get("skipRemainingWait"):
             return TaskResult.succeeded(context={"waitSkipped": True})
         seconds = _as_seconds(stage.context.get("waitTime"))

@@ -448,7 +448,7 @@ class WebhookStage(StageType):
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         return _definition_problems(stage, pointer)
 
-    def run(self, stage, scope) -> TaskResult:
+    def run(self, stage, scope, runtime) -> TaskResult:
         context = stage.context
         webhook = context.get("webhook")
         if not isinstance(webhook, dict) or "statusCode" not in webhook:
@@ -458,7 +458,7 @@ class WebhookStage(StageType):
             return _result(Status.SUCCEEDED, webhook)
         return _poll(context, webhook)
 
-    def cancel(self, stage: StageExecution) -> None:
+    def cancel(self, stage: StageExecution, runtime) -> None:
         """Send the cancel request once when the call was made and a cancelEndpoint is set; never raises."""
         context = stage.context or {}
         if not context.get("cancelEndpoint") or context.get("signalCancellation") is False:

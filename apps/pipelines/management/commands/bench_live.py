@@ -64,8 +64,8 @@ from django.utils import timezone
 from apps.accounts.services import do_grant
 from apps.pipelines.choices import Status
 from apps.pipelines.engine import Dispatch
+from apps.pipelines.enqueue import engine_queue
 from apps.pipelines.events import SEQUENCE_KEY
-from apps.pipelines.jobs import engine_queue
 from apps.pipelines.models import Application, Execution, StageExecution, epoch_millis
 from apps.pipelines.services import do_save_pipeline
 from cdplatform import embedded_redis

@@ -1,0 +1,78 @@
+"""The pipeline engine: a state machine driven by small, idempotent RQ jobs.
+
+Two kinds of message move an execution forward (entry points in ``jobs.py``,
+queued by ``enqueue.py``):
+
+* ``start_execution(execution_id)`` marks a new execution RUNNING and starts
+  its first stages;
+* ``run_stage(stage_id, token)`` runs one step of a RUNNING stage's task;
+  when the task is done, the stage is completed and the execution is
+  *advanced*: a reconciliation of the whole execution from the database,
+  which any number of duplicate or late messages cannot upset.
+
+Transactions and locks. Each step locks what it changes and enqueues the
+next messages only after it commits, so a worker never sees work that was
+rolled back. Lock order: a Pipeline row, then an Execution row, then its
+StageExecution rows, never the other way round. Duplicate messages carry a
+stale ``run_token`` and do nothing.
+
+The modules, each depending only on those above it:
+
+* :mod:`.dispatch` — the after-commit work (jobs, cancel hooks, live events);
+* :mod:`.graph` — advancing: starting executions and stages, halting,
+  completing, waiting executions (BUFFERED); the lock order in full;
+* :mod:`.steps` — running a stage's step: claims for I/O, results, timeouts,
+  execution windows; run tokens and the stage-row lock;
+* :mod:`.control` — acting on an execution: wake, cancel, pause, resume,
+  restart, and the cancel hooks of canceled stages;
+* :mod:`.sweeper` — recovering work whose message went missing.
+
+The engine never imports the services (they import it) nor ``jobs.py``
+(which imports it); stage types get what they may call beyond their stage
+through the :class:`~apps.pipelines.stages.StageRuntime` ``jobs.py`` passes in.
+"""
+
+from apps.pipelines.engine.control import (
+    cancel_execution,
+    downstream_closure,
+    pause_execution,
+    restart_stage,
+    resume_execution,
+    run_cancel_hook,
+    schedule_now,
+    wake_stage,
+)
+from apps.pipelines.engine.dispatch import Dispatch
+from apps.pipelines.engine.graph import (
+    advance_execution,
+    cancel_running_stages,
+    cancel_stage,
+    failure_status,
+    lock_execution,
+    start_execution,
+    start_waiting,
+)
+from apps.pipelines.engine.steps import run_stage, run_stage_job
+from apps.pipelines.engine.sweeper import sweep
+
+__all__ = [
+    "Dispatch",
+    "advance_execution",
+    "cancel_execution",
+    "cancel_running_stages",
+    "cancel_stage",
+    "downstream_closure",
+    "failure_status",
+    "lock_execution",
+    "pause_execution",
+    "restart_stage",
+    "resume_execution",
+    "run_cancel_hook",
+    "run_stage",
+    "run_stage_job",
+    "schedule_now",
+    "start_execution",
+    "start_waiting",
+    "sweep",
+    "wake_stage",
+]

@@ -1,0 +1,147 @@
+"""Acting on an execution: wake a stage, cancel, pause, resume, restart; and running a canceled stage's hook.
+
+Except for :func:`wake_stage` and :func:`run_cancel_hook` (jobs of their
+own), these run in the caller's transaction, on an execution it has locked
+with :func:`~apps.pipelines.engine.graph.lock_execution`; they lock the
+execution's stage rows after it, keeping the lock order (execution before
+stages). The service functions decide whether an action is allowed; these
+only carry it out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.pipelines.choices import Status
+from apps.pipelines.engine.dispatch import Dispatch
+from apps.pipelines.engine.graph import advance_locked, cancel_running_stages, complete_execution
+from apps.pipelines.models import Execution, StageExecution
+from apps.pipelines.stages import StageRuntime, get_stage_type
+
+logger = logging.getLogger(__name__)
+
+
+def wake_stage(stage_id) -> None:
+    """Run a waiting stage's task now (its child execution ended, a person acted): a fresh token, a job."""
+    dispatch = Dispatch()
+    with transaction.atomic():
+        stage = StageExecution.objects.select_for_update().select_related("execution").filter(id=stage_id).first()
+        if stage is None or stage.status != Status.RUNNING or stage.execution.status != Status.RUNNING:
+            return
+        schedule_now(stage, dispatch)
+        dispatch.send_on_commit()
+
+
+def schedule_now(stage: StageExecution, dispatch: Dispatch, fields: tuple[str, ...] = ()) -> None:
+    """Save the locked stage and run its task at once; queued polls with the older token become stale."""
+    stage.run_token += 1
+    stage.next_run_at = timezone.now()
+    stage.save(update_fields=[*fields, "run_token", "next_run_at"])
+    dispatch.run_stage(stage)
+
+
+def cancel_execution(execution: Execution, dispatch: Dispatch, *, user: str, reason: str) -> None:
+    """Stop everything: running stages become CANCELED (their cancel hooks run), nothing else starts."""
+    execution.canceled_by = user
+    execution.cancel_reason = reason
+    execution.save(update_fields=["canceled_by", "cancel_reason"])
+    cancel_running_stages(execution, dispatch)
+    _close_pause(execution)
+    complete_execution(execution, Status.CANCELED, dispatch)
+
+
+def pause_execution(execution: Execution, dispatch: Dispatch) -> None:
+    """Nothing new starts and no task runs until resumed; running stages keep their state, shown PAUSED."""
+    execution.status = Status.PAUSED
+    execution.pauses = [*execution.pauses, [int(time.time() * 1000), None]]
+    execution.save(update_fields=["status", "pauses"])
+    for stage in StageExecution.objects.select_for_update().filter(execution=execution, status=Status.RUNNING):
+        stage.status = Status.PAUSED
+        stage.save(update_fields=["status"])
+        dispatch.changed(execution, stage)
+    dispatch.changed(execution)
+
+
+def resume_execution(execution: Execution, dispatch: Dispatch) -> None:
+    """Pick up where the pause left: paused stages run their task again at once, then whatever is ready starts."""
+    execution.status = Status.RUNNING
+    _close_pause(execution)
+    execution.save(update_fields=["status", "pauses"])
+    for stage in StageExecution.objects.select_for_update().filter(execution=execution, status=Status.PAUSED):
+        stage.status = Status.RUNNING
+        schedule_now(stage, dispatch, fields=("status",))
+        dispatch.changed(execution, stage)
+    advance_locked(execution, dispatch)
+
+
+def _close_pause(execution: Execution) -> None:
+    if execution.pauses and execution.pauses[-1][1] is None:
+        execution.pauses = [*execution.pauses[:-1], [execution.pauses[-1][0], int(time.time() * 1000)]]
+        execution.save(update_fields=["pauses"])
+
+
+def restart_stage(execution: Execution, ref_id: str, dispatch: Dispatch, *, user: str) -> list[StageExecution]:
+    """Run a finished stage and everything downstream of it again; upstream results are kept.
+
+    Stages canceled when the execution halted run again too. Returns the
+    stages that were reset. The caller checked that the stage may restart.
+    """
+    stages = list(StageExecution.objects.select_for_update().filter(execution=execution).order_by("position"))
+    by_ref = {stage.ref_id: stage for stage in stages}
+    reset = downstream_closure([ref_id, *(s.ref_id for s in stages if s.status == Status.CANCELED)], stages)
+    now_ms = int(time.time() * 1000)
+    for ref in reset:
+        stage = by_ref[ref]
+        previous_error = (stage.context.get("exception") or {}).get("details")
+        stage.context = {}
+        if ref == ref_id:
+            stage.context["restartDetails"] = {
+                "restartedBy": user, "restartTime": now_ms, "previousException": previous_error,
+            }
+        stage.status = Status.NOT_STARTED
+        stage.outputs = {}
+        stage.start_time = stage.end_time = stage.next_run_at = None
+        stage.run_token += 1
+        stage.save(update_fields=["context", "status", "outputs", "start_time", "end_time", "next_run_at", "run_token"])
+        dispatch.changed(execution, stage)
+    execution.status = Status.RUNNING
+    execution.end_time = None
+    execution.canceled_by = execution.cancel_reason = ""
+    execution.save(update_fields=["status", "end_time", "canceled_by", "cancel_reason"])
+    advance_locked(execution, dispatch)
+    return [by_ref[ref] for ref in reset]
+
+
+def downstream_closure(roots: list[str], stages: list[StageExecution]) -> list[str]:
+    """The given stages and every stage downstream of any of them, in pipeline order."""
+    children: dict[str, list[str]] = {}
+    for stage in stages:
+        for requisite in stage.requisite_ref_ids:
+            children.setdefault(requisite, []).append(stage.ref_id)
+    found, todo = set(), list(roots)
+    while todo:
+        ref = todo.pop()
+        if ref not in found:
+            found.add(ref)
+            todo.extend(children.get(ref, []))
+    return [stage.ref_id for stage in stages if stage.ref_id in found]
+
+
+def run_cancel_hook(stage_id, runtime: StageRuntime) -> None:
+    """Undo or stop a canceled stage's outside work (its type's ``cancel``), in a job of its own.
+
+    A job, not the canceling request: a hook may call out (a webhook's cancel
+    endpoint, a child execution) and a person canceling should not wait for it.
+    """
+    stage = StageExecution.objects.select_related("execution__application").filter(id=stage_id).first()
+    stage_type = get_stage_type(stage.type) if stage is not None else None
+    if stage_type is None:
+        return
+    try:
+        stage_type.cancel(stage, runtime)
+    except Exception:  # noqa: BLE001  (a failing cancel hook must not undo the cancel)
+        logger.exception("cancel hook of stage %s (%s) failed", stage.id, stage.type)

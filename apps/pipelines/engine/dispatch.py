@@ -1,0 +1,87 @@
+"""After-commit work: the jobs, cancel hooks and live events a transaction of the engine produced.
+
+Each step of the engine locks what it changes and sends the next messages
+only after it commits, so a worker never sees work that was rolled back:
+a step collects them in a :class:`Dispatch` and calls ``send_on_commit``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import redis
+from django.db import transaction
+
+from apps.pipelines import enqueue
+from apps.pipelines.events import ExecutionChange, add_publishes, next_sequences, stage_change
+from apps.pipelines.models import Execution, StageExecution
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Dispatch:
+    """Jobs, cancel hooks and live events that a transaction produced, sent only once it has committed.
+
+    Every job and event goes to Redis in one pipelined round trip (plus one
+    for the events' sequence numbers).
+    """
+
+    runs: list[tuple[str, int, float]] = field(default_factory=list)
+    canceled: list[StageExecution] = field(default_factory=list)
+    changes: dict[str, ExecutionChange] = field(default_factory=dict)
+    # Stages of other executions to run now (a parent waiting on a child that ended).
+    wake: list[str] = field(default_factory=list)
+    # Pipelines whose next waiting (BUFFERED) execution may now start.
+    waiting_pipelines: set[str] = field(default_factory=set)
+    # When set, one stage due now is kept back from the queue and run next by
+    # the current job instead (see steps.run_stage_job); it is left in ``inline``.
+    keep_one_inline: bool = False
+    inline: tuple[str, int] | None = None
+
+    def run_stage(self, stage: StageExecution, delay: float = 0.0) -> None:
+        """Queue one step of the stage (with the token it has now), after ``delay`` seconds."""
+        self.runs.append((str(stage.id), stage.run_token, delay))
+
+    def changed(self, execution: Execution, stage: StageExecution | None = None) -> None:
+        """Publish the execution's (and the stage's) new state as a live event."""
+        key = str(execution.id)
+        change = self.changes.get(key)
+        if change is None:
+            change = self.changes[key] = ExecutionChange(key, execution.application.name, execution.status)
+        change.status = execution.status
+        if stage is not None:
+            change.stages[stage.ref_id] = stage_change(stage)
+
+    def send_on_commit(self) -> None:
+        """Send everything once the current transaction commits (at once outside one)."""
+        transaction.on_commit(self.send)
+
+    def send(self) -> None:
+        """Queue everything in one round trip. If Redis is unreachable the change is committed anyway:
+        the sweeper finds the due work in the database later, so the caller is not failed for it."""
+        try:
+            self._send()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            self.inline = None
+            logger.warning("Redis unreachable: %d engine jobs left for the sweeper to re-queue", len(self.runs))
+
+    def _send(self) -> None:
+        connection = enqueue.engine_queue().connection
+        changes = list(self.changes.values())
+        sequences = next_sequences(connection, list(self.changes)) if changes else {}
+        with connection.pipeline(transaction=False) as pipe:
+            for stage_id, token, delay in self.runs:
+                if self.keep_one_inline and self.inline is None and delay <= 0:
+                    self.inline = (stage_id, token)
+                    continue
+                enqueue.enqueue_run_stage(stage_id, token, delay, pipeline=pipe)
+            for stage_id in self.wake:
+                enqueue.enqueue_wake_stage(stage_id, pipeline=pipe)
+            for pipeline_id in self.waiting_pipelines:
+                enqueue.enqueue_start_waiting(pipeline_id, pipeline=pipe)
+            for stage in self.canceled:
+                enqueue.enqueue_cancel_hook(str(stage.id), pipeline=pipe)
+            add_publishes(pipe, changes, sequences)
+            pipe.execute()

@@ -1,0 +1,285 @@
+"""Advancing an execution: starting it, starting stages whose requisites are done, halting and completing.
+
+Advancing (:func:`advance_execution`) is a reconciliation of the whole
+execution from the database: it starts every stage whose requisites are all
+done, halts the execution when a stage failed it, and completes the
+execution when nothing is left to run. Because it derives everything from
+the rows, it can run any number of times: a duplicate or late message finds
+nothing to do.
+
+Lock order: a Pipeline row (when its executions' concurrency is limited)
+before an Execution row, an Execution row before any of its StageExecution
+rows, never the other way round. Every decision about an execution as a
+whole — a join, a failure, the end — is made here, under the execution's
+lock, which serializes the decisions of one execution (a join can never be
+missed or started twice). The functions that take a locked execution
+(:func:`advance_locked`, :func:`complete_execution`,
+:func:`cancel_running_stages`) leave the locking to their caller.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.pipelines.choices import ACTIVE, CONTINUABLE, Status
+from apps.pipelines.engine.dispatch import Dispatch
+from apps.pipelines.expressions import ExpressionError, is_truthy
+from apps.pipelines.models import Execution, Pipeline, StageExecution
+from apps.pipelines.scope import ExpressionScope
+from apps.pipelines.stages import get_stage_type
+
+# Keys of a stage definition that describe the graph, not the stage's inputs.
+STRUCTURAL_KEYS = frozenset({"refId", "type", "name", "requisiteStageRefIds"})
+
+
+# --- Stage options ------------------------------------------------------------------------------
+
+
+def failure_status(context: dict) -> Status:
+    """What a failed stage becomes, from its options, as Spinnaker decides it.
+
+    ``continuePipeline`` lets the pipeline go on (FAILED_CONTINUE);
+    ``completeOtherBranchesThenFail`` or ``failPipeline: false`` halt only this
+    branch (STOPPED); otherwise the whole execution fails (TERMINAL).
+    """
+    if context.get("continuePipeline") is True:
+        return Status.FAILED_CONTINUE
+    if context.get("completeOtherBranchesThenFail") is True or context.get("failPipeline") is False:
+        return Status.STOPPED
+    return Status.TERMINAL
+
+
+def error_context(message: str) -> dict:
+    """Spinnaker's shape for a stage error, which its UI and scripts read."""
+    return {"exception": {"details": {"error": message, "errors": [message]}}}
+
+
+# --- Starting an execution -----------------------------------------------------------------------
+
+
+def lock_execution(execution_id) -> Execution | None:
+    """The execution, locked for the caller's transaction (lock order: pipeline, execution, stages)."""
+    return (
+        Execution.objects.select_for_update(of=("self",))
+        .select_related("application")
+        .filter(id=execution_id)
+        .order_by()
+        .first()
+    )
+
+
+def start_execution(execution_id) -> None:
+    """Start a NOT_STARTED execution, or leave it BUFFERED behind a running one when its pipeline limits concurrency."""
+    dispatch = Dispatch()
+    pipeline_id = Execution.objects.filter(id=execution_id, limit_concurrent=True).values_list("pipeline_id", flat=True)
+    pipeline_id = pipeline_id.first()
+    with transaction.atomic():
+        if pipeline_id is not None:
+            _lock_pipeline(pipeline_id)  # one start decision at a time per pipeline
+        execution = lock_execution(execution_id)
+        if execution is None or execution.status != Status.NOT_STARTED:
+            return
+        if pipeline_id is not None and _must_wait(execution):
+            _buffer(execution, dispatch)
+        else:
+            _begin(execution, dispatch)
+        dispatch.send_on_commit()
+
+
+def start_waiting(pipeline_id) -> None:
+    """Start the next BUFFERED execution of a pipeline once none of its executions is running."""
+    dispatch = Dispatch()
+    with transaction.atomic():
+        _lock_pipeline(pipeline_id)
+        if Execution.objects.filter(pipeline_id=pipeline_id, status__in=ACTIVE).exists():
+            return
+        waiting = Execution.objects.filter(pipeline_id=pipeline_id, status=Status.BUFFERED).order_by("created_at")
+        next_id = waiting.values_list("id", flat=True).first()
+        if next_id is None:
+            return
+        _begin(lock_execution(next_id), dispatch)
+        dispatch.send_on_commit()
+
+
+def _lock_pipeline(pipeline_id) -> None:
+    list(Pipeline.objects.select_for_update().filter(id=pipeline_id).values_list("id", flat=True))
+
+
+def _must_wait(execution: Execution) -> bool:
+    """Whether another execution of the pipeline runs, or (keeping all waiting) an older one waits."""
+    others = Execution.objects.filter(pipeline_id=execution.pipeline_id).exclude(id=execution.id)
+    if others.filter(status__in=ACTIVE).exists():
+        return True
+    keep_waiting = execution.definition.get("keepWaitingPipelines") is True
+    return keep_waiting and others.filter(status=Status.BUFFERED, created_at__lt=execution.created_at).exists()
+
+
+def _buffer(execution: Execution, dispatch: Dispatch) -> None:
+    """Make the execution wait its turn; without keepWaitingPipelines, it replaces any older waiting one."""
+    execution.status = Status.BUFFERED
+    execution.save(update_fields=["status"])
+    dispatch.changed(execution)
+    if execution.definition.get("keepWaitingPipelines") is True:
+        return
+    superseded = Execution.objects.select_for_update(of=("self",)).select_related("application")
+    superseded = superseded.filter(pipeline_id=execution.pipeline_id, status=Status.BUFFERED).exclude(id=execution.id)
+    for older in superseded:
+        older.canceled_by = "system"
+        older.cancel_reason = f"superseded by newer execution {execution.id} (keepWaitingPipelines is false)"
+        older.save(update_fields=["canceled_by", "cancel_reason"])
+        complete_execution(older, Status.CANCELED, dispatch)
+
+
+def _begin(execution: Execution, dispatch: Dispatch) -> None:
+    execution.status = Status.RUNNING
+    execution.start_time = timezone.now()
+    execution.save(update_fields=["status", "start_time"])
+    advance_locked(execution, dispatch)
+
+
+# --- Advancing an execution ----------------------------------------------------------------------
+
+
+def advance_execution(execution_id, keep_inline: bool = False) -> tuple[str, int] | None:
+    """Start what can start, halt or complete the execution, all from the database's current state.
+
+    With ``keep_inline``, returns one started stage for the caller to run next instead of queueing it.
+    """
+    dispatch = Dispatch(keep_one_inline=keep_inline)
+    with transaction.atomic():
+        execution = (
+            Execution.objects.select_for_update()
+            .select_related("application")
+            .defer("definition")
+            .filter(id=execution_id)
+            .order_by()
+            .first()
+        )
+        if execution is None or execution.status != Status.RUNNING:
+            return None
+        advance_locked(execution, dispatch)
+        dispatch.send_on_commit()
+    return dispatch.inline
+
+
+def advance_locked(execution: Execution, dispatch: Dispatch) -> None:
+    """The reconciliation step; the caller holds the execution's row lock."""
+    stages = list(execution.stages.all())
+    by_ref = {stage.ref_id: stage for stage in stages}
+    progressed = True
+    while progressed:
+        progressed = False
+        if any(stage.status in (Status.TERMINAL, Status.CANCELED) for stage in stages):
+            _halt(execution, stages, dispatch)
+            return
+        for stage in stages:
+            if stage.status == Status.NOT_STARTED and _requisites_done(stage, by_ref):
+                start_stage(execution, stage, stages, dispatch)
+                progressed = True
+    if not any(stage.status in ACTIVE for stage in stages):
+        complete_execution(execution, _final_status(stages), dispatch)
+    dispatch.changed(execution)
+
+
+def _requisites_done(stage: StageExecution, by_ref: dict[str, StageExecution]) -> bool:
+    return all(by_ref[ref].status in CONTINUABLE for ref in stage.requisite_ref_ids if ref in by_ref)
+
+
+def _final_status(stages: list[StageExecution]) -> Status:
+    """The status of an execution none of whose stages is running (Spinnaker's rules)."""
+    statuses = {stage.status for stage in stages}
+    if Status.TERMINAL in statuses:
+        return Status.TERMINAL
+    if Status.CANCELED in statuses:
+        return Status.CANCELED
+    if any(s.status == Status.STOPPED and s.context.get("completeOtherBranchesThenFail") is True for s in stages):
+        return Status.TERMINAL
+    return Status.SUCCEEDED
+
+
+def _halt(execution: Execution, stages: list[StageExecution], dispatch: Dispatch) -> None:
+    """A stage failed the pipeline: cancel the stages still running and end the execution."""
+    final_status = _final_status(stages)
+    cancel_running_stages(execution, dispatch)
+    complete_execution(execution, final_status, dispatch)
+
+
+def cancel_running_stages(execution: Execution, dispatch: Dispatch) -> None:
+    """Cancel every active stage of a locked execution."""
+    while True:
+        # Locking waits for any task step in progress; that step may start the
+        # next stage of its chain as it commits, so look again until none is left.
+        running = list(
+            StageExecution.objects.select_for_update().filter(execution=execution, status__in=ACTIVE).order_by()
+        )
+        if not running:
+            return
+        for stage in running:
+            cancel_stage(stage, dispatch)
+            dispatch.changed(execution, stage)
+
+
+def cancel_stage(stage: StageExecution, dispatch: Dispatch) -> None:
+    """Mark a running stage CANCELED (the caller holds its lock); its cancel hook runs after commit."""
+    stage.status = Status.CANCELED
+    stage.end_time = timezone.now()
+    stage.next_run_at = None
+    stage.run_token += 1
+    stage.save(update_fields=["status", "end_time", "next_run_at", "run_token"])
+    dispatch.canceled.append(stage)
+
+
+def complete_execution(execution: Execution, status: Status, dispatch: Dispatch) -> None:
+    """End the execution; after commit, wake its parent's stage and let a waiting execution start."""
+    execution.status = status
+    execution.end_time = timezone.now()
+    execution.save(update_fields=["status", "end_time"])
+    dispatch.changed(execution)
+    if execution.parent_stage_id is not None:
+        dispatch.wake.append(str(execution.parent_stage_id))
+    if execution.limit_concurrent and execution.pipeline_id is not None:
+        dispatch.waiting_pipelines.add(str(execution.pipeline_id))
+
+
+def start_stage(
+    execution: Execution, stage: StageExecution, stages: list[StageExecution] | None, dispatch: Dispatch
+) -> None:
+    """Move a stage out of NOT_STARTED: SKIPPED, failed on a bad expression, or RUNNING with a job queued."""
+    now = timezone.now()
+    stage.start_time = now
+    stage_type = get_stage_type(stage.type)
+    scope = ExpressionScope(execution, stages, stage)
+    lazy = stage_type.lazy_fields if stage_type else ()
+    raw = {key: value for key, value in stage.definition.items() if key not in STRUCTURAL_KEYS}
+    try:
+        enabled = raw.get("stageEnabled")
+        if isinstance(enabled, dict) and "expression" in enabled:
+            expression = enabled["expression"]
+            if isinstance(expression, str) and "${" not in expression:
+                expression = "${" + expression + "}"
+            if not is_truthy(scope.evaluate(expression)):
+                _finish_without_running(stage, Status.SKIPPED, raw, now)
+                dispatch.changed(execution, stage)
+                return
+        evaluated = {key: value for key, value in raw.items() if key in lazy}
+        evaluated.update(scope.evaluate({key: value for key, value in raw.items() if key not in lazy}))
+    except ExpressionError as error:
+        _finish_without_running(stage, failure_status(raw), {**raw, **error_context(str(error))}, now)
+        dispatch.changed(execution, stage)
+        return
+    # A restarted stage keeps its restartDetails.
+    stage.context = {**stage.context, **evaluated}
+    stage.status = Status.RUNNING
+    stage.run_token += 1
+    stage.next_run_at = now
+    stage.save(update_fields=["context", "status", "start_time", "run_token", "next_run_at"])
+    dispatch.run_stage(stage)
+    dispatch.changed(execution, stage)
+
+
+def _finish_without_running(stage: StageExecution, status: Status, context: dict, now) -> None:
+    stage.context = context
+    stage.status = status
+    stage.end_time = now
+    stage.save(update_fields=["context", "status", "start_time", "end_time"])

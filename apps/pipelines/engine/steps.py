@@ -1,0 +1,272 @@
+"""Running one step of a stage's task: the ``run_stage`` message.
+
+``run_stage(stage_id, token)`` runs one step of a RUNNING stage's task. When
+the task says "not yet", the same message is scheduled again after the delay
+the task asked for; no worker ever sleeps. When the task is done, the stage
+is completed and the execution is advanced (:mod:`.graph`).
+
+Locks. Running a task locks only its stage row (so parallel branches really
+run in parallel), and when the stages after it wait on it alone, starts them
+under that same lock: nothing else can start them. Anything else is left to
+:func:`~apps.pipelines.engine.graph.advance_execution`, which takes the
+execution's lock after this step's transaction has ended, keeping the lock
+order (execution before stages). A task that calls the outside world
+(``performs_io``) runs with no transaction open and no lock held: its step
+is claimed first by bumping the run token.
+
+Duplicate messages. Each job carries the stage's ``run_token`` as it was when
+the job was scheduled; scheduling a new job bumps the token, so a job with a
+stale token does nothing.
+
+Stage types get the :class:`~apps.pipelines.stages.StageRuntime` the caller
+(``jobs.py``) passes in: the engine itself does not import the services.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.pipelines import enqueue
+from apps.pipelines.choices import COMPLETE, CONTINUABLE, Status
+from apps.pipelines.engine.dispatch import Dispatch
+from apps.pipelines.engine.graph import advance_execution, cancel_stage, error_context, failure_status, start_stage
+from apps.pipelines.expressions import ExpressionError
+from apps.pipelines.models import Execution, StageExecution
+from apps.pipelines.scope import ExpressionScope
+from apps.pipelines.stages import StageRuntime, TaskResult, get_stage_type
+from apps.pipelines.windows import is_restricted, jitter_seconds, next_window_start
+
+logger = logging.getLogger(__name__)
+
+
+def run_stage_job(stage_id, token: int, runtime: StageRuntime) -> None:
+    """The ``run_stage`` message: run one step of a stage, then keep going in the same job while it pays.
+
+    When a step starts the next stage, that stage's first step runs here
+    rather than in a new job, for up to ``ENGINE_INLINE_SECONDS``: a chain
+    of stages that finish at once (variables, checks, quick calls) then
+    costs one job, not one per stage. Other stages a step starts are
+    queued, so parallel branches still run on other workers. The stage run
+    inline is marked due in the database first, so a crash loses nothing the
+    sweeper cannot find.
+    """
+    budget = settings.ENGINE_INLINE_SECONDS
+    deadline = time.monotonic() + budget
+    # Inline runs only outside an enclosing transaction, where a step's commit is final.
+    keep_inline = budget > 0 and connection.get_autocommit()
+    step: tuple[str, int] | None = (stage_id, token)
+    while step is not None:
+        step = run_stage(*step, runtime, keep_inline=keep_inline)
+        if step is not None and time.monotonic() >= deadline:
+            enqueue.enqueue_run_stage(*step)
+            return
+
+
+def run_stage(stage_id, token: int, runtime: StageRuntime, keep_inline: bool = False) -> tuple[str, int] | None:
+    """Run one step of a RUNNING stage's task; when it is done, complete the stage and move on.
+
+    Moving on usually happens in the same transaction: when every stage
+    downstream of this one waits on this stage alone (a chain), nothing else
+    can start them, so they are started here under this stage's lock.
+    Anything else — a join, the end of the pipeline, a failure — goes through
+    :func:`advance_execution`, which takes the execution's lock.
+
+    With ``keep_inline``, returns one started stage for the caller to run
+    next instead of queueing it.
+    """
+    dispatch = Dispatch(keep_one_inline=keep_inline)
+    claimed = None
+    must_advance = False
+    with transaction.atomic():
+        stage = _lock_stage(stage_id)
+        if stage is None or stage.status != Status.RUNNING or stage.run_token != token:
+            return None
+        if stage.execution.status != Status.RUNNING:
+            _hold_stage(stage.execution, stage, dispatch)
+            return None
+        stage_type = get_stage_type(stage.type)
+        if stage_type is not None and stage_type.performs_io:
+            # Claim the step and let go of the lock: the task talks to the
+            # outside world with no transaction open. A duplicate message now
+            # carries a stale token; the sweeper waits a lease before retrying.
+            stage.run_token += 1
+            stage.next_run_at = timezone.now()
+            stage.save(update_fields=["run_token", "next_run_at"])
+            claimed = stage
+        else:
+            must_advance = _record(stage, _run_task(stage, runtime), dispatch)
+            dispatch.send_on_commit()
+    if claimed is not None:
+        must_advance = _run_claimed(claimed, dispatch, runtime)
+    if must_advance:
+        return advance_execution(stage.execution_id, keep_inline=keep_inline)
+    return dispatch.inline
+
+
+def _lock_stage(stage_id) -> StageExecution | None:
+    return (
+        StageExecution.objects.select_for_update(of=("self",))
+        .select_related("execution__application")
+        .defer("execution__definition", "execution__trigger", "execution__parameters")
+        .filter(id=stage_id)
+        .order_by()
+        .first()
+    )
+
+
+def _run_claimed(claimed: StageExecution, dispatch: Dispatch, runtime: StageRuntime) -> bool:
+    """Run a claimed step's task outside any transaction, then record its result if the claim still holds."""
+    result = _run_task(claimed, runtime)
+    with transaction.atomic():
+        stage = _lock_stage(claimed.id)
+        if stage is None or stage.run_token != claimed.run_token or stage.status not in (Status.RUNNING, Status.PAUSED):
+            return False  # canceled or restarted meanwhile
+        if stage.status == Status.PAUSED or stage.execution.status != Status.RUNNING:
+            # Keep what the call learned (so it is not repeated); resume runs the task again.
+            stage.context = {**stage.context, **result.context}
+            stage.outputs = {**stage.outputs, **result.outputs}
+            stage.save(update_fields=["context", "outputs"])
+            return False
+        must_advance = _record(stage, result, dispatch)
+        dispatch.send_on_commit()
+    return must_advance
+
+
+def _record(stage: StageExecution, result: TaskResult, dispatch: Dispatch) -> bool:
+    """Save a task's result on the locked stage and move on; True when the execution's lock is needed next."""
+    completed = _apply_result(stage, result, dispatch)
+    dispatch.changed(stage.execution, stage)
+    return completed and not _continue_chain(stage.execution, stage, dispatch)
+
+
+def _hold_stage(execution: Execution, stage: StageExecution, dispatch: Dispatch) -> None:
+    """A step for a stage whose execution is not running: it waits (paused) or will never run (ended)."""
+    if execution.status in COMPLETE:
+        cancel_stage(stage, dispatch)
+    elif execution.status == Status.PAUSED:
+        # Started as the pause committed; resume runs it again.
+        stage.status = Status.PAUSED
+        stage.save(update_fields=["status"])
+    else:
+        return
+    dispatch.changed(execution, stage)
+    dispatch.send_on_commit()
+
+
+def _continue_chain(execution: Execution, stage: StageExecution, dispatch: Dispatch) -> bool:
+    """Start the stages that wait on ``stage`` alone; False when the execution's lock is needed instead."""
+    if stage.status not in CONTINUABLE or not stage.next_ref_ids:
+        return False
+    downstream = list(execution.stages.filter(ref_id__in=stage.next_ref_ids).order_by())
+    if any(len(other.requisite_ref_ids) > 1 or other.status != Status.NOT_STARTED for other in downstream):
+        return False
+    for other in downstream:
+        start_stage(execution, other, None, dispatch)
+    # A stage that was skipped or failed at start needs the full reconciliation.
+    return all(other.status == Status.RUNNING for other in downstream)
+
+
+def _timeout_seconds(stage: StageExecution) -> float | None:
+    value = stage.context.get("stageTimeoutMs")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return value / 1000
+
+
+def _running_seconds(stage: StageExecution) -> float:
+    """How long the stage has been running, not counting time its execution spent paused."""
+    elapsed = (timezone.now() - stage.start_time).total_seconds()
+    return elapsed - stage.execution.paused_seconds_since(stage.start_time)
+
+
+def _run_task(stage: StageExecution, runtime: StageRuntime) -> TaskResult:
+    timeout = _timeout_seconds(stage)
+    if timeout is not None and stage.start_time is not None and _running_seconds(stage) >= timeout:
+        return TaskResult.failed(f"Stage timed out after {int(timeout * 1000)} ms (stageTimeoutMs)")
+    window_wait = _execution_window_wait(stage)
+    if window_wait is not None:
+        return window_wait
+    stage_type = get_stage_type(stage.type)
+    if stage_type is None:
+        return TaskResult.failed(f"unknown stage type {stage.type!r}")
+    scope = ExpressionScope(stage.execution, stage=stage)
+    try:
+        return stage_type.run(stage, scope, runtime)
+    except ExpressionError as error:
+        return TaskResult.failed(str(error))
+    except Exception as error:  # noqa: BLE001  (a bug in one stage type fails that stage, not the worker)
+        logger.exception("stage %s (%s) raised", stage.id, stage.type)
+        return TaskResult.failed(f"{type(error).__name__}: {error}")
+
+
+def _execution_window_wait(stage: StageExecution) -> TaskResult | None:
+    """Keep a stage with ``restrictExecutionDuringTimeWindow`` waiting, visibly, until its window opens.
+
+    The decision is taken once: when the window (plus jitter) has been
+    reached, or a person skipped the wait, later polls do not look again.
+    """
+    window_state = stage.context.get("executionWindow") or {}
+    if not is_restricted(stage.context) or window_state.get("passed"):
+        return None
+    now = timezone.now()
+    if stage.context.get("skipExecutionWindow"):
+        return _window_passed(stage, now, skipped=True)
+    waiting_until = window_state.get("waitingUntil")
+    if waiting_until is None:
+        config = stage.context.get("restrictedExecutionWindow") or {}
+        opening = next_window_start(now, config) or now
+        waiting_until = int((opening.timestamp() + jitter_seconds(config)) * 1000)
+    remaining = waiting_until / 1000 - now.timestamp()
+    if remaining <= 0:
+        return _window_passed(stage, now)
+    state = {**window_state, "waitingUntil": waiting_until, "waiting": True}
+    return TaskResult.running(retry_after=remaining, context={"executionWindow": state})
+
+
+def _window_passed(stage: StageExecution, now, skipped: bool = False) -> None:
+    """Record that the window no longer holds the stage; the task runs in this same step.
+
+    Returns None (no waiting result); the context is saved with the task's result.
+    """
+    stage.context["executionWindow"] = {
+        **(stage.context.get("executionWindow") or {}),
+        "passed": True,
+        "waiting": False,
+        "openedAt": int(now.timestamp() * 1000),
+        "skipped": skipped,
+    }
+
+
+def _apply_result(stage: StageExecution, result: TaskResult, dispatch: Dispatch) -> bool:
+    """Persist a task's result; schedule the next poll or complete the stage. Returns True when completed."""
+    stage.context = {**stage.context, **result.context}
+    stage.outputs = {**stage.outputs, **result.outputs}
+    fields = ["context", "outputs", "run_token", "next_run_at", "status", "end_time"]
+    if result.status == Status.RUNNING:
+        delay = result.retry_after
+        timeout = _timeout_seconds(stage)
+        if timeout is not None:
+            until_timeout = max(0.0, timeout - _running_seconds(stage))
+            delay = until_timeout if delay is None else min(delay, until_timeout)
+        if delay is None:
+            stage.next_run_at = None
+        else:
+            stage.run_token += 1
+            stage.next_run_at = timezone.now() + timedelta(seconds=delay)
+            dispatch.run_stage(stage, delay)
+        stage.save(update_fields=fields)
+        return False
+    status = failure_status(stage.context) if result.status == Status.TERMINAL else result.status
+    if result.error:
+        stage.context.update(error_context(result.error))
+    stage.status = status
+    stage.end_time = timezone.now()
+    stage.next_run_at = None
+    stage.save(update_fields=fields)
+    return True

@@ -1,0 +1,66 @@
+"""The stage runtime the workers use: what a stage type may do outside its own stage, done through the services.
+
+Dependency direction: ``jobs.py`` → this module → ``services.py`` →
+``engine``. The engine never imports this module (services imports the
+engine, so that would be a cycle); ``jobs.py`` builds the runtime and hands
+it to the engine, which passes it to each stage type's ``run`` and ``cancel``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth import get_user_model
+
+from apps.accounts.permissions import EXECUTE, can
+from apps.pipelines.models import Execution, Pipeline, StageExecution
+from apps.pipelines.services import do_cancel_execution, do_start_execution
+from apps.pipelines.stages.runtime import ExecutionSummary, StageRuntime
+
+
+class ServiceRuntime(StageRuntime):
+    """A :class:`StageRuntime` backed by the models and the service functions."""
+
+    def find_pipeline(self, application: str, reference: str) -> Pipeline | None:
+        """A pipeline by id (Spinnaker stores the child's id) or, for hand-written pipelines, by name."""
+        queryset = Pipeline.objects.select_related("application").filter(application__name=application)
+        try:
+            found = queryset.filter(id=uuid.UUID(reference)).first()
+        except ValueError:  # not an id: a name
+            found = None
+        return found or queryset.filter(name=reference).first()
+
+    def run_as_refusal(self, username: str, pipeline: Pipeline) -> str | None:
+        """Why the execution's identity may not start a pipeline of ``pipeline``'s application (None: it may).
+
+        An execution acts as the user that started it (a person, or a
+        trigger's service account); one started by the system itself (the
+        command line) is not restricted.
+        """
+        application = pipeline.application
+        user = get_user_model().objects.filter(username=username).first() if username else None
+        if user is None or can(user, EXECUTE, application):
+            return None
+        return f"{username} may not run pipelines of application {application.name!r}"
+
+    def start_child_execution(
+        self, pipeline: Pipeline, *, parameters: dict, trigger: dict, user: str, parent_stage: StageExecution
+    ) -> Execution:
+        """Start the child through the same service as any other start."""
+        return do_start_execution(
+            pipeline, parameters=parameters, trigger=trigger, user=user, parent_stage=parent_stage
+        )
+
+    def get_execution(self, execution_id: str) -> ExecutionSummary | None:
+        """The execution's status and name, read without its definition."""
+        row = Execution.objects.filter(id=execution_id).only("status", "name").first()
+        return None if row is None else ExecutionSummary(str(row.id), row.status, row.name)
+
+    def stage_outputs(self, execution_id: str) -> list[dict]:
+        """Each stage's outputs, in pipeline order."""
+        stages = StageExecution.objects.filter(execution_id=execution_id).order_by("position").only("outputs")
+        return [stage.outputs for stage in stages]
+
+    def cancel_execution(self, execution_id: str, *, user: str, reason: str) -> None:
+        """Cancel through the same service as a person's cancel (audited, with its cancel hooks)."""
+        do_cancel_execution(execution_id, user=user, reason=reason)
