@@ -30,6 +30,7 @@ class PipelineStage(StageType):
     required_fields = ("pipeline",)
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
+        """The child's application and pipeline are strings, its parameters an object."""
         problems = []
         for key in ("application", "pipeline"):
             if stage.get(key) is not None and not isinstance(stage[key], str):
@@ -42,6 +43,7 @@ class PipelineStage(StageType):
         return problems
 
     def run(self, stage, scope, runtime: StageRuntime) -> TaskResult:
+        """Start the child on the first step; afterwards, finish when the child has ended."""
         child_id = stage.context.get("executionId")
         if child_id is None:
             return self._start_child(stage, runtime)
@@ -103,6 +105,7 @@ class PipelineStage(StageType):
         return TaskResult.failed(f"child pipeline {child.name!r} ended {child.status}", context=context)
 
     def cancel(self, stage, runtime: StageRuntime) -> None:
+        """Cancel the child execution, if one was started and it is still running."""
         child_id = stage.context.get("executionId")
         if not child_id:
             return
