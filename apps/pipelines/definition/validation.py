@@ -1,0 +1,112 @@
+"""Validating a whole pipeline document: every problem at once, each at its JSON pointer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.pipelines.definition.checks import (
+    EXPECTED,
+    describe,
+    expression_problems,
+    list_of_objects,
+    optional_types,
+    required_text,
+    unstorable_text,
+)
+from apps.pipelines.definition.parameters import parameter_config_problems
+from apps.pipelines.definition.stage_checks import stages_problems
+from apps.pipelines.problems import InvalidDocument, Problem, pointer_join
+
+# The database column the name ends up in (Pipeline.name).
+MAX_PIPELINE_NAME_LENGTH = 200
+
+PIPELINE_FLAGS = ("limitConcurrent", "keepWaitingPipelines", "disabled")
+
+
+def validate_pipeline(doc: dict) -> list[Problem]:
+    """Return every problem with a pipeline document (an empty list when it is valid).
+
+    Each problem carries the JSON pointer of the offending value. Keys not
+    checked here are accepted as they are. A key whose value is null counts as
+    absent, as it does for Spinnaker.
+    """
+    if not isinstance(doc, dict):
+        return [Problem("", f"must be an object (a pipeline), not {describe(doc)}")]
+    problems = _application_problems(doc.get("application"))
+    problems += required_text(doc, "name", "", MAX_PIPELINE_NAME_LENGTH)
+    problems += optional_types(
+        doc, "", dict.fromkeys(PIPELINE_FLAGS, bool) | {"description": str, "spelEvaluator": str}
+    )
+    problems += stages_problems(doc.get("stages"))
+    problems += _triggers_problems(doc.get("triggers"))
+    problems += _notifications_problems(doc.get("notifications"))
+    problems += parameter_config_problems(doc.get("parameterConfig"))
+    problems += _unstorable_text_problems(doc)
+    return problems
+
+
+def check_pipeline(doc: dict) -> dict:
+    """Return the document unchanged if it is valid; otherwise raise InvalidDocument with every problem."""
+    problems = validate_pipeline(doc)
+    if problems:
+        raise InvalidDocument(problems)
+    return doc
+
+
+def _application_problems(application: Any) -> list[Problem]:
+    # Imported here: the models module needs Django's app registry; nothing else in these checks does.
+    from django.core.exceptions import ValidationError
+
+    from apps.pipelines.models import application_name_validator
+
+    if application in (None, ""):
+        return [Problem("/application", "is required")]
+    if not isinstance(application, str):
+        return [Problem("/application", EXPECTED[str])]
+    try:
+        application_name_validator(application)
+    except ValidationError as error:
+        return [Problem("/application", message) for message in error.messages]
+    return []
+
+
+def _unstorable_text_problems(doc: dict) -> list[Problem]:
+    """A problem for each string or key anywhere in the document that cannot be stored (without recursion)."""
+    problems = []
+    pending: list[tuple[Any, str]] = [(doc, "")]
+    while pending:
+        node, pointer = pending.pop()
+        if isinstance(node, str):
+            reason = unstorable_text(node)
+            if reason:
+                problems.append(Problem(pointer, reason))
+        elif isinstance(node, dict):
+            for key in node:
+                reason = unstorable_text(key) if isinstance(key, str) else None
+                if reason:
+                    problems.append(Problem(pointer_join(pointer, key), f"is a key that {reason}"))
+            pending.extend((value, pointer_join(pointer, key)) for key, value in reversed(node.items()))
+        elif isinstance(node, list):
+            pending.extend((item, pointer_join(pointer, index)) for index, item in reversed(list(enumerate(node))))
+    return problems
+
+
+def _triggers_problems(triggers: Any) -> list[Problem]:
+    problems, items = list_of_objects(triggers, "/triggers")
+    for index, trigger in items:
+        pointer = pointer_join("/triggers", index)
+        kind = trigger.get("type")
+        if kind in (None, ""):
+            problems.append(Problem(pointer_join(pointer, "type"), "is required"))
+        elif not isinstance(kind, str):
+            problems.append(Problem(pointer_join(pointer, "type"), EXPECTED[str]))
+        problems += optional_types(trigger, pointer, {"enabled": bool})
+        problems += expression_problems(trigger, pointer)
+    return problems
+
+
+def _notifications_problems(notifications: Any) -> list[Problem]:
+    problems, items = list_of_objects(notifications, "/notifications")
+    for index, notification in items:
+        problems += expression_problems(notification, pointer_join("/notifications", index))
+    return problems

@@ -1,0 +1,160 @@
+"""simpleeval narrowed to the translator's output, with SpEL's rules for names, properties and calls."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import simpleeval
+
+from apps.pipelines.expressions.errors import ExpressionError, Refusal, describe_exception
+from apps.pipelines.expressions.methods import check_member_name, java_method
+from apps.pipelines.expressions.values import HELPERS, is_integer, type_name
+
+# The node types the translator emits; simpleeval's others (comprehensions, f-strings, slices,
+# assignments...) are refused even though the translator never produces them.
+_ALLOWED_NODES = frozenset(
+    {
+        ast.Name,
+        ast.Constant,
+        ast.Call,
+        ast.Attribute,
+        ast.Subscript,
+        ast.BinOp,
+        ast.UnaryOp,
+        ast.BoolOp,
+        ast.Compare,
+        ast.IfExp,
+        ast.List,
+        ast.Dict,
+    }
+)
+# simpleeval's own (size-limited) operators, restricted to those the translator emits directly.
+_OPERATORS = {
+    operator_type: simpleeval.DEFAULT_OPERATORS[operator_type]
+    for operator_type in (
+        *(ast.Sub, ast.Mult, ast.Pow, ast.Not, ast.USub, ast.UAdd),
+        *(ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE),
+    )
+}
+
+
+class SpelEvaluator(simpleeval.EvalWithCompoundTypes):
+    """simpleeval narrowed to the translator's output, with SpEL's rules for names, properties and calls."""
+
+    def __init__(self, variables: Mapping[str, Any], functions: Mapping[str, Callable[..., Any]]):
+        callables = {**HELPERS, **{f"fn_{name}": function for name, function in functions.items()}}
+        super().__init__(operators=dict(_OPERATORS), functions=callables, names=variables)
+        for name in ("list", "tuple", "dict", "set"):  # added by EvalWithCompoundTypes; never needed here
+            self.functions.pop(name, None)
+        self.nodes = {node_type: handler for node_type, handler in self.nodes.items() if node_type in _ALLOWED_NODES}
+
+    def _variable(self, name: str) -> Any:
+        try:
+            return self.names[name]
+        except KeyError:
+            raise Refusal(f"unknown variable '{name}'") from None
+
+    def _eval_name(self, node: ast.Name) -> Any:
+        # Only the caller's variables: never simpleeval's fallback to the functions table.
+        return self._variable(node.id)
+
+    def _receiver(self, node: ast.expr) -> tuple[bool, Any]:
+        """Evaluate what a property, index or method applies to; (True, None) when ``?.`` met null."""
+        if _is_helper_call(node, "spel_safe"):
+            value = self._eval(node.args[0])
+            return value is None, value
+        return False, self._eval(node)
+
+    def _eval_attribute(self, node: ast.Attribute) -> Any:
+        check_member_name(node.attr)
+        null, container = self._receiver(node.value)
+        return None if null else _lookup(container, node.attr, node.value)
+
+    def _eval_subscript(self, node: ast.Subscript) -> Any:
+        null, container = self._receiver(node.value)
+        return None if null else _lookup(container, self._eval(node.slice), node.value)
+
+    def _eval_call(self, node: ast.Call) -> Any:
+        if isinstance(node.func, ast.Attribute):
+            return self._call_method(node.func, node.args)
+        name = node.func.id  # the translator only emits calls of plain names or of methods
+        if name == "spel_elvis":
+            # Lazy, like SpEL: the fallback is only evaluated when the value is null or ''.
+            value = self._eval(node.args[0])
+            return self._eval(node.args[1]) if value is None or value == "" else value
+        if name == "spel_var":
+            return self._variable(node.args[0].value)
+        if name not in self.functions:
+            raise Refusal(f"unknown function #{name.removeprefix('fn_')}")
+        arguments = [self._eval(argument) for argument in node.args]
+        if not name.startswith("fn_"):
+            return self.functions[name](*arguments)
+        try:
+            return self.functions[name](*arguments)
+        except Refusal:
+            raise
+        except Exception as error:  # noqa: BLE001  (a function's failure is reported as the expression's)
+            reason = error.reason if isinstance(error, ExpressionError) else describe_exception(error)
+            raise Refusal(f"#{name[3:]}(...) failed: {reason}") from error
+
+    def _call_method(self, func: ast.Attribute, argument_nodes: list[ast.expr]) -> Any:
+        null, receiver = self._receiver(func.value)
+        if null:
+            return None
+        method = java_method(receiver, func.attr, _describe(func.value))
+        arguments = [self._eval(argument) for argument in argument_nodes]
+        try:
+            inspect.signature(method).bind(receiver, *arguments)
+        except TypeError:
+            raise Refusal(f"{func.attr}() does not take {len(arguments)} argument(s)") from None
+        try:
+            return method(receiver, *arguments)
+        except TypeError as error:
+            raise Refusal(f"{func.attr}() cannot be used with these arguments: {error}") from error
+
+
+def _is_helper_call(node: ast.expr, name: str) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+
+
+def _lookup(container: Any, key: Any, receiver: ast.expr) -> Any:
+    """SpEL property or index access on plain data: map keys, list and string positions; a miss is an error."""
+    path = _describe(receiver)
+    if isinstance(container, Mapping):
+        if key in container:
+            return container[key]
+        raise Refusal(f"{path} has no property {key!r}")
+    if isinstance(container, list | tuple | str):
+        if not is_integer(key):
+            raise Refusal(f"{path} is a {type_name(container)}; it has no property {key!r}")
+        if not 0 <= key < len(container):
+            raise Refusal(f"index {key} is out of range for {path} (size {len(container)})")
+        return container[key]
+    if container is None:
+        raise Refusal(f"{path} is null; cannot read {key!r}")
+    raise Refusal(f"{path} is a {type_name(container)}; cannot read {key!r}")
+
+
+def _describe(node: ast.expr) -> str:
+    """A SpEL-looking path for error messages, rebuilt from the translated tree: ``trigger.tags[0]``."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_describe(node.value)}.{node.attr}"
+    if isinstance(node, ast.Subscript):
+        return f"{_describe(node.value)}[{_describe(node.slice)}]"
+    if isinstance(node, ast.Constant):
+        return repr(node.value)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return f"{_describe(node.func.value)}.{node.func.attr}()"
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        if node.func.id == "spel_safe":
+            return _describe(node.args[0])
+        if node.func.id == "spel_var":
+            return str(node.args[0].value)
+        if node.func.id.startswith("fn_"):
+            return f"#{node.func.id[3:]}(...)"
+    return "the value"

@@ -1,0 +1,107 @@
+"""Values as SpEL shows them, and the SpEL operators whose meaning differs from Python's."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import simpleeval
+
+from apps.pipelines.expressions.errors import Refusal
+
+
+def is_truthy(value: Any) -> bool:
+    """Read a ``stageEnabled`` or precondition result: Python truthiness, except for strings.
+
+    The strings ``"false"``, ``"0"`` and ``""`` (any case, surrounding whitespace ignored) are false; every
+    other string, ``"true"`` included, is true.
+    """
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "false", "0")
+    return bool(value)
+
+
+def to_text(value: Any) -> str:
+    """How SpEL shows a value inside a string: as is for strings, true/false, null, JSON for maps and lists."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping | list | tuple):
+        return to_json(value)
+    return str(value)
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON, as ``#toJson`` and text rendering of maps and lists produce it."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def type_name(value: Any) -> str:
+    """The SpEL-side name of a value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, Mapping):
+        return "map"
+    if isinstance(value, list | tuple):
+        return "list"
+    return type(value).__name__
+
+
+def is_integer(value: Any) -> bool:
+    """Whether ``value`` is an integer in SpEL's sense: Python's ``bool`` is not one."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _add(left: Any, right: Any) -> Any:
+    """SpEL ``+``: when either side is a string, the other is converted to text and the two are joined."""
+    if isinstance(left, str) or isinstance(right, str):
+        return simpleeval.safe_add(to_text(left), to_text(right))
+    return simpleeval.safe_add(left, right)
+
+
+def _divide(left: Any, right: Any) -> Any:
+    """SpEL ``/``: integer division truncating toward zero (as in Java) when both sides are integers."""
+    if is_integer(left) and is_integer(right):
+        quotient = abs(left) // abs(right)
+        return quotient if (left < 0) == (right < 0) else -quotient
+    return left / right
+
+
+def _modulo(left: Any, right: Any) -> Any:
+    """SpEL ``%``: the remainder takes the sign of the dividend, as in Java (Python's follows the divisor)."""
+    if right == 0:
+        raise ZeroDivisionError
+    if is_integer(left) and is_integer(right):
+        return left - right * _divide(left, right)
+    return math.fmod(left, right)
+
+
+def matches(value: Any, pattern: Any) -> bool:
+    """SpEL ``matches``: the whole value must match the regular expression, as with Java's String.matches."""
+    if value is None:
+        raise Refusal("'matches' cannot test null")
+    if not isinstance(pattern, str):
+        raise Refusal("the right side of 'matches' must be a string")
+    return re.fullmatch(pattern, to_text(value)) is not None
+
+
+# The spel_* calls the translator emits, by the name it gives them.
+HELPERS: dict[str, Callable[..., Any]] = {
+    "spel_truth": is_truthy,
+    "spel_add": _add,
+    "spel_div": _divide,
+    "spel_mod": _modulo,
+    "spel_matches": matches,
+}
