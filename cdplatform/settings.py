@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "apps.deployments",
     "apps.triggers",
     "apps.notifications",
+    "bench",  # the benchmark commands (manage.py bench_engine, bench_api, bench_live)
 ]
 
 MIDDLEWARE = [

@@ -67,12 +67,12 @@ from rq import Worker
 from rq.worker import WorkerStatus
 
 from apps.pipelines import jobs
-from apps.pipelines.benchmarks import end_key, noop_chain
 from apps.pipelines.choices import COMPLETE, Status
 from apps.pipelines.enqueue import JOB_OPTIONS, QUEUE_NAME, engine_queue
 from apps.pipelines.events import SEQUENCE_KEY
 from apps.pipelines.models import Application, Execution, Pipeline, StageExecution
 from apps.pipelines.services import do_save_pipeline, do_start_execution
+from bench.jobs import end_key, noop_chain
 
 BENCH_APPLICATION = "bench-engine"
 DONE_KEY_PREFIX = "bench-engine:"
