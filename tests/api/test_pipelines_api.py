@@ -5,24 +5,19 @@ import json
 import pytest
 import yaml
 from django.contrib.auth.models import User
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from apps.accounts.models import AuditEvent
 from apps.accounts.services import do_create_token, do_grant
 from apps.pipelines.models import Application, Pipeline
 from apps.pipelines.services import do_save_pipeline
+from tests.scenarios import client_for, count_queries, pointers
 
 WAIT = {"refId": "1", "name": "Wait", "type": "wait", "waitTime": 5}
 
 
 def document(name: str = "deliver", application: str = "shop", **extra) -> dict:
     return {"application": application, "name": name, "stages": [WAIT], **extra}
-
-
-def pointers(response) -> list[str]:
-    return [error["pointer"] for error in response.json()["errors"]]
 
 
 @pytest.fixture
@@ -53,13 +48,6 @@ def charlie(db):
 @pytest.fixture
 def root(db):
     return User.objects.create_superuser("root", password="x")
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture
@@ -444,13 +432,6 @@ def test_pipelines_filter_by_application_and_name(root, pipeline):
 
 
 # --- Query counts: the same whatever the number of rows ------------------------------------------
-
-
-def count_queries(client: APIClient, path: str) -> int:
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(path)
-    assert response.status_code == 200
-    return len(queries)
 
 
 def test_the_application_list_costs_the_same_for_2_or_20_rows(bob):

@@ -7,28 +7,18 @@ import pytest
 from django.utils import timezone
 
 from apps.pipelines.choices import Status
-from apps.pipelines.models import Execution, StageExecution
+from apps.pipelines.models import Execution
 from apps.pipelines.services import (
     ActionRefused,
     do_cancel_execution,
     do_pause_execution,
     do_restart_stage,
     do_resume_execution,
-    do_save_pipeline,
     do_skip_wait,
     do_start_execution,
 )
 from tests.conftest import wait_for_execution, wait_for_stage
-from tests.pipelines.test_engine import failing, wait
-
-
-def save(stages, name="deliver", **extra):
-    pipeline, _ = do_save_pipeline({"application": "shop", "name": name, "stages": stages, **extra})
-    return pipeline
-
-
-def stages_of(execution):
-    return {stage.ref_id: stage for stage in StageExecution.objects.filter(execution_id=execution.id)}
+from tests.scenarios import failing, save, stages_of, wait
 
 
 def test_cancel_stops_running_stages_and_starts_nothing_downstream(workers):

@@ -9,6 +9,7 @@ from django.conf import settings
 from apps.pipelines.choices import Status
 from apps.pipelines.models import Execution, StageExecution
 from apps.pipelines.services import do_save_pipeline, do_start_execution
+from cdplatform.webprocess import free_port
 from tests.conftest import wait_for_execution, wait_for_stage
 from tests.hookserver import Reply
 
@@ -66,12 +67,12 @@ def test_an_execution_whose_start_message_was_lost_is_started_by_the_sweeper(wor
 def test_executions_survive_a_redis_restart_that_loses_every_queue(transactional_db, tmp_path):
     """A Redis of the test's own is stopped and started empty while waits are pending; all executions finish."""
     from cdplatform.embedded_redis import start_embedded_redis, stop
-    from tests.conftest import WorkerPool, _worker_database_url, free_port
+    from tests.conftest import WorkerPool, worker_database_url
 
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     redis_process = start_embedded_redis(port, tmp_path)
-    pool = WorkerPool(url, _worker_database_url(), tmp_path)
+    pool = WorkerPool(url, worker_database_url(), tmp_path)
     try:
         with override_redis(url):
             pool.start(2, **FAST_SWEEP)
@@ -146,8 +147,6 @@ def _wait_until(predicate, what: str, timeout: float = 30.0) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_starting_an_execution_while_redis_is_down_commits_it_for_the_sweeper():
-    from tests.conftest import free_port
-
     pipeline = save_chain()
     with override_redis(f"redis://127.0.0.1:{free_port()}/0"):  # nothing listens there
         execution = do_start_execution(pipeline)

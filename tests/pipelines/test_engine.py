@@ -3,43 +3,11 @@
 import pytest
 
 from apps.pipelines.choices import Status
-from apps.pipelines.models import Execution, StageExecution
+from apps.pipelines.models import Execution
 from apps.pipelines.problems import InvalidDocument
-from apps.pipelines.services import ActionRefused, do_judge_stage, do_save_pipeline, do_skip_wait, do_start_execution
+from apps.pipelines.services import ActionRefused, do_judge_stage, do_skip_wait, do_start_execution
 from tests.conftest import wait_for_execution, wait_for_stage
-
-
-def save(stages, **extra):
-    document = {"application": "shop", "name": "deliver", "stages": stages, **extra}
-    pipeline, _ = do_save_pipeline(document, user="alice")
-    return pipeline
-
-
-def wait(ref_id, seconds, requisites=(), **options):
-    return {
-        "refId": ref_id,
-        "name": f"Wait {ref_id}",
-        "type": "wait",
-        "waitTime": seconds,
-        "requisiteStageRefIds": list(requisites),
-        **options,
-    }
-
-
-def failing(ref_id, requisites=(), **options):
-    """A stage that fails: a precondition that is false."""
-    return {
-        "refId": ref_id,
-        "name": f"Check {ref_id}",
-        "type": "checkPreconditions",
-        "requisiteStageRefIds": list(requisites),
-        "preconditions": [{"type": "expression", "context": {"expression": "${1 == 2}"}, "failPipeline": True}],
-        **options,
-    }
-
-
-def stages_of(execution):
-    return {stage.ref_id: stage for stage in StageExecution.objects.filter(execution=execution)}
+from tests.scenarios import failing, save, stages_of, wait
 
 
 def test_a_diamond_runs_its_branches_in_parallel_and_joins(workers):

@@ -36,8 +36,8 @@ from apps.pipelines.choices import Status
 from apps.pipelines.definition import parse_document
 from apps.pipelines.models import Pipeline
 from apps.pipelines.services import do_save_pipeline
-from cdplatform.webprocess import http_status, web_command
-from tests.conftest import ROOT, _worker_database_url, free_port, missing_service, wait_for_execution
+from cdplatform.webprocess import free_port, http_status, web_command
+from tests.conftest import ROOT, missing_service, wait_for_execution, worker_database_url
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -93,7 +93,7 @@ def web_server(transactional_db, redis_url, tmp_path):
     port = free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": _worker_database_url(),
+        "DATABASE_URL": worker_database_url(),
         "REDIS_URL": redis_url,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "PYTHONUNBUFFERED": "1",

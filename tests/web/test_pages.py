@@ -11,10 +11,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.accounts.audit import record
@@ -26,69 +23,14 @@ from apps.pipelines.models import Execution, Pipeline, StageExecution
 from apps.pipelines.problems import Problem
 from apps.pipelines.services import do_save_pipeline, do_start_execution
 from apps.pipelines.views import StageView, describe_notification, describe_trigger, graph_layout
-from tests.scenarios import set_status, start
+from tests.scenarios import JUDGES, STAGES, count_queries, running_judgment, set_status, start
 
 pytestmark = pytest.mark.django_db
-
-JUDGES = "release-managers"
-STAGES = [
-    {"refId": "1", "name": "Wait", "type": "wait", "waitTime": 60},
-    {
-        "refId": "2", "name": "Approve", "type": "manualJudgment", "requisiteStageRefIds": ["1"],
-        "instructions": "Check the staging site, then decide.",
-        "selectedStageRoles": [JUDGES], "judgmentInputs": [{"value": "ship"}, {"value": "hold"}],
-    },
-]
-PARAMETERS = [
-    {"name": "env", "label": "Environment", "required": True, "options": [{"value": "staging"}, {"value": "prod"}]},
-    {"name": "version", "default": "1.0", "description": "What to deliver."},
-]
-
-
-@pytest.fixture
-def shop():
-    """The ``shop`` application's ``deliver`` pipeline: a wait, then a judgment only release managers may make."""
-    pipeline, _ = do_save_pipeline(
-        {"application": "shop", "name": "deliver", "stages": STAGES, "parameterConfig": PARAMETERS}
-    )
-    return pipeline
-
-
-@pytest.fixture
-def blog():
-    pipeline, _ = do_save_pipeline({"application": "blog", "name": "publish", "stages": STAGES[:1]})
-    return pipeline
-
-
-@pytest.fixture
-def people(shop, blog):
-    """alice writes and executes in shop, bob reads it, charlie only reads blog, dave executes and judges."""
-    users = {name: User.objects.create_user(name) for name in ("alice", "bob", "charlie", "dave")}
-    users["root"] = User.objects.create_superuser("root")
-    do_grant(shop.application, users["alice"], "write", actor="setup")
-    do_grant(shop.application, users["alice"], "execute", actor="setup")
-    do_grant(shop.application, users["bob"], "read", actor="setup")
-    do_grant(blog.application, users["charlie"], "read", actor="setup")
-    do_grant(shop.application, users["dave"], "execute", actor="setup")
-    users["dave"].groups.add(Group.objects.create(name=JUDGES))
-    return users
-
 
 def client_for(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-def running_judgment(pipeline) -> Execution:
-    """An execution waiting at its manual judgment, as the engine leaves it (context evaluated from the stage)."""
-    execution = start(pipeline)
-    set_status(execution, Status.RUNNING, **{"1": Status.SUCCEEDED, "2": Status.RUNNING})
-    StageExecution.objects.filter(execution=execution, ref_id="1").update(end_time=timezone.now())
-    stage = StageExecution.objects.get(execution=execution, ref_id="2")
-    stage.context = {key: value for key, value in stage.definition.items() if key not in ("refId", "type", "name")}
-    stage.save(update_fields=["context"])
-    return execution
 
 
 def stage(execution, ref_id: str) -> StageExecution:
@@ -768,13 +710,6 @@ def test_another_users_token_cannot_be_revoked(people):
 
 
 # --- Query counts: constant whatever the amount of data ----------------------------------------------------------
-
-
-def count_queries(client, url: str) -> int:
-    with CaptureQueriesContext(connection) as captured:
-        response = client.get(url)
-    assert response.status_code == 200
-    return len(captured)
 
 
 def add_pipelines(application: str, count: int, executions: int) -> None:
