@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels, each app's WebSocket routes put together."""
 
 import os
 
@@ -18,8 +18,16 @@ if settings.DEBUG:
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
-from apps.pipelines.routing import websocket_urlpatterns  # noqa: E402
+from apps.pipelines import routing as pipelines  # noqa: E402
+from cdplatform.live import UnknownSubscriptionConsumer  # noqa: E402
+
+websocket_urlpatterns = [
+    *pipelines.websocket_urlpatterns,
+    # Deny by default: any other path is refused with a close code, not an unrouted-path error.
+    re_path(r"", UnknownSubscriptionConsumer.as_asgi()),
+]
 
 application = ProtocolTypeRouter(
     {

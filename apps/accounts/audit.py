@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from apps.accounts.models import AuditEvent, AuditSource
 
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts, and through what: a person on the web or API, a script, a trigger, the command line."""
+    """Who acts, and through what: a person on the web or API, a script, a trigger, the command line.
+
+    ``user`` is the account whose permissions service functions check. An
+    actor without one is an operator identity (the command line, the
+    system): trusted, as a shell on the server is, and never checked.
+    """
 
     username: str
     source: str = AuditSource.SYSTEM
     ip_address: str | None = None
+    user: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_request(cls, request, source: str = AuditSource.API) -> Actor:
@@ -24,13 +31,15 @@ class Actor:
             address = str(ipaddress.ip_address(address)) if address else None
         except ValueError:
             address = None  # e.g. a Unix socket's peer: nothing worth recording
-        return cls(username=request.user.username, source=source, ip_address=address)
+        return cls(username=request.user.username, source=source, ip_address=address, user=request.user)
 
     @classmethod
     def of(cls, user: Actor | str | None) -> Actor:
-        """Service functions accept a plain user name (the system acting) or an Actor."""
+        """Service functions accept a plain user name (the system acting), a user account, or an Actor."""
         if isinstance(user, Actor):
             return user
+        if user is not None and not isinstance(user, str):
+            return cls(username=user.get_username(), user=user)
         return cls(username=user or "system")
 
 

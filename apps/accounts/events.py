@@ -1,9 +1,9 @@
-"""Tell live subscribers that an application's permissions changed, so that they re-check them at once.
+"""Tell live subscribers that permissions on a governing object changed, so that they re-check them at once.
 
-WebSocket consumers (apps/pipelines/consumers.py) listen on the application's
-``permissions.<name>`` group and close a socket whose user may no longer read
-the application. The message is one PUBLISH on the pub/sub channel layer's
-group channel, as in apps/pipelines/events.py, sent after the change commits.
+WebSocket consumers (e.g. apps/pipelines/consumers.py) listen on the
+``permissions.<app>.<model>.<pk>`` group of the object that governs what they
+show, and close a socket whose user may no longer read it. The message is one
+PUBLISH (cdplatform/live.py), sent after the change commits.
 """
 
 from __future__ import annotations
@@ -11,29 +11,24 @@ from __future__ import annotations
 import logging
 
 import redis
-from channels.layers import get_channel_layer
 
-from apps.pipelines.enqueue import engine_queue
-from apps.pipelines.events import group_channel
+from cdplatform.live import publish
 
 logger = logging.getLogger(__name__)
 
 
-def permissions_group(application_name: str) -> str:
-    return f"permissions.{application_name}"
+def permissions_group(obj) -> str:
+    """The group told of grant changes on the governing object ``obj`` (an instance, or one with just its pk)."""
+    return f"permissions.{obj._meta.label_lower}.{obj.pk}"
 
 
-def publish_permissions_changed(application_name: str) -> None:
-    """Send ``permissions.changed`` to the application's subscribers; call it after the change commits.
+def publish_permissions_changed(obj) -> None:
+    """Send ``permissions.changed`` to the object's subscribers; call it after the change commits.
 
     Best effort: with Redis unreachable the grant or revoke still stands, and
     an open socket still loses access at the consumer's next periodic re-check.
     """
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    payload = layer.serialize({"type": "permissions.changed", "application": application_name})
     try:
-        engine_queue().connection.publish(group_channel(permissions_group(application_name)), payload)
+        publish(permissions_group(obj), {"type": "permissions.changed", "object": f"{obj._meta.label_lower}.{obj.pk}"})
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-        logger.warning("Redis unreachable: open sockets of %s re-check permissions later", application_name)
+        logger.warning("Redis unreachable: open sockets of %s re-check permissions later", obj)

@@ -1,4 +1,9 @@
-"""Service accounts, API tokens, per-application permission rows and the audit log."""
+"""Service accounts, API tokens and the audit log.
+
+The grant tables of each governing model live in the app that owns the model
+(``apps/pipelines/models.py`` for applications) and are registered with
+:func:`apps.accounts.permissions.register_governing`: this app never imports them.
+"""
 
 import hashlib
 import secrets
@@ -7,21 +12,8 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
 from django.utils import timezone
-from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
-from apps.pipelines.models import Application
-
-
-class ApplicationUserPermission(UserObjectPermissionBase):
-    """A permission on one application granted to one user (django-guardian, with a real foreign key)."""
-
-    content_object = models.ForeignKey(Application, on_delete=models.CASCADE)
-
-
-class ApplicationGroupPermission(GroupObjectPermissionBase):
-    """A permission on one application granted to a group (a team)."""
-
-    content_object = models.ForeignKey(Application, on_delete=models.CASCADE)
+from apps.accounts.permissions import RestrictedQuerySet
 
 
 class ServiceAccount(models.Model):
@@ -40,7 +32,10 @@ TOKEN_PREFIX = "cdp"
 
 
 class ApiTokenQuerySet(models.QuerySet):
+    """Tokens, with the ones that still authenticate."""
+
     def usable(self):
+        """Tokens neither revoked nor expired."""
         unexpired = models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now())
         return self.filter(unexpired, revoked_at__isnull=True)
 
@@ -100,11 +95,18 @@ class AuditEvent(models.Model):
     source = models.CharField(max_length=10, choices=AuditSource.choices)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     action = models.CharField(max_length=60, db_index=True)
-    application = models.ForeignKey(Application, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # By name, so that accounts imports nothing of pipelines; the migration depends on it all the same.
+    application = models.ForeignKey(
+        "pipelines.Application", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     application_name = models.CharField(max_length=63, blank=True, db_index=True)
     object_type = models.CharField(max_length=40, blank=True)
     object_id = models.CharField(max_length=64, blank=True, db_index=True)
     details = models.JSONField(default=dict, blank=True)
+
+    # Readable with the application it is about; events of no application only by a superuser.
+    permission_path = "application"
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -1,4 +1,9 @@
-"""Granting and revoking application permissions, and issuing API tokens: the only places that change them."""
+"""Granting and revoking permissions on governing objects, and issuing API tokens: the only places that change them.
+
+Every grant and revoke, from the API or the admin, goes through :func:`do_grant`
+and :func:`do_revoke`: audited in the same transaction, and followed after
+commit by a notice that makes open WebSockets re-check (and close) at once.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +17,8 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from apps.accounts.audit import Actor, record
 from apps.accounts.events import publish_permissions_changed
-from apps.accounts.models import ApiToken
-from apps.accounts.permissions import ACTIONS, PERMISSION_FOR
-
-
-def _check_action(action: str) -> str:
-    if action not in ACTIONS:
-        raise ValueError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
-    return PERMISSION_FOR[action]
+from apps.accounts.models import ApiToken, AuditEvent
+from apps.accounts.permissions import governor_of, require
 
 
 def _describe(grantee) -> dict:
@@ -28,24 +27,36 @@ def _describe(grantee) -> dict:
     return {"grantee_type": kind, "grantee": name}
 
 
-def do_grant(application, grantee, action: str, *, actor: Actor | str) -> None:
-    """Give a user or a group (a team) ``action`` (read, write, execute) on an application."""
-    codename = _check_action(action)
-    with transaction.atomic():
-        assign_perm(f"pipelines.{codename}", grantee, application)
-        record("permission.granted", actor, application=application, object_type="application",
-               object_id=application.pk, details={**_describe(grantee), "action": action})
-        transaction.on_commit(partial(publish_permissions_changed, application.name))
+def _audited_application(obj):
+    """The audit log files events by application: ``obj`` itself when it is one, else none."""
+    application_model = AuditEvent._meta.get_field("application").related_model
+    return obj if isinstance(obj, application_model) else None
 
 
-def do_revoke(application, grantee, action: str, *, actor: Actor | str) -> None:
-    """Take ``action`` on an application away from a user or a group."""
-    codename = _check_action(action)
+def check_manage_grants(user, obj, *, field: str = "") -> None:
+    """Refuse (PermissionRefused) a user who may not grant or revoke on ``obj`` (write, for an application)."""
+    require(user, governor_of(obj).manage_action, obj, field=field)
+
+
+def _change_grant(verb: str, obj, grantee, action: str, actor: Actor | str) -> None:
+    governor = governor_of(obj)
+    permission = f"{governor.model._meta.app_label}.{governor.codename(action)}"
     with transaction.atomic():
-        remove_perm(f"pipelines.{codename}", grantee, application)
-        record("permission.revoked", actor, application=application, object_type="application",
-               object_id=application.pk, details={**_describe(grantee), "action": action})
-        transaction.on_commit(partial(publish_permissions_changed, application.name))
+        (assign_perm if verb == "granted" else remove_perm)(permission, grantee, obj)
+        record(f"permission.{verb}", actor, application=_audited_application(obj),
+               object_type=governor.model._meta.model_name, object_id=obj.pk,
+               details={**_describe(grantee), "action": action})
+        transaction.on_commit(partial(publish_permissions_changed, obj))
+
+
+def do_grant(obj, grantee, action: str, *, actor: Actor | str) -> None:
+    """Give a user or a group (a team) ``action`` on a governing object (read, write, execute on an application)."""
+    _change_grant("granted", obj, grantee, action, actor)
+
+
+def do_revoke(obj, grantee, action: str, *, actor: Actor | str) -> None:
+    """Take ``action`` on a governing object away from a user or a group."""
+    _change_grant("revoked", obj, grantee, action, actor)
 
 
 def do_create_token(user, name: str, *, expires_at: datetime | None = None) -> tuple[ApiToken, str]:
@@ -59,6 +70,7 @@ def do_create_token(user, name: str, *, expires_at: datetime | None = None) -> t
 
 
 def do_revoke_token(token: ApiToken) -> None:
+    """Revoke a token (the row stays, with the time, for the record)."""
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])

@@ -11,4 +11,8 @@ class PipelinesConfig(AppConfig):
     verbose_name = "Pipelines"
 
     def ready(self) -> None:
+        # Models can be imported only once the registry is ready, hence here and not at the top.
+        from apps.pipelines import governance
         from apps.pipelines.stages import builtin  # noqa: F401  (registers the built-in stage types)
+
+        governance.register()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
 from apps.accounts.events import permissions_group
@@ -38,9 +38,8 @@ from apps.accounts.permissions import READ, can
 from apps.pipelines.enqueue import engine_queue
 from apps.pipelines.events import application_group, current_sequence, execution_group
 from apps.pipelines.models import Application, Execution
+from cdplatform.live import FORBIDDEN, NOT_FOUND
 
-FORBIDDEN = 4403
-NOT_FOUND = 4404
 # The longest a socket may go on receiving events after its user lost read
 # permission without a permissions.changed notice reaching it.
 RECHECK_SECONDS = 5.0
@@ -85,7 +84,7 @@ class LiveUpdatesConsumer(AsyncJsonWebsocketConsumer):
         if subscription is None or not allowed:
             return await self.refuse(NOT_FOUND)
         self.subscription, self.user_id, self.checked_at = subscription, user.pk, time.monotonic()
-        await self._join(permissions_group(subscription.application_name))
+        await self._join(permissions_group(Application(pk=subscription.application_id)))
         await self._join(subscription.group)
         # Read after joining: any later event has a greater sequence and reaches this socket.
         sequence = await sync_to_async(self.current_sequence, thread_sensitive=False)()
@@ -158,11 +157,3 @@ class ApplicationConsumer(LiveUpdatesConsumer):
         if application_id is None:
             return None
         return Subscription(application_group(name), application_id, name)
-
-
-class UnknownSubscriptionConsumer(AsyncWebsocketConsumer):
-    """Any other path under the WebSocket router: refused with 4404 rather than an unrouted error."""
-
-    async def connect(self):
-        await self.accept()
-        await self.close(code=NOT_FOUND)

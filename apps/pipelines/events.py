@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from channels.layers import get_channel_layer
-from django.conf import settings
+
+from cdplatform.live import group_channel
 
 SEQUENCE_KEY = "cdplatform:execution-events:{}"
 SEQUENCE_TTL_SECONDS = 7 * 24 * 3600
@@ -29,12 +30,6 @@ def execution_group(execution_id) -> str:
 
 def application_group(application_name: str) -> str:
     return f"application.{application_name}"
-
-
-def group_channel(group: str) -> str:
-    """The Redis pub/sub channel that the pub/sub channel layer uses for a group."""
-    prefix = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("prefix", "asgi")
-    return f"{prefix}__group__{group}"
 
 
 @dataclass

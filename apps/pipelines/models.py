@@ -1,10 +1,11 @@
-"""Applications, pipelines (with revisions), executions and stage executions."""
+"""Applications (and their grant tables), pipelines (with revisions), executions and stage executions."""
 
 import time
 import uuid
 
 from django.core.validators import RegexValidator
 from django.db import models
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from apps.pipelines.choices import ACTIVE, COMPLETE, Status
 from apps.pipelines.querysets import ApplicationQuerySet, ExecutionQuerySet, PipelineQuerySet, StageExecutionQuerySet
@@ -43,6 +44,25 @@ class Application(models.Model):
         return self.name
 
 
+class ApplicationUserPermission(UserObjectPermissionBase):
+    """A permission on one application granted to one user (django-guardian, with a real foreign key)."""
+
+    content_object = models.ForeignKey(Application, on_delete=models.CASCADE)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        # Made by the accounts app before applications declared their own grant tables: the rows stay put.
+        db_table = "accounts_applicationuserpermission"
+
+
+class ApplicationGroupPermission(GroupObjectPermissionBase):
+    """A permission on one application granted to a group (a team)."""
+
+    content_object = models.ForeignKey(Application, on_delete=models.CASCADE)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        db_table = "accounts_applicationgrouppermission"
+
+
 class Pipeline(models.Model):
     """A saved pipeline definition, kept as Spinnaker's pipeline JSON (unknown keys included)."""
 
@@ -54,6 +74,7 @@ class Pipeline(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.CharField(max_length=150, blank=True)
 
+    permission_path = "application"
     objects = PipelineQuerySet.as_manager()
 
     class Meta:
@@ -107,6 +128,7 @@ class Execution(models.Model):
         "StageExecution", on_delete=models.SET_NULL, null=True, blank=True, related_name="child_executions"
     )
 
+    permission_path = "application"
     objects = ExecutionQuerySet.as_manager()
 
     class Meta:
@@ -163,6 +185,7 @@ class StageExecution(models.Model):
     # sweeper uses it to find stages whose message went missing.
     next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
+    permission_path = "execution__application"
     objects = StageExecutionQuerySet.as_manager()
 
     class Meta:

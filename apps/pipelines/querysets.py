@@ -1,26 +1,23 @@
-"""Querysets with ``restrict(user, action)``: every list and lookup goes through the permission chokepoint."""
+"""Querysets with ``restrict(user, action)``: every list and lookup goes through the permission chokepoint.
 
-from django.db import models
+Applications govern; pipelines, executions and stages are governed through
+the path their model names in ``permission_path`` (see apps/accounts/permissions.py).
+"""
 
-from apps.accounts.permissions import restrict_applications
-
-
-class ApplicationQuerySet(models.QuerySet):
-    def restrict(self, user, action: str = "read"):
-        """The applications ``user`` may ``action`` (read, write or execute)."""
-        return restrict_applications(self, user, action)
+from apps.accounts.permissions import RestrictedQuerySet
 
 
-class PipelineQuerySet(models.QuerySet):
-    def restrict(self, user, action: str = "read"):
-        return restrict_applications(self, user, action, field="application")
+class ApplicationQuerySet(RestrictedQuerySet):
+    """Applications: ``restrict`` keeps those the user holds a grant on."""
 
 
-class ExecutionQuerySet(models.QuerySet):
-    def restrict(self, user, action: str = "read"):
-        return restrict_applications(self, user, action, field="application")
+class PipelineQuerySet(RestrictedQuerySet):
+    """Pipelines, restricted through their application."""
 
 
-class StageExecutionQuerySet(models.QuerySet):
-    def restrict(self, user, action: str = "read"):
-        return restrict_applications(self, user, action, field="execution__application")
+class ExecutionQuerySet(RestrictedQuerySet):
+    """Executions, restricted through their application."""
+
+
+class StageExecutionQuerySet(RestrictedQuerySet):
+    """Stage executions, restricted through their execution's application."""

@@ -1,8 +1,11 @@
-"""State changes of pipelines and executions, shared by the command line, the API, the web and triggers.
+"""State changes of applications, pipelines and executions, shared by the command line, the API, the web and triggers.
 
-``do_*`` functions change state and schedule what follows; they validate
-their input first and raise :class:`~apps.pipelines.problems.InvalidDocument`
-or :class:`ActionRefused` before writing anything.
+``do_*`` functions take the acting user (an :class:`~apps.accounts.audit.Actor`,
+or a plain name for the system) and change state and schedule what follows.
+Before writing anything they ask ``checks.py`` whether the actor may
+(:class:`~apps.accounts.permissions.PermissionRefused`, 403) and whether the
+state allows it (:class:`ActionRefused`, 409), and validate their input
+(:class:`~apps.pipelines.problems.InvalidDocument`, 400).
 """
 
 from __future__ import annotations
@@ -10,28 +13,109 @@ from __future__ import annotations
 import copy
 import uuid
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.http import Http404
 from django.utils import timezone
 
 from apps.accounts.audit import Actor, record
+from apps.accounts.permissions import EXECUTE, WRITE, PermissionRefused
+from apps.accounts.services import do_grant
 from apps.pipelines import engine, enqueue
-from apps.pipelines.choices import ACTIVE, COMPLETE, Status
-from apps.pipelines.definition import check_pipeline, resolve_parameters
+from apps.pipelines.checks import (
+    ActionRefused,
+    acting_user,
+    cancel_refusal,
+    check_judge,
+    check_permission,
+    judge_refusal,
+    pause_refusal,
+    refuse_if,
+    restart_refusal,
+    resume_refusal,
+    skip_refusal,
+    waits_for_window,
+    window_skip_refusal,
+)
+from apps.pipelines.definition import check_pipeline, identity_problems, resolve_parameters, validate_pipeline
+from apps.pipelines.governance import APPLICATION_ACTIONS
 from apps.pipelines.models import Application, Execution, Pipeline, PipelineRevision, StageExecution
-from apps.pipelines.problems import ActionRefused
-from apps.pipelines.stages import get_stage_type
+from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.stages.manual_judgment import CONTINUE, STOP, judgment_options
+
+# --- Applications -------------------------------------------------------------------------------
+
+
+def do_create_application(data: dict, *, user: Actor | str) -> Application:
+    """Create an application; a person creating it gets read, write and execute on it (a superuser needs none).
+
+    A name already taken is refused with InvalidDocument at ``/name``.
+    """
+    actor = Actor.of(user)
+    try:
+        with transaction.atomic():
+            application = Application.objects.create(**data)
+            if actor.user is not None and not actor.user.is_superuser:
+                for granted in APPLICATION_ACTIONS:
+                    do_grant(application, actor.user, granted, actor=actor)
+            record("application.created", actor, application=application, object_type="application",
+                   object_id=application.pk, details={"name": application.name})
+    except IntegrityError:
+        raise InvalidDocument([Problem("/name", "an application with this name already exists")]) from None
+    return application
+
+
+def do_change_application(application: Application, data: dict, *, user: Actor | str) -> Application:
+    """Update an application's owner and description (write), audited; its name never changes."""
+    check_permission(user, WRITE, application)
+    changed = {name: value for name, value in data.items() if getattr(application, name) != value}
+    if not changed:
+        return application
+    with transaction.atomic():
+        for name, value in changed.items():
+            setattr(application, name, value)
+        application.save()
+        record("application.updated", user, application=application, object_type="application",
+               object_id=application.pk, details={"changed": changed})
+    return application
+
+
+def do_delete_application(application: Application, *, user: Actor | str) -> None:
+    """Delete an application that has no pipelines left (write); refused (409) otherwise."""
+    check_permission(user, WRITE, application)
+    with transaction.atomic():
+        locked = Application.objects.select_for_update().get(pk=application.pk)
+        remaining = locked.pipelines.count()
+        if remaining:
+            raise ActionRefused(f"application {locked.name!r} still has {remaining} pipeline(s); delete them first")
+        record("application.deleted", user, application=locked, object_type="application", object_id=locked.pk,
+               details={"name": locked.name})
+        locked.delete()
+
+
+# --- Pipelines ----------------------------------------------------------------------------------
+
+
+def check_save_pipeline(user: Actor | str, application_name) -> None:
+    """A person saves pipelines only into an existing application they may write in; operators anywhere."""
+    if acting_user(user) is None:
+        return
+    application = Application.objects.filter(name=application_name).first() if isinstance(
+        application_name, str) else None
+    if application is None:
+        raise PermissionRefused(f"no application {application_name!r}: create it first", field="application")
+    check_permission(user, WRITE, application, field="application")
 
 
 def do_save_pipeline(document: dict, *, user: Actor | str = "") -> tuple[Pipeline, bool]:
     """Create or update the pipeline named by the document's ``application`` and ``name``.
 
-    Creates the application if needed and keeps a revision of every save.
-    Returns the pipeline and whether it was created.
+    An operator's save creates the application if needed. Every save keeps a
+    revision. Returns the pipeline and whether it was created.
     """
     actor = Actor.of(user)
-    user = actor.username
+    if isinstance(document, dict):
+        check_save_pipeline(actor, document.get("application"))
     document = copy.deepcopy(check_pipeline(document))
     with transaction.atomic():
         application, _ = Application.objects.get_or_create(name=document["application"])
@@ -43,17 +127,46 @@ def do_save_pipeline(document: dict, *, user: Actor | str = "") -> tuple[Pipelin
             pipeline = Pipeline(id=_reusable_id(document.get("id")), application=application, name=document["name"])
         document["id"] = str(pipeline.id)
         pipeline.definition = document
-        pipeline.updated_by = user
+        pipeline.updated_by = actor.username
         pipeline.save()
         last = pipeline.revisions.aggregate(last=Max("number"))["last"] or 0
-        PipelineRevision.objects.create(pipeline=pipeline, number=last + 1, definition=document, created_by=user)
+        PipelineRevision.objects.create(pipeline=pipeline, number=last + 1, definition=document,
+                                        created_by=actor.username)
         record("pipeline.saved", actor, application=application, object_type="pipeline", object_id=pipeline.id,
                details={"name": pipeline.name, "revision": last + 1, "created": created})
     return pipeline, created
 
 
+def do_update_pipeline(pipeline: Pipeline, document: dict, *, user: Actor | str) -> Pipeline:
+    """Save a new revision of an existing pipeline (write); it keeps its application, name and id.
+
+    Every problem with the document is refused at once (InvalidDocument); a
+    pipeline deleted meanwhile is a 404, and nothing is saved.
+    """
+    check_permission(user, WRITE, pipeline.application)
+    problems = validate_pipeline(document) + identity_problems(document, pipeline)
+    if problems:
+        raise InvalidDocument(problems)
+    with transaction.atomic():
+        saved, created = do_save_pipeline(document, user=user)
+        if created:
+            raise Http404("The pipeline was deleted meanwhile.")
+    return saved
+
+
+def do_restore_revision(pipeline: Pipeline, number: int, *, user: Actor | str) -> Pipeline:
+    """Save revision ``number``'s document again, as the newest revision (write); no such revision: ``/revision``."""
+    check_permission(user, WRITE, pipeline.application)
+    revision = pipeline.revisions.filter(number=number).first()
+    if revision is None:
+        raise InvalidDocument([Problem("/revision", f"no revision {number} of this pipeline")])
+    document = {**revision.definition, "application": pipeline.application.name, "name": pipeline.name}
+    return do_update_pipeline(pipeline, document, user=user)
+
+
 def do_delete_pipeline(pipeline: Pipeline, *, user: Actor | str) -> None:
-    """Delete a pipeline and its revisions; its executions stay, unlinked, for the record."""
+    """Delete a pipeline and its revisions (write); its executions stay, unlinked, for the record."""
+    check_permission(user, WRITE, pipeline.application)
     with transaction.atomic():
         record("pipeline.deleted", user, application=pipeline.application, object_type="pipeline",
                object_id=pipeline.id, details={"name": pipeline.name})
@@ -67,6 +180,37 @@ def _reusable_id(candidate) -> uuid.UUID:
     except (TypeError, ValueError):
         return uuid.uuid4()
     return uuid.uuid4() if Pipeline.objects.filter(id=wanted).exists() else wanted
+
+
+# --- Executions ---------------------------------------------------------------------------------
+
+
+def _stage_rows(execution: Execution, definitions: list[dict]) -> list[StageExecution]:
+    """The execution's stages, unsaved, each knowing the stages that wait on it."""
+    downstream: dict[str, list[str]] = {str(stage["refId"]): [] for stage in definitions}
+    for stage in definitions:
+        for requisite in stage.get("requisiteStageRefIds") or []:
+            downstream[str(requisite)].append(str(stage["refId"]))
+    return [
+        StageExecution(
+            execution=execution,
+            ref_id=str(stage["refId"]),
+            position=position,
+            type=stage["type"],
+            name=stage.get("name") or stage["type"],
+            requisite_ref_ids=[str(ref) for ref in stage.get("requisiteStageRefIds") or []],
+            next_ref_ids=downstream[str(stage["refId"])],
+            definition=stage,
+        )
+        for position, stage in enumerate(definitions)
+    ]
+
+
+def check_start_execution(user: Actor | str, pipeline: Pipeline) -> None:
+    """Starting a pipeline needs execute on its application, and a pipeline that is not disabled."""
+    check_permission(user, EXECUTE, pipeline.application)
+    if pipeline.definition.get("disabled") is True:
+        raise ActionRefused(f"pipeline {pipeline} is disabled")
 
 
 def do_start_execution(
@@ -83,17 +227,10 @@ def do_start_execution(
     written; a refusal raises InvalidDocument naming each parameter.
     """
     actor = Actor.of(user)
-    user = actor.username
+    check_start_execution(actor, pipeline)
     definition = copy.deepcopy(pipeline.definition)
-    if definition.get("disabled") is True:
-        raise ActionRefused(f"pipeline {pipeline} is disabled")
     resolved = resolve_parameters(definition, parameters or {})
-    trigger = {"type": "manual", "user": user or "anonymous", **(trigger or {}), "parameters": resolved}
-    stage_definitions = definition.get("stages") or []
-    downstream: dict[str, list[str]] = {str(stage["refId"]): [] for stage in stage_definitions}
-    for stage in stage_definitions:
-        for requisite in stage.get("requisiteStageRefIds") or []:
-            downstream[str(requisite)].append(str(stage["refId"]))
+    trigger = {"type": "manual", "user": actor.username or "anonymous", **(trigger or {}), "parameters": resolved}
     with transaction.atomic():
         execution = Execution.objects.create(
             application=pipeline.application,
@@ -102,25 +239,11 @@ def do_start_execution(
             definition=definition,
             trigger=trigger,
             parameters=resolved,
-            started_by=user,
+            started_by=actor.username,
             limit_concurrent=definition.get("limitConcurrent") is True,
             parent_stage=parent_stage,
         )
-        StageExecution.objects.bulk_create(
-            [
-                StageExecution(
-                    execution=execution,
-                    ref_id=str(stage["refId"]),
-                    position=position,
-                    type=stage["type"],
-                    name=stage.get("name") or stage["type"],
-                    requisite_ref_ids=[str(ref) for ref in stage.get("requisiteStageRefIds") or []],
-                    next_ref_ids=downstream[str(stage["refId"])],
-                    definition=stage,
-                )
-                for position, stage in enumerate(stage_definitions)
-            ]
-        )
+        StageExecution.objects.bulk_create(_stage_rows(execution, definition.get("stages") or []))
         record("execution.started", actor, application=pipeline.application, object_type="execution",
                object_id=execution.id, details={"pipeline": pipeline.name, "trigger": trigger.get("type")})
         transaction.on_commit(lambda: enqueue.enqueue_start_execution(execution.id))
@@ -140,11 +263,6 @@ def _locked_stage(execution_id, ref_id: str) -> StageExecution:
     return stage
 
 
-def _require_running(stage: StageExecution) -> None:
-    if stage.status != Status.RUNNING:
-        raise ActionRefused(f"stage {stage.name!r} is {stage.status}, not RUNNING")
-
-
 def _run_now(stage: StageExecution, fields: list[str]) -> None:
     """Save the locked stage and run its task at once, after commit."""
     dispatch = engine.Dispatch()
@@ -153,20 +271,21 @@ def _run_now(stage: StageExecution, fields: list[str]) -> None:
 
 
 def do_judge_stage(
-    execution_id, ref_id: str, *, decision: str, user: Actor | str, judgment_input: str | None = None
+    execution_id, ref_id: str, *, decision: str, user: Actor | str, judgment_input: str | None = None,
+    comment: str = "",
 ) -> StageExecution:
-    """Record a person's manual judgment (continue or stop) and let the stage finish."""
+    """Record a person's manual judgment (continue or stop), and their comment if any; the stage then finishes.
+
+    Needs execute on the application and, when the stage names
+    ``selectedStageRoles``, membership of one of them.
+    """
     actor = Actor.of(user)
-    user = actor.username
     if decision not in (CONTINUE, STOP):
         raise ActionRefused(f"judgment must be {CONTINUE!r} or {STOP!r}, not {decision!r}")
     with transaction.atomic():
         stage = _locked_stage(execution_id, ref_id)
-        if stage.type != "manualJudgment":
-            raise ActionRefused(f"stage {stage.name!r} is a {stage.type} stage, not a manual judgment")
-        _require_running(stage)
-        if stage.context.get("judgmentStatus"):
-            raise ActionRefused(f"stage {stage.name!r} was already judged")
+        check_judge(actor, stage.execution, stage)
+        refuse_if(judge_refusal(stage))
         options = judgment_options(stage.context)
         if judgment_input not in (None, "") and options and judgment_input not in options:
             raise ActionRefused(f"input {judgment_input!r} is not one of: {', '.join(options)}")
@@ -174,11 +293,14 @@ def do_judge_stage(
             **stage.context,
             "judgmentStatus": decision,
             "judgmentInput": judgment_input or None,
-            "lastModifiedBy": user,
-            "lastModified": {"user": user, "time": int(timezone.now().timestamp() * 1000)},
+            "lastModifiedBy": actor.username,
+            "lastModified": {"user": actor.username, "time": int(timezone.now().timestamp() * 1000)},
         }
         _run_now(stage, ["context"])
         _record_stage_action("stage.judged", actor, stage, {"decision": decision, "input": judgment_input})
+        if comment.strip():
+            _record_stage_action("stage.judgment_comment", actor, stage,
+                                 {"decision": decision, "comment": comment.strip()})
     return stage
 
 
@@ -189,18 +311,16 @@ def _record_stage_action(action: str, actor: Actor, stage: StageExecution, detai
 
 
 def do_skip_wait(execution_id, ref_id: str, *, user: Actor | str) -> StageExecution:
-    """End a running wait early, as a person may in Spinnaker ("skip remaining wait").
+    """End a running wait early, as a person may in Spinnaker ("skip remaining wait") — execute.
 
     A stage of any type that waits for its execution window is let through instead.
     """
     with transaction.atomic():
         stage = _locked_stage(execution_id, ref_id)
-        if (stage.context.get("executionWindow") or {}).get("waiting"):
+        check_permission(user, EXECUTE, stage.execution)
+        if waits_for_window(stage):
             return do_skip_execution_window(execution_id, ref_id, user=user)
-        stage_type = get_stage_type(stage.type)
-        if stage_type is None or not stage_type.skippable:
-            raise ActionRefused(f"stage {stage.name!r} is a {stage.type} stage, which cannot be skipped")
-        _require_running(stage)
+        refuse_if(skip_refusal(stage))
         actor = Actor.of(user)
         stage.context = {**stage.context, "skipRemainingWait": True, "skippedBy": actor.username}
         _run_now(stage, ["context"])
@@ -216,9 +336,10 @@ def _locked_execution(execution_id) -> Execution:
 
 
 def _act(execution_id, action, audit_action: str, user: Actor | str, details: dict | None = None) -> Execution:
-    """Run ``action(execution, dispatch)`` on the locked execution in one transaction, audited; events follow."""
+    """Check execute, then run ``action(execution, dispatch)`` on the locked execution in one transaction, audited."""
     with transaction.atomic():
         execution = _locked_execution(execution_id)
+        check_permission(user, EXECUTE, execution)
         dispatch = engine.Dispatch()
         action(execution, dispatch)
         record(audit_action, user, application=execution.application, object_type="execution",
@@ -231,8 +352,7 @@ def do_cancel_execution(execution_id, *, user: Actor | str, reason: str = "") ->
     """Cancel an execution that has not ended: running stages stop and their cancel logic runs."""
 
     def cancel(execution, dispatch):
-        if execution.status in COMPLETE:
-            raise ActionRefused(f"execution {execution.id} already ended {execution.status}")
+        refuse_if(cancel_refusal(execution))
         engine.cancel_execution(execution, dispatch, user=Actor.of(user).username, reason=reason)
 
     return _act(execution_id, cancel, "execution.canceled", user, {"reason": reason})
@@ -242,8 +362,7 @@ def do_pause_execution(execution_id, *, user: Actor | str) -> Execution:
     """Pause a running execution: nothing new starts until it is resumed."""
 
     def pause(execution, dispatch):
-        if execution.status != Status.RUNNING:
-            raise ActionRefused(f"execution {execution.id} is {execution.status}; only a RUNNING one can be paused")
+        refuse_if(pause_refusal(execution))
         engine.pause_execution(execution, dispatch)
 
     return _act(execution_id, pause, "execution.paused", user)
@@ -253,8 +372,7 @@ def do_resume_execution(execution_id, *, user: Actor | str) -> Execution:
     """Resume a paused execution where it stopped."""
 
     def resume(execution, dispatch):
-        if execution.status != Status.PAUSED:
-            raise ActionRefused(f"execution {execution.id} is {execution.status}, not PAUSED")
+        refuse_if(resume_refusal(execution))
         engine.resume_execution(execution, dispatch)
 
     return _act(execution_id, resume, "execution.resumed", user)
@@ -264,31 +382,18 @@ def do_restart_stage(execution_id, ref_id: str, *, user: Actor | str) -> Executi
     """Run a finished stage and everything after it again, keeping what ran before it."""
 
     def restart(execution, dispatch):
-        stages = {stage.ref_id: stage for stage in execution.stages.all()}
-        stage = stages.get(ref_id)
-        if stage is None:
-            raise ActionRefused(f"execution {execution.id} has no stage with refId {ref_id!r}")
-        if stage.status not in COMPLETE:
-            raise ActionRefused(f"stage {stage.name!r} is {stage.status}; only a finished stage can be restarted")
-        if execution.status not in COMPLETE:
-            if execution.status != Status.RUNNING:
-                raise ActionRefused(f"execution {execution.id} is {execution.status}")
-            downstream = engine.downstream_closure([ref_id], list(stages.values()))
-            if any(stages[ref].status in ACTIVE for ref in downstream):
-                raise ActionRefused(f"stages after {stage.name!r} are still running")
+        refuse_if(restart_refusal(execution, list(execution.stages.all()), ref_id))
         engine.restart_stage(execution, ref_id, dispatch, user=Actor.of(user).username)
 
     return _act(execution_id, restart, "stage.restarted", user, {"stage": ref_id})
 
 
 def do_skip_execution_window(execution_id, ref_id: str, *, user: Actor | str) -> StageExecution:
-    """Let a stage that waits for its execution window run now."""
+    """Let a stage that waits for its execution window run now (execute)."""
     with transaction.atomic():
         stage = _locked_stage(execution_id, ref_id)
-        window = stage.context.get("executionWindow") or {}
-        if not window.get("waiting"):
-            raise ActionRefused(f"stage {stage.name!r} is not waiting for an execution window")
-        _require_running(stage)
+        check_permission(user, EXECUTE, stage.execution)
+        refuse_if(window_skip_refusal(stage))
         actor = Actor.of(user)
         stage.context = {**stage.context, "skipExecutionWindow": True, "skippedBy": actor.username}
         _run_now(stage, ["context"])

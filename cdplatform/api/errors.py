@@ -2,7 +2,7 @@
 
 ``pointer`` is an RFC 6901 JSON pointer into the request body — or, for a
 query parameter, ``/<name>`` — and "" when the error is about the request as
-a whole. Validation errors, refused actions
+a whole. Validation errors, refused actions (403 when the user may not, 409 when the state does not allow it)
 and pipeline-document problems all come out this way; so do 401/403/404/405.
 """
 
@@ -12,6 +12,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from apps.accounts.permissions import PermissionRefused
 from apps.pipelines.problems import InvalidDocument, pointer_join
 from apps.pipelines.services import ActionRefused
 
@@ -56,6 +57,9 @@ def exception_handler(exc, context):
     """DRF's handler, then every error rewritten to the one shape; pipeline problems and refusals added."""
     if isinstance(exc, InvalidDocument):
         return error_response([problem.as_dict() for problem in exc.problems], status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, PermissionRefused):
+        pointer = pointer_join("", exc.field) if exc.field else ""
+        return error_response([{"pointer": pointer, "message": exc.message}], status.HTTP_403_FORBIDDEN)
     if isinstance(exc, ActionRefused):
         return error_response([{"pointer": "", "message": str(exc)}], status.HTTP_409_CONFLICT)
     if isinstance(exc, Http404):

@@ -1,18 +1,14 @@
-"""The API's routes under /api/: each app registers its viewsets on the one router."""
+"""The API's routes under /api/: each app's own routes, put together, and the browsable root."""
 
-from rest_framework.routers import DefaultRouter
+from django.urls import path
 
+from apps.accounts.api import urls as accounts
+from apps.pipelines.api import urls as pipelines
+from cdplatform.api.routers import api_root_view
 
-class ApiRouter(DefaultRouter):
-    """No format suffixes (``.json``): one representation per URL, chosen by the Accept header."""
+APPS = (accounts, pipelines)
 
-    include_format_suffixes = False
-
-
-router = ApiRouter()
-
-# Each app's api/urls.py registers on `router` when imported here.
-from apps.accounts.api import urls as _accounts  # noqa: E402, F401
-from apps.pipelines.api import urls as _pipelines  # noqa: E402, F401
-
-urlpatterns = [*_accounts.urlpatterns, *router.urls]
+urlpatterns = [
+    path("", api_root_view(*(app.router for app in APPS)), name="api-root"),
+    *(pattern for app in APPS for pattern in app.urlpatterns),
+]

@@ -1,49 +1,28 @@
-"""The viewset base every API resource uses: querysets restricted to what the user may do.
+"""The viewset base every API resource uses: querysets restricted to what the user may read.
 
-The action comes from the HTTP method (GET read, POST/PUT/PATCH/DELETE
-write) unless a view names it for a custom action in ``action_permissions``
-(e.g. ``{"cancel": "execute"}``). The queryset is restricted to the
-applications the user may *read* first, so anything else is a 404; then,
-for the object being acted on, the specific action is checked and refused
-with 403. List responses never contain, or count, what the user may not read.
+Anything the user may not read is a 404, and list responses never contain,
+or count, it. What a change needs (write, execute, a judgment role, a state
+that allows it) is decided by the service function the view calls
+(``apps/*/services.py``), which raises PermissionRefused (403) or
+ActionRefused (409) before it writes anything: the API, the pages, the admin
+and the command line get the same answer.
 """
 
-from rest_framework import exceptions, viewsets
+from rest_framework import viewsets
 
-from apps.accounts.permissions import READ, WRITE, can
-
-METHOD_ACTIONS = {"GET": READ, "HEAD": READ, "OPTIONS": READ}
+from apps.accounts.permissions import READ
 
 
 class RestrictedViewSetMixin:
     """Mixin for DRF viewsets whose model queryset has ``restrict(user, action)``."""
 
-    action_permissions: dict[str, str] = {}
-
-    def required_action(self) -> str:
-        """The permission this request needs: read, write or execute."""
-        named = self.action_permissions.get(getattr(self, "action", None) or "")
-        if named:
-            return named
-        return METHOD_ACTIONS.get(self.request.method, WRITE)
-
     def get_queryset(self):
         return super().get_queryset().restrict(self.request.user, READ)
 
-    def application_of(self, obj):
-        """The application that governs ``obj``; views whose objects are not applications override it."""
-        return obj.application
-
-    def check_object_permissions(self, request, obj):
-        super().check_object_permissions(request, obj)
-        action = self.required_action()
-        if action != READ and not can(request.user, action, self.application_of(obj)):
-            raise exceptions.PermissionDenied(f"You may not {action} in application {self.application_of(obj)}.")
-
 
 class RestrictedModelViewSet(RestrictedViewSetMixin, viewsets.ModelViewSet):
-    pass
+    """A model viewset over what the user may read."""
 
 
 class RestrictedReadOnlyViewSet(RestrictedViewSetMixin, viewsets.ReadOnlyModelViewSet):
-    pass
+    """A read-only viewset over what the user may read; custom actions call services."""

@@ -7,7 +7,6 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from apps.accounts.models import ApiToken, AuditEvent, AuditSource, ServiceAccount
-from apps.accounts.permissions import ACTIONS
 
 # --- Tokens -------------------------------------------------------------------------------------
 
@@ -94,15 +93,15 @@ class ServiceAccountCreateSerializer(serializers.Serializer):
         return group
 
 
-# --- Application grants -------------------------------------------------------------------------
+# --- Grants -------------------------------------------------------------------------
 
 
-class GrantSerializer(serializers.Serializer):
-    """A grant: a user or a group (name exactly one), and the action: read, write or execute."""
+class BaseGrantSerializer(serializers.Serializer):
+    """A grant: a user or a group (name exactly one), and an action; a governing app's subclass names the actions."""
 
     user = serializers.CharField(required=False, max_length=150)
     group = serializers.CharField(required=False, max_length=150)
-    action = serializers.ChoiceField(choices=list(ACTIONS))
+    action = serializers.ChoiceField(choices=[])
 
     def validate(self, attrs: dict) -> dict:
         if ("user" in attrs) == ("group" in attrs):
@@ -121,14 +120,6 @@ class GrantSerializer(serializers.Serializer):
 class GranteeSerializer(serializers.Serializer):
     name = serializers.CharField()
     actions = serializers.ListField(child=serializers.CharField(), help_text="Of read, write and execute.")
-
-
-class ApplicationGrantsSerializer(serializers.Serializer):
-    """Who may do what in an application: users and groups, each with their actions."""
-
-    application = serializers.CharField()
-    users = GranteeSerializer(many=True)
-    groups = GranteeSerializer(many=True)
 
 
 # --- Audit events -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The accounts API: personal tokens, service accounts and their tokens, application grants, the audit log.
+"""The accounts API: personal tokens, service accounts and their tokens, grants (a base view), the audit log.
 
 Grants go through ``do_grant``/``do_revoke``, which audit them; issuing and
 revoking tokens and creating or deleting service accounts are audited here,
@@ -9,16 +9,13 @@ in the same transaction as the change.
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.accounts.api.serializers import (
-    ApplicationGrantsSerializer,
     AuditEventSerializer,
-    GrantSerializer,
     NewTokenSerializer,
     ServiceAccountCreateSerializer,
     ServiceAccountSerializer,
@@ -27,20 +24,12 @@ from apps.accounts.api.serializers import (
 )
 from apps.accounts.audit import Actor, record
 from apps.accounts.filtersets import AuditEventFilterSet
-from apps.accounts.models import (
-    ApiToken,
-    ApplicationGroupPermission,
-    ApplicationUserPermission,
-    AuditEvent,
-    ServiceAccount,
-)
-from apps.accounts.permissions import PERMISSION_FOR, READ, WRITE, can, restrict_applications
-from apps.accounts.services import do_create_token, do_grant, do_revoke, do_revoke_token
-from apps.pipelines.models import Application
+from apps.accounts.models import ApiToken, AuditEvent, ServiceAccount
+from apps.accounts.permissions import READ, governor_of
+from apps.accounts.services import check_manage_grants, do_create_token, do_grant, do_revoke, do_revoke_token
 from cdplatform.api.filters import FilterBackend
 from cdplatform.api.pagination import NewestFirstPagination
 
-ACTION_OF_CODENAME = {codename: action for action, codename in PERMISSION_FOR.items()}
 CODENAME = "permission__codename"
 
 
@@ -166,79 +155,70 @@ class ServiceAccountViewSet(
         return issue_token(request, account.user, body)
 
 
-# --- Application grants -------------------------------------------------------------------------
-
-GRANT_QUERY_PARAMETERS = [
-    OpenApiParameter("user", OpenApiTypes.STR, description="User to revoke from (or send the JSON body)."),
-    OpenApiParameter("group", OpenApiTypes.STR, description="Group to revoke from."),
-    OpenApiParameter("action", OpenApiTypes.STR, enum=["read", "write", "execute"]),
-]
+# --- Grants on governing objects --------------------------------------------------------------
 
 
-def application_grants(application: Application) -> dict:
-    """The application's users and groups, each with the actions granted to them (two queries)."""
-    granted = {"content_object": application, "permission__codename__in": list(ACTION_OF_CODENAME)}
+def grants_of(obj) -> dict:
+    """The object's users and groups, each with the actions granted to them (two queries)."""
+    governor = governor_of(obj)
+    granted = {"content_object": obj, "permission__codename__in": list(governor.granted_as.values())}
     rows = {
-        "users": ApplicationUserPermission.objects.filter(**granted).values_list("user__username", CODENAME),
-        "groups": ApplicationGroupPermission.objects.filter(**granted).values_list("group__name", CODENAME),
+        "users": governor.user_grants.objects.filter(**granted).values_list("user__username", CODENAME),
+        "groups": governor.group_grants.objects.filter(**granted).values_list("group__name", CODENAME),
     }
-    result = {"application": application.name}
+    result = {}
     for kind, pairs in rows.items():
         actions: dict[str, set] = {}
         for name, codename in pairs:
-            actions.setdefault(name, set()).add(ACTION_OF_CODENAME[codename])
+            actions.setdefault(name, set()).add(governor.action_of(codename))
         result[kind] = [{"name": name, "actions": sorted(actions[name])} for name in sorted(actions)]
     return result
 
 
-class ApplicationPermissionsView(generics.GenericAPIView):
-    """Who may read, write and execute in an application: listed with read, changed with write."""
+class GrantsView(generics.GenericAPIView):
+    """Who may do what to one governing object, found by ``lookup_field``: listed with read, changed by managers.
 
-    serializer_class = GrantSerializer
+    A governing app subclasses it with its queryset, its grant serializer (whose
+    ``action`` choices are the model's actions) and ``object_key``, the name of
+    the object in the answer; the grant and revoke are the services' own.
+    """
+
     pagination_class = None
     filter_backends = []
+    lookup_field = "name"
+    object_key = "object"
 
-    def get_application(self, action: str) -> Application:
-        """The application named in the URL: 404 if the user may not read it, 403 if not ``action``."""
-        name = self.kwargs["name"]
-        # No application has a NUL in its name, and PostgreSQL refuses to compare with one.
-        applications = Application.objects.restrict(self.request.user, READ).filter(name=name)
-        application = None if "\x00" in name else applications.first()
-        if application is None:
-            raise exceptions.NotFound(f"No application {self.kwargs['name']!r}.")
-        if action != READ and not can(self.request.user, action, application):
-            raise exceptions.PermissionDenied(f"You may not {action} in application {application}.")
-        return application
+    def get_governing(self, *, manage: bool = False):
+        """The object named in the URL: 404 if the user may not read it, 403 if they may not manage its grants."""
+        name = self.kwargs[self.lookup_field]
+        # No name has a NUL in it, and PostgreSQL refuses to compare with one.
+        found = self.get_queryset().restrict(self.request.user, READ).filter(**{self.lookup_field: name})
+        obj = None if "\x00" in name else found.first()
+        if obj is None:
+            raise exceptions.NotFound(f"No {self.get_queryset().model._meta.verbose_name} {name!r}.")
+        if manage:
+            check_manage_grants(self.request.user, obj)
+        return obj
 
-    @extend_schema(summary="Who may do what in the application", responses=ApplicationGrantsSerializer)
-    def get(self, request, name: str):
-        return Response(application_grants(self.get_application(READ)))
+    def represent(self, obj) -> dict:
+        return {self.object_key: getattr(obj, self.lookup_field), **grants_of(obj)}
 
-    @extend_schema(
-        summary="Grant a user or a group an action",
-        request=GrantSerializer,
-        responses={201: ApplicationGrantsSerializer},
-    )
-    def post(self, request, name: str):
-        application = self.get_application(WRITE)
-        body = _validated(GrantSerializer, request)
-        do_grant(application, body["grantee"], body["action"], actor=Actor.from_request(request))
-        return Response(application_grants(application), status=status.HTTP_201_CREATED)
+    def get(self, request, **kwargs):
+        return Response(self.represent(self.get_governing()))
 
-    @extend_schema(
-        summary="Revoke an action from a user or a group",
-        description="The grant is named in a JSON body like POST's, or in query parameters.",
-        request=GrantSerializer,
-        parameters=GRANT_QUERY_PARAMETERS,
-        responses={204: None},
-    )
-    def delete(self, request, name: str):
-        application = self.get_application(WRITE)
+    def post(self, request, **kwargs):
+        obj = self.get_governing(manage=True)
+        body = _validated(self.get_serializer_class(), request)
+        do_grant(obj, body["grantee"], body["action"], actor=Actor.from_request(request))
+        return Response(self.represent(obj), status=status.HTTP_201_CREATED)
+
+    def delete(self, request, **kwargs):
+        obj = self.get_governing(manage=True)
         data = request.data if request.data else request.query_params
-        serializer = GrantSerializer(data=data)
+        serializer = self.get_serializer_class()(data=data)
         serializer.is_valid(raise_exception=True)
         body = serializer.validated_data
-        do_revoke(application, body["grantee"], body["action"], actor=Actor.from_request(request))
+        do_revoke(obj, body["grantee"], body["action"], actor=Actor.from_request(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -260,8 +240,4 @@ class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     filterset_class = AuditEventFilterSet
 
     def get_queryset(self) -> QuerySet:
-        events = AuditEvent.objects.all()
-        if self.request.user.is_superuser:
-            return events
-        return restrict_applications(events.filter(application__isnull=False), self.request.user, READ,
-                                     field="application")
+        return AuditEvent.objects.restrict(self.request.user, READ)

@@ -24,9 +24,8 @@ from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 
-from apps.accounts.audit import Actor, record
-from apps.accounts.permissions import ACTIONS, EXECUTE, READ, WRITE, allowed_application_ids, can
-from apps.accounts.services import do_grant
+from apps.accounts.audit import Actor
+from apps.accounts.permissions import EXECUTE, READ, WRITE, allowed_actions_by_id
 from apps.pipelines.api.serializers_pipelines import (
     PIPELINE_DOCUMENT_SCHEMA,
     ApplicationChangeSerializer,
@@ -38,11 +37,21 @@ from apps.pipelines.api.serializers_pipelines import (
     RevisionSerializer,
     ValidationResultSerializer,
 )
-from apps.pipelines.definition import identity_problems, parse_document, unified_diff, validate_pipeline
+from apps.pipelines.checks import check_permission
+from apps.pipelines.definition import parse_document, unified_diff, validate_pipeline
 from apps.pipelines.filtersets import ApplicationFilterSet, PipelineFilterSet
 from apps.pipelines.models import Application, Pipeline
 from apps.pipelines.problems import InvalidDocument
-from apps.pipelines.services import ActionRefused, do_delete_pipeline, do_save_pipeline
+from apps.pipelines.services import (
+    check_save_pipeline,
+    do_change_application,
+    do_create_application,
+    do_delete_application,
+    do_delete_pipeline,
+    do_restore_revision,
+    do_save_pipeline,
+    do_update_pipeline,
+)
 from cdplatform.api.errors import error_items
 from cdplatform.api.pagination import NewestFirstPagination
 from cdplatform.api.schema import ErrorsSerializer
@@ -137,23 +146,12 @@ class DocumentYAMLRenderer(BaseRenderer):
 EXPORT_FORMATS = {renderer.format: renderer for renderer in (DocumentJSONRenderer, DocumentYAMLRenderer)}
 
 
-def writable_application(user, name: str) -> Application:
-    """The application a new pipeline goes into: 404 at /application if unreadable, 403 if read-only."""
+def readable_application(user, name: str) -> Application:
+    """The application a new pipeline goes into: 404 at /application if the user may not read it (or it is missing)."""
     application = Application.objects.restrict(user, READ).filter(name=name).first()
     if application is None:
         raise exceptions.NotFound({"application": f"no application {name!r} (or you may not read it); create it first"})
-    if not can(user, WRITE, application):
-        raise exceptions.PermissionDenied({"application": f"you may not write in application {name!r}"})
     return application
-
-
-def save_existing_pipeline(document: dict, actor: Actor) -> Pipeline:
-    """Save a new revision of a pipeline that must still exist; if it was deleted meanwhile, nothing is saved."""
-    with transaction.atomic():
-        pipeline, created = do_save_pipeline(document, user=actor)
-        if created:
-            raise exceptions.NotFound("The pipeline was deleted meanwhile.")
-    return pipeline
 
 
 # The largest value PipelineRevision.number can hold; larger numbers name no revision.
@@ -191,50 +189,7 @@ def application_permissions(user, application_ids) -> dict[int, list[str]]:
 
     The applications come from a queryset restricted to what the user may read, so ``read`` is given.
     """
-    ids = list(application_ids)
-    allowed = {action: allowed_application_ids(user, action, ids) for action in (WRITE, EXECUTE)}
-    return {pk: [READ, *(action for action in (WRITE, EXECUTE) if pk in allowed[action])] for pk in ids}
-
-
-def create_application(data: dict, user, actor: Actor) -> Application:
-    """Create an application and give its creator read, write and execute on it (a superuser needs no grant)."""
-    try:
-        with transaction.atomic():
-            application = Application.objects.create(**data)
-            if not user.is_superuser:
-                for granted in ACTIONS:
-                    do_grant(application, user, granted, actor=actor)
-            record("application.created", actor, application=application, object_type="application",
-                   object_id=application.pk, details={"name": application.name})
-    except IntegrityError:
-        raise exceptions.ValidationError({"name": "an application with this name already exists"}) from None
-    return application
-
-
-def change_application(application: Application, data: dict, actor: Actor) -> Application:
-    """Update an application's owner and description, audited."""
-    changed = {field: value for field, value in data.items() if getattr(application, field) != value}
-    if not changed:
-        return application
-    with transaction.atomic():
-        for field, value in changed.items():
-            setattr(application, field, value)
-        application.save()
-        record("application.updated", actor, application=application, object_type="application",
-               object_id=application.pk, details={"changed": changed})
-    return application
-
-
-def delete_application(application: Application, actor: Actor) -> None:
-    """Delete an application that has no pipelines left; refused (409) otherwise."""
-    with transaction.atomic():
-        locked = Application.objects.select_for_update().get(pk=application.pk)
-        remaining = locked.pipelines.count()
-        if remaining:
-            raise ActionRefused(f"application {locked.name!r} still has {remaining} pipeline(s); delete them first")
-        record("application.deleted", actor, application=locked, object_type="application", object_id=locked.pk,
-               details={"name": locked.name})
-        locked.delete()
+    return allowed_actions_by_id(user, Application, application_ids, (WRITE, EXECUTE))
 
 
 @extend_schema_view(
@@ -255,9 +210,6 @@ class ApplicationViewSet(RestrictedModelViewSet):
     ordering_fields = ["name", "created_at"]
     ordering = ["name"]
     lookup_field = "name"
-
-    def application_of(self, obj: Application) -> Application:
-        return obj
 
     def get_serializer_class(self):
         if self.action in ("update", "partial_update"):
@@ -281,19 +233,21 @@ class ApplicationViewSet(RestrictedModelViewSet):
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        application = create_application(serializer.validated_data, request.user, Actor.from_request(request))
+        application = do_create_application(serializer.validated_data, user=Actor.from_request(request))
         location = self.reverse_action("detail", args=[application.name])
         return Response(self.represent(application), status=status.HTTP_201_CREATED, headers={"Location": location})
 
     def update(self, request, *args, partial: bool = False, **kwargs):
         application = self.get_object()
+        actor = Actor.from_request(request)
+        check_permission(actor, WRITE, application)  # refused before the body is read, as for every write
         serializer = self.get_serializer(application, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        change_application(application, serializer.validated_data, Actor.from_request(request))
+        do_change_application(application, serializer.validated_data, user=actor)
         return Response(self.represent(application))
 
     def perform_destroy(self, instance: Application) -> None:
-        delete_application(instance, Actor.from_request(self.request))
+        do_delete_application(instance, user=Actor.from_request(self.request))
 
 
 # --- Pipelines ---------------------------------------------------------------------------------
@@ -362,7 +316,8 @@ class PipelineViewSet(RestrictedModelViewSet):
         document = request.data
         problems = validate_pipeline(document)
         if not any(problem.pointer == "/application" for problem in problems):
-            writable_application(request.user, document["application"])
+            readable_application(request.user, document["application"])
+            check_save_pipeline(Actor.from_request(request), document["application"])
         if problems:
             raise InvalidDocument(problems)
         try:
@@ -378,11 +333,8 @@ class PipelineViewSet(RestrictedModelViewSet):
 
     def update(self, request, *args, **kwargs):
         pipeline = self.get_object()
-        document = request.data
-        problems = validate_pipeline(document) + identity_problems(document, pipeline)
-        if problems:
-            raise InvalidDocument(problems)
-        return Response(PipelineSerializer(save_existing_pipeline(document, Actor.from_request(request))).data)
+        saved = do_update_pipeline(pipeline, request.data, user=Actor.from_request(request))
+        return Response(PipelineSerializer(saved).data)
 
     def perform_destroy(self, instance: Pipeline) -> None:
         do_delete_pipeline(instance, user=Actor.from_request(self.request))
@@ -438,14 +390,12 @@ class PipelineViewSet(RestrictedModelViewSet):
     def restore(self, request, **kwargs):
         """Save an earlier revision's document again, as a new revision (needs write)."""
         pipeline = self.get_object()
+        actor = Actor.from_request(request)
+        check_permission(actor, WRITE, pipeline.application)
         body = RestoreSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        revision = pipeline.revisions.filter(number=body.validated_data["revision"]).first()
-        if revision is None:
-            raise exceptions.ValidationError({"revision": f"no revision {body.validated_data['revision']} "
-                                                          "of this pipeline"})
-        document = {**revision.definition, "application": pipeline.application.name, "name": pipeline.name}
-        return Response(PipelineSerializer(save_existing_pipeline(document, Actor.from_request(request))).data)
+        saved = do_restore_revision(pipeline, body.validated_data["revision"], user=actor)
+        return Response(PipelineSerializer(saved).data)
 
     @extend_schema(parameters=[PIPELINE_ID, EXPORT_FORMAT], responses=EXPORT_RESPONSES)
     @action(detail=True, methods=["get"], renderer_classes=list(EXPORT_FORMATS.values()), filter_backends=[])

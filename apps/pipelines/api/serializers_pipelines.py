@@ -10,7 +10,7 @@ stored document. Serializers never query: the views hand them what they need
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.accounts.permissions import ACTIONS
+from apps.pipelines.governance import APPLICATION_ACTIONS
 from apps.pipelines.models import Application, Pipeline, PipelineRevision
 
 # The request body of a pipeline save or validation: a Spinnaker pipeline document, free-form beyond these keys.
@@ -32,7 +32,7 @@ PIPELINE_DOCUMENT_SCHEMA = {
 }
 
 PERMISSIONS_FIELD = serializers.ListField(
-    child=serializers.ChoiceField(choices=ACTIONS),
+    child=serializers.ChoiceField(choices=APPLICATION_ACTIONS),
     help_text="What the requesting user may do in the application: read, write, execute.",
 )
 

@@ -1,9 +1,19 @@
-"""Routes of the pipelines API, registered on the shared router."""
+"""Routes of the pipelines API: its own router, and the application grants view."""
+
+from django.urls import path
 
 from apps.pipelines.api.executions import ExecutionViewSet
+from apps.pipelines.api.permissions import ApplicationPermissionsView
 from apps.pipelines.api.pipelines import ApplicationViewSet, PipelineViewSet
-from cdplatform.api.urls import router  # noqa: F401
+from cdplatform.api.routers import ApiRouter
 
+router = ApiRouter()
 router.register("executions", ExecutionViewSet, basename="execution")
 router.register("applications", ApplicationViewSet, basename="application")
 router.register("pipelines", PipelineViewSet, basename="pipeline")
+
+urlpatterns = [
+    path("applications/<str:name>/permissions/", ApplicationPermissionsView.as_view(),
+         name="application-permissions"),
+    *router.urls,
+]

@@ -66,11 +66,12 @@ from django.test import Client
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from apps.accounts.models import ApiToken, ApplicationGroupPermission, AuditEvent
-from apps.accounts.permissions import PERMISSION_FOR, READ
+from apps.accounts.models import ApiToken, AuditEvent
+from apps.accounts.permissions import READ
 from apps.accounts.services import do_create_token, do_grant
 from apps.pipelines.choices import Status
-from apps.pipelines.models import Application, Execution, Pipeline, StageExecution
+from apps.pipelines.governance import GRANTED_AS
+from apps.pipelines.models import Application, ApplicationGroupPermission, Execution, Pipeline, StageExecution
 
 PREFIX = "bench-api-"
 ACTOR = "bench_api"
@@ -414,7 +415,7 @@ class Command(BaseCommand):
         group, _ = Group.objects.get_or_create(name=GROUP)
         granted = set(
             ApplicationGroupPermission.objects.filter(
-                group=group, permission__codename=PERMISSION_FOR[READ]
+                group=group, permission__codename=GRANTED_AS[READ]
             ).values_list("content_object_id", flat=True)
         )
         for application in Application.objects.filter(name__startswith=PREFIX).exclude(id__in=granted):

@@ -1,0 +1,179 @@
+"""What each action on a pipeline or an execution needs, decided here once: a permission, then a legal state.
+
+The service functions (``services.py``) call these before they change
+anything; the pages and the API ask the same functions what to offer
+(:func:`allowed_actions`, in bulk for a whole page). Two kinds of refusal:
+
+- :class:`~apps.accounts.permissions.PermissionRefused` — the acting user may
+  not (403 from the API and the pages);
+- :class:`ActionRefused` — the object's state does not allow it (409).
+
+An actor with no user account (the command line, the system) is an
+operator identity and passes every permission check; the state rules hold
+for everyone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from apps.accounts.audit import Actor
+from apps.accounts.permissions import EXECUTE, PermissionRefused, can, in_any_role, require
+from apps.pipelines.choices import ACTIVE, COMPLETE, Status
+from apps.pipelines.engine import downstream_closure
+from apps.pipelines.models import Execution, StageExecution
+from apps.pipelines.problems import ActionRefused
+from apps.pipelines.stages import get_stage_type
+from apps.pipelines.stages.manual_judgment import judge_roles
+
+
+def acting_user(actor: Actor | str | None):
+    """The account whose permissions an action is checked against; None for an operator identity."""
+    return Actor.of(actor).user
+
+
+def check_permission(actor: Actor | str | None, action: str, obj, *, field: str = "") -> None:
+    """Refuse (PermissionRefused) an actor whose user may not ``action`` on ``obj``; operators always may."""
+    user = acting_user(actor)
+    if user is not None:
+        require(user, action, obj, field=field)
+
+
+# --- State rules: each returns why the move is illegal, or None ---------------------------------
+
+
+def cancel_refusal(execution: Execution) -> str | None:
+    if execution.status in COMPLETE:
+        return f"execution {execution.id} already ended {execution.status}"
+    return None
+
+
+def pause_refusal(execution: Execution) -> str | None:
+    if execution.status != Status.RUNNING:
+        return f"execution {execution.id} is {execution.status}; only a RUNNING one can be paused"
+    return None
+
+
+def resume_refusal(execution: Execution) -> str | None:
+    if execution.status != Status.PAUSED:
+        return f"execution {execution.id} is {execution.status}, not PAUSED"
+    return None
+
+
+def restart_refusal(execution: Execution, stages: list[StageExecution], ref_id: str) -> str | None:
+    """Only a finished stage restarts; in a running execution, only one with nothing active after it."""
+    by_ref = {stage.ref_id: stage for stage in stages}
+    stage = by_ref.get(ref_id)
+    if stage is None:
+        return f"execution {execution.id} has no stage with refId {ref_id!r}"
+    if stage.status not in COMPLETE:
+        return f"stage {stage.name!r} is {stage.status}; only a finished stage can be restarted"
+    if execution.status in COMPLETE:
+        return None
+    if execution.status != Status.RUNNING:
+        return f"execution {execution.id} is {execution.status}"
+    if any(by_ref[ref].status in ACTIVE for ref in downstream_closure([ref_id], stages)):
+        return f"stages after {stage.name!r} are still running"
+    return None
+
+
+def waits_for_window(stage: StageExecution) -> bool:
+    """Whether the stage waits for its execution window (a skip lets it through instead of ending a wait)."""
+    return bool((stage.context.get("executionWindow") or {}).get("waiting"))
+
+
+def skip_refusal(stage: StageExecution) -> str | None:
+    """A running wait, or any running stage waiting for its execution window, may be let through."""
+    if not waits_for_window(stage):
+        stage_type = get_stage_type(stage.type)
+        if stage_type is None or not stage_type.skippable:
+            return f"stage {stage.name!r} is a {stage.type} stage, which cannot be skipped"
+    return running_refusal(stage)
+
+
+def window_skip_refusal(stage: StageExecution) -> str | None:
+    if not waits_for_window(stage):
+        return f"stage {stage.name!r} is not waiting for an execution window"
+    return running_refusal(stage)
+
+
+def running_refusal(stage: StageExecution) -> str | None:
+    if stage.status != Status.RUNNING:
+        return f"stage {stage.name!r} is {stage.status}, not RUNNING"
+    return None
+
+
+def judge_refusal(stage: StageExecution) -> str | None:
+    """A running manual judgment nobody has judged yet may be judged."""
+    if stage.type != "manualJudgment":
+        return f"stage {stage.name!r} is a {stage.type} stage, not a manual judgment"
+    if stage.status != Status.RUNNING:
+        return f"stage {stage.name!r} is {stage.status}, not RUNNING"
+    if stage.context.get("judgmentStatus"):
+        return f"stage {stage.name!r} was already judged"
+    return None
+
+
+def refuse_if(reason: str | None) -> None:
+    """Raise ActionRefused with ``reason`` when there is one."""
+    if reason is not None:
+        raise ActionRefused(reason)
+
+
+# --- Who may judge --------------------------------------------------------------------------------
+
+
+def may_judge(user, stage: StageExecution, answers: dict | None = None) -> bool:
+    """Whether ``user`` is in one of the stage's ``selectedStageRoles`` (any user, when it names none).
+
+    ``answers`` caches the answer per distinct set of roles, for a page of stages.
+    """
+    roles = tuple(judge_roles(stage))
+    if answers is None:
+        return in_any_role(user, list(roles))
+    if roles not in answers:
+        answers[roles] = in_any_role(user, list(roles))
+    return answers[roles]
+
+
+def check_judge(actor: Actor | str | None, execution: Execution, stage: StageExecution) -> None:
+    """Judging needs execute on the application and, when the stage names roles, membership of one."""
+    check_permission(actor, EXECUTE, execution)
+    user = acting_user(actor)
+    if user is not None and not may_judge(user, stage):
+        raise PermissionRefused(f"Only members of {', '.join(judge_roles(stage))} may judge this stage.")
+
+
+# --- What a page may offer ------------------------------------------------------------------------
+
+
+@dataclass
+class AllowedActions:
+    """What one user may do to one execution now: each set holds stage refIds."""
+
+    execute: bool = False
+    cancel: bool = False
+    pause: bool = False
+    resume: bool = False
+    restart: set[str] = field(default_factory=set)
+    skip: set[str] = field(default_factory=set)
+    judge: set[str] = field(default_factory=set)
+
+
+def allowed_actions(user, execution: Execution, stages: list[StageExecution]) -> AllowedActions:
+    """Ask the rules above for every action on the execution and its stages: one permission query, one per role set."""
+    allowed = AllowedActions(execute=can(user, EXECUTE, execution))
+    if not allowed.execute:
+        return allowed
+    allowed.cancel = cancel_refusal(execution) is None
+    allowed.pause = pause_refusal(execution) is None
+    allowed.resume = resume_refusal(execution) is None
+    answers: dict = {}
+    for stage in stages:
+        if restart_refusal(execution, stages, stage.ref_id) is None:
+            allowed.restart.add(stage.ref_id)
+        if skip_refusal(stage) is None:
+            allowed.skip.add(stage.ref_id)
+        if judge_refusal(stage) is None and may_judge(user, stage, answers):
+            allowed.judge.add(stage.ref_id)
+    return allowed

@@ -1,0 +1,148 @@
+"""The applications page, one application's page (pipelines with their recent executions), and the Run form."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import F, OuterRef, Prefetch, Q, Subquery, Window
+from django.db.models.fields.json import KT
+from django.db.models.functions import RowNumber
+from django.shortcuts import redirect, render
+
+from apps.accounts.permissions import EXECUTE, READ, WRITE, can
+from apps.pipelines.checks import check_permission
+from apps.pipelines.choices import Status
+from apps.pipelines.filtersets import ExecutionFilterSet
+from apps.pipelines.forms import RunPipelineForm
+from apps.pipelines.models import Application, Execution, Pipeline, StageExecution
+from apps.pipelines.problems import InvalidDocument
+from apps.pipelines.services import ActionRefused, do_start_execution
+from apps.pipelines.views.common import readable, stage_title, state_version, web_actor, with_timings
+
+APPLICATIONS_PER_PAGE = 50
+RECENT_EXECUTIONS = 10
+EXECUTION_COLUMNS = ("id", "application_id", "pipeline_id", "name", "status", "created_at", "start_time",
+                     "end_time", "started_by")
+STAGE_BAR_COLUMNS = ("id", "execution_id", "position", "ref_id", "name", "type", "status", "start_time", "end_time")
+
+
+# --- Applications --------------------------------------------------------------------------------
+
+
+def pipelines_with_latest_execution():
+    """Pipelines (without their documents) annotated with their latest execution's id and status."""
+    latest = Execution.objects.filter(pipeline=OuterRef("pk")).order_by("-created_at")
+    return (
+        Pipeline.objects.only("id", "name", "application_id")
+        .annotate(latest_id=Subquery(latest.values("id")[:1]), latest_status=Subquery(latest.values("status")[:1]))
+        .order_by("name")
+    )
+
+
+@login_required
+def applications(request):
+    """Every application the user may read, with its pipelines and the status of each one's latest execution."""
+    query = request.GET.get("q", "").strip()
+    found = Application.objects.restrict(request.user, READ)
+    if query:
+        matches = Q(name__icontains=query) | Q(description__icontains=query) | Q(owner__icontains=query)
+        found = found.filter(matches | Q(id__in=Pipeline.objects.filter(name__icontains=query).values("application")))
+    page = Paginator(found.order_by("name"), APPLICATIONS_PER_PAGE).get_page(request.GET.get("page"))
+    page.object_list = list(
+        page.object_list.prefetch_related(Prefetch("pipelines", queryset=pipelines_with_latest_execution()))
+    )
+    return render(request, "pipelines/applications.html", {"page": page, "query": query})
+
+
+# --- One application ------------------------------------------------------------------------------
+
+
+def recent_executions(queryset, per_pipeline: int = RECENT_EXECUTIONS) -> dict:
+    """The newest ``per_pipeline`` executions of each pipeline in ``queryset``, by pipeline id, stages loaded.
+
+    Two queries whatever the number of pipelines and executions: a window
+    function ranks each pipeline's executions, and the stages are prefetched
+    with only the columns a stage bar needs.
+    """
+    stages = StageExecution.objects.only(*STAGE_BAR_COLUMNS).order_by("position")
+    ranked = (
+        queryset.filter(pipeline__isnull=False)
+        .only(*EXECUTION_COLUMNS)
+        .annotate(
+            trigger_type=KT("trigger__type"),
+            rank=Window(RowNumber(), partition_by=[F("pipeline_id")], order_by=F("created_at").desc()),
+        )
+        .filter(rank__lte=per_pipeline)
+        .order_by("pipeline_id", "-created_at")
+        .prefetch_related(Prefetch("stages", queryset=stages))
+    )
+    by_pipeline = defaultdict(list)
+    for execution in ranked:
+        by_pipeline[execution.pipeline_id].append(with_timings(execution))
+        for stage in execution.stages.all():
+            with_timings(stage).title = stage_title(stage)
+    return by_pipeline
+
+
+def trigger_types(application: Application, chosen: str) -> list[str]:
+    """The trigger types the application's executions have, for the filter's choices."""
+    found = (
+        Execution.objects.filter(application=application)
+        .annotate(kind=KT("trigger__type"))
+        .exclude(kind__isnull=True)
+        .order_by("kind")
+        .values_list("kind", flat=True)
+        .distinct()
+    )
+    return sorted(set(found) | ({chosen} if chosen else set()))
+
+
+@login_required
+def application_detail(request, name: str):
+    """An application's pipelines, each with its recent executions as stage bars, filtered by status and trigger."""
+    application = readable(Application.objects, request.user, name=name)
+    filterset = ExecutionFilterSet(request.GET or None, queryset=Execution.objects.filter(application=application))
+    by_pipeline = recent_executions(filterset.qs)
+    pipelines = list(application.pipelines.only("id", "name", "application_id").order_by("name"))
+    rows = [(pipeline, by_pipeline.get(pipeline.id, [])) for pipeline in pipelines]
+    executions = [execution for _, shown in rows for execution in shown]
+    context = {
+        "application": application,
+        "rows": rows,
+        "filterset": filterset,
+        "statuses": Status.values,
+        "chosen_statuses": request.GET.getlist("status"),
+        "filtered": bool(request.GET.getlist("status") or request.GET.get("trigger_type")),
+        "trigger_types": trigger_types(application, request.GET.get("trigger_type", "")),
+        "may_execute": can(request.user, EXECUTE, application),
+        "may_write": can(request.user, WRITE, application),
+        "version": state_version((execution, execution.stages.all()) for execution in executions),
+    }
+    fragment = request.GET.get("fragment") == "executions"
+    return render(request, "pipelines/_executions.html" if fragment else "pipelines/application.html", context)
+
+
+# --- Running a pipeline -----------------------------------------------------------------------------
+
+
+@login_required
+def run_pipeline(request, pipeline_id):
+    """The run form built from the pipeline's ``parameterConfig``; submitting it starts an execution (EXECUTE)."""
+    pipeline = readable(Pipeline.objects.select_related("application"), request.user, id=pipeline_id)
+    check_permission(web_actor(request), EXECUTE, pipeline.application)  # the form only for those who may run it
+    data = request.POST if request.method == "POST" else None
+    form = RunPipelineForm(data, parameter_config=pipeline.definition.get("parameterConfig"))
+    if data is not None and form.is_valid():
+        try:
+            execution = do_start_execution(pipeline, parameters=form.parameters(), user=web_actor(request))
+        except InvalidDocument as error:
+            form.add_problems(error.problems)
+        except ActionRefused as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            messages.success(request, f"Started {pipeline.name}.")
+            return redirect("pipelines:execution", execution_id=execution.id)
+    return render(request, "pipelines/run.html", {"pipeline": pipeline, "form": form})
