@@ -42,6 +42,15 @@ def admin_actor(request) -> Actor:
     return Actor.from_request(request, source=AuditSource.ADMIN)
 
 
+class ServiceDeletesMixin:
+    """Deleting goes through a service, which decides what may go (and takes what depends on it along)."""
+
+    def get_deleted_objects(self, objs, request):
+        # The admins of the rows deleted along (revisions, executions, stages) refuse deleting them on their own.
+        deleted, counts, _needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
+
 class ReadOnlyAdminMixin:
     """Rows that only the engine or a service writes: shown, never added or edited here."""
 
@@ -53,7 +62,7 @@ class ReadOnlyAdminMixin:
 
 
 @admin.register(Application)
-class ApplicationAdmin(GrantsAdminMixin, RestrictedAdminMixin, GuardedModelAdmin):
+class ApplicationAdmin(ServiceDeletesMixin, GrantsAdminMixin, RestrictedAdminMixin, GuardedModelAdmin):
     """Applications, created, changed and deleted through the services; grants on django-guardian's pages."""
 
     list_display = ("name", "owner", "created_at")
@@ -100,7 +109,7 @@ class PipelineRevisionInline(admin.TabularInline):
 
 
 @admin.register(Pipeline)
-class PipelineAdmin(ReadOnlyAdminMixin, RestrictedAdminMixin, admin.ModelAdmin):
+class PipelineAdmin(ServiceDeletesMixin, ReadOnlyAdminMixin, RestrictedAdminMixin, admin.ModelAdmin):
     """Pipelines, to find and read; deleting one goes through the service (write, audited)."""
 
     list_display = ("name", "application", "updated_at", "updated_by")
@@ -176,6 +185,11 @@ class ExecutionAdmin(ReadOnlyAdminMixin, RestrictedAdminMixin, admin.ModelAdmin)
     def has_delete_permission(self, request, obj=None):
         # A running execution's rows are the engine's to change: deleting one would strand its jobs.
         return super().has_delete_permission(request, obj) and (obj is None or obj.status in COMPLETE)
+
+    def get_deleted_objects(self, objs, request):
+        # Stages are deleted with their execution, never on their own: their admin's refusal does not apply.
+        deleted, counts, needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, needed - {StageExecution._meta.verbose_name}, protected
 
     def delete_queryset(self, request, queryset):
         finished = queryset.filter(status__in=COMPLETE)

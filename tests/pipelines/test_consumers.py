@@ -20,6 +20,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from guardian.shortcuts import remove_perm
 
+from apps.accounts.models import AuditEvent
 from apps.accounts.services import do_grant, do_revoke
 from apps.pipelines import consumers
 from apps.pipelines.events import ExecutionChange, add_publishes, next_sequences
@@ -243,3 +244,27 @@ def test_a_grant_leaves_the_readers_socket_open(people, shop, execution, live):
         return event
 
     assert async_to_sync(conversation)()["status"] == "RUNNING"
+
+
+def test_a_revoke_made_in_the_admin_closes_the_readers_socket(people, shop, execution):
+    headers = headers_for(people["bob"])
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("root"))
+    page = f"/admin/pipelines/application/{shop.application.pk}/permissions/user-manage/{people['bob'].pk}/"
+
+    def revoke_in_the_admin():
+        # The form keeps what is ticked: ticking nothing takes read away. A browser's post of it still
+        # carries the CSRF field (the test client checks no token), so the form is bound.
+        assert admin.post(page, {"csrfmiddlewaretoken": "-"}).status_code == 302
+
+    async def conversation():
+        socket = WebsocketCommunicator(application, f"/ws/executions/{execution.id}/", headers=headers)
+        assert await socket.connect() == (True, None)
+        assert (await socket.receive_json_from())["type"] == "hello"
+        await sync_to_async(revoke_in_the_admin)()
+        code = await close_code(socket)
+        await socket.disconnect()
+        return code
+
+    assert async_to_sync(conversation)() == consumers.FORBIDDEN
+    assert AuditEvent.objects.get(action="permission.revoked").source == "admin"
