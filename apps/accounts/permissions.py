@@ -57,6 +57,7 @@ class Governor:
 
     @property
     def actions(self) -> tuple[str, ...]:
+        """The actions the model knows, in the order registered."""
         return tuple(self.allowing)
 
     def codename(self, action: str) -> str:

@@ -43,18 +43,21 @@ def check_permission(actor: Actor | str | None, action: str, obj, *, field: str 
 
 
 def cancel_refusal(execution: Execution) -> str | None:
+    """Only an execution that has not ended can be canceled."""
     if execution.status in COMPLETE:
         return f"execution {execution.id} already ended {execution.status}"
     return None
 
 
 def pause_refusal(execution: Execution) -> str | None:
+    """Only a running execution can be paused."""
     if execution.status != Status.RUNNING:
         return f"execution {execution.id} is {execution.status}; only a RUNNING one can be paused"
     return None
 
 
 def resume_refusal(execution: Execution) -> str | None:
+    """Only a paused execution can be resumed."""
     if execution.status != Status.PAUSED:
         return f"execution {execution.id} is {execution.status}, not PAUSED"
     return None
@@ -92,12 +95,14 @@ def skip_refusal(stage: StageExecution) -> str | None:
 
 
 def window_skip_refusal(stage: StageExecution) -> str | None:
+    """Only a running stage waiting for its execution window can be let through."""
     if not waits_for_window(stage):
         return f"stage {stage.name!r} is not waiting for an execution window"
     return running_refusal(stage)
 
 
 def running_refusal(stage: StageExecution) -> str | None:
+    """A person acts only on a running stage."""
     if stage.status != Status.RUNNING:
         return f"stage {stage.name!r} is {stage.status}, not RUNNING"
     return None

@@ -201,6 +201,7 @@ class GrantsView(generics.GenericAPIView):
         return obj
 
     def represent(self, obj) -> dict:
+        """The object's name under ``object_key``, then its users and groups with their actions."""
         return {self.object_key: getattr(obj, self.lookup_field), **grants_of(obj)}
 
     def get(self, request, **kwargs):
