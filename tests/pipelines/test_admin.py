@@ -186,3 +186,13 @@ def test_a_pipeline_deleted_in_the_admin_is_audited(world, admin_client):
     assert response.status_code == 302
     event = AuditEvent.objects.get(action="pipeline.deleted")
     assert (event.source, event.details["name"]) == ("admin", "launch")
+
+
+def test_an_application_added_in_the_admin_gives_its_staff_creator_every_action(world):
+    client = staff_client(world.olga)
+    response = client.post("/admin/pipelines/application/add/", {"name": "cart", "owner": "", "description": ""})
+    assert response.status_code == 302
+    cart = Application.objects.get(name="cart")
+    assert all(can(world.olga, action, cart) for action in ("read", "write", "execute"))
+    assert AuditEvent.objects.get(action="application.created").source == "admin"
+    assert "cart" in client.get("/admin/pipelines/application/").content.decode()
