@@ -107,9 +107,12 @@ def governance(model: type[models.Model]) -> tuple[Governor, str]:
     path = getattr(model, "permission_path", None)
     if not path:
         raise LookupError(f"{model.__name__} is neither governing nor governed (no permission_path)")
-    target = model
+    target: type[models.Model] = model
     for name in path.split("__"):
-        target = target._meta.get_field(name).related_model
+        related = target._meta.get_field(name).related_model
+        if not isinstance(related, type):
+            raise LookupError(f"{model.__name__}.permission_path {path!r}: {name!r} is not a foreign key")
+        target = related
     if target not in _GOVERNORS:
         raise LookupError(f"{model.__name__}.permission_path {path!r} leads to {target.__name__}, which is not "
                           "registered as governing")
@@ -141,8 +144,8 @@ def allowed_query(governor: Governor, user, action: str) -> Q | None:
         return None
     if not _may_hold_grants(user):
         return Q(pk__in=[])
-    direct = governor.user_grants.objects.filter(user=user, permission__codename__in=codenames)
-    by_team = governor.group_grants.objects.filter(group__user=user, permission__codename__in=codenames)
+    direct = governor.user_grants._default_manager.filter(user=user, permission__codename__in=codenames)
+    by_team = governor.group_grants._default_manager.filter(group__user=user, permission__codename__in=codenames)
     return Q(pk__in=direct.values("content_object_id")) | Q(pk__in=by_team.values("content_object_id"))
 
 
@@ -158,7 +161,7 @@ def restrict(queryset: QuerySet, user, action: str = READ) -> QuerySet:
         return queryset.filter(allowed)
     # The ids as a list, not a subquery: the planner cannot tell how selective a
     # subquery is, and for a user of one quiet application scans the whole table.
-    allowed_ids = list(governor.model.objects.filter(allowed).values_list("pk", flat=True))
+    allowed_ids = list(governor.model._default_manager.filter(allowed).values_list("pk", flat=True))
     return queryset.filter(**{f"{path}__in": allowed_ids})
 
 
@@ -181,7 +184,7 @@ def can(user, action: str, obj) -> bool:
         return True
     if not _may_hold_grants(user):
         return False
-    return restrict(governor.model.objects.filter(pk=governing_pk(obj)), user, action).exists()
+    return restrict(governor.model._default_manager.filter(pk=governing_pk(obj)), user, action).exists()
 
 
 def allowed_ids(user, action: str, model: type[models.Model], ids) -> set:
@@ -191,7 +194,7 @@ def allowed_ids(user, action: str, model: type[models.Model], ids) -> set:
     ids = set(ids)
     if is_superuser(user) or not ids:
         return ids
-    allowed = restrict(governor.model.objects.filter(pk__in=ids), user, action)
+    allowed = restrict(governor.model._default_manager.filter(pk__in=ids), user, action)
     return set(allowed.values_list("pk", flat=True))
 
 
@@ -214,7 +217,7 @@ def _governing_label(obj, governor: Governor) -> str:
     if isinstance(obj, governor.model):
         return str(obj)
     pk = governing_pk(obj)
-    return str(governor.model.objects.filter(pk=pk).first() or pk)
+    return str(governor.model._default_manager.filter(pk=pk).first() or pk)
 
 
 def in_any_role(user, roles: list[str]) -> bool:
