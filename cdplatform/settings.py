@@ -181,6 +181,10 @@ ENGINE_SWEEP_INTERVAL_SECONDS = env_int("ENGINE_SWEEP_INTERVAL_SECONDS", 15, min
 # of queueing it (0: every stage step is a job of its own).
 ENGINE_INLINE_SECONDS = env_float("ENGINE_INLINE_SECONDS", 1.0, minimum=0.0)
 
+# Days the durable event log keeps an event (apps/pipelines/eventlog.py);
+# an event a registered consumer has not read yet is kept longer.
+EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 30, minimum=1)
+
 # --- Outbound calls (webhook stages; apps/pipelines/outbound.py) ----------
 # URL schemes an outbound call may use.
 OUTBOUND_URL_ALLOWED_SCHEMES = env_list("OUTBOUND_URL_ALLOWED_SCHEMES", ["http", "https"])
