@@ -45,6 +45,13 @@ def missing_service(message: str):
     pytest.skip(message)
 
 
+@pytest.fixture
+def postgresql(transactional_db):
+    """For tests of what only PostgreSQL does (commit order unlike id order, row locks skipped)."""
+    if connection.vendor != "postgresql":
+        missing_service("needs PostgreSQL: set DATABASE_URL=postgres://... (this run uses SQLite)")
+
+
 @pytest.fixture(scope="session")
 def redis_url():
     """URL of a Redis the tests may flush: REDIS_URL if set, else an embedded one started here."""
