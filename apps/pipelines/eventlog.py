@@ -225,9 +225,8 @@ def consume(name: str) -> int:
     served by another process right now.
     """
     consumer = CONSUMERS[name]
-    _ensure_cursors([name])
     with transaction.atomic():
-        cursor = EventCursor.objects.select_for_update(skip_locked=True).filter(name=name).first()
+        cursor = _lock_cursor(name)
         if cursor is None or (cursor.retry_at is not None and cursor.retry_at > timezone.now()):
             return 0
         batch = read_after(cursor.xact, cursor.event_id, consumer.batch_size)
@@ -244,6 +243,15 @@ def consume(name: str) -> int:
         cursor.failures, cursor.retry_at, cursor.last_error = 0, None, ""
         cursor.save()
     return len(batch)
+
+
+def _lock_cursor(name: str) -> EventCursor | None:
+    """The consumer's cursor row, locked; None when another process holds it (it is not waited for)."""
+    locked = EventCursor.objects.select_for_update(skip_locked=True).filter(name=name).first()
+    if locked is None and not EventCursor.objects.filter(name=name).exists():
+        _ensure_cursors([name])
+        locked = EventCursor.objects.select_for_update(skip_locked=True).filter(name=name).first()
+    return locked
 
 
 def _ensure_cursors(names: list[str]) -> None:
