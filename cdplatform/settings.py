@@ -175,7 +175,7 @@ SPECTACULAR_SETTINGS = {
 ENGINE_STAGE_LEASE_SECONDS = env_int("ENGINE_STAGE_LEASE_SECONDS", 60, minimum=1)
 # Time zone in which stages' restrictedExecutionWindow hours are read.
 EXECUTION_WINDOW_TIME_ZONE = env_str("EXECUTION_WINDOW_TIME_ZONE", "UTC")
-# How often the sweeper runs: once per interval across all workers.
+# How often the sweeper runs: once per interval across all workers (a periodic job).
 ENGINE_SWEEP_INTERVAL_SECONDS = env_int("ENGINE_SWEEP_INTERVAL_SECONDS", 15, minimum=1)
 # How long one job may keep running the next stage of a chain itself instead
 # of queueing it (0: every stage step is a job of its own).
