@@ -23,8 +23,9 @@ every transaction below the snapshot's xmin has committed or aborted, so the
 set of such rows can no longer grow below that point, and any transaction
 that writes later gets a larger id than the xmin we read with. Rows are read
 in (xact, id) order and the cursor is that pair. The price is latency, not
-correctness: a long-running writing transaction anywhere on the server
-holds xmin back, and every reader waits for it to end before reading past it.
+correctness: a long-running writing transaction anywhere on the server (in
+any of its databases: transaction ids are server-wide) holds xmin back, and
+every reader waits for it to end before reading past it.
 On SQLite writers are serialized (the settings open every transaction
 IMMEDIATE) and ids are AUTOINCREMENT, so id order is commit order; ``xact``
 is 0 there and the same (xact, id) query reads in id order.

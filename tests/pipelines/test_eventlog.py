@@ -70,7 +70,19 @@ def note_events(count: int, per_transaction: int = 10) -> list[int]:
             for index in range(start, min(count, start + per_transaction)):
                 buffer.note("execution.paused", execution, actor="alice", payload={"n": index})
             buffer.write()
-    return list(Event.objects.order_by("xact", "id").values_list("id", flat=True))
+    ids = list(Event.objects.order_by("xact", "id").values_list("id", flat=True))
+    wait_until_final(len(ids))
+    return ids
+
+
+def wait_until_final(count: int, timeout: float = 30.0) -> list[Event]:
+    """Wait until ``count`` events are readable. On PostgreSQL a committed event is read only once every
+    older transaction on the server has ended, and tests of other databases on the same server may hold one."""
+    deadline = time.monotonic() + timeout
+    while len(events := read_after(0, 0, count + 1)) < count:
+        assert time.monotonic() < deadline, f"only {len(events)} of {count} events became readable"
+        time.sleep(0.05)
+    return events
 
 
 @pytest.mark.django_db
@@ -220,7 +232,7 @@ def test_the_reader_never_skips_an_event_whose_transaction_commits_after_a_later
 
     release.set()
     slow.join(10)
-    events = read_after(0, 0, 10)
+    events = wait_until_final(2)
     assert [event.actor for event in events] == ["slow", "fast"]
     assert events[0].id < events[1].id and events[0].xact < events[1].xact
     assert read_after(events[-1].xact, events[-1].id, 10) == []
