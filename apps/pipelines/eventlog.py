@@ -56,9 +56,10 @@ The workers drive every consumer through the periodic job
 two seconds after it commits. A new consumer starts at the oldest event kept.
 
 Pruning. ``pipelines.prune-events`` (hourly) deletes events older than
-``EVENT_RETENTION_DAYS``, in bounded batches, but never one that a
-registered consumer has not read past: a stuck consumer keeps the log
-growing (its cursor row says why) rather than losing events.
+``EVENT_RETENTION_DAYS``, in bounded batches from the start of the log (see
+:func:`prune_events`), but never one that a registered consumer has not
+read past: a stuck consumer keeps the log growing (its cursor row says why)
+rather than losing events.
 """
 
 from __future__ import annotations
@@ -296,18 +297,24 @@ def run_consumers(budget_seconds: float = CONSUMER_BUDGET_SECONDS) -> int:
 def prune_events(now: datetime | None = None) -> int:
     """Delete events older than ``EVENT_RETENTION_DAYS`` that every registered consumer has read past.
 
-    Bounded: at most PRUNE_BATCH * PRUNE_MAX_BATCHES rows per call. Returns how many were deleted.
+    Walks the log from its start in the readers' order (its only index),
+    which follows time closely: it stops at the first batch that reaches an
+    event young enough to keep, so an old event written just after a young
+    one waits for a later run. Bounded: at most PRUNE_BATCH *
+    PRUNE_MAX_BATCHES rows per call. Returns how many were deleted.
     """
     cutoff = (now or timezone.now()) - timedelta(days=settings.EVENT_RETENTION_DAYS)
-    old = Event.objects.filter(created_at__lt=cutoff)
+    log = Event.objects.order_by("xact", "id")
     if CONSUMERS:
         _ensure_cursors(list(CONSUMERS))
         slowest = EventCursor.objects.filter(name__in=CONSUMERS).order_by("xact", "event_id").first()
-        old = old.filter(Q(xact__lt=slowest.xact) | Q(xact=slowest.xact, id__lte=slowest.event_id))
+        log = log.filter(Q(xact__lt=slowest.xact) | Q(xact=slowest.xact, id__lte=slowest.event_id))
     deleted = 0
     for _ in range(PRUNE_MAX_BATCHES):
-        ids = list(old.order_by("id").values_list("id", flat=True)[:PRUNE_BATCH])
-        if not ids:
-            break
-        deleted += Event.objects.filter(id__in=ids).delete()[0]
+        batch = list(log.values_list("id", "created_at")[:PRUNE_BATCH])
+        old = [event_id for event_id, created_at in batch if created_at < cutoff]
+        if old:
+            deleted += Event.objects.filter(id__in=old).delete()[0]
+        if len(old) < PRUNE_BATCH:
+            break  # reached an event to keep, or the end
     return deleted
