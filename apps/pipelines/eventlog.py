@@ -7,6 +7,12 @@ change, so the log holds exactly what committed: a rolled-back change leaves
 no event, and no committed change lacks one. The engine's ``Dispatch``
 collects a transaction's events in an :class:`EventBuffer` and writes them
 with one ``bulk_create`` (one INSERT per transaction) just before it commits.
+Kinds: ``execution.status`` and ``stage.status`` (``status`` and
+``previous_status``), ``stage.judged`` (payload: decision, input),
+``execution.canceled`` (payload: reason), ``execution.paused``,
+``execution.resumed``, ``stage.restarted`` (payload: stage),
+``stage.wait_skipped``, ``stage.window_skipped`` — the last six named as in
+the audit log, with the ``actor``.
 Status transitions come from the rows themselves (``fields.StatusField``
 remembers each move), so a stage that goes NOT_STARTED → RUNNING → SUCCEEDED
 in one transaction yields both transitions, in order. The live WebSocket path
