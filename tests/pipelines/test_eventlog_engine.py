@@ -14,17 +14,10 @@ from apps.pipelines.services import (
     do_pause_execution,
     do_restart_stage,
     do_resume_execution,
-    do_save_pipeline,
     do_start_execution,
 )
 from tests.conftest import wait_for_execution, wait_for_stage
-from tests.pipelines.test_engine import wait
-from tests.scenarios import set_status
-
-
-def save(stages, name="deliver"):
-    pipeline, _ = do_save_pipeline({"application": "shop", "name": name, "stages": stages})
-    return pipeline
+from tests.scenarios import save, set_status, wait
 
 
 def judgment(ref_id, requisites):
