@@ -17,7 +17,7 @@ from apps.pipelines import eventlog
 from apps.pipelines.choices import Status
 from apps.pipelines.eventlog import EventBuffer, consume, prune_events, read_after, register_consumer, run_consumers
 from apps.pipelines.models import Application, Event, EventCursor, Execution, Pipeline, StageExecution
-from tests.conftest import ROOT, _worker_database_url
+from tests.conftest import ROOT, worker_database_url
 from tests.pipelines.event_sink import BATCH, CONSUMER, SINK_TABLE
 
 
@@ -261,7 +261,7 @@ def test_one_process_at_a_time_serves_a_consumer(postgresql, no_consumers):
 
 
 def _start_sink(progress, log):
-    env = {**os.environ, "DATABASE_URL": _worker_database_url()}
+    env = {**os.environ, "DATABASE_URL": worker_database_url()}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.pipelines.event_sink", str(progress)],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
