@@ -175,11 +175,15 @@ SPECTACULAR_SETTINGS = {
 ENGINE_STAGE_LEASE_SECONDS = env_int("ENGINE_STAGE_LEASE_SECONDS", 60, minimum=1)
 # Time zone in which stages' restrictedExecutionWindow hours are read.
 EXECUTION_WINDOW_TIME_ZONE = env_str("EXECUTION_WINDOW_TIME_ZONE", "UTC")
-# How often the sweeper runs: once per interval across all workers.
+# How often the sweeper runs: once per interval across all workers (a periodic job).
 ENGINE_SWEEP_INTERVAL_SECONDS = env_int("ENGINE_SWEEP_INTERVAL_SECONDS", 15, minimum=1)
 # How long one job may keep running the next stage of a chain itself instead
 # of queueing it (0: every stage step is a job of its own).
 ENGINE_INLINE_SECONDS = env_float("ENGINE_INLINE_SECONDS", 1.0, minimum=0.0)
+
+# Days the durable event log keeps an event (apps/pipelines/eventlog.py);
+# an event a registered consumer has not read yet is kept longer.
+EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 30, minimum=1)
 
 # --- Outbound calls (webhook stages; apps/pipelines/outbound.py) ----------
 # URL schemes an outbound call may use.

@@ -7,36 +7,37 @@ healthy between jobs itself.
 
 It survives Redis going away mid-job instead of quitting, as RQ would.
 
-It also runs the engine's sweeper, so the sweeper needs no process of its
-own: between jobs, and at least every ENGINE_SWEEP_INTERVAL_SECONDS when
-idle, a worker tries to take a Redis key that expires after one interval;
-whoever takes it sweeps. However many workers run, the sweep runs about once
-per interval, and it keeps running after Redis loses everything.
+It also runs the periodic jobs the apps registered (``apps/pipelines/periodic.py``:
+the engine's sweeper, event delivery, pruning, ...), so they need no process
+of their own: between jobs and when idle, at most once a second, a worker
+looks for due runs. Each due run is claimed with a compare-and-set on its
+database row, so it happens once however many workers run, and it goes on
+when Redis loses everything.
 """
 
 import logging
 import time
 
 import redis
-from django.conf import settings
 from django.db import close_old_connections
 from rq.worker import SimpleWorker
 
 logger = logging.getLogger(__name__)
 
-SWEEP_KEY = "cdplatform:engine-sweeper"
+# How often a worker looks for due periodic jobs (one small query each time).
+PERIODIC_CHECK_SECONDS = 1.0
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 class EngineWorker(SimpleWorker):
-    """SimpleWorker that keeps database connections healthy and runs the engine's sweeper."""
+    """SimpleWorker that keeps database connections healthy and runs the periodic jobs."""
 
-    _next_sweep_check = 0.0
+    _next_periodic_check = 0.0
 
     @property
     def dequeue_timeout(self) -> int:
-        # Wake an idle worker often enough to take its turn at sweeping.
-        return max(1, min(super().dequeue_timeout, settings.ENGINE_SWEEP_INTERVAL_SECONDS))
+        # Wake an idle worker each second to look for due periodic jobs.
+        return max(1, min(super().dequeue_timeout, int(PERIODIC_CHECK_SECONDS)))
 
     # RQ's work loop quits on any error outside its dequeue. Losing Redis is
     # survivable (the database holds the state and the sweeper redoes what was
@@ -104,21 +105,19 @@ class EngineWorker(SimpleWorker):
             super().heartbeat(timeout, pipeline)
         except REDIS_DOWN:
             logger.warning("heartbeat failed: Redis is unreachable")
-            return
-        if pipeline is None:  # not in the middle of a job's bookkeeping
-            self._maybe_sweep()
+        # Not in the middle of a job's bookkeeping. Periodic jobs need only the
+        # database: they run while Redis is away too.
+        if pipeline is None:
+            self._maybe_run_periodic()
 
-    def _maybe_sweep(self) -> None:
-        interval = settings.ENGINE_SWEEP_INTERVAL_SECONDS
-        if time.monotonic() < self._next_sweep_check:
+    def _maybe_run_periodic(self) -> None:
+        if time.monotonic() < self._next_periodic_check:
             return
-        self._next_sweep_check = time.monotonic() + interval / 2
+        self._next_periodic_check = time.monotonic() + PERIODIC_CHECK_SECONDS
+        from apps.pipelines.periodic import run_due
+
         try:
-            if not self.connection.set(SWEEP_KEY, self.name, nx=True, ex=interval):
-                return
-            from apps.pipelines.engine import sweep
-
             close_old_connections()
-            sweep()
-        except Exception:  # noqa: BLE001  (a failed sweep is retried next interval; the worker goes on)
-            logger.exception("engine sweep failed")
+            run_due()
+        except Exception:  # noqa: BLE001  (e.g. the database is away: look again next second; the worker goes on)
+            logger.exception("could not run periodic jobs")

@@ -45,6 +45,13 @@ def missing_service(message: str):
     pytest.skip(message)
 
 
+@pytest.fixture
+def postgresql(transactional_db):
+    """For tests of what only PostgreSQL does (commit order unlike id order, row locks skipped)."""
+    if connection.vendor != "postgresql":
+        missing_service("needs PostgreSQL: set DATABASE_URL=postgres://... (this run uses SQLite)")
+
+
 @pytest.fixture(scope="session")
 def redis_url():
     """URL of a Redis the tests may flush: REDIS_URL if set, else an embedded one started here."""
@@ -104,14 +111,21 @@ class WorkerPool:
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, count: int = 1, **settings_env: str) -> None:
-        """Start ``count`` workers; keyword arguments become environment variables (settings) for them."""
+    def start(self, count: int = 1, preload: str = "", **settings_env: str) -> None:
+        """Start ``count`` workers; keyword arguments become environment variables (settings) for them.
+
+        ``preload`` names modules (comma-separated) the workers import first,
+        to register a test's periodic jobs or event consumers (``tests/worker.py``).
+        """
         env = {**os.environ, "REDIS_URL": self.redis_url, "DATABASE_URL": self.database_url, **settings_env}
+        command = [sys.executable, "-m", "tests.worker", preload] if preload else [
+            sys.executable, "manage.py", "rqworker", "--with-scheduler"
+        ]
         for _ in range(count):
             index = len(self.processes) + 1
             log = open(self.log_dir / f"worker-{index}.log", "ab")  # noqa: SIM115  (closed with the process)
             process = subprocess.Popen(
-                [sys.executable, "manage.py", "rqworker", "--with-scheduler"],
+                command,
                 cwd=ROOT,
                 env=env,
                 stdout=log,

@@ -16,3 +16,16 @@ class PipelinesConfig(AppConfig):
         from apps.pipelines.stages import builtin  # noqa: F401  (registers the built-in stage types)
 
         governance.register()
+        register_periodic_jobs()
+
+
+def register_periodic_jobs() -> None:
+    """The engine's own periodic work: recovering lost messages, delivering and pruning the event log."""
+    from django.conf import settings
+
+    from apps.pipelines import engine, eventlog
+    from apps.pipelines.periodic import register_periodic
+
+    register_periodic("pipelines.sweep-engine", engine.sweep, every=settings.ENGINE_SWEEP_INTERVAL_SECONDS)
+    register_periodic("pipelines.deliver-events", eventlog.run_consumers, every=1)
+    register_periodic("pipelines.prune-events", eventlog.prune_events, every=3600)

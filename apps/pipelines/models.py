@@ -8,6 +8,7 @@ from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from apps.pipelines.choices import ACTIVE, COMPLETE, Status
+from apps.pipelines.fields import CurrentTransactionId, StatusField, StatusTracked
 from apps.pipelines.querysets import ApplicationQuerySet, ExecutionQuerySet, PipelineQuerySet, StageExecutionQuerySet
 
 application_name_validator = RegexValidator(
@@ -102,14 +103,14 @@ class PipelineRevision(models.Model):
         return f"{self.pipeline} r{self.number}"
 
 
-class Execution(models.Model):
+class Execution(StatusTracked):
     """One run of a pipeline, with a frozen copy of the definition it ran."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="executions")
     pipeline = models.ForeignKey(Pipeline, on_delete=models.SET_NULL, null=True, related_name="executions")
     name = models.CharField(max_length=200)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NOT_STARTED)
+    status = StatusField(max_length=20, choices=Status.choices, default=Status.NOT_STARTED)
     definition = models.JSONField(help_text="The pipeline document as it was when the execution started.")
     trigger = models.JSONField(default=dict)
     parameters = models.JSONField(default=dict)
@@ -159,7 +160,7 @@ class Execution(models.Model):
         return total / 1000
 
 
-class StageExecution(models.Model):
+class StageExecution(StatusTracked):
     """One stage of an execution: evaluated context, outputs, status and timings."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -168,7 +169,7 @@ class StageExecution(models.Model):
     position = models.PositiveIntegerField(default=0, help_text="Index of the stage in the pipeline's stages list.")
     type = models.CharField(max_length=100)
     name = models.CharField(max_length=200)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NOT_STARTED)
+    status = StatusField(max_length=20, choices=Status.choices, default=Status.NOT_STARTED)
     requisite_ref_ids = models.JSONField(default=list)
     # The stages that list this one as a requisite, so moving on needs no scan of the whole graph.
     next_ref_ids = models.JSONField(default=list)
@@ -198,3 +199,74 @@ class StageExecution(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE
+
+
+class Event(models.Model):
+    """One entry of the durable event log: a status change, a judgment or a person's action, written in
+    the transaction that made it (``apps/pipelines/eventlog.py`` writes and reads it).
+
+    It carries what a consumer needs without re-reading other rows, which may
+    have changed or gone since. Execution and stage ids are plain values, not
+    foreign keys: the log outlives what it records, and inserting costs no lookup.
+    """
+
+    # The inserting transaction (PostgreSQL; 0 on SQLite): readers order by (xact, id), see eventlog.py.
+    xact = models.BigIntegerField(db_default=CurrentTransactionId())
+    kind = models.CharField(max_length=40, help_text="execution.status, stage.status, stage.judged, ...")
+    created_at = models.DateTimeField()
+    execution_id = models.UUIDField()
+    application_id = models.BigIntegerField()
+    application_name = models.CharField(max_length=63)
+    pipeline_id = models.UUIDField(null=True, blank=True)
+    pipeline_name = models.CharField(max_length=200, blank=True)
+    stage_id = models.UUIDField(null=True, blank=True)
+    stage_ref_id = models.CharField(max_length=100, blank=True)
+    stage_name = models.CharField(max_length=200, blank=True)
+    stage_type = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=20, blank=True, help_text="The status after the change.")
+    previous_status = models.CharField(max_length=20, blank=True)
+    actor = models.CharField(max_length=150, blank=True, help_text="Who acted (control actions and judgments).")
+    payload = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["xact", "id"]
+        # The readers' order is the only index: every INSERT of the engine pays for each one
+        # (pruning walks the same order, which follows time closely enough).
+        indexes = [models.Index(fields=["xact", "id"], name="event_log_order")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.execution_id} {self.stage_ref_id} {self.status}".strip()
+
+
+class EventCursor(models.Model):
+    """How far one consumer of the event log has read, and how its last attempt went."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    # The last event delivered: the log is read in (xact, event_id) order.
+    xact = models.BigIntegerField(default=0)
+    event_id = models.BigIntegerField(default=0)
+    delivered = models.BigIntegerField(default=0, help_text="Events delivered so far.")
+    failures = models.PositiveIntegerField(default=0, help_text="Consecutive failed attempts.")
+    retry_at = models.DateTimeField(null=True, blank=True, help_text="No attempt before this, after a failure.")
+    last_error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} at ({self.xact}, {self.event_id})"
+
+
+class PeriodicJob(models.Model):
+    """The schedule state of one periodic job (``apps/pipelines/periodic.py``); a run is claimed by
+    moving ``next_run_at`` with a compare-and-set, so it happens once however many workers look."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    schedule = models.CharField(max_length=100, help_text="'every N s' or a cron expression, as registered.")
+    next_run_at = models.DateTimeField()
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    runs = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0, help_text="Consecutive failed runs.")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.schedule})"

@@ -21,7 +21,7 @@ from django.utils import timezone
 from apps.accounts.audit import Actor, record
 from apps.accounts.permissions import EXECUTE, WRITE, PermissionRefused
 from apps.accounts.services import do_grant
-from apps.pipelines import engine, enqueue
+from apps.pipelines import engine, enqueue, eventlog
 from apps.pipelines.checks import (
     ActionRefused,
     acting_user,
@@ -297,17 +297,29 @@ def do_judge_stage(
             "lastModified": {"user": actor.username, "time": int(timezone.now().timestamp() * 1000)},
         }
         _run_now(stage, ["context"])
-        _record_stage_action("stage.judged", actor, stage, {"decision": decision, "input": judgment_input})
+        judged = {"decision": decision, "input": judgment_input}
+        execution = _audit_stage_action("stage.judged", actor, stage, judged)
         if comment.strip():
-            _record_stage_action("stage.judgment_comment", actor, stage,
-                                 {"decision": decision, "comment": comment.strip()})
+            judged_comment = {"decision": decision, "comment": comment.strip()}
+            _audit_stage_action("stage.judgment_comment", actor, stage, judged_comment)
+            judged["comment"] = comment.strip()
+        # One event for the judgment, its comment included (one INSERT in the transaction).
+        eventlog.record_action("stage.judged", execution, stage, actor=actor.username, payload=judged)
     return stage
 
 
-def _record_stage_action(action: str, actor: Actor, stage: StageExecution, details: dict | None = None) -> None:
+def _audit_stage_action(action: str, actor: Actor, stage: StageExecution, details: dict | None = None) -> Execution:
+    """Audit a person's action on a stage, in the caller's transaction; returns the stage's execution."""
     execution = Execution.objects.select_related("application").get(id=stage.execution_id)
     record(action, actor, application=execution.application, object_type="execution", object_id=execution.id,
            details={"stage": stage.ref_id, "stageName": stage.name, **(details or {})})
+    return execution
+
+
+def _record_stage_action(action: str, actor: Actor, stage: StageExecution, details: dict | None = None) -> None:
+    """Audit a person's action on a stage and add it to the event log, in the caller's transaction."""
+    execution = _audit_stage_action(action, actor, stage, details)
+    eventlog.record_action(action, execution, stage, actor=actor.username, payload=details)
 
 
 def do_skip_wait(execution_id, ref_id: str, *, user: Actor | str) -> StageExecution:
@@ -341,6 +353,8 @@ def _act(execution_id, action, audit_action: str, user: Actor | str, details: di
         execution = _locked_execution(execution_id)
         check_permission(user, EXECUTE, execution)
         dispatch = engine.Dispatch()
+        # Noted first, so the log reads "alice canceled" before the stages it stopped.
+        dispatch.events.note(audit_action, execution, actor=Actor.of(user).username, payload=details)
         action(execution, dispatch)
         record(audit_action, user, application=execution.application, object_type="execution",
                object_id=execution.id, details=details)

@@ -14,6 +14,7 @@ import redis
 from django.db import transaction
 
 from apps.pipelines import enqueue
+from apps.pipelines.eventlog import EventBuffer
 from apps.pipelines.events import ExecutionChange, add_publishes, next_sequences, stage_change
 from apps.pipelines.models import Execution, StageExecution
 
@@ -25,7 +26,8 @@ class Dispatch:
     """Jobs, cancel hooks and live events that a transaction produced, sent only once it has committed.
 
     Every job and event goes to Redis in one pipelined round trip (plus one
-    for the events' sequence numbers).
+    for the events' sequence numbers). The same changes go to the durable
+    event log (``eventlog.py``) with one INSERT just before the commit.
     """
 
     runs: list[tuple[str, int, float]] = field(default_factory=list)
@@ -39,13 +41,15 @@ class Dispatch:
     # the current job instead (see steps.run_stage_job); it is left in ``inline``.
     keep_one_inline: bool = False
     inline: tuple[str, int] | None = None
+    # The durable log's events of this transaction, written by send_on_commit().
+    events: EventBuffer = field(default_factory=EventBuffer)
 
     def run_stage(self, stage: StageExecution, delay: float = 0.0) -> None:
         """Queue one step of the stage (with the token it has now), after ``delay`` seconds."""
         self.runs.append((str(stage.id), stage.run_token, delay))
 
     def changed(self, execution: Execution, stage: StageExecution | None = None) -> None:
-        """Publish the execution's (and the stage's) new state as a live event."""
+        """Publish the execution's (and the stage's) new state as a live event, and log its status moves."""
         key = str(execution.id)
         change = self.changes.get(key)
         if change is None:
@@ -53,9 +57,12 @@ class Dispatch:
         change.status = execution.status
         if stage is not None:
             change.stages[stage.ref_id] = stage_change(stage)
+        self.events.track(execution, stage)
 
     def send_on_commit(self) -> None:
-        """Send everything once the current transaction commits (at once outside one)."""
+        """Write the transaction's events to the log (inside it); send the rest once it commits (at once
+        outside one)."""
+        self.events.write()
         transaction.on_commit(self.send)
 
     def send(self) -> None:

@@ -2,7 +2,9 @@
 
 It takes the same locks as the steps it stands in for, in the same order
 (it starts and advances executions through :mod:`.graph`, and locks a lone
-stage row to re-queue its step).
+stage row to re-queue its step). The workers run it as the periodic job
+``pipelines.sweep-engine`` (``apps.py``, ``periodic.py``): once per
+``ENGINE_SWEEP_INTERVAL_SECONDS`` however many workers run.
 """
 
 from __future__ import annotations
