@@ -39,6 +39,8 @@ def execution_document(execution: Execution, stages: list[StageExecution] | None
         "canceled": execution.status == "CANCELED",
         "canceledBy": execution.canceled_by or None,
         "cancellationReason": execution.cancel_reason or None,
+        # Set only when the engine crashed advancing the execution (stage errors are on their stages).
+        "exception": execution.exception,
         "limitConcurrent": execution.definition.get("limitConcurrent", False),
         "keepWaitingPipelines": execution.definition.get("keepWaitingPipelines", False),
         "authentication": {"user": execution.started_by or None},

@@ -128,6 +128,9 @@ class Execution(StatusTracked):
     parent_stage = models.ForeignKey(
         "StageExecution", on_delete=models.SET_NULL, null=True, blank=True, related_name="child_executions"
     )
+    # Set when the engine itself crashed advancing the execution, which then
+    # ended TERMINAL: the error in Spinnaker's shape, with its phase.
+    exception = models.JSONField(null=True, blank=True)
 
     permission_path = "application"
     objects = ExecutionQuerySet.as_manager()
@@ -185,6 +188,10 @@ class StageExecution(StatusTracked):
     # When the stage's next job is due (None: it waits for a person). The
     # sweeper uses it to find stages whose message went missing.
     next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # How many times in a row the sweeper found the stage's step lost (its
+    # worker died, its message vanished); written only when non-zero, and
+    # the stage fails at ENGINE_MAX_STEP_ATTEMPTS.
+    step_failures = models.PositiveIntegerField(default=0)
 
     permission_path = "execution__application"
     objects = StageExecutionQuerySet.as_manager()

@@ -114,6 +114,9 @@ class ExecutionDocumentSerializer(serializers.Serializer):
     canceled = serializers.BooleanField()
     canceledBy = serializers.CharField(allow_null=True)
     cancellationReason = serializers.CharField(allow_null=True)
+    exception = serializers.DictField(
+        allow_null=True, help_text="Set when the engine crashed advancing the execution: the error and its phase."
+    )
     limitConcurrent = serializers.BooleanField()
     keepWaitingPipelines = serializers.BooleanField()
     authentication = serializers.DictField(help_text='{"user": the user who started it}')

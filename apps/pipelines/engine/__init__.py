@@ -19,8 +19,11 @@ stale ``run_token`` and do nothing.
 The modules, each depending only on those above it:
 
 * :mod:`.dispatch` — the after-commit work (jobs, cancel hooks, live events);
+* :mod:`.errors` — phases of a step, transient errors, the error shape;
 * :mod:`.graph` — advancing: starting executions and stages, halting,
   completing, waiting executions (BUFFERED); the lock order in full;
+* :mod:`.recovery` — recording a crash as a stage's (or an execution's)
+  failure in a fresh transaction, so no step can wedge the engine;
 * :mod:`.steps` — running a stage's step: claims for I/O, results, timeouts,
   execution windows; run tokens and the stage-row lock;
 * :mod:`.control` — acting on an execution: wake, cancel, pause, resume,
@@ -43,15 +46,8 @@ from apps.pipelines.engine.control import (
     wake_stage,
 )
 from apps.pipelines.engine.dispatch import Dispatch
-from apps.pipelines.engine.graph import (
-    advance_execution,
-    cancel_running_stages,
-    cancel_stage,
-    failure_status,
-    lock_execution,
-    start_execution,
-    start_waiting,
-)
+from apps.pipelines.engine.graph import cancel_running_stages, cancel_stage, failure_status, lock_execution
+from apps.pipelines.engine.recovery import advance_execution, start_execution, start_waiting
 from apps.pipelines.engine.steps import run_stage, run_stage_job
 from apps.pipelines.engine.sweeper import sweep
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from apps.pipelines.choices import Status
 from apps.pipelines.engine.dispatch import Dispatch
 from apps.pipelines.engine.graph import advance_locked, cancel_running_stages, complete_execution
+from apps.pipelines.engine.recovery import record_cancel_hook_failure
 from apps.pipelines.models import Execution, StageExecution
 from apps.pipelines.stages import StageRuntime, get_stage_type
 
@@ -111,7 +112,8 @@ def restart_stage(execution: Execution, ref_id: str, dispatch: Dispatch, *, user
     execution.status = Status.RUNNING
     execution.end_time = None
     execution.canceled_by = execution.cancel_reason = ""
-    execution.save(update_fields=["status", "end_time", "canceled_by", "cancel_reason"])
+    execution.exception = None
+    execution.save(update_fields=["status", "end_time", "canceled_by", "cancel_reason", "exception"])
     advance_locked(execution, dispatch)
     return [by_ref[ref] for ref in reset]
 
@@ -136,6 +138,7 @@ def run_cancel_hook(stage_id, runtime: StageRuntime) -> None:
 
     A job, not the canceling request: a hook may call out (a webhook's cancel
     endpoint, a child execution) and a person canceling should not wait for it.
+    A hook that raises is shown on its stage and not retried.
     """
     stage = StageExecution.objects.select_related("execution__application").filter(id=stage_id).first()
     stage_type = get_stage_type(stage.type) if stage is not None else None
@@ -143,5 +146,5 @@ def run_cancel_hook(stage_id, runtime: StageRuntime) -> None:
         return
     try:
         stage_type.cancel(stage, runtime)
-    except Exception:  # noqa: BLE001  (a failing cancel hook must not undo the cancel)
-        logger.exception("cancel hook of stage %s (%s) failed", stage.id, stage.type)
+    except Exception as error:  # noqa: BLE001  (a failing cancel hook must not undo the cancel)
+        record_cancel_hook_failure(stage.id, error)

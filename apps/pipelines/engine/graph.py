@@ -19,15 +19,21 @@ missed or started twice). The functions that take a locked execution
 
 from __future__ import annotations
 
-from django.db import transaction
+import logging
+
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from apps.pipelines.choices import ACTIVE, CONTINUABLE, Status
 from apps.pipelines.engine.dispatch import Dispatch
+from apps.pipelines.engine.errors import crash_context, error_context
 from apps.pipelines.expressions import ExpressionError, is_truthy
+from apps.pipelines.jsonsafe import json_safe
 from apps.pipelines.models import Execution, Pipeline, StageExecution
 from apps.pipelines.scope import ExpressionScope
 from apps.pipelines.stages import get_stage_type
+
+logger = logging.getLogger(__name__)
 
 # Keys of a stage definition that describe the graph, not the stage's inputs.
 STRUCTURAL_KEYS = frozenset({"refId", "type", "name", "requisiteStageRefIds"})
@@ -48,11 +54,6 @@ def failure_status(context: dict) -> Status:
     if context.get("completeOtherBranchesThenFail") is True or context.get("failPipeline") is False:
         return Status.STOPPED
     return Status.TERMINAL
-
-
-def error_context(message: str) -> dict:
-    """Spinnaker's shape for a stage error, which its UI and scripts read."""
-    return {"exception": {"details": {"error": message, "errors": [message]}}}
 
 
 # --- Starting an execution -----------------------------------------------------------------------
@@ -94,12 +95,17 @@ def start_waiting(pipeline_id) -> None:
         _lock_pipeline(pipeline_id)
         if Execution.objects.filter(pipeline_id=pipeline_id, status__in=ACTIVE).exists():
             return
-        waiting = Execution.objects.filter(pipeline_id=pipeline_id, status=Status.BUFFERED).order_by("created_at")
-        next_id = waiting.values_list("id", flat=True).first()
+        next_id = next_waiting_id(pipeline_id)
         if next_id is None:
             return
         _begin(lock_execution(next_id), dispatch)
         dispatch.send_on_commit()
+
+
+def next_waiting_id(pipeline_id):
+    """The id of the pipeline's oldest BUFFERED execution (the next to start), or None."""
+    waiting = Execution.objects.filter(pipeline_id=pipeline_id, status=Status.BUFFERED).order_by("created_at")
+    return waiting.values_list("id", flat=True).first()
 
 
 def _lock_pipeline(pipeline_id) -> None:
@@ -245,27 +251,30 @@ def complete_execution(execution: Execution, status: Status, dispatch: Dispatch)
 def start_stage(
     execution: Execution, stage: StageExecution, stages: list[StageExecution] | None, dispatch: Dispatch
 ) -> None:
-    """Move a stage out of NOT_STARTED: SKIPPED, failed on a bad expression, or RUNNING with a job queued."""
+    """Move a stage out of NOT_STARTED: SKIPPED, failed on a bad expression, or RUNNING with a job queued.
+
+    Anything that raises while the stage's context is prepared (an expression,
+    its type's hooks, a value JSON cannot hold) fails this stage, in this
+    transaction, with the error and the phase ``start``; database errors
+    (which abort the transaction) are left to the caller.
+    """
     now = timezone.now()
     stage.start_time = now
-    stage_type = get_stage_type(stage.type)
-    scope = ExpressionScope(execution, stages, stage)
-    lazy = stage_type.lazy_fields if stage_type else ()
     raw = {key: value for key, value in stage.definition.items() if key not in STRUCTURAL_KEYS}
+    failure = None
     try:
-        enabled = raw.get("stageEnabled")
-        if isinstance(enabled, dict) and "expression" in enabled:
-            expression = enabled["expression"]
-            if isinstance(expression, str) and "${" not in expression:
-                expression = "${" + expression + "}"
-            if not is_truthy(scope.evaluate(expression)):
-                _finish_without_running(stage, Status.SKIPPED, raw, now)
-                dispatch.changed(execution, stage)
-                return
-        evaluated = {key: value for key, value in raw.items() if key in lazy}
-        evaluated.update(scope.evaluate({key: value for key, value in raw.items() if key not in lazy}))
+        evaluated = _evaluate_context(execution, stage, stages, raw)
     except ExpressionError as error:
-        _finish_without_running(stage, failure_status(raw), {**raw, **error_context(str(error))}, now)
+        evaluated, failure = None, error_context(str(error))
+    except DatabaseError:
+        raise
+    except Exception as error:  # noqa: BLE001  (a crash at start fails this stage, never the whole step)
+        logger.exception("stage %s (%s) crashed while starting", stage.id, stage.type)
+        evaluated, failure = None, crash_context("start", error)
+    if evaluated is None:
+        skipped = not failure
+        status = Status.SKIPPED if skipped else failure_status(raw)
+        _finish_without_running(stage, status, raw if skipped else {**raw, **failure}, now)
         dispatch.changed(execution, stage)
         return
     # A restarted stage keeps its restartDetails.
@@ -273,9 +282,32 @@ def start_stage(
     stage.status = Status.RUNNING
     stage.run_token += 1
     stage.next_run_at = now
-    stage.save(update_fields=["context", "status", "start_time", "run_token", "next_run_at"])
+    fields = ["context", "status", "start_time", "run_token", "next_run_at"]
+    if stage.step_failures:  # a restarted stage starts its count again
+        stage.step_failures = 0
+        fields.append("step_failures")
+    stage.save(update_fields=fields)
     dispatch.run_stage(stage)
     dispatch.changed(execution, stage)
+
+
+def _evaluate_context(
+    execution: Execution, stage: StageExecution, stages: list[StageExecution] | None, raw: dict
+) -> dict | None:
+    """The stage's context with its expressions evaluated, JSON-safe; None when ``stageEnabled`` is false."""
+    stage_type = get_stage_type(stage.type)
+    scope = ExpressionScope(execution, stages, stage)
+    lazy = stage_type.lazy_fields if stage_type else ()
+    enabled = raw.get("stageEnabled")
+    if isinstance(enabled, dict) and "expression" in enabled:
+        expression = enabled["expression"]
+        if isinstance(expression, str) and "${" not in expression:
+            expression = "${" + expression + "}"
+        if not is_truthy(scope.evaluate(expression)):
+            return None
+    evaluated = {key: value for key, value in raw.items() if key in lazy}
+    evaluated.update(scope.evaluate({key: value for key, value in raw.items() if key not in lazy}))
+    return json_safe(evaluated, "context")
 
 
 def _finish_without_running(stage: StageExecution, status: Status, context: dict, now) -> None:

@@ -18,6 +18,13 @@ Duplicate messages. Each job carries the stage's ``run_token`` as it was when
 the job was scheduled; scheduling a new job bumps the token, so a job with a
 stale token does nothing.
 
+Crashes. Each phase of a step (timeout, window, run, record, advance) is
+wrapped (:mod:`.errors`); an exception escaping one rolls the step back and
+is recorded as the stage's failure in a fresh transaction (:mod:`.recovery`),
+so a step can never leave its stage RUNNING to be re-queued for ever. What
+a task returns is made JSON-safe (:mod:`apps.pipelines.jsonsafe`) in one
+place, :func:`_merge_result`, on every path that saves it.
+
 Stage types get the :class:`~apps.pipelines.stages.StageRuntime` the caller
 (``jobs.py``) passes in: the engine itself does not import the services.
 """
@@ -35,8 +42,11 @@ from django.utils import timezone
 from apps.pipelines import enqueue
 from apps.pipelines.choices import COMPLETE, CONTINUABLE, Status
 from apps.pipelines.engine.dispatch import Dispatch
-from apps.pipelines.engine.graph import advance_execution, cancel_stage, error_context, failure_status, start_stage
+from apps.pipelines.engine.errors import ADVANCE, RECORD, RUN, TIMEOUT, WINDOW, StepCrash, error_context, is_transient
+from apps.pipelines.engine.graph import cancel_stage, failure_status, start_stage
+from apps.pipelines.engine.recovery import advance_execution, fail_crashed_stage
 from apps.pipelines.expressions import ExpressionError
+from apps.pipelines.jsonsafe import json_safe
 from apps.pipelines.models import Execution, StageExecution
 from apps.pipelines.scope import ExpressionScope
 from apps.pipelines.stages import StageRuntime, TaskResult, get_stage_type
@@ -69,6 +79,20 @@ def run_stage_job(stage_id, token: int, runtime: StageRuntime) -> None:
 
 
 def run_stage(stage_id, token: int, runtime: StageRuntime, keep_inline: bool = False) -> tuple[str, int] | None:
+    """Run one step of a stage (see :func:`_run_step`); a crash in any part of it fails the stage instead.
+
+    Transient errors (the database or Redis away) are raised: the job fails
+    and the sweeper runs the step again after a lease.
+    """
+    try:
+        return _run_step(stage_id, token, runtime, keep_inline)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        return fail_crashed_stage(stage_id, StepCrash.of(error, "step", token), keep_inline)
+
+
+def _run_step(stage_id, token: int, runtime: StageRuntime, keep_inline: bool) -> tuple[str, int] | None:
     """Run one step of a RUNNING stage's task; when it is done, complete the stage and move on.
 
     Moving on usually happens in the same transaction: when every stage
@@ -103,7 +127,12 @@ def run_stage(stage_id, token: int, runtime: StageRuntime, keep_inline: bool = F
             must_advance = _record(stage, _run_task(stage, runtime), dispatch)
             dispatch.send_on_commit()
     if claimed is not None:
-        must_advance = _run_claimed(claimed, dispatch, runtime)
+        try:
+            must_advance = _run_claimed(claimed, dispatch, runtime)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            raise StepCrash.of(error, "record", claimed.run_token) from error
     if must_advance:
         return advance_execution(stage.execution_id, keep_inline=keep_inline)
     return dispatch.inline
@@ -129,9 +158,8 @@ def _run_claimed(claimed: StageExecution, dispatch: Dispatch, runtime: StageRunt
             return False  # canceled or restarted meanwhile
         if stage.status == Status.PAUSED or stage.execution.status != Status.RUNNING:
             # Keep what the call learned (so it is not repeated); resume runs the task again.
-            stage.context = {**stage.context, **result.context}
-            stage.outputs = {**stage.outputs, **result.outputs}
-            stage.save(update_fields=["context", "outputs"])
+            with RECORD:
+                stage.save(update_fields=_merge_result(stage, result))
             return False
         must_advance = _record(stage, result, dispatch)
         dispatch.send_on_commit()
@@ -140,9 +168,13 @@ def _run_claimed(claimed: StageExecution, dispatch: Dispatch, runtime: StageRunt
 
 def _record(stage: StageExecution, result: TaskResult, dispatch: Dispatch) -> bool:
     """Save a task's result on the locked stage and move on; True when the execution's lock is needed next."""
-    completed = _apply_result(stage, result, dispatch)
-    dispatch.changed(stage.execution, stage)
-    return completed and not _continue_chain(stage.execution, stage, dispatch)
+    with RECORD:
+        completed = _apply_result(stage, result, dispatch)
+        dispatch.changed(stage.execution, stage)
+    if not completed:
+        return False
+    with ADVANCE:
+        return not _continue_chain(stage.execution, stage, dispatch)
 
 
 def _hold_stage(execution: Execution, stage: StageExecution, dispatch: Dispatch) -> None:
@@ -186,23 +218,24 @@ def _running_seconds(stage: StageExecution) -> float:
 
 
 def _run_task(stage: StageExecution, runtime: StageRuntime) -> TaskResult:
-    timeout = _timeout_seconds(stage)
-    if timeout is not None and stage.start_time is not None and _running_seconds(stage) >= timeout:
+    """The timeout, the execution window, then the stage type's task; a crash in any names its phase."""
+    with TIMEOUT:
+        timeout = _timeout_seconds(stage)
+        timed_out = timeout is not None and stage.start_time is not None and _running_seconds(stage) >= timeout
+    if timed_out:
         return TaskResult.failed(f"Stage timed out after {int(timeout * 1000)} ms (stageTimeoutMs)")
-    window_wait = _execution_window_wait(stage)
+    with WINDOW:
+        window_wait = _execution_window_wait(stage)
     if window_wait is not None:
         return window_wait
     stage_type = get_stage_type(stage.type)
     if stage_type is None:
         return TaskResult.failed(f"unknown stage type {stage.type!r}")
-    scope = ExpressionScope(stage.execution, stage=stage)
-    try:
-        return stage_type.run(stage, scope, runtime)
-    except ExpressionError as error:
-        return TaskResult.failed(str(error))
-    except Exception as error:  # noqa: BLE001  (a bug in one stage type fails that stage, not the worker)
-        logger.exception("stage %s (%s) raised", stage.id, stage.type)
-        return TaskResult.failed(f"{type(error).__name__}: {error}")
+    with RUN:
+        try:
+            return stage_type.run(stage, ExpressionScope(stage.execution, stage=stage), runtime)
+        except ExpressionError as error:
+            return TaskResult.failed(str(error))
 
 
 def _execution_window_wait(stage: StageExecution) -> TaskResult | None:
@@ -243,16 +276,30 @@ def _window_passed(stage: StageExecution, now, skipped: bool = False) -> None:
     }
 
 
+def _merge_result(stage: StageExecution, result: TaskResult) -> list[str]:
+    """Merge a task's context and outputs into the stage, made JSON-safe; the fields to save.
+
+    The one place a task's result reaches the stage: a value JSON cannot
+    hold raises :class:`~apps.pipelines.jsonsafe.NotJsonSafe` naming its
+    key path. A step that records normally ends a run of lost steps.
+    """
+    stage.context = {**stage.context, **json_safe(result.context, "context")}
+    stage.outputs = {**stage.outputs, **json_safe(result.outputs, "outputs")}
+    if not stage.step_failures:
+        return ["context", "outputs"]
+    stage.step_failures = 0
+    return ["context", "outputs", "step_failures"]
+
+
 def _apply_result(stage: StageExecution, result: TaskResult, dispatch: Dispatch) -> bool:
     """Persist a task's result; schedule the next poll or complete the stage. Returns True when completed."""
-    stage.context = {**stage.context, **result.context}
-    stage.outputs = {**stage.outputs, **result.outputs}
-    fields = ["context", "outputs", "run_token", "next_run_at", "status", "end_time"]
+    fields = [*_merge_result(stage, result), "run_token", "next_run_at", "status", "end_time"]
     if result.status == Status.RUNNING:
         delay = result.retry_after
-        timeout = _timeout_seconds(stage)
-        if timeout is not None:
-            until_timeout = max(0.0, timeout - _running_seconds(stage))
+        with TIMEOUT:
+            timeout = _timeout_seconds(stage)
+            until_timeout = None if timeout is None else max(0.0, timeout - _running_seconds(stage))
+        if until_timeout is not None:
             delay = until_timeout if delay is None else min(delay, until_timeout)
         if delay is None:
             stage.next_run_at = None
