@@ -6,6 +6,8 @@ surfacing later as a confusing error.
 """
 
 import os
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -31,8 +33,8 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true or false)")
 
 
-def env_int(name: str, default: int, minimum: int | None = None) -> int:
-    """Return the variable as an integer, refusing values below ``minimum``."""
+def env_int(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return the variable as an integer, refusing values below ``minimum`` or above ``maximum``."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -42,6 +44,8 @@ def env_int(name: str, default: int, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={value} must be at most {maximum}")
     return value
 
 
@@ -65,3 +69,51 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """Return the variable, refusing a value that is not one of ``choices`` (compared case-insensitively)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    for choice in choices:
+        if raw.strip().lower() == choice.lower():
+            return choice
+    raise ImproperlyConfigured(f"{name}={raw!r} is not one of {', '.join(choices)}")
+
+
+def env_time_zone(name: str, default: str) -> str:
+    """Return the variable as an IANA time-zone name that ``zoneinfo`` knows (``Europe/Paris``)."""
+    raw = os.environ.get(name)
+    value = default if raw is None or raw.strip() == "" else raw.strip()
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a known time zone (an IANA name: UTC)") from None
+    return value
+
+
+def env_url(name: str, default: str, schemes: tuple[str, ...]) -> str:
+    """Return the variable as a URL with one of ``schemes`` and a host (or a path, for unix sockets)."""
+    value = os.environ.get(name, default)
+    if value == "":
+        return value
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in schemes:
+        raise ImproperlyConfigured(f"{name}={value!r} must start with one of {', '.join(s + '://' for s in schemes)}")
+    if not (parts.hostname or parts.path):
+        raise ImproperlyConfigured(f"{name}={value!r} names no host")
+    return value
+
+
+def env_list_of(name: str, default: list[str], choices: tuple[str, ...]) -> list[str]:
+    """Return a comma-separated variable as a non-empty list whose items are all among ``choices``."""
+    values = env_list(name, default)
+    unknown = [value for value in values if value not in choices]
+    if unknown or not values:
+        raise ImproperlyConfigured(f"{name}={','.join(values)!r} must list some of {', '.join(choices)}")
+    return values

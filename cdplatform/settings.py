@@ -13,7 +13,17 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from cdplatform.env import env_bool, env_float, env_int, env_list, env_str
+from cdplatform.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_list_of,
+    env_str,
+    env_time_zone,
+    env_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -25,6 +35,8 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false")
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+if not ALLOWED_HOSTS and not DEBUG:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must name at least one host when DEBUG is false")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -100,10 +112,10 @@ DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: job queue and live-update channel layer -----------------------
-EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6399, minimum=1)
+EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6399, minimum=1, maximum=65535)
 # With no REDIS_URL the run and test commands start the embedded Redis.
 EMBEDDED_REDIS = not env_str("REDIS_URL", "")
-REDIS_URL = env_str("REDIS_URL", "") or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
+REDIS_URL = env_url("REDIS_URL", "", ("redis", "rediss", "unix")) or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
 
 RQ_QUEUES = {
     # The engine uses only this queue, so a plain `manage.py rqworker` serves it.
@@ -174,12 +186,21 @@ SPECTACULAR_SETTINGS = {
 # before the sweeper presumes its message lost and queues it again.
 ENGINE_STAGE_LEASE_SECONDS = env_int("ENGINE_STAGE_LEASE_SECONDS", 60, minimum=1)
 # Time zone in which stages' restrictedExecutionWindow hours are read.
-EXECUTION_WINDOW_TIME_ZONE = env_str("EXECUTION_WINDOW_TIME_ZONE", "UTC")
+EXECUTION_WINDOW_TIME_ZONE = env_time_zone("EXECUTION_WINDOW_TIME_ZONE", "UTC")
 # How often the sweeper runs: once per interval across all workers (a periodic job).
 ENGINE_SWEEP_INTERVAL_SECONDS = env_int("ENGINE_SWEEP_INTERVAL_SECONDS", 15, minimum=1)
 # How long one job may keep running the next stage of a chain itself instead
 # of queueing it (0: every stage step is a job of its own).
 ENGINE_INLINE_SECONDS = env_float("ENGINE_INLINE_SECONDS", 1.0, minimum=0.0)
+if ENGINE_INLINE_SECONDS > ENGINE_STAGE_LEASE_SECONDS:
+    # A job running a chain inline that long would see the sweeper re-queue the stages it is about to run.
+    raise ImproperlyConfigured(
+        f"ENGINE_INLINE_SECONDS={ENGINE_INLINE_SECONDS} must not be more than "
+        f"ENGINE_STAGE_LEASE_SECONDS={ENGINE_STAGE_LEASE_SECONDS}"
+    )
+# How many times in a row a stage's step may be lost (its worker died, its
+# message vanished) before the sweeper fails the stage instead of re-queueing it.
+ENGINE_MAX_STEP_ATTEMPTS = env_int("ENGINE_MAX_STEP_ATTEMPTS", 3, minimum=1)
 
 # Days the durable event log keeps an event (apps/pipelines/eventlog.py);
 # an event a registered consumer has not read yet is kept longer.
@@ -187,7 +208,7 @@ EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 30, minimum=1)
 
 # --- Outbound calls (webhook stages; apps/pipelines/outbound.py) ----------
 # URL schemes an outbound call may use.
-OUTBOUND_URL_ALLOWED_SCHEMES = env_list("OUTBOUND_URL_ALLOWED_SCHEMES", ["http", "https"])
+OUTBOUND_URL_ALLOWED_SCHEMES = env_list_of("OUTBOUND_URL_ALLOWED_SCHEMES", ["http", "https"], ("http", "https"))
 # Regular expressions, each matched against the whole host name of a URL; a
 # host that matches none of them is refused.
 OUTBOUND_URL_ALLOWED_HOSTS = env_list("OUTBOUND_URL_ALLOWED_HOSTS", [".*"])
@@ -233,5 +254,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {
+        "handlers": ["console"],
+        "level": env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
+    },
 }

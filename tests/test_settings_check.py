@@ -1,0 +1,41 @@
+"""Every setting is checked at start: a bad value stops the process with the variable's name."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage_check(**env: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **env}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("EXECUTION_WINDOW_TIME_ZONE", "Mars/Olympus_Mons", "is not a known time zone"),
+        ("ENGINE_MAX_STEP_ATTEMPTS", "0", "must be at least 1"),
+        ("LOG_LEVEL", "LOUD", "is not one of DEBUG, INFO"),
+        ("REDIS_URL", "http://127.0.0.1:6379/0", "must start with one of redis://"),
+    ],
+)
+def test_a_bad_setting_stops_start_naming_the_variable(name, value, message):
+    result = manage_check(**{name: value})
+
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(f"django.core.exceptions.ImproperlyConfigured: {name}=")
+    assert message in last_line
+
+
+def test_good_settings_start():
+    result = manage_check(EXECUTION_WINDOW_TIME_ZONE="Europe/Paris", ENGINE_MAX_STEP_ATTEMPTS="5", LOG_LEVEL="warning")
+
+    assert result.returncode == 0, result.stderr
