@@ -19,7 +19,7 @@ from apps.pipelines.documents import execution_document
 from apps.pipelines.engine import sweep
 from apps.pipelines.enqueue import engine_queue
 from apps.pipelines.models import Execution, StageExecution
-from apps.pipelines.services import do_save_pipeline, do_start_execution
+from apps.pipelines.services import do_cancel_execution, do_save_pipeline, do_start_execution
 from apps.pipelines.stages import StageType, TaskResult
 from apps.pipelines.stages.base import _REGISTRY
 
@@ -281,6 +281,22 @@ def test_an_execution_whose_reconciliation_raises_ends_terminal_with_the_error(e
     assert_nothing_left_to_sweep(execution)
 
 
+def test_an_execution_whose_start_raises_ends_terminal_with_the_error(engine):
+    pipeline, _ = do_save_pipeline({"application": "shop", "name": "robust", "stages": [stage("1", "testPass")]})
+    execution = do_start_execution(pipeline)
+    engine_queue().empty()
+    # A definition that is not a document makes deciding whether it must wait its turn raise.
+    Execution.objects.filter(id=execution.id).update(limit_concurrent=True, definition=["not", "a", "pipeline"])
+
+    jobs.start_execution(str(execution.id))
+
+    execution = Execution.objects.get(id=execution.id)
+    assert execution.status == Status.TERMINAL
+    assert execution.exception["details"]["phase"] == "start"
+    assert execution.exception["exceptionType"] == "AttributeError"
+    assert_nothing_left_to_sweep(execution)
+
+
 def lose_the_step(stage_row):
     """As a worker killed mid-step would: its job is gone, and the step is overdue past its lease."""
     engine_queue().empty()
@@ -337,9 +353,7 @@ def test_steps_waiting_in_a_backlogged_queue_are_not_counted_as_lost(engine):
 
 def test_a_failing_cancel_hook_is_shown_on_its_stage_and_the_cancel_stands(engine, monkeypatch):
     execution = run(engine, [stage("1", "testNeverDone")])
-    monkeypatch.setattr(NeverDoneStage, "cancel", lambda self, s, runtime: 1 / 0, raising=False)
-    from apps.pipelines.services import do_cancel_execution
-
+    monkeypatch.setattr(NeverDoneStage, "cancel", lambda self, s, runtime: 1 / 0)
     do_cancel_execution(execution.id, user="alice")
     engine()
 
