@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pipelines', '0001_initial'),
+        ('pipelines', '0003_event_log_and_periodic_jobs'),
     ]
 
     operations = [
