@@ -206,6 +206,10 @@ ENGINE_MAX_STEP_ATTEMPTS = env_int("ENGINE_MAX_STEP_ATTEMPTS", 3, minimum=1)
 # an event a registered consumer has not read yet is kept longer.
 EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 30, minimum=1)
 
+# Modules imported at start that register more stage types (plugins; the
+# tests' own stage types), as dotted paths.
+STAGE_TYPE_MODULES = env_list("STAGE_TYPE_MODULES", [])
+
 # --- Outbound calls (webhook stages; apps/pipelines/outbound.py) ----------
 # URL schemes an outbound call may use.
 OUTBOUND_URL_ALLOWED_SCHEMES = env_list_of("OUTBOUND_URL_ALLOWED_SCHEMES", ["http", "https"], ("http", "https"))

@@ -1,6 +1,10 @@
 """App configuration for pipelines."""
 
+from importlib import import_module
+
 from django.apps import AppConfig
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 class PipelinesConfig(AppConfig):
@@ -17,12 +21,15 @@ class PipelinesConfig(AppConfig):
 
         governance.register()
         register_periodic_jobs()
+        for module in settings.STAGE_TYPE_MODULES:
+            try:
+                import_module(module)
+            except ImportError as error:
+                raise ImproperlyConfigured(f"STAGE_TYPE_MODULES: cannot import {module!r}: {error}") from error
 
 
 def register_periodic_jobs() -> None:
     """The engine's own periodic work: recovering lost messages, delivering and pruning the event log."""
-    from django.conf import settings
-
     from apps.pipelines import engine, eventlog
     from apps.pipelines.periodic import register_periodic
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from apps.accounts.audit import Actor
 from apps.accounts.permissions import EXECUTE, PermissionRefused, can, in_any_role, require
 from apps.pipelines.choices import ACTIVE, COMPLETE, Status
-from apps.pipelines.engine import downstream_closure
+from apps.pipelines.engine import restart_scope
 from apps.pipelines.models import Execution, StageExecution
 from apps.pipelines.problems import ActionRefused
 from apps.pipelines.stages import get_stage_type
@@ -75,7 +75,8 @@ def restart_refusal(execution: Execution, stages: list[StageExecution], ref_id: 
         return None
     if execution.status != Status.RUNNING:
         return f"execution {execution.id} is {execution.status}"
-    if any(by_ref[ref].status in ACTIVE for ref in downstream_closure([ref_id], stages)):
+    # What the restart would rerun or reopen: for a synthetic stage, its parents too.
+    if any(by_ref[ref].status in ACTIVE for ref in restart_scope(ref_id, stages)):
         return f"stages after {stage.name!r} are still running"
     return None
 

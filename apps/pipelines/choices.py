@@ -29,3 +29,10 @@ CONTINUABLE = frozenset({Status.SUCCEEDED, Status.FAILED_CONTINUE, Status.SKIPPE
 HALTED = frozenset({Status.TERMINAL, Status.CANCELED, Status.STOPPED})
 # Started and not finished.
 ACTIVE = frozenset({Status.RUNNING, Status.PAUSED, Status.SUSPENDED})
+
+
+class SyntheticOwner(models.TextChoices):
+    """Where a synthetic stage runs relative to the stage that planned it (Orca's SyntheticStageOwner)."""
+
+    STAGE_BEFORE = "STAGE_BEFORE"
+    STAGE_AFTER = "STAGE_AFTER"

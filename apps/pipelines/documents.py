@@ -1,6 +1,8 @@
 """Executions as Spinnaker-shaped JSON documents, so scripts written for Spinnaker can read them."""
 
+from apps.pipelines.engine.composite import order_key
 from apps.pipelines.models import Execution, StageExecution, epoch_millis
+from apps.pipelines.stages import get_stage_type
 
 
 def stage_document(stage: StageExecution) -> dict:
@@ -16,7 +18,20 @@ def stage_document(stage: StageExecution) -> dict:
         "requisiteStageRefIds": stage.requisite_ref_ids,
         "context": stage.context,
         "outputs": stage.outputs,
+        "syntheticStageOwner": stage.synthetic_owner or None,
+        "parentStageId": str(stage.parent_id) if stage.parent_id else None,
+        "tasks": stage_tasks(stage),
     }
+
+
+def stage_tasks(stage: StageExecution) -> list[dict]:
+    """The stage's tasks as Orca shows them; a stage whose type's run() is its one task runs it as the stage runs."""
+    if stage.tasks:
+        return stage.tasks
+    stage_type = get_stage_type(stage.type)
+    implementing = f"{type(stage_type).__module__}.{type(stage_type).__qualname__}" if stage_type else None
+    return [{"id": "1", "name": stage.type, "implementingClass": implementing, "status": stage.status,
+             "startTime": epoch_millis(stage.start_time), "endTime": epoch_millis(stage.end_time)}]
 
 
 def execution_document(execution: Execution, stages: list[StageExecution] | None = None) -> dict:
@@ -48,7 +63,8 @@ def execution_document(execution: Execution, stages: list[StageExecution] | None
         "parentExecution": _parent_document(execution),
         "trigger": execution.trigger,
         "parameters": execution.parameters,
-        "stages": [stage_document(stage) for stage in sorted(stages, key=lambda s: s.position)],
+        # Each top-level stage followed by its synthetic stages (before, then after), nested likewise.
+        "stages": [stage_document(stage) for stage in sorted(stages, key=order_key)],
     }
 
 

@@ -7,7 +7,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
-from apps.pipelines.choices import ACTIVE, COMPLETE, Status
+from apps.pipelines.choices import ACTIVE, COMPLETE, Status, SyntheticOwner
 from apps.pipelines.fields import CurrentTransactionId, StatusField, StatusTracked
 from apps.pipelines.querysets import ApplicationQuerySet, ExecutionQuerySet, PipelineQuerySet, StageExecutionQuerySet
 
@@ -192,6 +192,17 @@ class StageExecution(StatusTracked):
     # worker died, its message vanished); written only when non-zero, and
     # the stage fails at ENGINE_MAX_STEP_ATTEMPTS.
     step_failures = models.PositiveIntegerField(default=0)
+    # A synthetic stage (planned by a composite stage when it started, to run
+    # before or after its own tasks) points to that stage; top-level stages to none.
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="synthetic_stages"
+    )
+    synthetic_owner = models.CharField(max_length=20, choices=SyntheticOwner.choices, blank=True)
+    # [{id, name, implementingClass, status, startTime, endTime}] for a stage
+    # with several tasks or synthetic stages; empty for a stage whose type's
+    # run() is its one task (its task is the stage itself), so such a stage's
+    # steps write nothing more than before.
+    tasks = models.JSONField(default=list, blank=True)
 
     permission_path = "execution__application"
     objects = StageExecutionQuerySet.as_manager()

@@ -8,7 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.pipelines.choices import Status
+from apps.pipelines.choices import Status, SyntheticOwner
 from apps.pipelines.documents import execution_document
 from apps.pipelines.models import epoch_millis
 from apps.pipelines.stages.manual_judgment import CONTINUE, STOP
@@ -71,6 +71,17 @@ class ExecutionSummarySerializer(serializers.Serializer):
 # --- The full document --------------------------------------------------------------------------
 
 
+class TaskSerializer(serializers.Serializer):
+    """One task of a stage, as Orca shows it."""
+
+    id = serializers.CharField()
+    name = serializers.CharField()
+    implementingClass = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=Status.choices)
+    startTime = serializers.IntegerField(allow_null=True)
+    endTime = serializers.IntegerField(allow_null=True)
+
+
 class StageDocumentSerializer(serializers.Serializer):
     """One stage of an execution in Spinnaker's format."""
 
@@ -84,6 +95,12 @@ class StageDocumentSerializer(serializers.Serializer):
     requisiteStageRefIds = serializers.ListField(child=serializers.CharField())
     context = serializers.DictField(help_text="The stage's inputs after expressions, plus task state.")
     outputs = serializers.DictField()
+    syntheticStageOwner = serializers.ChoiceField(
+        choices=SyntheticOwner.choices, allow_null=True,
+        help_text="Set on a synthetic stage: whether it runs before or after its parent's tasks.",
+    )
+    parentStageId = serializers.UUIDField(allow_null=True, help_text="The composite stage it belongs to, if synthetic.")
+    tasks = TaskSerializer(many=True)
 
 
 class PausedSerializer(serializers.Serializer):

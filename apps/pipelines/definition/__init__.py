@@ -15,7 +15,12 @@ from apps.pipelines.definition.checks import unstorable_text
 from apps.pipelines.definition.parameters import parameter_options, resolve_parameters
 from apps.pipelines.definition.parsing import MAX_VALUES, parse_document
 from apps.pipelines.definition.revisions import identity_problems, unified_diff
-from apps.pipelines.definition.stage_checks import MAX_REF_ID_LENGTH, MAX_STAGE_NAME_LENGTH, STAGE_FLAGS
+from apps.pipelines.definition.stage_checks import (
+    MAX_REF_ID_LENGTH,
+    MAX_STAGE_NAME_LENGTH,
+    STAGE_FLAGS,
+    stages_problems,
+)
 from apps.pipelines.definition.validation import (
     MAX_PIPELINE_NAME_LENGTH,
     PIPELINE_FLAGS,
@@ -35,6 +40,7 @@ __all__ = [
     "parameter_options",
     "parse_document",
     "resolve_parameters",
+    "stages_problems",
     "unified_diff",
     "unstorable_text",
     "validate_pipeline",

@@ -46,6 +46,9 @@ def stages_problems(stages: Any) -> list[Problem]:
 
 def _ref_id_problems(stage: dict, pointer: str, index: int, first_index: dict[str, int]) -> list[Problem]:
     problems = required_text(stage, "refId", pointer, MAX_REF_ID_LENGTH)
+    if not problems and ("<" in stage["refId"] or ">" in stage["refId"]):
+        # Reserved: synthetic stages' refIds are their parent's followed by <n or >n.
+        problems.append(Problem(pointer_join(pointer, "refId"), "may not contain < or > (they name synthetic stages)"))
     first = first_index.get(stage.get("refId")) if not problems else None
     if first is not None and first != index:
         message = f"duplicate refId {stage['refId']!r}: stage {first} already has it"

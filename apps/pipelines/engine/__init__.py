@@ -20,6 +20,9 @@ The modules, each depending only on those above it:
 
 * :mod:`.dispatch` — the after-commit work (jobs, cancel hooks, live events);
 * :mod:`.errors` — phases of a step, transient errors, the error shape;
+* :mod:`.composite` — composite stages: their tasks, the synthetic stages
+  they plan before and after them, what their parent does when those end,
+  and what a restart among them reruns;
 * :mod:`.graph` — advancing: starting executions and stages, halting,
   completing, waiting executions (BUFFERED); the lock order in full;
 * :mod:`.recovery` — recording a crash as a stage's (or an execution's)
@@ -35,9 +38,9 @@ The engine never imports the services (they import it) nor ``jobs.py``
 through the :class:`~apps.pipelines.stages.StageRuntime` ``jobs.py`` passes in.
 """
 
+from apps.pipelines.engine.composite import downstream_closure, restart_scope
 from apps.pipelines.engine.control import (
     cancel_execution,
-    downstream_closure,
     pause_execution,
     restart_stage,
     resume_execution,
@@ -61,6 +64,7 @@ __all__ = [
     "failure_status",
     "lock_execution",
     "pause_execution",
+    "restart_scope",
     "restart_stage",
     "resume_execution",
     "run_cancel_hook",

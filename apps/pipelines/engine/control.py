@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.pipelines.choices import Status
+from apps.pipelines.engine.composite import restart_plan
 from apps.pipelines.engine.dispatch import Dispatch
 from apps.pipelines.engine.graph import advance_locked, cancel_running_stages, complete_execution
 from apps.pipelines.engine.recovery import record_cancel_hook_failure
@@ -88,49 +89,61 @@ def _close_pause(execution: Execution) -> None:
 def restart_stage(execution: Execution, ref_id: str, dispatch: Dispatch, *, user: str) -> list[StageExecution]:
     """Run a finished stage and everything downstream of it again; upstream results are kept.
 
-    Stages canceled when the execution halted run again too. Returns the
-    stages that were reset. The caller checked that the stage may restart.
+    Stages canceled when the execution halted run again too. A synthetic
+    stage reruns with the siblings after it, its parent's tasks (after a
+    before stage), its parent's after stages and what follows the parent
+    (:func:`~apps.pipelines.engine.composite.restart_plan`); a composite
+    stage's synthetic stages are planned afresh. Returns the stages that
+    were reset. The caller checked that the stage may restart.
     """
     stages = list(StageExecution.objects.select_for_update().filter(execution=execution).order_by("position"))
     by_ref = {stage.ref_id: stage for stage in stages}
-    reset = downstream_closure([ref_id, *(s.ref_id for s in stages if s.status == Status.CANCELED)], stages)
+    plan = restart_plan(ref_id, stages, with_canceled=True)
+    if plan.drop:
+        StageExecution.objects.filter(id__in=[by_ref[ref].id for ref in plan.drop]).delete()
     now_ms = int(time.time() * 1000)
-    for ref in reset:
-        stage = by_ref[ref]
-        previous_error = (stage.context.get("exception") or {}).get("details")
-        stage.context = {}
-        if ref == ref_id:
-            stage.context["restartDetails"] = {
-                "restartedBy": user, "restartTime": now_ms, "previousException": previous_error,
-            }
-        stage.status = Status.NOT_STARTED
-        stage.outputs = {}
-        stage.start_time = stage.end_time = stage.next_run_at = None
-        stage.run_token += 1
-        stage.save(update_fields=["context", "status", "outputs", "start_time", "end_time", "next_run_at", "run_token"])
-        dispatch.changed(execution, stage)
+    for ref in plan.reset:
+        details = {"restartedBy": user, "restartTime": now_ms} if ref == ref_id else None
+        _reset_stage(by_ref[ref], details)
+        dispatch.changed(execution, by_ref[ref])
+    for ref, rerun_tasks in plan.reopen.items():
+        _reopen_parent(by_ref[ref], rerun_tasks)
+        dispatch.changed(execution, by_ref[ref])
     execution.status = Status.RUNNING
     execution.end_time = None
     execution.canceled_by = execution.cancel_reason = ""
     execution.exception = None
     execution.save(update_fields=["status", "end_time", "canceled_by", "cancel_reason", "exception"])
     advance_locked(execution, dispatch)
-    return [by_ref[ref] for ref in reset]
+    return [by_ref[ref] for ref in plan.reset]
 
 
-def downstream_closure(roots: list[str], stages: list[StageExecution]) -> list[str]:
-    """The given stages and every stage downstream of any of them, in pipeline order."""
-    children: dict[str, list[str]] = {}
-    for stage in stages:
-        for requisite in stage.requisite_ref_ids:
-            children.setdefault(requisite, []).append(stage.ref_id)
-    found, todo = set(), list(roots)
-    while todo:
-        ref = todo.pop()
-        if ref not in found:
-            found.add(ref)
-            todo.extend(children.get(ref, []))
-    return [stage.ref_id for stage in stages if stage.ref_id in found]
+def _reset_stage(stage: StageExecution, restart_details: dict | None) -> None:
+    """Back to NOT_STARTED with nothing kept; the restarted stage itself records who restarted it and why."""
+    previous_error = (stage.context.get("exception") or {}).get("details")
+    stage.context = {}
+    if restart_details is not None:
+        stage.context["restartDetails"] = {**restart_details, "previousException": previous_error}
+    stage.status = Status.NOT_STARTED
+    stage.outputs = {}
+    stage.tasks = []
+    stage.start_time = stage.end_time = stage.next_run_at = None
+    stage.run_token += 1
+    stage.save(update_fields=["context", "status", "outputs", "tasks", "start_time", "end_time", "next_run_at",
+                              "run_token"])
+
+
+def _reopen_parent(stage: StageExecution, rerun_tasks: bool) -> None:
+    """A composite parent some of whose synthetic stages run again: RUNNING, its error gone, its timeout anew."""
+    stage.context = {key: value for key, value in stage.context.items() if key != "exception"}
+    if rerun_tasks:
+        stage.tasks = [{**task, "status": Status.NOT_STARTED, "startTime": None, "endTime": None}
+                       for task in stage.tasks]
+    stage.status = Status.RUNNING
+    stage.start_time = timezone.now()
+    stage.end_time = stage.next_run_at = None
+    stage.run_token += 1
+    stage.save(update_fields=["context", "tasks", "status", "start_time", "end_time", "next_run_at", "run_token"])
 
 
 def run_cancel_hook(stage_id, runtime: StageRuntime) -> None:

@@ -82,13 +82,18 @@ class Dispatch:
             for stage_id, token, delay in self.runs:
                 if self.keep_one_inline and self.inline is None and delay <= 0:
                     self.inline = (stage_id, token)
-                    continue
-                enqueue.enqueue_run_stage(stage_id, token, delay, pipeline=pipe)
+                elif delay <= 0:
+                    enqueue.enqueue_run_stage(stage_id, token, delay, pipeline=pipe)
             for stage_id in self.wake:
                 enqueue.enqueue_wake_stage(stage_id, pipeline=pipe)
             for pipeline_id in self.waiting_pipelines:
                 enqueue.enqueue_start_waiting(pipeline_id, pipeline=pipe)
             for stage in self.canceled:
                 enqueue.enqueue_cancel_hook(str(stage.id), pipeline=pipe)
+            # Delayed jobs last: RQ cannot queue a job at once on a pipeline after a scheduled one
+            # (a composite's start schedules its parent's timeout wake-up and starts its first stages).
+            for stage_id, token, delay in self.runs:
+                if delay > 0:
+                    enqueue.enqueue_run_stage(stage_id, token, delay, pipeline=pipe)
             add_publishes(pipe, changes, sequences)
             pipe.execute()

@@ -20,11 +20,14 @@ missed or started twice). The functions that take a locked execution
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.db import DatabaseError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from apps.pipelines.choices import ACTIVE, CONTINUABLE, Status
+from apps.pipelines.choices import ACTIVE, CONTINUABLE, Status, SyntheticOwner
+from apps.pipelines.engine import composite
 from apps.pipelines.engine.dispatch import Dispatch
 from apps.pipelines.engine.errors import crash_context, error_context
 from apps.pipelines.expressions import ExpressionError, is_truthy
@@ -172,17 +175,20 @@ def advance_execution(execution_id, keep_inline: bool = False) -> tuple[str, int
 def advance_locked(execution: Execution, dispatch: Dispatch) -> None:
     """The reconciliation step; the caller holds the execution's row lock."""
     stages = list(execution.stages.all())
-    by_ref = {stage.ref_id: stage for stage in stages}
     progressed = True
     while progressed:
-        progressed = False
-        if any(stage.status in (Status.TERMINAL, Status.CANCELED) for stage in stages):
+        # Composite parents first: a synthetic stage's end may end its parent, whose end may halt the execution.
+        progressed = _settle_composites(execution, stages, dispatch)
+        by_ref = {stage.ref_id: stage for stage in stages}
+        if any(stage.status in (Status.TERMINAL, Status.CANCELED) for stage in stages if stage.parent_id is None):
             _halt(execution, stages, dispatch)
             return
-        for stage in stages:
+        by_id = {stage.id: stage for stage in stages} if any(stage.parent_id for stage in stages) else {}
+        for stage in list(stages):  # starting a composite stage adds its synthetic stages to the list
             if stage.status == Status.NOT_STARTED and _requisites_done(stage, by_ref):
-                start_stage(execution, stage, stages, dispatch)
-                progressed = True
+                if stage.parent_id is None or composite.startable(stage, by_id[stage.parent_id]):
+                    start_stage(execution, stage, stages, dispatch)
+                    progressed = True
     if not any(stage.status in ACTIVE for stage in stages):
         complete_execution(execution, _final_status(stages), dispatch)
     dispatch.changed(execution)
@@ -193,7 +199,8 @@ def _requisites_done(stage: StageExecution, by_ref: dict[str, StageExecution]) -
 
 
 def _final_status(stages: list[StageExecution]) -> Status:
-    """The status of an execution none of whose stages is running (Spinnaker's rules)."""
+    """The status of an execution none of whose stages is running (Spinnaker's rules, on its top-level stages)."""
+    stages = [stage for stage in stages if stage.parent_id is None]
     statuses = {stage.status for stage in stages}
     if Status.TERMINAL in statuses:
         return Status.TERMINAL
@@ -211,19 +218,20 @@ def _halt(execution: Execution, stages: list[StageExecution], dispatch: Dispatch
     complete_execution(execution, final_status, dispatch)
 
 
-def cancel_running_stages(execution: Execution, dispatch: Dispatch) -> None:
-    """Cancel every active stage of a locked execution."""
+def cancel_running_stages(execution: Execution, dispatch: Dispatch, among: Q | None = None) -> set:
+    """Cancel every active stage of a locked execution (``among`` those stages only); returns their ids."""
+    canceled = set()
     while True:
         # Locking waits for any task step in progress; that step may start the
         # next stage of its chain as it commits, so look again until none is left.
-        running = list(
-            StageExecution.objects.select_for_update().filter(execution=execution, status__in=ACTIVE).order_by()
-        )
+        running = StageExecution.objects.select_for_update().filter(execution=execution, status__in=ACTIVE)
+        running = list((running.filter(among) if among is not None else running).order_by())
         if not running:
-            return
+            return canceled
         for stage in running:
             cancel_stage(stage, dispatch)
             dispatch.changed(execution, stage)
+            canceled.add(stage.id)
 
 
 def cancel_stage(stage: StageExecution, dispatch: Dispatch) -> None:
@@ -250,13 +258,18 @@ def complete_execution(execution: Execution, status: Status, dispatch: Dispatch)
 
 def start_stage(
     execution: Execution, stage: StageExecution, stages: list[StageExecution] | None, dispatch: Dispatch
-) -> None:
+) -> bool:
     """Move a stage out of NOT_STARTED: SKIPPED, failed on a bad expression, or RUNNING with a job queued.
 
-    Anything that raises while the stage's context is prepared (an expression,
-    its type's hooks, a value JSON cannot hold) fails this stage, in this
-    transaction, with the error and the phase ``start``; database errors
-    (which abort the transaction) are left to the caller.
+    A composite stage plans its synthetic stages here and starts the first
+    before stages. Returns False when a stage ended as it started (the
+    execution must then be advanced).
+
+    Anything that raises while the stage's context is prepared or its
+    synthetic stages are planned (an expression, its type's hooks, a value
+    JSON cannot hold) fails this stage, in this transaction, with the error
+    and the phase ``start``; database errors (which abort the transaction)
+    are left to the caller.
     """
     now = timezone.now()
     stage.start_time = now
@@ -276,11 +289,25 @@ def start_stage(
         status = Status.SKIPPED if skipped else failure_status(raw)
         _finish_without_running(stage, status, raw if skipped else {**raw, **failure}, now)
         dispatch.changed(execution, stage)
-        return
+        return False
     # A restarted stage keeps its restartDetails.
     stage.context = {**stage.context, **evaluated}
     stage.status = Status.RUNNING
     stage.run_token += 1
+    stage_type = get_stage_type(stage.type)
+    try:
+        synthetic = composite.plan(stage, stage_type) if stage_type is not None else []
+    except DatabaseError:
+        raise
+    except Exception as error:  # noqa: BLE001  (a bad plan fails this stage, never the whole step)
+        if not isinstance(error, composite.PlanningError):
+            logger.exception("stage %s (%s) crashed while planning its synthetic stages", stage.id, stage.type)
+        failure = error_context(str(error)) if isinstance(error, composite.PlanningError) else crash_context("start", error)
+        _finish_without_running(stage, failure_status(stage.context), {**stage.context, **failure}, now)
+        dispatch.changed(execution, stage)
+        return False
+    if stage.tasks:
+        return _start_composite(execution, stage, stages, synthetic, dispatch)
     stage.next_run_at = now
     fields = ["context", "status", "start_time", "run_token", "next_run_at"]
     if stage.step_failures:  # a restarted stage starts its count again
@@ -289,6 +316,7 @@ def start_stage(
     stage.save(update_fields=fields)
     dispatch.run_stage(stage)
     dispatch.changed(execution, stage)
+    return True
 
 
 def _evaluate_context(
@@ -315,3 +343,86 @@ def _finish_without_running(stage: StageExecution, status: Status, context: dict
     stage.status = status
     stage.end_time = now
     stage.save(update_fields=["context", "status", "start_time", "end_time"])
+
+
+# --- Composite stages (see composite.py) ------------------------------------------------------------
+
+
+def _start_composite(
+    execution: Execution, stage: StageExecution, stages: list[StageExecution] | None,
+    synthetic: list[StageExecution], dispatch: Dispatch,
+) -> bool:
+    """Start a composite stage: its first before stages, or (with none) its first task."""
+    fields = ["context", "status", "start_time", "run_token", "next_run_at", "tasks"]
+    befores = [row for row in synthetic if row.synthetic_owner == SyntheticOwner.STAGE_BEFORE]
+    if stages is not None:
+        stages.extend(synthetic)
+    if not befores:
+        composite.set_task(stage, 0, Status.RUNNING)
+        stage.next_run_at = timezone.now()
+        stage.save(update_fields=fields)
+        dispatch.run_stage(stage)
+        dispatch.changed(execution, stage)
+        return True
+    _wake_at_timeout(stage, dispatch)
+    stage.save(update_fields=fields)
+    dispatch.changed(execution, stage)
+    started = [start_stage(execution, row, stages, dispatch) for row in befores if not row.requisite_ref_ids]
+    return all(started)
+
+
+def _wake_at_timeout(stage: StageExecution, dispatch: Dispatch) -> None:
+    """A parent waiting for its synthetic stages has no step due, except one when its stageTimeoutMs runs out."""
+    delay = composite.until_timeout(stage)
+    if delay is not None:
+        stage.run_token += 1
+        dispatch.run_stage(stage, delay)
+    stage.next_run_at = None if delay is None else timezone.now() + timedelta(seconds=delay)
+
+
+def _settle_composites(execution: Execution, stages: list[StageExecution], dispatch: Dispatch) -> bool:
+    """Move each active composite parent on from what its synthetic stages did; True when one changed.
+
+    Deepest first, so a nested parent's end is seen by its own parent in the same pass.
+    """
+    parents = [stage for stage in stages if stage.tasks and stage.status in ACTIVE]
+    if not parents:
+        return False
+    children: dict = {}
+    for stage in stages:
+        children.setdefault(stage.parent_id, []).append(stage)
+    changed = False
+    for parent in sorted(parents, key=lambda stage: -composite.depth(stage.ref_id)):
+        move, status, message = composite.settle(parent, children.get(parent.id, []))
+        if move == composite.END:
+            status = failure_status(parent.context) if status == Status.TERMINAL else status
+            _end_parent(execution, parent, status, stages, dispatch, message)
+        elif move == composite.BEGIN_TASKS:
+            composite.set_task(parent, 0, Status.RUNNING)
+            parent.run_token += 1
+            parent.next_run_at = timezone.now()
+            dispatch.run_stage(parent)
+        elif move == composite.COMPLETE:
+            parent.status, parent.end_time, parent.next_run_at = status, timezone.now(), None
+        elif move == composite.REWAKE:
+            _wake_at_timeout(parent, dispatch)
+        if move not in (None, composite.END):
+            parent.save(update_fields=["status", "end_time", "tasks", "run_token", "next_run_at"])
+            dispatch.changed(execution, parent)
+        changed |= move in (composite.END, composite.BEGIN_TASKS, composite.COMPLETE)
+    return changed
+
+
+def _end_parent(execution: Execution, parent: StageExecution, status: Status, stages: list[StageExecution],
+                dispatch: Dispatch, message: str) -> None:
+    """End a composite parent early (a synthetic stage failed, its timeout came); what runs below it is canceled."""
+    parent.status, parent.end_time, parent.next_run_at = status, timezone.now(), None
+    parent.context = {**parent.context, **error_context(message)}
+    parent.run_token += 1
+    parent.save(update_fields=["status", "context", "end_time", "next_run_at", "run_token"])
+    dispatch.changed(execution, parent)
+    before, after = composite.descendant_prefixes(parent.ref_id)
+    canceled = cancel_running_stages(execution, dispatch, Q(ref_id__startswith=before) | Q(ref_id__startswith=after))
+    for stage in stages:
+        if stage.id in canceled:
+            stage.status = Status.CANCELED

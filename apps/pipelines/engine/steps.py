@@ -41,6 +41,8 @@ from django.utils import timezone
 
 from apps.pipelines import enqueue
 from apps.pipelines.choices import COMPLETE, CONTINUABLE, Status
+from apps.pipelines.engine import composite
+from apps.pipelines.engine.composite import running_seconds, timeout_seconds
 from apps.pipelines.engine.dispatch import Dispatch
 from apps.pipelines.engine.errors import ADVANCE, RECORD, RUN, TIMEOUT, WINDOW, StepCrash, error_context, is_transient
 from apps.pipelines.engine.graph import cancel_stage, failure_status, start_stage
@@ -49,7 +51,7 @@ from apps.pipelines.expressions import ExpressionError
 from apps.pipelines.jsonsafe import json_safe
 from apps.pipelines.models import Execution, StageExecution
 from apps.pipelines.scope import ExpressionScope
-from apps.pipelines.stages import StageRuntime, TaskResult, get_stage_type
+from apps.pipelines.stages import StageRuntime, StageType, Task, TaskResult, get_stage_type
 from apps.pipelines.windows import is_restricted, jitter_seconds, next_window_start
 
 logger = logging.getLogger(__name__)
@@ -114,8 +116,14 @@ def _run_step(stage_id, token: int, runtime: StageRuntime, keep_inline: bool) ->
         if stage.execution.status != Status.RUNNING:
             _hold_stage(stage.execution, stage, dispatch)
             return None
-        stage_type = get_stage_type(stage.type)
-        if stage_type is not None and stage_type.performs_io:
+        runner = _runner(stage)
+        if runner is _BETWEEN_SYNTHETIC_STAGES:
+            # A composite parent's wake-up (its timeout, possibly early; a resume) is used up:
+            # advancing decides what comes next, and schedules the next wake-up.
+            stage.next_run_at = None
+            stage.save(update_fields=["next_run_at"])
+            must_advance = True
+        elif runner is not None and runner.performs_io:
             # Claim the step and let go of the lock: the task talks to the
             # outside world with no transaction open. A duplicate message now
             # carries a stale token; the sweeper waits a lease before retrying.
@@ -124,11 +132,11 @@ def _run_step(stage_id, token: int, runtime: StageRuntime, keep_inline: bool) ->
             stage.save(update_fields=["run_token", "next_run_at"])
             claimed = stage
         else:
-            must_advance = _record(stage, _run_task(stage, runtime), dispatch)
+            must_advance = _record(stage, _run_task(stage, runner, runtime), dispatch)
             dispatch.send_on_commit()
     if claimed is not None:
         try:
-            must_advance = _run_claimed(claimed, dispatch, runtime)
+            must_advance = _run_claimed(claimed, runner, dispatch, runtime)
         except Exception as error:
             if is_transient(error):
                 raise
@@ -149,9 +157,9 @@ def _lock_stage(stage_id) -> StageExecution | None:
     )
 
 
-def _run_claimed(claimed: StageExecution, dispatch: Dispatch, runtime: StageRuntime) -> bool:
+def _run_claimed(claimed: StageExecution, runner: StageType | Task, dispatch: Dispatch, runtime: StageRuntime) -> bool:
     """Run a claimed step's task outside any transaction, then record its result if the claim still holds."""
-    result = _run_task(claimed, runtime)
+    result = _run_task(claimed, runner, runtime)
     with transaction.atomic():
         stage = _lock_stage(claimed.id)
         if stage is None or stage.run_token != claimed.run_token or stage.status not in (Status.RUNNING, Status.PAUSED):
@@ -204,36 +212,48 @@ def _continue_chain(execution: Execution, stage: StageExecution, dispatch: Dispa
     return all(other.status == Status.RUNNING for other in downstream)
 
 
-def _timeout_seconds(stage: StageExecution) -> float | None:
-    value = stage.context.get("stageTimeoutMs")
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        return None
-    return value / 1000
+# What a composite parent's step runs while its synthetic stages do (nothing: see run_stage).
+_BETWEEN_SYNTHETIC_STAGES = object()
 
 
-def _running_seconds(stage: StageExecution) -> float:
-    """How long the stage has been running, not counting time its execution spent paused."""
-    elapsed = (timezone.now() - stage.start_time).total_seconds()
-    return elapsed - stage.execution.paused_seconds_since(stage.start_time)
+class _FailingTask(Task):
+    """Stands in for a task that cannot be found, so the stage fails with the reason."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def run(self, stage, scope, runtime) -> TaskResult:
+        return TaskResult.failed(self.message)
 
 
-def _run_task(stage: StageExecution, runtime: StageRuntime) -> TaskResult:
-    """The timeout, the execution window, then the stage type's task; a crash in any names its phase."""
+def _runner(stage: StageExecution):
+    """What runs the stage's step: its type (one task), its running task, or nothing between synthetic stages."""
+    stage_type = get_stage_type(stage.type)
+    if not stage.tasks or stage_type is None:
+        return stage_type
+    try:
+        runner = composite.task_runner(stage, stage_type)
+    except composite.PlanningError as error:
+        return _FailingTask(str(error))
+    return _BETWEEN_SYNTHETIC_STAGES if runner is None else runner
+
+
+def _run_task(stage: StageExecution, runner: StageType | Task | None, runtime: StageRuntime) -> TaskResult:
+    """The timeout, the execution window, then the running task; a crash in any names its phase."""
     with TIMEOUT:
-        timeout = _timeout_seconds(stage)
-        timed_out = timeout is not None and stage.start_time is not None and _running_seconds(stage) >= timeout
+        timeout = timeout_seconds(stage)
+        timed_out = timeout is not None and stage.start_time is not None and running_seconds(stage) >= timeout
     if timed_out:
         return TaskResult.failed(f"Stage timed out after {int(timeout * 1000)} ms (stageTimeoutMs)")
     with WINDOW:
         window_wait = _execution_window_wait(stage)
     if window_wait is not None:
         return window_wait
-    stage_type = get_stage_type(stage.type)
-    if stage_type is None:
+    if runner is None:
         return TaskResult.failed(f"unknown stage type {stage.type!r}")
     with RUN:
         try:
-            return stage_type.run(stage, ExpressionScope(stage.execution, stage=stage), runtime)
+            return runner.run(stage, ExpressionScope(stage.execution, stage=stage), runtime)
         except ExpressionError as error:
             return TaskResult.failed(str(error))
 
@@ -294,11 +314,15 @@ def _merge_result(stage: StageExecution, result: TaskResult) -> list[str]:
 def _apply_result(stage: StageExecution, result: TaskResult, dispatch: Dispatch) -> bool:
     """Persist a task's result; schedule the next poll or complete the stage. Returns True when completed."""
     fields = [*_merge_result(stage, result), "run_token", "next_run_at", "status", "end_time"]
+    if stage.tasks:
+        fields.append("tasks")
+        if result.status == Status.SUCCEEDED:
+            return _next_task(stage, dispatch, fields)
     if result.status == Status.RUNNING:
         delay = result.retry_after
         with TIMEOUT:
-            timeout = _timeout_seconds(stage)
-            until_timeout = None if timeout is None else max(0.0, timeout - _running_seconds(stage))
+            timeout = timeout_seconds(stage)
+            until_timeout = None if timeout is None else max(0.0, timeout - running_seconds(stage))
         if until_timeout is not None:
             delay = until_timeout if delay is None else min(delay, until_timeout)
         if delay is None:
@@ -310,10 +334,34 @@ def _apply_result(stage: StageExecution, result: TaskResult, dispatch: Dispatch)
         stage.save(update_fields=fields)
         return False
     status = failure_status(stage.context) if result.status == Status.TERMINAL else result.status
+    if stage.tasks and composite.running_task(stage) is not None:
+        composite.set_task(stage, composite.running_task(stage), result.status)
     if result.error:
         stage.context.update(error_context(result.error))
     stage.status = status
     stage.end_time = timezone.now()
+    stage.next_run_at = None
+    stage.save(update_fields=fields)
+    return True
+
+
+def _next_task(stage: StageExecution, dispatch: Dispatch, fields: list[str]) -> bool:
+    """A task of a stage with several succeeded: run the next one (at once, inline when allowed) or finish.
+
+    After its last task the stage stays RUNNING: advancing (which then
+    needs the execution's lock; True is returned) starts its after stages,
+    or completes it when there are none.
+    """
+    index = composite.running_task(stage)
+    if index is not None:
+        composite.set_task(stage, index, Status.SUCCEEDED)
+    if index is not None and index + 1 < len(stage.tasks):
+        composite.set_task(stage, index + 1, Status.RUNNING)
+        stage.run_token += 1
+        stage.next_run_at = timezone.now()
+        dispatch.run_stage(stage)
+        stage.save(update_fields=fields)
+        return False
     stage.next_run_at = None
     stage.save(update_fields=fields)
     return True

@@ -5,9 +5,18 @@ importing a module that uses :func:`register`, so the engine never needs to
 know about Docker, Kubernetes or HTTP.
 """
 
-from apps.pipelines.stages.base import StageType, TaskResult, all_stage_types, get_stage_type, register
+from apps.pipelines.stages.base import (
+    StageType,
+    Task,
+    TaskResult,
+    all_stage_types,
+    get_stage_type,
+    register,
+    unregister,
+)
 from apps.pipelines.stages.runtime import ExecutionSummary, StageRuntime
 
 __all__ = [
-    "ExecutionSummary", "StageRuntime", "StageType", "TaskResult", "all_stage_types", "get_stage_type", "register",
+    "ExecutionSummary", "StageRuntime", "StageType", "Task", "TaskResult", "all_stage_types", "get_stage_type",
+    "register", "unregister",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -45,8 +46,34 @@ class TaskResult:
         return cls(status, context=context or {}, error=error)
 
 
+class Task:
+    """One task of a stage type that runs several in order (Orca's ``taskGraph``).
+
+    ``run`` has the contract of :meth:`StageType.run`: it returns a
+    :class:`TaskResult`, RUNNING to be called again later. When it succeeds
+    the stage's next task runs; when it fails the stage fails.
+    """
+
+    name: ClassVar[str] = ""
+    # As StageType.performs_io, for this task alone.
+    performs_io: ClassVar[bool] = False
+
+    def run(self, stage: StageExecution, scope: ExpressionScope, runtime: StageRuntime) -> TaskResult:
+        """One step of the task."""
+        raise NotImplementedError
+
+    @property
+    def implementing_class(self) -> str:
+        """The task's class by dotted path, as Orca names it in a stage's ``tasks``."""
+        return f"{type(self).__module__}.{type(self).__qualname__}"
+
+
 class StageType:
     """Base class of a stage type. Subclasses set ``type_name`` and implement :meth:`run`.
+
+    A composite stage type instead (or as well) overrides :meth:`task_graph`
+    (its tasks, run in order) and :meth:`before_stages` / :meth:`after_stages`
+    (synthetic stages, planned when the stage starts).
 
     ``run`` receives the stage with its context already evaluated and must not
     block waiting for the outside world: it returns ``TaskResult.running`` and
@@ -86,6 +113,28 @@ class StageType:
     def cancel(self, stage: StageExecution, runtime: StageRuntime) -> None:
         """Undo or stop outside work when the stage is canceled; nothing by default. Runs in a job of its own."""
 
+    def task_graph(self, stage: StageExecution) -> Sequence[Task]:
+        """The stage's tasks, in order; empty (the default) when :meth:`run` is its one task.
+
+        Read when the stage starts (its context evaluated) and at each step,
+        so it must give the same tasks for the same stage while it runs.
+        """
+        return ()
+
+    def before_stages(self, stage: StageExecution) -> list[dict]:
+        """Synthetic stages to run before the stage's own tasks, planned when it starts from its evaluated context.
+
+        Each is a stage definition as in a pipeline document (``type``,
+        ``name``, options); ``refId`` and ``requisiteStageRefIds`` are
+        optional and local to the list: when no definition names
+        requisites, the list runs as a chain in its order.
+        """
+        return []
+
+    def after_stages(self, stage: StageExecution) -> list[dict]:
+        """Synthetic stages to run once the stage's own tasks have succeeded (see :meth:`before_stages`)."""
+        return []
+
 
 _REGISTRY: dict[str, StageType] = {}
 
@@ -97,6 +146,11 @@ def register(cls: type[StageType]) -> type[StageType]:
         raise ValueError(f"stage type {cls.type_name!r} is already registered by {type(existing).__name__}")
     _REGISTRY[cls.type_name] = cls()
     return cls
+
+
+def unregister(type_name: str) -> None:
+    """Remove a stage type from the registry (test-only stage types, once their tests are done)."""
+    _REGISTRY.pop(type_name, None)
 
 
 def get_stage_type(type_name: str) -> StageType | None:
