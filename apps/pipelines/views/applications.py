@@ -67,7 +67,7 @@ def recent_executions(queryset, per_pipeline: int = RECENT_EXECUTIONS) -> dict:
     function ranks each pipeline's executions, and the stages are prefetched
     with only the columns a stage bar needs.
     """
-    stages = StageExecution.objects.only(*STAGE_BAR_COLUMNS).order_by("position")
+    stages = StageExecution.objects.only(*STAGE_BAR_COLUMNS).filter(parent__isnull=True).order_by("position")
     ranked = (
         queryset.filter(pipeline__isnull=False)
         .only(*EXECUTION_COLUMNS)

@@ -11,6 +11,9 @@ from django.shortcuts import render
 
 from apps.pipelines.checks import AllowedActions, allowed_actions
 from apps.pipelines.choices import COMPLETE
+from apps.pipelines.documents import stage_tasks
+from apps.pipelines.engine.composite import depth as composite_depth
+from apps.pipelines.engine.composite import order_key
 from apps.pipelines.forms import CancelForm, JudgmentForm
 from apps.pipelines.models import Execution, StageExecution, epoch_millis
 from apps.pipelines.stages.manual_judgment import judgment_options
@@ -46,6 +49,8 @@ class StageView:
     stage: StageExecution
     x: int = 0
     y: int = 0
+    # How deep a synthetic stage sits under its top-level stage (0: a top-level stage).
+    depth: int = 0
     may_restart: bool = False
     may_skip: bool = False
     judgment: JudgmentForm | None = None
@@ -111,8 +116,8 @@ def stage_views(execution: Execution, stages: list[StageExecution], allowed: All
     """The stages with what the viewer may do to each, as ``allowed_actions`` decided for the whole page."""
     views = []
     for stage in stages:
-        view = StageView(stage=stage, errors=stage_errors(stage), may_restart=stage.ref_id in allowed.restart,
-                         may_skip=stage.ref_id in allowed.skip)
+        view = StageView(stage=stage, errors=stage_errors(stage), depth=composite_depth(stage.ref_id),
+                         may_restart=stage.ref_id in allowed.restart, may_skip=stage.ref_id in allowed.skip)
         if stage.ref_id in allowed.judge:
             view.judgment = JudgmentForm(options=judgment_options(stage.context), prefix=f"judge-{stage.id}")
         views.append(view)
@@ -121,14 +126,18 @@ def stage_views(execution: Execution, stages: list[StageExecution], allowed: All
 
 def execution_context(request, execution: Execution) -> dict:
     """What the execution page and its live fragment show."""
-    stages = list(execution.stages.order_by("position"))
+    # Each stage followed by its synthetic stages, which the list shows indented under it.
+    stages = sorted(execution.stages.all(), key=order_key)
     allowed = allowed_actions(request.user, execution, stages)
     views = stage_views(execution, stages, allowed)
+    top_level = [view for view in views if view.depth == 0]
     return {
         "execution": execution,
         "application": execution.application,
         "stages": views,
-        "graph": graph_layout(views),
+        # The graph shows the pipeline's own stages; a composite one's synthetic stages are in the list.
+        "graph_stages": top_level,
+        "graph": graph_layout(top_level),
         "judgments": [view for view in views if view.judgment is not None],
         "may_execute": allowed.execute,
         "allowed": allowed,
@@ -162,7 +171,7 @@ def stage_panel_context(view: StageView) -> dict:
         return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
     return {"view": view, "context_json": pretty(stage.context), "outputs_json": pretty(stage.outputs),
-            "definition_json": pretty(stage.definition)}
+            "definition_json": pretty(stage.definition), "tasks": stage_tasks(stage)}
 
 
 @login_required
