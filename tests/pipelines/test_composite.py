@@ -5,12 +5,15 @@ the workers through STAGE_TYPE_MODULES and in this process by a fixture.
 """
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from apps.pipelines import engine
 from apps.pipelines.choices import Status
 from apps.pipelines.documents import execution_document
+from apps.pipelines.jobs import RUNTIME
 from apps.pipelines.models import Execution, StageExecution
 from apps.pipelines.services import (
     ActionRefused,
@@ -19,6 +22,7 @@ from apps.pipelines.services import (
     do_restart_stage,
     do_resume_execution,
     do_save_pipeline,
+    do_skip_wait,
     do_start_execution,
 )
 from tests.conftest import wait_for_execution, wait_for_stage
@@ -263,3 +267,42 @@ def test_a_synthetic_stage_cannot_restart_while_its_parent_runs(transactional_db
     with pytest.raises(ActionRefused, match="still running"):
         do_restart_stage(execution.id, "1<1<1", user="alice")
     assert engine.restart_scope("1<1<1", list(execution.stages.all())) == {"1<1<1", "1<1", "1<2", "1", "1>1"}
+
+
+def test_the_sweeper_finds_a_lost_step_of_a_synthetic_stage_and_a_parent_whose_advance_was_lost(
+    transactional_db, clean_redis,
+):
+    execution = start_here([composite()])
+    long_ago = timezone.now() - timedelta(hours=1)
+    StageExecution.objects.filter(execution=execution, ref_id="1<1<1").update(next_run_at=long_ago)
+
+    assert engine.sweep()["stages"] == 1
+    assert StageExecution.objects.get(execution=execution, ref_id="1<1<1").next_run_at > long_ago
+
+    # The nested wait ended, but the advance that would start its parent's task never ran.
+    StageExecution.objects.filter(execution=execution, ref_id="1<1<1").update(
+        status=Status.SUCCEEDED, end_time=long_ago, next_run_at=None)
+    engine.sweep()
+    nested = StageExecution.objects.get(execution=execution, ref_id="1<1")
+    assert nested.status == Status.RUNNING and nested.tasks[0]["status"] == Status.RUNNING
+
+
+def test_a_composite_stages_window_is_a_before_stage_ahead_of_the_others(transactional_db, clean_redis):
+    hour = (timezone.now().hour + 2) % 24
+    window = {"whitelist": [{"startHour": hour, "startMin": 0, "endHour": (hour + 1) % 24, "endMin": 0}]}
+    execution = start_here([composite(restrictExecutionDuringTimeWindow=True, restrictedExecutionWindow=window)])
+    stages = stages_of(execution)
+    assert stages["1<1"].type == "restrictExecutionDuringTimeWindow"
+    assert stages["1<2"].requisite_ref_ids == ["1<1"] and stages["1<2"].status == Status.NOT_STARTED
+
+    engine.run_stage(stages["1<1"].id, stages["1<1"].run_token, RUNTIME)
+    held = StageExecution.objects.get(id=stages["1<1"].id)
+    assert held.status == Status.RUNNING and held.context["executionWindow"]["waiting"] is True
+    assert StageExecution.objects.get(id=stages["1<2"].id).status == Status.NOT_STARTED
+
+    do_skip_wait(execution.id, "1<1", user="alice")
+    engine.run_stage(held.id, StageExecution.objects.get(id=held.id).run_token, RUNTIME)
+    stages = stages_of(execution)
+    assert stages["1<1"].status == Status.SUCCEEDED and stages["1<1"].context["executionWindow"]["skipped"] is True
+    assert stages["1<2"].status == Status.RUNNING, "the composite's own before stages follow the window"
+    assert "executionWindow" not in stages["1"].context or "waiting" not in stages["1"].context["executionWindow"]

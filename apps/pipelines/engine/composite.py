@@ -35,9 +35,13 @@ from apps.pipelines.choices import CONTINUABLE, Status, SyntheticOwner
 from apps.pipelines.definition import stages_problems
 from apps.pipelines.models import StageExecution, epoch_millis
 from apps.pipelines.stages import StageType, Task
+from apps.pipelines.stages.execution_window import window_definition
+from apps.pipelines.windows import is_restricted
 
 # How deeply synthetic stages may nest below a top-level stage (Orca's deploy → createServerGroup → ...).
 MAX_DEPTH = 3
+# The local refId of a composite's execution-window stage among its before stages.
+WINDOW_REF = "executionWindow"
 SEPARATORS = {SyntheticOwner.STAGE_BEFORE: "<", SyntheticOwner.STAGE_AFTER: ">"}
 
 
@@ -141,8 +145,14 @@ def plan(stage: StageExecution, stage_type: StageType) -> list[StageExecution]:
     rows: list[StageExecution] = []
     if any(sides.values()) and depth(stage.ref_id) >= MAX_DEPTH:
         raise PlanningError(f"synthetic stages may nest at most {MAX_DEPTH} levels deep")
+    if is_restricted(stage.context) and (tasks or any(sides.values())):
+        # As Orca: the window is a before stage of its own, ahead of all others.
+        window = window_definition(stage.context)
+        stage.context["executionWindow"] = {"syntheticStage": f"{stage.ref_id}<1"}
+    else:
+        window = None
     for owner, definitions in sides.items():
-        rows += _side_rows(stage, owner, definitions)
+        rows += _side_rows(stage, owner, definitions, window if owner == SyntheticOwner.STAGE_BEFORE else None)
     if not tasks and not rows:
         return []
     stage.tasks = task_entries(stage_type, tasks)
@@ -150,8 +160,13 @@ def plan(stage: StageExecution, stage_type: StageType) -> list[StageExecution]:
     return rows
 
 
-def _side_rows(parent: StageExecution, owner: SyntheticOwner, definitions) -> list[StageExecution]:
-    """The rows of one side, validated as a pipeline's stages are; local refIds become the parent's."""
+def _side_rows(
+    parent: StageExecution, owner: SyntheticOwner, definitions, window: dict | None = None
+) -> list[StageExecution]:
+    """The rows of one side, validated as a pipeline's stages are; local refIds become the parent's.
+
+    A ``window`` definition runs first, the other stages after it.
+    """
     side = "before" if owner == SyntheticOwner.STAGE_BEFORE else "after"
     if not isinstance(definitions, list) or not all(isinstance(item, dict) for item in definitions):
         raise PlanningError(f"the {side} stages must be a list of stage definitions")
@@ -162,6 +177,11 @@ def _side_rows(parent: StageExecution, owner: SyntheticOwner, definitions) -> li
         if chain:
             definition["requisiteStageRefIds"] = [local[-1]["refId"]] if local else []
         local.append(definition)
+    if window is not None:
+        for item in local:
+            if not item.get("requisiteStageRefIds"):
+                item["requisiteStageRefIds"] = [WINDOW_REF]
+        local.insert(0, {**window, "refId": WINDOW_REF, "requisiteStageRefIds": []})
     problems = stages_problems(local)
     if problems:
         details = "; ".join(f"{problem.pointer}: {problem.message}" for problem in problems)

@@ -265,8 +265,8 @@ def _execution_window_wait(stage: StageExecution) -> TaskResult | None:
     reached, or a person skipped the wait, later polls do not look again.
     """
     window_state = stage.context.get("executionWindow") or {}
-    if not is_restricted(stage.context) or window_state.get("passed"):
-        return None
+    if not is_restricted(stage.context) or window_state.get("passed") or window_state.get("syntheticStage"):
+        return None  # (a composite stage's window is a synthetic stage of its own)
     now = timezone.now()
     if stage.context.get("skipExecutionWindow"):
         return _window_passed(stage, now, skipped=True)

@@ -72,6 +72,8 @@ def sweep() -> dict[str, int]:
         .exclude(stages__end_time__gte=cutoff)
         .values_list("id", flat=True)[:SWEEP_BATCH]
     )
+    # Composite parents waiting on synthetic stages that all ended, whose advance never ran.
+    stalled += _stalled_parents(cutoff)
     _each(stalled, advance_execution)
     # Pipelines with executions waiting their turn and none running (the start-next message was lost).
     waiting = list(
@@ -93,6 +95,19 @@ def _each(ids: list, recover) -> None:
             recover(item)
         except Exception:  # noqa: BLE001  (the next sweep tries it again; the others must not wait for it)
             logger.exception("sweeper could not recover %s", item)
+
+
+def _stalled_parents(cutoff) -> list:
+    """Executions with a composite parent that has no step due and no synthetic stage active or just ended."""
+    parents = (
+        StageExecution.objects.filter(
+            status=Status.RUNNING, execution__status=Status.RUNNING, next_run_at__isnull=True,
+            synthetic_stages__isnull=False,
+        )
+        .exclude(synthetic_stages__status__in=ACTIVE)
+        .exclude(synthetic_stages__end_time__gte=cutoff)
+    )
+    return list(parents.values_list("execution_id", flat=True).distinct()[:SWEEP_BATCH])
 
 
 def _queue_backlogged() -> bool:

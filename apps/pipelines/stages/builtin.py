@@ -3,6 +3,7 @@
 from apps.pipelines.stages import (  # noqa: F401
     check_preconditions,
     evaluate_variables,
+    execution_window,
     manual_judgment,
     pipeline,
     wait,
