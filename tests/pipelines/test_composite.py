@@ -71,11 +71,14 @@ def ms(moment) -> int:
 def test_the_composite_stage_runs_before_stages_tasks_and_after_stages_in_order(workers):
     workers.start(1, STAGE_TYPE_MODULES=TEST_TYPES)
 
-    execution = wait_for_execution(do_start_execution(save([composite(), then_wait()])).id)
+    # After a first stage, so that the composite one starts from a chain (under the first one's lock).
+    first_stage = {"refId": "0", "name": "Begin", "type": "wait", "waitTime": 0}
+    pipeline = save([first_stage, composite(requisiteStageRefIds=["0"]), then_wait()])
+    execution = wait_for_execution(do_start_execution(pipeline).id)
 
     assert execution.status == Status.SUCCEEDED
     stages = stages_of(execution)
-    assert sorted(stages) == ["1", "1<1", "1<1<1", "1<2", "1>1", "2"]
+    assert sorted(stages) == ["0", "1", "1<1", "1<1<1", "1<2", "1>1", "2"]
     assert {stage.status for stage in stages.values()} == {Status.SUCCEEDED}
     parent, prepare, nested, settle, tidy = (stages[ref] for ref in ("1", "1<1", "1<1<1", "1<2", "1>1"))
     first, second = parent.tasks
@@ -88,10 +91,10 @@ def test_the_composite_stage_runs_before_stages_tasks_and_after_stages_in_order(
 
     document = {stage["refId"]: stage for stage in execution_document(execution)["stages"]}
     assert [stage["refId"] for stage in execution_document(execution)["stages"]] == [
-        "1", "1<1", "1<1<1", "1<2", "1>1", "2"]
+        "0", "1", "1<1", "1<1<1", "1<2", "1>1", "2"]
     links = {ref: (stage["syntheticStageOwner"], stage["parentStageId"]) for ref, stage in document.items()}
     assert links == {
-        "1": (None, None), "2": (None, None),
+        "0": (None, None), "1": (None, None), "2": (None, None),
         "1<1": ("STAGE_BEFORE", str(parent.id)), "1<1<1": ("STAGE_BEFORE", str(prepare.id)),
         "1<2": ("STAGE_BEFORE", str(parent.id)), "1>1": ("STAGE_AFTER", str(parent.id)),
     }

@@ -206,10 +206,10 @@ def _continue_chain(execution: Execution, stage: StageExecution, dispatch: Dispa
     downstream = list(execution.stages.filter(ref_id__in=stage.next_ref_ids).order_by())
     if any(len(other.requisite_ref_ids) > 1 or other.status != Status.NOT_STARTED for other in downstream):
         return False
-    for other in downstream:
-        start_stage(execution, other, None, dispatch)
-    # A stage that was skipped or failed at start needs the full reconciliation.
-    return all(other.status == Status.RUNNING for other in downstream)
+    # A stage that was skipped or failed at start (or a composite one whose first
+    # synthetic stages did) needs the full reconciliation.
+    started = [start_stage(execution, other, None, dispatch) for other in downstream]
+    return all(started)
 
 
 # What a composite parent's step runs while its synthetic stages do (nothing: see run_stage).
