@@ -294,15 +294,8 @@ def start_stage(
     stage.context = {**stage.context, **evaluated}
     stage.status = Status.RUNNING
     stage.run_token += 1
-    stage_type = get_stage_type(stage.type)
-    try:
-        synthetic = composite.plan(stage, stage_type) if stage_type is not None else []
-    except DatabaseError:
-        raise
-    except Exception as error:  # noqa: BLE001  (a bad plan fails this stage, never the whole step)
-        if not isinstance(error, composite.PlanningError):
-            logger.exception("stage %s (%s) crashed while planning its synthetic stages", stage.id, stage.type)
-        failure = error_context(str(error)) if isinstance(error, composite.PlanningError) else crash_context("start", error)
+    synthetic, failure = _plan_synthetic(stage)
+    if failure is not None:
         _finish_without_running(stage, failure_status(stage.context), {**stage.context, **failure}, now)
         dispatch.changed(execution, stage)
         return False
@@ -317,6 +310,20 @@ def start_stage(
     dispatch.run_stage(stage)
     dispatch.changed(execution, stage)
     return True
+
+
+def _plan_synthetic(stage: StageExecution) -> tuple[list, dict | None]:
+    """The synthetic stages a composite stage plans, or the error context when planning fails or crashes."""
+    stage_type = get_stage_type(stage.type)
+    try:
+        return (composite.plan(stage, stage_type) if stage_type is not None else []), None
+    except composite.PlanningError as error:
+        return [], error_context(str(error))
+    except DatabaseError:
+        raise
+    except Exception as error:  # noqa: BLE001  (a crashing plan fails this stage, never the whole step)
+        logger.exception("stage %s (%s) crashed while planning its synthetic stages", stage.id, stage.type)
+        return [], crash_context("start", error)
 
 
 def _evaluate_context(
