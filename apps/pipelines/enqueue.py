@@ -42,7 +42,7 @@ def engine_queue() -> Queue:
     django-rq builds a new Redis connection pool on every ``get_queue`` call;
     reusing one saves a connection handshake on every engine step.
     """
-    url = settings.RQ_QUEUES[QUEUE_NAME]["URL"]
+    url = str(settings.RQ_QUEUES[QUEUE_NAME]["URL"])
     queue = _queues.get(url)
     if queue is None:
         queue = _queues[url] = django_rq.get_queue(QUEUE_NAME)

@@ -314,6 +314,7 @@ def prune_events(now: datetime | None = None) -> int:
     if CONSUMERS:
         _ensure_cursors(list(CONSUMERS))
         slowest = EventCursor.objects.filter(name__in=CONSUMERS).order_by("xact", "event_id").first()
+        assert slowest is not None  # every registered consumer has a cursor row now
         log = log.filter(Q(xact__lt=slowest.xact) | Q(xact=slowest.xact, id__lte=slowest.event_id))
     deleted = 0
     for _ in range(PRUNE_MAX_BATCHES):

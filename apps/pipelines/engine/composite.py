@@ -171,7 +171,7 @@ def _side_rows(
     if not isinstance(definitions, list) or not all(isinstance(item, dict) for item in definitions):
         raise PlanningError(f"the {side} stages must be a list of stage definitions")
     chain = not any("requisiteStageRefIds" in item for item in definitions)
-    local = []
+    local: list[dict] = []
     for index, item in enumerate(definitions, start=1):
         definition = {"refId": str(index), "name": item.get("type"), **item}
         if chain:
@@ -247,6 +247,8 @@ def timeout_seconds(stage: StageExecution) -> float | None:
 
 def running_seconds(stage: StageExecution) -> float:
     """How long the stage has been running, not counting time its execution spent paused."""
+    if stage.start_time is None:  # not started yet: nothing has run
+        return 0.0
     elapsed = (timezone.now() - stage.start_time).total_seconds()
     return elapsed - stage.execution.paused_seconds_since(stage.start_time)
 
@@ -273,9 +275,9 @@ def settle(parent: StageExecution, children: list[StageExecution]) -> tuple[str 
         return END, halted.status, "; ".join([reason, *map(str, errors)])
     if parent.status != Status.RUNNING or running_task(parent) is not None:
         return None, None, ""
-    remaining = until_timeout(parent)
-    if remaining == 0:
-        return END, Status.TERMINAL, f"Stage timed out after {int(timeout_seconds(parent) * 1000)} ms (stageTimeoutMs)"
+    remaining, timeout = until_timeout(parent), timeout_seconds(parent)
+    if remaining == 0 and timeout is not None:
+        return END, Status.TERMINAL, f"Stage timed out after {int(timeout * 1000)} ms (stageTimeoutMs)"
     if not tasks_begun(parent) and side_done(children, SyntheticOwner.STAGE_BEFORE):
         return BEGIN_TASKS, None, ""
     if tasks_done(parent) and side_done(children, SyntheticOwner.STAGE_AFTER):
@@ -343,7 +345,7 @@ def restart_plan(ref_id: str, stages: list[StageExecution], with_canceled: bool 
             if (ref != node.ref_id or include_self) and ref not in result.reset:
                 result.reset.append(ref)
                 result.drop.update(r for r in by_ref if r.startswith(descendant_prefixes(ref)))
-        parent = by_id.get(node.parent_id)
+        parent = by_id.get(node.parent_id) if node.parent_id is not None else None
         if parent is None:
             return
         before = node.synthetic_owner == SyntheticOwner.STAGE_BEFORE

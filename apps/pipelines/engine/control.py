@@ -155,7 +155,7 @@ def run_cancel_hook(stage_id, runtime: StageRuntime) -> None:
     """
     stage = StageExecution.objects.select_related("execution__application").filter(id=stage_id).first()
     stage_type = get_stage_type(stage.type) if stage is not None else None
-    if stage_type is None:
+    if stage is None or stage_type is None:
         return
     try:
         stage_type.cancel(stage, runtime)

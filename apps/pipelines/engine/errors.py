@@ -19,6 +19,7 @@ unchanged, the job fails, and the sweeper runs the step again after a lease
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 import redis
 from django.db import InterfaceError, OperationalError
@@ -88,7 +89,7 @@ class Phase:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind, error, traceback) -> bool:
+    def __exit__(self, kind, error, traceback) -> Literal[False]:
         if error is None or isinstance(error, StepCrash) or not isinstance(error, Exception) or is_transient(error):
             return False
         raise StepCrash(self.name, error) from error

@@ -76,8 +76,8 @@ def lock_execution(execution_id) -> Execution | None:
 def start_execution(execution_id) -> None:
     """Start a NOT_STARTED execution, or leave it BUFFERED behind a running one when its pipeline limits concurrency."""
     dispatch = Dispatch()
-    pipeline_id = Execution.objects.filter(id=execution_id, limit_concurrent=True).values_list("pipeline_id", flat=True)
-    pipeline_id = pipeline_id.first()
+    limited = Execution.objects.filter(id=execution_id, limit_concurrent=True).values_list("pipeline_id", flat=True)
+    pipeline_id = limited.first()
     with transaction.atomic():
         if pipeline_id is not None:
             _lock_pipeline(pipeline_id)  # one start decision at a time per pipeline
@@ -99,9 +99,10 @@ def start_waiting(pipeline_id) -> None:
         if Execution.objects.filter(pipeline_id=pipeline_id, status__in=ACTIVE).exists():
             return
         next_id = next_waiting_id(pipeline_id)
-        if next_id is None:
+        execution = lock_execution(next_id) if next_id is not None else None
+        if execution is None:
             return
-        _begin(lock_execution(next_id), dispatch)
+        _begin(execution, dispatch)
         dispatch.send_on_commit()
 
 
@@ -117,6 +118,8 @@ def _lock_pipeline(pipeline_id) -> None:
 
 def _must_wait(execution: Execution) -> bool:
     """Whether another execution of the pipeline runs, or (keeping all waiting) an older one waits."""
+    if execution.pipeline_id is None:  # its pipeline was deleted: nothing left to wait behind
+        return False
     others = Execution.objects.filter(pipeline_id=execution.pipeline_id).exclude(id=execution.id)
     if others.filter(status__in=ACTIVE).exists():
         return True
@@ -220,12 +223,12 @@ def _halt(execution: Execution, stages: list[StageExecution], dispatch: Dispatch
 
 def cancel_running_stages(execution: Execution, dispatch: Dispatch, among: Q | None = None) -> set:
     """Cancel every active stage of a locked execution (``among`` those stages only); returns their ids."""
-    canceled = set()
+    canceled: set = set()
     while True:
         # Locking waits for any task step in progress; that step may start the
         # next stage of its chain as it commits, so look again until none is left.
-        running = StageExecution.objects.select_for_update().filter(execution=execution, status__in=ACTIVE)
-        running = list((running.filter(among) if among is not None else running).order_by())
+        active = StageExecution.objects.select_for_update().filter(execution=execution, status__in=ACTIVE)
+        running = list((active.filter(among) if among is not None else active).order_by())
         if not running:
             return canceled
         for stage in running:
@@ -285,9 +288,9 @@ def start_stage(
         logger.exception("stage %s (%s) crashed while starting", stage.id, stage.type)
         evaluated, failure = None, crash_context("start", error)
     if evaluated is None:
-        skipped = not failure
+        skipped = failure is None
         status = Status.SKIPPED if skipped else failure_status(raw)
-        _finish_without_running(stage, status, raw if skipped else {**raw, **failure}, now)
+        _finish_without_running(stage, status, raw if failure is None else {**raw, **failure}, now)
         dispatch.changed(execution, stage)
         return False
     # A restarted stage keeps its restartDetails.
@@ -402,6 +405,7 @@ def _settle_composites(execution: Execution, stages: list[StageExecution], dispa
     for parent in sorted(parents, key=lambda stage: -composite.depth(stage.ref_id)):
         move, status, message = composite.settle(parent, children.get(parent.id, []))
         if move == composite.END:
+            assert status is not None  # settle() always names the status an ending parent takes
             status = failure_status(parent.context) if status == Status.TERMINAL else status
             _end_parent(execution, parent, status, stages, dispatch, message)
         elif move == composite.BEGIN_TASKS:

@@ -243,7 +243,7 @@ def _run_task(stage: StageExecution, runner: StageType | Task | None, runtime: S
     with TIMEOUT:
         timeout = timeout_seconds(stage)
         timed_out = timeout is not None and stage.start_time is not None and running_seconds(stage) >= timeout
-    if timed_out:
+    if timed_out and timeout is not None:
         return TaskResult.failed(f"Stage timed out after {int(timeout * 1000)} ms (stageTimeoutMs)")
     with WINDOW:
         window_wait = _execution_window_wait(stage)
@@ -269,7 +269,8 @@ def _execution_window_wait(stage: StageExecution) -> TaskResult | None:
         return None  # (a composite stage's window is a synthetic stage of its own)
     now = timezone.now()
     if stage.context.get("skipExecutionWindow"):
-        return _window_passed(stage, now, skipped=True)
+        _window_passed(stage, now, skipped=True)
+        return None
     waiting_until = window_state.get("waitingUntil")
     if waiting_until is None:
         config = stage.context.get("restrictedExecutionWindow") or {}
@@ -277,7 +278,8 @@ def _execution_window_wait(stage: StageExecution) -> TaskResult | None:
         waiting_until = int((opening.timestamp() + jitter_seconds(config)) * 1000)
     remaining = waiting_until / 1000 - now.timestamp()
     if remaining <= 0:
-        return _window_passed(stage, now)
+        _window_passed(stage, now)
+        return None
     state = {**window_state, "waitingUntil": waiting_until, "waiting": True}
     return TaskResult.running(retry_after=remaining, context={"executionWindow": state})
 
@@ -285,7 +287,7 @@ def _execution_window_wait(stage: StageExecution) -> TaskResult | None:
 def _window_passed(stage: StageExecution, now, skipped: bool = False) -> None:
     """Record that the window no longer holds the stage; the task runs in this same step.
 
-    Returns None (no waiting result); the context is saved with the task's result.
+    The context is saved with the task's result.
     """
     stage.context["executionWindow"] = {
         **(stage.context.get("executionWindow") or {}),
@@ -334,8 +336,9 @@ def _apply_result(stage: StageExecution, result: TaskResult, dispatch: Dispatch)
         stage.save(update_fields=fields)
         return False
     status = failure_status(stage.context) if result.status == Status.TERMINAL else result.status
-    if stage.tasks and composite.running_task(stage) is not None:
-        composite.set_task(stage, composite.running_task(stage), result.status)
+    task_index = composite.running_task(stage) if stage.tasks else None
+    if task_index is not None:
+        composite.set_task(stage, task_index, result.status)
     if result.error:
         stage.context.update(error_context(result.error))
     stage.status = status

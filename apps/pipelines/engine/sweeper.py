@@ -122,7 +122,8 @@ def _queue_backlogged() -> bool:
         return True
     if not enqueued_at:
         return False
-    waited = timezone.now() - utcparse(enqueued_at.decode()).replace(tzinfo=UTC)
+    text = enqueued_at.decode() if isinstance(enqueued_at, bytes) else enqueued_at
+    waited = timezone.now() - utcparse(text).replace(tzinfo=UTC)
     return waited.total_seconds() >= settings.ENGINE_STAGE_LEASE_SECONDS
 
 
