@@ -23,8 +23,10 @@ The modules, each depending only on those above it:
 * :mod:`.composite` — composite stages: their tasks, the synthetic stages
   they plan before and after them, what their parent does when those end,
   and what a restart among them reruns;
-* :mod:`.graph` — advancing: starting executions and stages, halting,
-  completing, waiting executions (BUFFERED); the lock order in full;
+* :mod:`.graph` — advancing: starting stages, halting, completing; the lock
+  order in full;
+* :mod:`.starts` — starting an execution, or keeping it waiting (BUFFERED)
+  behind a running one of its pipeline;
 * :mod:`.recovery` — recording a crash as a stage's (or an execution's)
   failure in a fresh transaction, so no step can wedge the engine;
 * :mod:`.steps` — running a stage's step: claims for I/O, results, timeouts,

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.pipelines.choices import ACTIVE, Status
-from apps.pipelines.engine import graph
+from apps.pipelines.engine import graph, starts
 from apps.pipelines.engine.dispatch import Dispatch
 from apps.pipelines.engine.errors import StepCrash, crash_context, is_transient
 from apps.pipelines.models import StageExecution
@@ -95,9 +95,9 @@ def advance_execution(execution_id, keep_inline: bool = False) -> tuple[str, int
 
 
 def start_execution(execution_id) -> None:
-    """:func:`graph.start_execution`; if it raises (not transiently), the execution ends TERMINAL."""
+    """:func:`starts.start_execution`; if it raises (not transiently), the execution ends TERMINAL."""
     try:
-        graph.start_execution(execution_id)
+        starts.start_execution(execution_id)
     except Exception as error:
         if is_transient(error):
             raise
@@ -106,17 +106,17 @@ def start_execution(execution_id) -> None:
 
 
 def start_waiting(pipeline_id) -> None:
-    """:func:`graph.start_waiting`; if starting the next waiting execution raises, that one ends TERMINAL.
+    """:func:`starts.start_waiting`; if starting the next waiting execution raises, that one ends TERMINAL.
 
     Ending it lets the one after it start (``complete_execution`` queues
     ``start_waiting`` again), so one bad execution cannot hold up the line.
     """
     try:
-        graph.start_waiting(pipeline_id)
+        starts.start_waiting(pipeline_id)
     except Exception as error:
         if is_transient(error):
             raise
-        next_id = graph.next_waiting_id(pipeline_id)
+        next_id = starts.next_waiting_id(pipeline_id)
         logger.exception("starting waiting execution %s crashed; it ends TERMINAL", next_id)
         if next_id is not None:
             fail_execution(next_id, "start", error, frozenset({Status.BUFFERED}))
