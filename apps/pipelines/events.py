@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from channels.layers import get_channel_layer
 
+from apps.pipelines.models import epoch_millis
 from cdplatform.live import group_channel
 
 SEQUENCE_KEY = "cdplatform:execution-events:{}"
@@ -54,8 +55,6 @@ class ExecutionChange:
 
 def stage_change(stage) -> dict:
     """The part of a stage that a live page redraws."""
-    from apps.pipelines.models import epoch_millis
-
     return {
         "id": str(stage.id),
         "refId": stage.ref_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from apps.pipelines.expressions import evaluate, has_expressions
 from apps.pipelines.models import epoch_millis
 
 if TYPE_CHECKING:
@@ -114,8 +115,6 @@ class ExpressionScope:
 
     def evaluate(self, value: Any, extra_variables: dict | None = None) -> Any:
         """Evaluate every ``${...}`` in ``value``; raises ExpressionError."""
-        from apps.pipelines.expressions import evaluate, has_expressions
-
         if not has_expressions(value):
             # Building the variables reads every stage: skip it when nothing needs them.
             return value

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from django.conf import settings
@@ -42,11 +42,9 @@ from django.db import transaction
 
 from apps.pipelines import outbound
 from apps.pipelines.choices import Status
+from apps.pipelines.models import StageExecution
 from apps.pipelines.problems import Problem, pointer_join
 from apps.pipelines.stages.base import StageType, TaskResult, register
-
-if TYPE_CHECKING:
-    from apps.pipelines.models import StageExecution
 
 logger = logging.getLogger(__name__)
 
@@ -402,8 +400,6 @@ def _add_progress(context: dict, monitor: dict) -> None:
 
 def _claim_cancel(stage: StageExecution) -> bool:
     """Record in the stage's row that its cancel request goes out; False when it already went."""
-    from apps.pipelines.models import StageExecution
-
     with transaction.atomic():
         row = StageExecution.objects.select_for_update().filter(pk=stage.pk).only("id", "context").first()
         if row is None:
