@@ -6,7 +6,7 @@ every person's action (cancel, pause, resume, restart, skip) adds an
 change, so the log holds exactly what committed: a rolled-back change leaves
 no event, and no committed change lacks one. The engine's ``Dispatch``
 collects a transaction's events in an :class:`EventBuffer` and writes them
-with one ``bulk_create`` (one INSERT per transaction) just before it commits.
+with one multi-row INSERT per transaction, just before it commits.
 Kinds: ``execution.status`` and ``stage.status`` (``status`` and
 ``previous_status``), ``stage.judged`` (payload: decision, input),
 ``execution.canceled`` (payload: reason), ``execution.paused``,
@@ -170,8 +170,35 @@ class EventBuffer:
         if not ordered:
             return 0
         ordered.sort(key=lambda pair: pair[0])
-        Event.objects.bulk_create([event for _, event in ordered])
+        insert_events([event for _, event in ordered])
         return len(ordered)
+
+
+def insert_events(events: list[Event]) -> None:
+    """One multi-row INSERT of unsaved events, asking nothing back.
+
+    ``bulk_create`` would do the same with ``RETURNING`` the ids and the
+    database-set ``xact`` and copy them onto each object; the engine writes
+    events in every step's transaction and never reads them back, so that
+    work (about half the cost of the write) is left out.
+    """
+    fields = _insert_fields()
+    values = [field.get_db_prep_save(getattr(event, field.attname), connection) for event in events
+              for field in fields]
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_insert_prefix()} {', '.join([row] * len(events))}", values)
+
+
+def _insert_fields() -> list:
+    """Every column but the id and the transaction id, both set by the database."""
+    return [field for field in Event._meta.concrete_fields if field.name not in ("id", "xact")]
+
+
+def _insert_prefix() -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in _insert_fields())
+    return f"INSERT INTO {quote(Event._meta.db_table)} ({columns}) VALUES"
 
 
 def record_action(kind: str, execution: Execution, stage: StageExecution | None = None, **details) -> None:
