@@ -1,0 +1,78 @@
+"""``manage.py bench_engine_work``: how much work the engine does per stage, counted, not timed.
+
+On a shared or busy machine the timings of ``bench_engine`` swing by half
+from one run to the next. This command counts instead: it queues
+``--executions`` executions of a chain of ``--stages`` ``evaluateVariables``
+stages, runs them in this process on one burst worker under cProfile, and
+prints the Python function calls and the SQL statements the worker made per
+stage. Both are the same from run to run for the same code, so comparing two
+trees (run the command in each, on a database of its own) shows what a change
+costs the engine even when the machine is noisy. The pipeline, its executions
+and their events are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import pstats
+
+from django.core.management.base import BaseCommand
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.pipelines.enqueue import engine_queue
+from apps.pipelines.models import Application, Event
+from apps.pipelines.services import do_save_pipeline, do_start_execution
+from cdplatform.workers import EngineWorker
+
+APPLICATION = "bench-engine-work"
+
+
+class Command(BaseCommand):
+    help = "Count the engine's Python calls and SQL statements per stage (deterministic, unlike timings)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--executions", type=int, default=60, help="executions queued before the worker runs")
+        parser.add_argument("--stages", type=int, default=10, help="stages per execution (a chain)")
+
+    def handle(self, *args, executions: int, stages: int, **options):
+        queue = engine_queue()
+        if queue.count:
+            self.stderr.write(f"the engine's queue holds {queue.count} jobs: use a Redis database of its own")
+            return
+        pipeline, _ = do_save_pipeline({"application": APPLICATION, "name": "chain", "stages": _chain(stages)})
+        try:
+            for _ in range(executions):
+                do_start_execution(pipeline)
+            calls, statements = _count(queue)
+        finally:
+            Application.objects.filter(name=APPLICATION).delete()
+            Event.objects.filter(application_name=APPLICATION).delete()
+        total = executions * stages
+        self.stdout.write(f"{executions} executions x {stages} stages on one burst worker")
+        self.stdout.write(f"python calls:   {calls:,} ({calls / total:,.0f} per stage)")
+        self.stdout.write(f"sql statements: {statements:,} ({statements / total:.2f} per stage)")
+
+
+def _chain(count: int) -> list[dict]:
+    return [
+        {
+            "refId": str(index),
+            "name": f"Step {index}",
+            "type": "evaluateVariables",
+            "variables": [{"key": f"v{index}", "value": index}],
+            "requisiteStageRefIds": [str(index - 1)] if index > 1 else [],
+        }
+        for index in range(1, count + 1)
+    ]
+
+
+def _count(queue) -> tuple[int, int]:
+    """Run the queue dry on one burst worker in this process; its Python calls and SQL statements."""
+    worker = EngineWorker([queue], connection=queue.connection)
+    profile = cProfile.Profile()
+    with CaptureQueriesContext(connection) as queries:
+        profile.enable()
+        worker.work(burst=True, logging_level="WARNING")
+        profile.disable()
+    return pstats.Stats(profile).total_calls, len(queries.captured_queries)
