@@ -70,6 +70,7 @@ rather than losing events.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -185,20 +186,24 @@ def insert_events(events: list[Event]) -> None:
     fields = _insert_fields()
     values = [field.get_db_prep_save(getattr(event, field.attname), connection) for event in events
               for field in fields]
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    prefix, row = _insert_sql(connection.vendor)
     with connection.cursor() as cursor:
-        cursor.execute(f"{_insert_prefix()} {', '.join([row] * len(events))}", values)
+        cursor.execute(f"{prefix} {', '.join([row] * len(events))}", values)
 
 
-def _insert_fields() -> list:
+@functools.cache
+def _insert_fields() -> tuple:
     """Every column but the id and the transaction id, both set by the database."""
-    return [field for field in Event._meta.concrete_fields if field.name not in ("id", "xact")]
+    return tuple(field for field in Event._meta.concrete_fields if field.name not in ("id", "xact"))
 
 
-def _insert_prefix() -> str:
+@functools.cache
+def _insert_sql(vendor: str) -> tuple[str, str]:
+    """The INSERT's head and one row's placeholders, built once per database vendor (every step writes events)."""
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in _insert_fields())
-    return f"INSERT INTO {quote(Event._meta.db_table)} ({columns}) VALUES"
+    row = "(" + ", ".join(["%s"] * len(_insert_fields())) + ")"
+    return f"INSERT INTO {quote(Event._meta.db_table)} ({columns}) VALUES", row
 
 
 def record_action(kind: str, execution: Execution, stage: StageExecution | None = None, **details) -> None:
