@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet as _fernet_check
 from django.core.exceptions import ImproperlyConfigured
 
 from cdplatform.env import (
@@ -244,6 +245,23 @@ WEBHOOK_RETRY_BACKOFF_SECONDS = env_float("WEBHOOK_RETRY_BACKOFF_SECONDS", 1.0, 
 # unless the stage sets monitorPollIntervalSeconds.
 WEBHOOK_MONITOR_INTERVAL_SECONDS = env_float("WEBHOOK_MONITOR_INTERVAL_SECONDS", 5.0, minimum=0.1)
 
+# Fernet keys (comma-separated) that encrypt application secrets at rest: the
+# first encrypts, every one decrypts, so a new key goes first and the old one
+# stays until `manage.py reencrypt_secrets` has run. Empty: with DEBUG a
+# development key is derived from SECRET_KEY (a warning says so); without
+# DEBUG secrets can be neither stored nor used until a key is set.
+SECRETS_ENCRYPTION_KEYS = env_list("SECRETS_ENCRYPTION_KEYS", [])
+for _position, _key in enumerate(SECRETS_ENCRYPTION_KEYS, start=1):
+    try:
+        _fernet_check(_key)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"SECRETS_ENCRYPTION_KEYS: key {_position} is not a Fernet key (32 url-safe base64-encoded bytes; make "
+            "one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+        ) from None
+# Decided here, from DEBUG as the process was started (the test runner turns DEBUG off later).
+SECRETS_USE_DEVELOPMENT_KEY = DEBUG and not SECRETS_ENCRYPTION_KEYS
+
 # --- Internationalisation, static files -----------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -257,7 +275,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # While a stage uses secrets, their values are replaced by *** in every record (apps/pipelines/secrets/).
+    "filters": {"secrets": {"()": "apps.pipelines.secrets.redaction.RedactSecrets"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["secrets"]}},
     "root": {
         "handlers": ["console"],
         "level": env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),

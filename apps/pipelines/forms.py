@@ -10,6 +10,7 @@ from django import forms
 
 from apps.pipelines.definition import parameter_options, parse_document, validate_pipeline
 from apps.pipelines.problems import InvalidDocument, Problem
+from apps.pipelines.secrets.services import unknown_secret_problems
 from apps.pipelines.stages.manual_judgment import CONTINUE, STOP
 
 FORMATS = (("yaml", "YAML"), ("json", "JSON"))
@@ -136,7 +137,7 @@ class PipelineEditorForm(forms.Form):
         except InvalidDocument as error:
             self.problems = [(p.pointer, p.message, _line_in_message(p.message)) for p in error.problems]
             return False
-        problems = validate_pipeline(document) + (extra(document) if extra else [])
+        problems = validate_pipeline(document) + unknown_secret_problems(document) + (extra(document) if extra else [])
         lines = _pointer_lines(text)
         self.problems = [(p.pointer, p.message, lines(p.pointer)) for p in problems]
         self.document = document

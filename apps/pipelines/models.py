@@ -1,4 +1,4 @@
-"""Applications (and their grant tables), pipelines (with revisions), executions and stage executions."""
+"""Applications (and their grant tables and secrets), pipelines (with revisions), executions and stage executions."""
 
 import time
 import uuid
@@ -9,7 +9,13 @@ from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from apps.pipelines.choices import ACTIVE, COMPLETE, Status, SyntheticOwner
 from apps.pipelines.fields import CurrentTransactionId, StatusField, StatusTracked
-from apps.pipelines.querysets import ApplicationQuerySet, ExecutionQuerySet, PipelineQuerySet, StageExecutionQuerySet
+from apps.pipelines.querysets import (
+    ApplicationQuerySet,
+    ExecutionQuerySet,
+    PipelineQuerySet,
+    SecretQuerySet,
+    StageExecutionQuerySet,
+)
 
 application_name_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9-]{0,62}$",
@@ -62,6 +68,41 @@ class ApplicationGroupPermission(GroupObjectPermissionBase):
 
     class Meta(GroupObjectPermissionBase.Meta):
         db_table = "accounts_applicationgrouppermission"
+
+
+secret_name_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+    "Secret names are letters, digits, dots, underscores and hyphens (at most 100), starting with a letter or digit.",
+)
+
+
+class Secret(models.Model):
+    """A value a pipeline uses without anyone reading it back: ``${#secret('name')}`` in a webhook stage.
+
+    Owned by an application (the one whose pipelines may use it); stored only
+    encrypted (``apps/pipelines/secrets/crypto.py``). Nothing shows the value:
+    the API, the pages and the admin set, replace and delete it. Readers of the
+    application see the names.
+    """
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="secrets")
+    name = models.CharField(max_length=100, validators=[secret_name_validator])
+    # A Fernet token: the value encrypted with the first of SECRETS_ENCRYPTION_KEYS.
+    ciphertext = models.TextField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.CharField(max_length=150, blank=True)
+
+    permission_path = "application"
+    objects = SecretQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["application__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["application", "name"], name="unique_secret_name_per_app")]
+
+    def __str__(self) -> str:
+        return f"{self.application.name}/{self.name}"
 
 
 class Pipeline(models.Model):

@@ -21,3 +21,7 @@ class ExecutionQuerySet(RestrictedQuerySet):
 
 class StageExecutionQuerySet(RestrictedQuerySet):
     """Stage executions, restricted through their execution's application."""
+
+
+class SecretQuerySet(RestrictedQuerySet):
+    """Application secrets, restricted through their application (names only: values are never read back)."""

@@ -1,4 +1,9 @@
-"""What a stage's expressions can see: trigger, parameters, execution, #stage('Name') and upstream outputs."""
+"""What a stage's expressions can see: trigger, parameters, execution, #stage('Name') and upstream outputs.
+
+``#secret('name')`` gives its own reference text, except in the scope a stage
+gets from :meth:`ExpressionScope.with_secrets` just before it uses the values
+(``apps/pipelines/secrets/resolution.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from apps.pipelines.expressions import evaluate, has_expressions
 from apps.pipelines.models import epoch_millis
+from apps.pipelines.secrets.references import reference_text
 
 if TYPE_CHECKING:
     from apps.pipelines.models import Execution, StageExecution
@@ -48,11 +54,21 @@ class ExpressionScope:
     """Variables and functions for evaluating the expressions of one stage of one execution."""
 
     def __init__(
-        self, execution: Execution, stages: list[StageExecution] | None = None, stage: StageExecution | None = None
+        self,
+        execution: Execution,
+        stages: list[StageExecution] | None = None,
+        stage: StageExecution | None = None,
+        secrets: dict[str, str] | None = None,
     ):
         self.execution = execution
         self._stages = stages
         self.stage = stage
+        # The values #secret('name') gives; None (everywhere but a stage using them) keeps the reference as text.
+        self._secrets = secrets
+
+    def with_secrets(self, values: dict[str, str]) -> ExpressionScope:
+        """The same scope, where ``#secret('name')`` gives the value (only in the worker, just before use)."""
+        return ExpressionScope(self.execution, self._stages, self.stage, secrets=values)
 
     @property
     def stages(self) -> list[StageExecution]:
@@ -92,7 +108,16 @@ class ExpressionScope:
             "stage": self.stage_by_name,
             "stageByRefId": self.stage_by_ref_id,
             "judgment": self.judgment,
+            "secret": self.secret,
         }
+
+    def secret(self, name: str) -> str:
+        """A secret's value when the scope holds it; otherwise its reference, so what is stored never has the value."""
+        if self._secrets is None:
+            return reference_text(str(name))
+        if name not in self._secrets:
+            raise LookupError(f"secret {name!r} was not loaded for this stage")
+        return self._secrets[name]
 
     def stage_by_name(self, name: str) -> dict:
         for stage in self.stages:

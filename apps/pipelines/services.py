@@ -41,6 +41,7 @@ from apps.pipelines.definition import check_pipeline, identity_problems, resolve
 from apps.pipelines.governance import APPLICATION_ACTIONS
 from apps.pipelines.models import Application, Execution, Pipeline, PipelineRevision, StageExecution
 from apps.pipelines.problems import InvalidDocument, Problem
+from apps.pipelines.secrets.services import check_secret_references
 from apps.pipelines.stages.manual_judgment import CONTINUE, STOP, judgment_options
 
 # --- Applications -------------------------------------------------------------------------------
@@ -117,6 +118,7 @@ def do_save_pipeline(document: dict, *, user: Actor | str = "") -> tuple[Pipelin
     if isinstance(document, dict):
         check_save_pipeline(actor, document.get("application"))
     document = copy.deepcopy(check_pipeline(document))
+    check_secret_references(document)
     with transaction.atomic():
         application, _ = Application.objects.get_or_create(name=document["application"])
         pipeline = (

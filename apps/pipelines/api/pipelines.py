@@ -42,6 +42,7 @@ from apps.pipelines.definition import parse_document, unified_diff, validate_pip
 from apps.pipelines.filtersets import ApplicationFilterSet, PipelineFilterSet
 from apps.pipelines.models import Application, Pipeline
 from apps.pipelines.problems import InvalidDocument
+from apps.pipelines.secrets.services import unknown_secret_problems
 from apps.pipelines.services import (
     check_save_pipeline,
     do_change_application,
@@ -347,6 +348,7 @@ class PipelineViewSet(RestrictedModelViewSet):
         """Validate a document without saving it: always 200, with ``valid`` and every problem."""
         try:
             problems = validate_pipeline(request.data)
+            problems = problems or unknown_secret_problems(request.data)
         except InvalidDocument as error:
             problems = error.problems
         return Response({"valid": not problems, "errors": error_items([problem.as_dict() for problem in problems])})

@@ -5,6 +5,7 @@ from django.urls import path
 from apps.pipelines.api.executions import ExecutionViewSet
 from apps.pipelines.api.permissions import ApplicationPermissionsView
 from apps.pipelines.api.pipelines import ApplicationViewSet, PipelineViewSet
+from apps.pipelines.api.secrets import ApplicationSecretsView, ApplicationSecretView
 from cdplatform.api.routers import ApiRouter
 
 router = ApiRouter()
@@ -15,5 +16,8 @@ router.register("pipelines", PipelineViewSet, basename="pipeline")
 urlpatterns = [
     path("applications/<str:name>/permissions/", ApplicationPermissionsView.as_view(),
          name="application-permissions"),
+    path("applications/<str:name>/secrets/", ApplicationSecretsView.as_view(), name="application-secrets"),
+    path("applications/<str:name>/secrets/<str:secret>/", ApplicationSecretView.as_view(),
+         name="application-secret"),
     *router.urls,
 ]

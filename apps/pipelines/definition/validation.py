@@ -16,6 +16,8 @@ from apps.pipelines.definition.checks import (
 from apps.pipelines.definition.parameters import parameter_config_problems
 from apps.pipelines.definition.stage_checks import stages_problems
 from apps.pipelines.problems import InvalidDocument, Problem, pointer_join
+from apps.pipelines.secrets.references import reference_problems
+from apps.pipelines.stages import get_stage_type
 
 # The database column the name ends up in (Pipeline.name).
 MAX_PIPELINE_NAME_LENGTH = 200
@@ -42,7 +44,13 @@ def validate_pipeline(doc: dict) -> list[Problem]:
     problems += _notifications_problems(doc.get("notifications"))
     problems += parameter_config_problems(doc.get("parameterConfig"))
     problems += _unstorable_text_problems(doc)
+    problems += reference_problems(doc, _secret_fields)
     return problems
+
+
+def _secret_fields(type_name: str) -> tuple[str, ...]:
+    kind = get_stage_type(type_name)
+    return kind.secret_fields if kind is not None else ()
 
 
 def check_pipeline(doc: dict) -> dict:

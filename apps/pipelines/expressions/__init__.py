@@ -40,6 +40,7 @@ __all__ = [
     "ExpressionError",
     "evaluate",
     "expression_syntax_errors",
+    "expression_texts",
     "has_expressions",
     "is_truthy",
 ]
@@ -79,6 +80,14 @@ def expression_syntax_errors(text: str) -> list[str]:
     if unterminated is not None:
         errors.append(str(unterminated))
     return errors
+
+
+def expression_texts(text: str) -> list[str]:
+    """The text inside each well-formed ``${...}`` of ``text``, in order (an unterminated one is left out)."""
+    if not isinstance(text, str) or "${" not in text:
+        return []
+    spans, _ = scan(text)
+    return [span.expression for span in spans]
 
 
 def has_expressions(value: Any) -> bool:

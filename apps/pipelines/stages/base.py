@@ -89,6 +89,9 @@ class StageType:
     # Keys whose expressions the engine leaves alone when the stage starts,
     # because the stage evaluates them itself (in order, or later).
     lazy_fields: ClassVar[tuple[str, ...]] = ()
+    # Keys where the stage may use ``${#secret('name')}``: the stage resolves
+    # them itself, in the worker, just before it uses them (apps/pipelines/secrets/).
+    secret_fields: ClassVar[tuple[str, ...]] = ()
     # True when a person may skip the stage while it runs (a wait).
     skippable: ClassVar[bool] = False
     # True when run() calls the outside world (HTTP, a cluster): the engine

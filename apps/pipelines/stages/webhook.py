@@ -27,6 +27,9 @@ Spinnaker's webhook stage, one step at a time:
    this off).
 
 Every request goes through the outbound-URL policy (``apps/pipelines/outbound.py``).
+``url``, ``customHeaders``, ``payload``, ``cancelEndpoint`` and ``cancelPayload``
+may use ``${#secret('name')}``: resolved just before each request, redacted
+from everything the stage records (``apps/pipelines/secrets/``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from apps.pipelines import outbound
 from apps.pipelines.choices import Status
 from apps.pipelines.models import StageExecution
 from apps.pipelines.problems import Problem, pointer_join
+from apps.pipelines.scope import ExpressionScope
+from apps.pipelines.secrets.resolution import using_secrets
 from apps.pipelines.stages.base import StageType, TaskResult, register
 
 logger = logging.getLogger(__name__)
@@ -432,6 +437,16 @@ def _signal_cancel(context: dict) -> None:
 # --- The stage type ------------------------------------------------------------------------------
 
 
+def _step(context: dict) -> TaskResult:
+    """One step: the call, or (the call made by an earlier step, never made again) the next poll."""
+    webhook = context.get("webhook")
+    if not isinstance(webhook, dict) or "statusCode" not in webhook:
+        return _call(context)
+    if not _flag(context.get("waitForCompletion")):
+        return _result(Status.SUCCEEDED, webhook)
+    return _poll(context, webhook)
+
+
 @register
 class WebhookStage(StageType):
     """Spinnaker's ``webhook`` stage: an HTTP call, optionally followed by polling a status URL."""
@@ -440,19 +455,15 @@ class WebhookStage(StageType):
     label = "Webhook"
     required_fields = ("url",)
     performs_io = True
+    secret_fields = ("url", "customHeaders", "payload", "cancelEndpoint", "cancelPayload")
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         return _definition_problems(stage, pointer)
 
     def run(self, stage, scope, runtime) -> TaskResult:
-        context = stage.context
-        webhook = context.get("webhook")
-        if not isinstance(webhook, dict) or "statusCode" not in webhook:
-            return _call(context)
-        # The call was made by an earlier step: whatever happens, it is not made again.
-        if not _flag(context.get("waitForCompletion")):
-            return _result(Status.SUCCEEDED, webhook)
-        return _poll(context, webhook)
+        # Secrets are resolved here, for this step's request alone, and redacted from what it returns.
+        with using_secrets(stage, scope, self.secret_fields) as use:
+            return use.redact(_step(use.context))
 
     def cancel(self, stage: StageExecution, runtime) -> None:
         """Send the cancel request once when the call was made and a cancelEndpoint is set; never raises."""
@@ -463,7 +474,8 @@ class WebhookStage(StageType):
             return
         try:
             if _claim_cancel(stage):
-                _signal_cancel(context)
+                with using_secrets(stage, ExpressionScope(stage.execution, stage=stage), self.secret_fields) as use:
+                    _signal_cancel(use.context)
         except Exception:  # noqa: BLE001  (best effort: a cancel must go on whatever the remote end does)
             logger.exception("webhook cancel of stage %s failed", stage.pk)
 

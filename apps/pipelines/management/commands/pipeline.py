@@ -21,6 +21,7 @@ from apps.pipelines.definition import parse_document, validate_pipeline
 from apps.pipelines.documents import execution_document
 from apps.pipelines.models import Execution, Pipeline
 from apps.pipelines.problems import InvalidDocument, Problem
+from apps.pipelines.secrets.services import unknown_secret_problems
 from apps.pipelines.services import (
     ActionRefused,
     do_cancel_execution,
@@ -119,7 +120,9 @@ class Command(BaseCommand):
         return execution
 
     def handle_validate(self, file, **options):
-        problems = validate_pipeline(self._read(file))
+        document = self._read(file)
+        problems = validate_pipeline(document)
+        problems = problems or unknown_secret_problems(document)
         if problems:
             self._fail(problems)
         self.stdout.write("valid")
