@@ -256,7 +256,7 @@ for _position, _key in enumerate(SECRETS_ENCRYPTION_KEYS, start=1):
         _fernet_check(_key)
     except ValueError:
         raise ImproperlyConfigured(
-            f"SECRETS_ENCRYPTION_KEYS: key {_position} is not a Fernet key (32 url-safe base64-encoded bytes; make "
+            f"SECRETS_ENCRYPTION_KEYS=(key {_position}, not shown) is not a Fernet key (32 url-safe base64 bytes; make "
             "one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
         ) from None
 # Decided here, from DEBUG as the process was started (the test runner turns DEBUG off later).

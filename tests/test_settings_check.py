@@ -24,6 +24,7 @@ def manage_check(**env: str) -> subprocess.CompletedProcess:
         ("ENGINE_MAX_STEP_ATTEMPTS", "0", "must be at least 1"),
         ("LOG_LEVEL", "LOUD", "is not one of DEBUG, INFO"),
         ("REDIS_URL", "http://127.0.0.1:6379/0", "must start with one of redis://"),
+        ("SECRETS_ENCRYPTION_KEYS", "not-a-fernet-key", "(key 1, not shown) is not a Fernet key"),
     ],
 )
 def test_a_bad_setting_stops_start_naming_the_variable(name, value, message):

@@ -17,6 +17,7 @@ class PipelinesConfig(AppConfig):
     def ready(self) -> None:
         # Models can be imported only once the registry is ready, hence here and not at the top.
         from apps.pipelines import governance
+        from apps.pipelines.secrets import checks  # noqa: F401  (registers the secrets' system checks)
         from apps.pipelines.stages import builtin  # noqa: F401  (registers the built-in stage types)
 
         governance.register()

@@ -39,6 +39,7 @@ from apps.accounts.models import AuditEvent, ServiceAccount
 from apps.accounts.services import do_create_token, do_grant
 from apps.pipelines.choices import Status
 from apps.pipelines.models import Application, Execution, Pipeline, StageExecution
+from apps.pipelines.secrets.services import do_set_secret
 from apps.pipelines.services import do_pause_execution, do_save_pipeline, do_start_execution
 from cdplatform.api.urls import urlpatterns as api_urlpatterns
 from tests.scenarios import set_status
@@ -104,6 +105,8 @@ def build_world() -> SimpleNamespace:
                                    "description": "Ships the shop"}, user="setup")
     vault, _ = do_save_pipeline({"application": "secret", "name": "vault", "stages": STAGES}, user="setup")
     shop = deliver.application
+    for application in (shop, vault.application):
+        do_set_secret(application, "deploy-token", "tok-matrix-1", user="setup")
 
     judges, ci = Group.objects.create(name=JUDGES), Group.objects.create(name="ci")
     users["bot"] = User.objects.create_user("ci-bot")
@@ -179,6 +182,10 @@ def pipeline_url(suffix: str = "") -> Callable[[Target], str]:
     return lambda target: f"/api/pipelines/{target.pipeline}/{suffix}"
 
 
+def secret_url() -> Callable[[Target], str]:
+    return lambda target: f"/api/applications/{target.application}/secrets/deploy-token/"
+
+
 def execution_url(action: str) -> Callable[[Target], str]:
     return lambda target: f"/api/executions/{target.executions[action]}/{action}/"
 
@@ -205,6 +212,12 @@ ENDPOINTS = {
     "permissions.revoke": Endpoint("application-permissions", "DELETE",
                                    lambda t: f"/api/applications/{t.application}/permissions/",
                                    lambda t: {"user": "bob", "action": "read"}),
+    "secrets.list": Endpoint("application-secrets", "GET", lambda t: f"/api/applications/{t.application}/secrets/"),
+    "secrets.set": Endpoint("application-secrets", "POST", lambda t: f"/api/applications/{t.application}/secrets/",
+                            lambda t: {"name": "registry-token", "value": "tok-matrix-2"}),
+    "secrets.detail": Endpoint("application-secret", "GET", secret_url()),
+    "secrets.replace": Endpoint("application-secret", "PUT", secret_url(), lambda t: {"value": "tok-matrix-3"}),
+    "secrets.delete": Endpoint("application-secret", "DELETE", secret_url()),
     "pipelines.list": Endpoint("pipeline-list", "GET", lambda t: "/api/pipelines/", scoped=False),
     "pipelines.detail": Endpoint("pipeline-detail", "GET", pipeline_url()),
     "pipelines.create": Endpoint("pipeline-list", "POST", lambda t: "/api/pipelines/",
@@ -261,6 +274,7 @@ NOT_IN_MATRIX = {
 # root, except judging, which needs the stage's role as well (dave; root is in every role). charlie gets 404
 # for anything of shop and empty lists. Anyone signed in may create an application (and gets every right on
 # it) and validate a document. A token cannot issue tokens (issue_token), so ci-bot's token request is 403.
+# An application's secrets: their names to its readers; setting, replacing and deleting them to its writers.
 ROWS = {
     #                         anonymous charlie bob alice erin dave ci-bot root
     "applications.list":      (401, 200, 200, 200, 200, 200, 200, 200),
@@ -271,6 +285,11 @@ ROWS = {
     "permissions.list":       (401, 404, 200, 200, 200, 200, 200, 200),
     "permissions.grant":      (401, 404, 403, 201, 403, 403, 403, 201),
     "permissions.revoke":     (401, 404, 403, 204, 403, 403, 403, 204),
+    "secrets.list":           (401, 404, 200, 200, 200, 200, 200, 200),
+    "secrets.set":            (401, 404, 403, 201, 403, 403, 403, 201),
+    "secrets.detail":         (401, 404, 200, 200, 200, 200, 200, 200),
+    "secrets.replace":        (401, 404, 403, 200, 403, 403, 403, 200),
+    "secrets.delete":         (401, 404, 403, 204, 403, 403, 403, 204),
     "pipelines.list":         (401, 200, 200, 200, 200, 200, 200, 200),
     "pipelines.detail":       (401, 404, 200, 200, 200, 200, 200, 200),
     "pipelines.create":       (401, 404, 403, 201, 403, 403, 403, 201),

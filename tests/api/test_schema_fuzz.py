@@ -51,6 +51,7 @@ from apps.accounts.models import ServiceAccount
 from apps.accounts.services import do_create_token, do_grant
 from apps.pipelines.choices import Status
 from apps.pipelines.models import Execution, Pipeline, StageExecution
+from apps.pipelines.secrets.services import do_set_secret
 from apps.pipelines.services import do_save_pipeline, do_start_execution
 from cdplatform.wsgi import application
 
@@ -73,7 +74,7 @@ PARAMETERS = [
 # (text with a NUL, which PostgreSQL cannot store; times in offsets it refuses). Lone surrogates, the other text
 # no database stores, are left to the plain tests below: Schemathesis cannot carry them through its own checks.
 NUL = "nul\x00"
-KNOWN_PATH = {"name": ["shop", NUL], "username": ["deployer"], "number": ["1", "2"]}
+KNOWN_PATH = {"name": ["shop", NUL], "username": ["deployer"], "number": ["1", "2"], "secret": ["deploy-token", NUL]}
 KNOWN_ID = {
     "/api/pipelines/": ["known_pipeline"],
     "/api/executions/": ["known_waiting", "known_judging"],
@@ -94,8 +95,9 @@ KNOWN_QUERY = {
 KNOWN_FIELDS = {
     "application": ["shop"],
     "pipeline": ["deliver", "known_pipeline"],
-    "name": ["deliver", NUL],
+    "name": ["deliver", "deploy-token", NUL],
     "description": [NUL],
+    "value": ["tok-fuzz-1", NUL, "abc"],
     "stage": ["1", "2"],
     "decision": ["continue", "stop"],
     "input": ["ship"],
@@ -192,6 +194,7 @@ def world(in_process):
     do_save_pipeline(document, user="root")
     pipeline, _ = do_save_pipeline({**document, "description": "Ships the shop"}, user="root")
     do_grant(pipeline.application, alice, "read", actor="setup")
+    do_set_secret(pipeline.application, "deploy-token", "tok-fuzz-0", user="root")
     waiting = do_start_execution(pipeline, user="root")
     judging = do_start_execution(pipeline, parameters={"env": "prod"}, user="root")
     Execution.objects.filter(id=judging.id).update(status=Status.RUNNING)

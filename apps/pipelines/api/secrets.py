@@ -62,7 +62,9 @@ REFUSED = OpenApiResponse(ErrorsSerializer, description="You may not manage this
 
 def readable_application(request, name: str) -> Application:
     """The application named in the URL, if the user may read it; 404 otherwise."""
-    application = Application.objects.restrict(request.user, READ).filter(name=name).first()
+    # No name has a NUL in it, and PostgreSQL refuses to compare with one.
+    found = Application.objects.restrict(request.user, READ).filter(name=name)
+    application = None if "\x00" in name else found.first()
     if application is None:
         raise exceptions.NotFound(f"No application {name!r}.")
     return application
@@ -106,9 +108,11 @@ class ApplicationSecretView(generics.GenericAPIView):
     serializer_class = SecretSerializer
     queryset = Secret.objects.all()
 
-    def secret(self, request, name: str, secret: str) -> Secret:
-        application = readable_application(request, name)
-        found = Secret.objects.filter(application=application, name=secret).select_related("application").first()
+    def get_object(self) -> Secret:
+        name, secret = self.kwargs["name"], self.kwargs["secret"]
+        application = readable_application(self.request, name)
+        found = None if "\x00" in secret else Secret.objects.filter(
+            application=application, name=secret).select_related("application").first()
         if found is None:
             raise exceptions.NotFound(f"Application {name!r} has no secret {secret!r}.")
         return found
@@ -116,12 +120,12 @@ class ApplicationSecretView(generics.GenericAPIView):
     @extend_schema(summary="One secret: its name, never its value", parameters=[APPLICATION_NAME, SECRET_NAME],
                    responses=SecretSerializer)
     def get(self, request, name: str, secret: str):
-        return Response(SecretSerializer(self.secret(request, name, secret)).data)
+        return Response(SecretSerializer(self.get_object()).data)
 
     @extend_schema(summary="Replace a secret's value", parameters=[APPLICATION_NAME, SECRET_NAME],
                    request=SecretValueSerializer, responses={200: SecretSerializer, 403: REFUSED})
     def put(self, request, name: str, secret: str):
-        found = self.secret(request, name, secret)
+        found = self.get_object()
         actor = Actor.from_request(request)
         check_permission(actor, WRITE, found.application)
         body = SecretValueSerializer(data=request.data)
@@ -132,5 +136,5 @@ class ApplicationSecretView(generics.GenericAPIView):
     @extend_schema(summary="Delete a secret", parameters=[APPLICATION_NAME, SECRET_NAME],
                    responses={204: None, 403: REFUSED})
     def delete(self, request, name: str, secret: str):
-        do_delete_secret(self.secret(request, name, secret), user=Actor.from_request(request))
+        do_delete_secret(self.get_object(), user=Actor.from_request(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
