@@ -7,11 +7,15 @@ changed and deleted by ``do_*_application`` and their grants by
 saved by the editor, the API or the command line (validated, with a
 revision), and here can only be deleted; executions and their stages belong
 to the engine, so nobody adds or edits one by hand, and only a finished
-execution may be deleted.
+execution may be deleted. Secrets are set, replaced and deleted by their
+application's writers through ``do_set_secret``/``do_delete_secret``; no
+page shows a value.
 """
 
 import json
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.utils.html import format_html
@@ -20,8 +24,11 @@ from guardian.admin import GuardedModelAdmin
 from apps.accounts.admin import GrantsAdminMixin, RestrictedAdminMixin
 from apps.accounts.audit import Actor
 from apps.accounts.models import AuditSource
+from apps.accounts.permissions import WRITE, can
 from apps.pipelines.choices import COMPLETE
-from apps.pipelines.models import Application, Execution, Pipeline, PipelineRevision, StageExecution
+from apps.pipelines.models import Application, Execution, Pipeline, PipelineRevision, Secret, StageExecution
+from apps.pipelines.secrets import crypto
+from apps.pipelines.secrets.services import do_delete_secret, do_set_secret, value_problems
 from apps.pipelines.services import (
     ActionRefused,
     do_change_application,
@@ -230,3 +237,70 @@ class StageExecutionAdmin(ReadOnlyAdminMixin, RestrictedAdminMixin, admin.ModelA
     @admin.display(description="outputs")
     def outputs_json(self, stage):
         return _pretty_json(stage.outputs)
+
+
+class SecretForm(forms.ModelForm):
+    """A secret's name and a new value: the value field is empty on every page and never shows what is stored."""
+
+    value = forms.CharField(
+        widget=forms.PasswordInput(render_value=False), strip=False,
+        help_text="Write-only: the stored value is never shown. A new value replaces it.",
+    )
+
+    class Meta:
+        model = Secret
+        fields = ("application", "name")
+
+    def clean_value(self):
+        value = self.cleaned_data["value"]
+        problems = value_problems(value)
+        if problems:
+            raise forms.ValidationError(problems[0].message)
+        if not settings.SECRETS_ENCRYPTION_KEYS and not crypto.uses_development_key():
+            raise forms.ValidationError(crypto.NO_KEY_MESSAGE)
+        return value
+
+
+@admin.register(Secret)
+class SecretAdmin(ServiceDeletesMixin, RestrictedAdminMixin, admin.ModelAdmin):
+    """Secrets by name, of the applications the staff member may read; set, replaced and deleted with write."""
+
+    form = SecretForm
+    list_display = ("name", "application", "updated_at", "updated_by")
+    list_filter = (("application", admin.RelatedOnlyFieldListFilter),)
+    list_select_related = ("application",)
+    search_fields = ("name", "application__name")
+    STAMPS = ("created_at", "created_by", "updated_at", "updated_by")
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("application", "name", "value")
+        writable = self.has_change_permission(request, obj)
+        return ("application", "name", *(("value",) if writable else ()), *self.STAMPS)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("application", "name", *self.STAMPS) if obj is not None else ()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "application":
+            kwargs["queryset"] = Application.objects.restrict(request.user, WRITE)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and (obj is None or can(request.user, WRITE, obj))
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or can(request.user, WRITE, obj))
+
+    def save_model(self, request, obj, form, change):
+        application = Application.objects.get(pk=obj.application_id)
+        saved, _ = do_set_secret(application, obj.name, form.cleaned_data["value"], user=admin_actor(request))
+        obj.pk = saved.pk
+        obj._state.adding = False
+
+    def delete_model(self, request, obj):
+        do_delete_secret(obj, user=admin_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        for secret in queryset.select_related("application"):
+            do_delete_secret(secret, user=admin_actor(request))
