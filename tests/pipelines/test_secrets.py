@@ -26,7 +26,7 @@ from apps.pipelines.secrets import crypto, redaction
 from apps.pipelines.secrets.services import do_delete_secret, do_set_secret
 from apps.pipelines.secrets.store import secret_values
 from apps.pipelines.services import do_save_pipeline, do_start_execution
-from apps.pipelines.stages import get_stage_type
+from apps.pipelines.stages import StageRuntime, get_stage_type
 from tests.conftest import wait_for_execution
 from tests.hookserver import Reply
 
@@ -133,6 +133,43 @@ def test_a_secret_deleted_after_the_pipeline_was_saved_fails_the_stage_naming_it
     assert stage.status == Status.TERMINAL
     assert "has no secret 'deploy-token'" in stage.context["exception"]["details"]["error"]
     assert hook_server.calls("/deploy") == []
+
+
+def test_polling_the_call_url_sends_the_secret_again_while_the_stored_status_url_is_masked(workers, hook_server):
+    workers.start(1, **FAST, WEBHOOK_MONITOR_INTERVAL_SECONDS="0.1")
+    shop_with_secret()
+    path = f"/job?token={TOKEN}"
+    hook_server.script(path, Reply(202, {"accepted": True}), method="POST")
+    hook_server.script(path, Reply(200, {"status": "RUNNING"}), Reply(200, {"status": "SUCCEEDED"}), method="GET")
+    pipeline = save([hook(hook_server.url("/job?token=${#secret('deploy-token')}"), waitForCompletion=True,
+                          statusUrlResolution="getMethod", statusJsonPath="$.status", successStatuses="SUCCEEDED",
+                          monitorPollIntervalSeconds=0.1)])
+
+    execution, stage = run(pipeline)
+
+    assert execution.status == Status.SUCCEEDED
+    assert len(hook_server.calls(path, "GET")) == 2
+    assert stage.context["statusEndpoint"] == hook_server.url("/job?token=***")
+    assert TOKEN not in everything_stored(execution)
+
+
+@pytest.mark.django_db
+def test_the_cancel_request_carries_the_secret_resolved_from_the_definition(hook_server):
+    shop_with_secret()
+    hook_server.script("/job/7/cancel", Reply(204))
+    pipeline = save([hook(hook_server.url("/job"), cancelEndpoint=hook_server.url("/job/7/cancel"),
+                          customHeaders={"X-Token": "${#secret('deploy-token')}"})])
+    execution = do_start_execution(pipeline, user="alice")
+    stage = StageExecution.objects.get(execution=execution, ref_id="1")
+    stage.status = Status.CANCELED
+    stage.context = {**pipeline.definition["stages"][0], "webhook": {"statusCode": 200}}
+    stage.save()
+
+    get_stage_type("webhook").cancel(stage, StageRuntime())
+
+    [call] = hook_server.calls("/job/7/cancel")
+    assert call.headers["x-token"] == TOKEN
+    assert TOKEN not in json.dumps(StageExecution.objects.get(id=stage.id).context)
 
 
 # --- Saving a pipeline: references are checked, each at its pointer -----------------------------
@@ -290,3 +327,35 @@ def test_an_exception_carrying_a_value_is_raised_again_redacted():
 
     assert str(raised.value) == "RuntimeError: could not send ***"
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+@pytest.mark.django_db
+def test_a_synthetic_stage_whose_definition_names_a_secret_is_refused_before_any_lookup():
+    """A synthetic stage's definition is planned from its parent's evaluated context, that is from data."""
+    from apps.pipelines.scope import ExpressionScope
+    from apps.pipelines.secrets.resolution import SyntheticStageSecrets, using_secrets
+
+    shop_with_secret()
+    pipeline = save([hook("http://127.0.0.1:9/x", customHeaders={"A": "${#secret('deploy-token')}"})])
+    execution = do_start_execution(pipeline, user="alice")
+    parent = StageExecution.objects.get(execution=execution, ref_id="1")
+    child = StageExecution(execution=execution, parent=parent, ref_id="1<1", type="webhook", name="Planned",
+                           definition=parent.definition, context=parent.definition)
+
+    with pytest.raises(SyntheticStageSecrets, match="a synthetic stage cannot use secrets"):
+        with using_secrets(child, ExpressionScope(execution, stage=child), get_stage_type("webhook").secret_fields):
+            pass
+
+
+@pytest.mark.django_db
+def test_the_command_line_validate_reports_a_missing_secret_at_its_pointer(tmp_path, capsys):
+    Application.objects.create(name="shop")
+    path = tmp_path / "hooks.json"
+    path.write_text(json.dumps({"application": "shop", "name": "hooks", "stages": [
+        hook("http://127.0.0.1:9/x", customHeaders={"X-Token": "${#secret('deploy-token')}"})]}))
+
+    with pytest.raises(SystemExit) as exited:
+        call_command("pipeline", "validate", str(path))
+
+    assert exited.value.code == 1
+    assert "/stages/0/customHeaders/X-Token: application 'shop' has no secret 'deploy-token'" in capsys.readouterr().err
