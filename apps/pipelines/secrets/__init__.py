@@ -6,7 +6,9 @@
 - ``references``: finding ``${#secret('name')}`` in a pipeline document and the
   rules for where it may be written (checked without the database).
 - ``services``: setting, replacing and deleting a secret (write on the
-  application, audited), and the save-time check that every referenced secret exists.
+  application, audited), and the save-time check that every referenced secret exists;
+  ``store``: the values of named secrets, decrypted, for the worker (and how
+  deployment accounts will own secrets); ``checks``: the system checks of the keys.
 - ``redaction``: replacing secret values with ``***`` in what a stage stores,
   in error messages and in log records.
 - ``resolution``: the worker's side: just before a webhook's request, the

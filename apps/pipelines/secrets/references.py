@@ -72,11 +72,6 @@ def strings_with_secrets(value: Any, pointer: str = "") -> Iterator[tuple[str, s
             pending.extend((item, pointer_join(where, index)) for index, item in reversed(list(enumerate(node))))
 
 
-def has_secret_references(value: Any) -> bool:
-    """Whether any string inside ``value`` mentions ``#secret``."""
-    return next(strings_with_secrets(value), None) is not None
-
-
 def _allowed_pointers(doc: dict, secret_fields: Callable[[str], tuple[str, ...]]) -> list[str]:
     """The pointers under which references may be written: each stage's secret fields."""
     allowed = []
