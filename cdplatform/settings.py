@@ -203,6 +203,21 @@ if ENGINE_INLINE_SECONDS > ENGINE_STAGE_LEASE_SECONDS:
 # message vanished) before the sweeper fails the stage instead of re-queueing it.
 ENGINE_MAX_STEP_ATTEMPTS = env_int("ENGINE_MAX_STEP_ATTEMPTS", 3, minimum=1)
 
+# Limits of one evaluation of a stage's expressions (apps/pipelines/expressions/budget.py):
+# CPU milliseconds, characters of one expression, items of one value an
+# expression builds, items built in all, bits of an integer. Over a limit,
+# the expression fails its stage with the limit's name.
+EXPRESSION_TIME_LIMIT_MS = env_int("EXPRESSION_TIME_LIMIT_MS", 250, minimum=1, maximum=60_000)
+EXPRESSION_MAX_LENGTH = env_int("EXPRESSION_MAX_LENGTH", 10_000, minimum=100, maximum=1_000_000)
+EXPRESSION_MAX_VALUE_SIZE = env_int("EXPRESSION_MAX_VALUE_SIZE", 1_000_000, minimum=1_000, maximum=100_000_000)
+EXPRESSION_MAX_TOTAL_SIZE = env_int("EXPRESSION_MAX_TOTAL_SIZE", 10_000_000, minimum=1_000, maximum=1_000_000_000)
+if EXPRESSION_MAX_TOTAL_SIZE < EXPRESSION_MAX_VALUE_SIZE:
+    raise ImproperlyConfigured(
+        f"EXPRESSION_MAX_TOTAL_SIZE={EXPRESSION_MAX_TOTAL_SIZE} must not be less than "
+        f"EXPRESSION_MAX_VALUE_SIZE={EXPRESSION_MAX_VALUE_SIZE}"
+    )
+EXPRESSION_MAX_INTEGER_BITS = env_int("EXPRESSION_MAX_INTEGER_BITS", 4096, minimum=64, maximum=1_000_000)
+
 # Days the durable event log keeps an event (apps/pipelines/eventlog.py);
 # an event a registered consumer has not read yet is kept longer.
 EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 30, minimum=1)

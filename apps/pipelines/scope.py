@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from apps.pipelines.expressions import evaluate, has_expressions
+from apps.pipelines.expressions import Budget, evaluate, has_expressions
 from apps.pipelines.models import epoch_millis
 from apps.pipelines.secrets.references import reference_text
 
@@ -63,6 +63,9 @@ class ExpressionScope:
         self.execution = execution
         self._stages = stages
         self.stage = stage
+        # One budget (CPU time, sizes) for every expression evaluated through this scope: a stage's start,
+        # or one step of its task. Made on first use.
+        self._budget: Budget | None = None
         # The values #secret('name') gives; None (everywhere but a stage using them) keeps the reference as text.
         self._secrets = secrets
 
@@ -138,8 +141,11 @@ class ExpressionScope:
             raise LookupError(f"stage {name!r} is not a manualJudgment stage")
         return stage["context"].get("judgmentInput")
 
-    def evaluate(self, value: Any, extra_variables: dict | None = None) -> Any:
-        """Evaluate every ``${...}`` in ``value``; raises ExpressionError."""
+    def evaluate(self, value: Any, extra_variables: dict | None = None, field: str = "") -> Any:
+        """Evaluate every ``${...}`` in ``value``; raises ExpressionError (naming ``field`` and below).
+
+        All the evaluations of one scope share one budget (see ``expressions.budget``).
+        """
         if not has_expressions(value):
             # Building the variables reads every stage: skip it when nothing needs them.
             return value
@@ -147,4 +153,6 @@ class ExpressionScope:
         variables = self.variables()
         if extra_variables:
             variables.update(extra_variables)
-        return evaluate(value, variables, self.functions())
+        if self._budget is None:
+            self._budget = Budget()
+        return evaluate(value, variables, self.functions(), self._budget, field)

@@ -11,8 +11,9 @@ under that same lock: nothing else can start them. Anything else is left to
 :func:`~apps.pipelines.engine.graph.advance_execution`, which takes the
 execution's lock after this step's transaction has ended, keeping the lock
 order (execution before stages). A task that calls the outside world
-(``performs_io``) runs with no transaction open and no lock held: its step
-is claimed first by bumping the run token.
+(``performs_io``), or evaluates expressions itself (``evaluates_expressions``),
+runs with no transaction open and no lock held: its step is claimed first by
+bumping the run token.
 
 Duplicate messages. Each job carries the stage's ``run_token`` as it was when
 the job was scheduled; scheduling a new job bumps the token, so a job with a
@@ -123,10 +124,11 @@ def _run_step(stage_id, token: int, runtime: StageRuntime, keep_inline: bool) ->
             stage.next_run_at = None
             stage.save(update_fields=["next_run_at"])
             must_advance = True
-        elif runner is not None and runner.performs_io:
+        elif runner is not None and (runner.performs_io or runner.evaluates_expressions):
             # Claim the step and let go of the lock: the task talks to the
-            # outside world with no transaction open. A duplicate message now
-            # carries a stale token; the sweeper waits a lease before retrying.
+            # outside world (or evaluates expressions, up to their budget) with
+            # no transaction open. A duplicate message now carries a stale
+            # token; the sweeper waits a lease before retrying.
             stage.run_token += 1
             stage.next_run_at = timezone.now()
             stage.save(update_fields=["run_token", "next_run_at"])

@@ -28,6 +28,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from apps.pipelines.expressions.budget import Budget, Limits, OverBudget, expression_too_long, limits
 from apps.pipelines.expressions.errors import ExpressionError, Refusal, describe_exception
 from apps.pipelines.expressions.evaluator import SpelEvaluator
 from apps.pipelines.expressions.functions import BUILTIN_FUNCTIONS
@@ -37,6 +38,9 @@ from apps.pipelines.expressions.values import is_truthy, to_text
 
 __all__ = [
     "BUILTIN_FUNCTIONS",
+    "Budget",
+    "Limits",
+    "OverBudget",
     "ExpressionError",
     "evaluate",
     "expression_syntax_errors",
@@ -46,7 +50,13 @@ __all__ = [
 ]
 
 
-def evaluate(value: Any, variables: dict[str, Any], functions: dict[str, Callable[..., Any]] | None = None) -> Any:
+def evaluate(
+    value: Any,
+    variables: dict[str, Any],
+    functions: dict[str, Callable[..., Any]] | None = None,
+    budget: Budget | None = None,
+    field: str = "",
+) -> Any:
     """Evaluate every ``${...}`` in ``value`` and return a new structure; the input is never changed.
 
     Dict values and list items are walked recursively (dict keys are kept as they are) and values that are
@@ -58,9 +68,13 @@ def evaluate(value: Any, variables: dict[str, Any], functions: dict[str, Callabl
 
     Bare names in expressions come from ``variables``; ``#name(...)`` calls ``functions['name']``, where
     ``functions`` is merged over ``BUILTIN_FUNCTIONS``. Raises ExpressionError on any failure.
+
+    Every expression evaluated with one ``budget`` shares its limits (``budget``: CPU time, value sizes,
+    integer sizes); without one, this call gets a fresh budget from the settings. An expression over
+    budget raises ExpressionError saying which limit it passed.
     """
-    evaluator = SpelEvaluator(variables, {**BUILTIN_FUNCTIONS, **(functions or {})})
-    return _walk(value, evaluator)
+    evaluator = SpelEvaluator(variables, {**BUILTIN_FUNCTIONS, **(functions or {})}, budget)
+    return _walk(value, evaluator, field)
 
 
 def expression_syntax_errors(text: str) -> list[str]:
@@ -72,7 +86,12 @@ def expression_syntax_errors(text: str) -> list[str]:
         return []
     spans, unterminated = scan(text)
     errors = []
+    max_length = limits().max_length
     for span in spans:
+        if len(span.expression) > max_length:
+            reason = expression_too_long(len(span.expression), max_length)
+            errors.append(str(ExpressionError(span.expression[:40] + "...", reason)))
+            continue
         try:
             compile_expression(span.expression)
         except Refusal as refusal:
@@ -101,16 +120,24 @@ def has_expressions(value: Any) -> bool:
     return False
 
 
-def _walk(value: Any, evaluator: SpelEvaluator) -> Any:
+def _walk(value: Any, evaluator: SpelEvaluator, field: str) -> Any:
     if isinstance(value, str):
-        return _evaluate_string(value, evaluator)
+        try:
+            return _evaluate_string(value, evaluator)
+        except ExpressionError as error:
+            error.field = error.field or field or None
+            raise
     if isinstance(value, dict):
-        return {key: _walk(item, evaluator) for key, item in value.items()}
+        return {key: _walk(item, evaluator, _join(field, str(key))) for key, item in value.items()}
     if isinstance(value, list):
-        return [_walk(item, evaluator) for item in value]
+        return [_walk(item, evaluator, f"{field}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, tuple):
-        return tuple(_walk(item, evaluator) for item in value)
+        return tuple(_walk(item, evaluator, f"{field}[{index}]") for index, item in enumerate(value))
     return value
+
+
+def _join(field: str, key: str) -> str:
+    return f"{field}.{key}" if field else key
 
 
 def _evaluate_string(text: str, evaluator: SpelEvaluator) -> Any:
@@ -122,10 +149,16 @@ def _evaluate_string(text: str, evaluator: SpelEvaluator) -> Any:
     first = spans[0]
     if len(spans) == 1 and not text[: first.start].strip() and not text[first.end :].strip():
         return _evaluate_expression(first.expression, evaluator)
-    pieces, position = [], 0
+    pieces, position, length = [], 0, len(text)
     for span in spans:
         value = _evaluate_expression(span.expression, evaluator)
-        pieces += [text[position : span.start], "" if value is None else to_text(value)]
+        piece = "" if value is None else to_text(value)
+        length += len(piece)
+        limit = evaluator.budget.limits.max_value_size
+        if length > limit:
+            reason = f"the string it is part of would be {length:,} characters long, more than {limit:,}"
+            raise ExpressionError(span.expression, f"{reason} (EXPRESSION_MAX_VALUE_SIZE)")
+        pieces += [text[position : span.start], piece]
         position = span.end
     pieces.append(text[position:])
     return "".join(pieces)
@@ -133,6 +166,7 @@ def _evaluate_string(text: str, evaluator: SpelEvaluator) -> Any:
 
 def _evaluate_expression(expression: str, evaluator: SpelEvaluator) -> Any:
     try:
+        evaluator.budget.check_length(expression)
         result = evaluator.eval(expression, previously_parsed=compile_expression(expression))
     except ExpressionError as error:  # raised by a caller's function evaluating expressions of its own
         raise ExpressionError(expression, error.reason) from error

@@ -9,18 +9,21 @@ class ExpressionError(Exception):
     """An expression that could not be parsed or evaluated.
 
     ``expression`` is the text inside ``${}``, or the whole string when no expression could be delimited
-    (``whole_string`` is then True); ``reason`` is a plain message meant for the pipeline author.
+    (``whole_string`` is then True); ``reason`` is a plain message meant for the pipeline author;
+    ``field``, when known, where the string holding the expression sits (``variables[0].value``): the
+    message then starts with it.
     """
 
-    def __init__(self, expression: str, reason: str, whole_string: bool = False):
+    def __init__(self, expression: str, reason: str, whole_string: bool = False, field: str | None = None):
         super().__init__(expression, reason, whole_string)
         self.expression = expression
         self.reason = reason
         self.whole_string = whole_string
+        self.field = field
 
     def __str__(self) -> str:
         shown = self.expression if self.whole_string else "${" + self.expression + "}"
-        return f"{shown}: {self.reason}"
+        return f"{self.field}: {shown}: {self.reason}" if self.field else f"{shown}: {self.reason}"
 
 
 class Refusal(Exception):

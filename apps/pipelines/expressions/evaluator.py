@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import simpleeval
 
+from apps.pipelines.expressions.budget import Budget, concatenate, multiply, power
 from apps.pipelines.expressions.errors import ExpressionError, Refusal, describe_exception
 from apps.pipelines.expressions.methods import check_member_name, java_method
 from apps.pipelines.expressions.values import HELPERS, is_integer, type_name
@@ -31,25 +33,46 @@ _ALLOWED_NODES = frozenset(
         ast.Dict,
     }
 )
-# simpleeval's own (size-limited) operators, restricted to those the translator emits directly.
+# simpleeval's own operators, restricted to those the translator emits directly; those that can build a
+# large value (``*``, ``^``, SpEL's ``+``) are the budget's (see __init__).
 _OPERATORS = {
     operator_type: simpleeval.DEFAULT_OPERATORS[operator_type]
     for operator_type in (
-        *(ast.Sub, ast.Mult, ast.Pow, ast.Not, ast.USub, ast.UAdd),
+        *(ast.Sub, ast.Not, ast.USub, ast.UAdd),
         *(ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE),
     )
 }
+# Nodes whose value is built by the expression (not read from the variables): counted against the budget.
+_BUILT = {ast.List: "the inline list", ast.Dict: "the inline map"}
 
 
 class SpelEvaluator(simpleeval.EvalWithCompoundTypes):
     """simpleeval narrowed to the translator's output, with SpEL's rules for names, properties and calls."""
 
-    def __init__(self, variables: Mapping[str, Any], functions: Mapping[str, Callable[..., Any]]):
-        callables = {**HELPERS, **{f"fn_{name}": function for name, function in functions.items()}}
-        super().__init__(operators=dict(_OPERATORS), functions=callables, names=variables)
+    def __init__(
+        self, variables: Mapping[str, Any], functions: Mapping[str, Callable[..., Any]], budget: Budget | None = None
+    ):
+        self.budget = budget or Budget()
+        callables = {
+            **HELPERS,
+            "spel_add": functools.partial(concatenate, self.budget),
+            **{f"fn_{name}": function for name, function in functions.items()},
+        }
+        operators = {
+            **_OPERATORS,
+            ast.Mult: functools.partial(multiply, self.budget),
+            ast.Pow: functools.partial(power, self.budget),
+        }
+        super().__init__(operators=operators, functions=callables, names=variables)
         for name in ("list", "tuple", "dict", "set"):  # added by EvalWithCompoundTypes; never needed here
             self.functions.pop(name, None)
         self.nodes = {node_type: handler for node_type, handler in self.nodes.items() if node_type in _ALLOWED_NODES}
+
+    def _eval(self, node: ast.AST) -> Any:
+        self.budget.tick()
+        value = super()._eval(node)
+        built = _BUILT.get(type(node))
+        return value if built is None else self.budget.built(value, built)
 
     def _variable(self, name: str) -> Any:
         try:
@@ -93,12 +116,14 @@ class SpelEvaluator(simpleeval.EvalWithCompoundTypes):
         if not name.startswith("fn_"):
             return self.functions[name](*arguments)
         try:
-            return self.functions[name](*arguments)
+            result = self.functions[name](*arguments)
         except Refusal:
             raise
         except Exception as error:  # noqa: BLE001  (a function's failure is reported as the expression's)
             reason = error.reason if isinstance(error, ExpressionError) else describe_exception(error)
             raise Refusal(f"#{name[3:]}(...) failed: {reason}") from error
+        # A function building text (#toJson, #toBase64...) is counted; one reading the execution is not.
+        return self.budget.built(result, f"the result of #{name[3:]}(...)") if isinstance(result, str) else result
 
     def _call_method(self, func: ast.Attribute, argument_nodes: list[ast.expr]) -> Any:
         null, receiver = self._receiver(func.value)
@@ -111,9 +136,11 @@ class SpelEvaluator(simpleeval.EvalWithCompoundTypes):
         except TypeError:
             raise Refusal(f"{func.attr}() does not take {len(arguments)} argument(s)") from None
         try:
-            return method(receiver, *arguments)
+            result = method(receiver, *arguments)
         except TypeError as error:
             raise Refusal(f"{func.attr}() cannot be used with these arguments: {error}") from error
+        # What a method builds is counted; what it reads out of a value (get) was counted, or is the execution's.
+        return result if func.attr == "get" else self.budget.built(result, f"the result of {func.attr}()")
 
 
 def _is_helper_call(node: ast.expr, name: str) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 import simpleeval
 
 from apps.pipelines.expressions.errors import Refusal
+from apps.pipelines.expressions.regex import compile_regex
 from apps.pipelines.expressions.values import is_integer, matches, to_text, type_name
 
 
@@ -48,7 +49,7 @@ def _replace_regex(text: str, pattern: str, replacement: str, count: int) -> str
     """Java's replaceAll/replaceFirst: ``$1`` and ``${name}`` insert groups, a backslash quotes a character."""
     budget = simpleeval.MAX_STRING_LENGTH
 
-    def substitute(match: re.Match[str]) -> str:
+    def substitute(match: Any) -> str:
         nonlocal budget
         pieces = []
         for quoted, number, name, literal, other in _JAVA_REPLACEMENT.findall(replacement):
@@ -62,13 +63,13 @@ def _replace_regex(text: str, pattern: str, replacement: str, count: int) -> str
             raise Refusal("the result of the replacement would be too long")
         return piece
 
-    return re.sub(pattern, substitute, text, count=count)
+    return compile_regex(pattern).sub(substitute, text, count=count)
 
 
 def _split(text: str, pattern: str) -> list[str]:
     """Java's String.split(regex): no empty string for a zero-width match at the start, none at the end."""
     parts, position = [], 0
-    for match in re.finditer(pattern, text):
+    for match in compile_regex(pattern).finditer(text):
         if match.end() == 0:
             continue
         parts.append(text[position : match.start()])

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import simpleeval
-
 from apps.pipelines.expressions.errors import Refusal
+from apps.pipelines.expressions.regex import compile_regex
 
 
 def is_truthy(value: Any) -> bool:
@@ -64,11 +62,14 @@ def is_integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _add(left: Any, right: Any) -> Any:
-    """SpEL ``+``: when either side is a string, the other is converted to text and the two are joined."""
+def add(left: Any, right: Any) -> Any:
+    """SpEL ``+``: when either side is a string, the other is converted to text and the two are joined.
+
+    The evaluator sizes the result first (``budget.concatenate``).
+    """
     if isinstance(left, str) or isinstance(right, str):
-        return simpleeval.safe_add(to_text(left), to_text(right))
-    return simpleeval.safe_add(left, right)
+        return to_text(left) + to_text(right)
+    return left + right
 
 
 def _divide(left: Any, right: Any) -> Any:
@@ -89,18 +90,20 @@ def _modulo(left: Any, right: Any) -> Any:
 
 
 def matches(value: Any, pattern: Any) -> bool:
-    """SpEL ``matches``: the whole value must match the regular expression, as with Java's String.matches."""
+    """SpEL ``matches``: the whole value must match the regular expression, as with Java's String.matches.
+
+    The regular expression runs on RE2 (linear time, see ``regex``), never on a backtracking engine.
+    """
     if value is None:
         raise Refusal("'matches' cannot test null")
     if not isinstance(pattern, str):
         raise Refusal("the right side of 'matches' must be a string")
-    return re.fullmatch(pattern, to_text(value)) is not None
+    return compile_regex(pattern).fullmatch(to_text(value)) is not None
 
 
 # The spel_* calls the translator emits, by the name it gives them.
 HELPERS: dict[str, Callable[..., Any]] = {
     "spel_truth": is_truthy,
-    "spel_add": _add,
     "spel_div": _divide,
     "spel_mod": _modulo,
     "spel_matches": matches,

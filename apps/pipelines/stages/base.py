@@ -55,8 +55,9 @@ class Task:
     """
 
     name: ClassVar[str] = ""
-    # As StageType.performs_io, for this task alone.
+    # As StageType.performs_io and StageType.evaluates_expressions, for this task alone.
     performs_io: ClassVar[bool] = False
+    evaluates_expressions: ClassVar[bool] = False
 
     def run(self, stage: StageExecution, scope: ExpressionScope, runtime: StageRuntime) -> TaskResult:
         """One step of the task."""
@@ -97,6 +98,10 @@ class StageType:
     # True when run() calls the outside world (HTTP, a cluster): the engine
     # then runs it with no transaction open and the stage row unlocked.
     performs_io: ClassVar[bool] = False
+    # True when run() evaluates expressions itself (its lazy_fields): like a
+    # call out, that may take up to the expression budget, so the engine runs
+    # it the same way, with no lock held that a cancel or the sweeper waits for.
+    evaluates_expressions: ClassVar[bool] = False
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         """Return problems with a stage definition beyond missing required fields."""

@@ -8,11 +8,11 @@ from apps.pipelines.stages.base import StageType, TaskResult, register
 SUPPORTED_PRECONDITION_TYPES = ("expression",)
 
 
-def _evaluated(expression, scope):
+def _evaluated(expression, scope, field):
     """The precondition's value. ``${...}`` was evaluated when the stage started; a bare
     expression (Spinnaker accepts ``parameters.env == 'prod'`` without ``${}``) is evaluated here."""
     if isinstance(expression, str) and expression.strip().lower() not in ("true", "false", ""):
-        return scope.evaluate("${" + expression + "}")
+        return scope.evaluate("${" + expression + "}", field=field)
     return expression
 
 
@@ -21,6 +21,8 @@ class CheckPreconditionsStage(StageType):
     type_name = "checkPreconditions"
     label = "Check Preconditions"
     required_fields = ("preconditions",)
+    # A bare expression (no ${}) is evaluated by run().
+    evaluates_expressions = True
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         preconditions = stage.get("preconditions")
@@ -51,9 +53,10 @@ class CheckPreconditionsStage(StageType):
     def run(self, stage, scope, runtime) -> TaskResult:
         results = []
         halt_status = None
-        for precondition in stage.context.get("preconditions") or []:
+        for index, precondition in enumerate(stage.context.get("preconditions") or []):
             context = precondition.get("context") or {}
-            passed = is_truthy(_evaluated(context.get("expression"), scope))
+            field = f"preconditions[{index}].context.expression"
+            passed = is_truthy(_evaluated(context.get("expression"), scope, field))
             fail_pipeline = precondition.get("failPipeline", True) is not False
             results.append({"type": precondition.get("type"), "passed": passed, "failPipeline": fail_pipeline})
             if not passed:

@@ -12,6 +12,7 @@ class EvaluateVariablesStage(StageType):
     required_fields = ("variables",)
     # Each variable may use the ones before it, so they are evaluated here, in order.
     lazy_fields = ("variables",)
+    evaluates_expressions = True
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         variables = stage.get("variables")
@@ -39,9 +40,10 @@ class EvaluateVariablesStage(StageType):
 
     def run(self, stage, scope, runtime) -> TaskResult:
         values: dict = {}
-        for variable in stage.definition.get("variables") or []:
+        for index, variable in enumerate(stage.definition.get("variables") or []):
             try:
-                values[variable["key"]] = scope.evaluate(variable.get("value"), extra_variables=values)
+                field = f"variables[{index}].value"
+                values[variable["key"]] = scope.evaluate(variable.get("value"), extra_variables=values, field=field)
             except ExpressionError as error:
                 return TaskResult.failed(f"variable {variable['key']!r}: {error}")
         evaluated = [{"key": key, "value": value} for key, value in values.items()]
