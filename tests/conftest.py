@@ -45,6 +45,18 @@ def missing_service(message: str):
     pytest.skip(message)
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits(settings):
+    """Every test starts with no API request counted against it (users' ids repeat from test to test)."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "throttle": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "test-throttle"},
+    }
+    from django.core.cache import caches
+
+    caches["throttle"].clear()
+
+
 @pytest.fixture
 def postgresql(transactional_db):
     """For tests of what only PostgreSQL does (commit order unlike id order, row locks skipped)."""
