@@ -192,8 +192,8 @@ SPECTACULAR_SETTINGS = {
 # (cdplatform/api/throttling.py), counted in Redis so every web process shares them.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
-API_RATE_LIMIT_CLIENT = env_rate("API_RATE_LIMIT_CLIENT", "600/minute")
-API_RATE_LIMIT_ANONYMOUS = env_rate("API_RATE_LIMIT_ANONYMOUS", "60/minute")
+API_RATE_LIMIT_CLIENT = env_rate("API_RATE_LIMIT_CLIENT", "120/minute")
+API_RATE_LIMIT_ANONYMOUS = env_rate("API_RATE_LIMIT_ANONYMOUS", "30/minute")
 # Proxies in front of the web process that append the client's address to
 # X-Forwarded-For; 0 (no proxy) uses the connection's address and ignores the header.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)

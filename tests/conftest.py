@@ -47,7 +47,9 @@ def missing_service(message: str):
 
 @pytest.fixture(autouse=True)
 def fresh_rate_limits(settings):
-    """Every test starts with no API request counted against it (users' ids repeat from test to test)."""
+    """Every test starts with no API request counted against it (users' ids repeat from test to test), and
+    limits no test reaches by accident; tests/accounts/test_throttling.py sets the ones it shows."""
+    settings.API_RATE_LIMIT_CLIENT = settings.API_RATE_LIMIT_ANONYMOUS = "100000/minute"
     settings.CACHES = {
         **settings.CACHES,
         "throttle": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "test-throttle"},
