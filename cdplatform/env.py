@@ -117,3 +117,16 @@ def env_list_of(name: str, default: list[str], choices: tuple[str, ...]) -> list
     if unknown or not values:
         raise ImproperlyConfigured(f"{name}={','.join(values)!r} must list some of {', '.join(choices)}")
     return values
+
+
+RATE_PERIODS = ("second", "minute", "hour", "day")
+
+
+def env_rate(name: str, default: str) -> str:
+    """Return the variable as a request rate, ``N/second``, ``N/minute``, ``N/hour`` or ``N/day`` (N at least 1)."""
+    raw = os.environ.get(name)
+    value = default if raw is None or raw.strip() == "" else raw.strip()
+    count, _, period = value.partition("/")
+    if not count.isdigit() or int(count) < 1 or period not in RATE_PERIODS:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate such as 600/minute (per {', '.join(RATE_PERIODS)})")
+    return value

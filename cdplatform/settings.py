@@ -8,6 +8,7 @@ needs nothing but Python.
 import ipaddress
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -21,6 +22,7 @@ from cdplatform.env import (
     env_int,
     env_list,
     env_list_of,
+    env_rate,
     env_str,
     env_time_zone,
     env_url,
@@ -181,6 +183,49 @@ SPECTACULAR_SETTINGS = {
         "cdplatform.api.schema.add_error_responses",
     ],
 }
+
+# --- Sign-in lockout and API rate limits ----------------------------------
+# Sign-in (the dashboard's and the admin's) is watched by django-axes: after
+# LOGIN_FAILURE_LIMIT failures for a user name, or from an address, further
+# attempts are refused, even with the right password, for LOGIN_LOCKOUT_SECONDS
+# after the last failure (apps/accounts/lockout.py). API requests are limited
+# per token (or signed-in user) and, unauthenticated, per address
+# (cdplatform/api/throttling.py), counted in Redis so every web process shares them.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+API_RATE_LIMIT_CLIENT = env_rate("API_RATE_LIMIT_CLIENT", "120/minute")
+API_RATE_LIMIT_ANONYMOUS = env_rate("API_RATE_LIMIT_ANONYMOUS", "30/minute")
+# Proxies in front of the web process that append the client's address to
+# X-Forwarded-For; 0 (no proxy) uses the connection's address and ignores the header.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+
+INSTALLED_APPS.append("axes")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last: turns a refused sign-in into the lockout page
+AUTHENTICATION_BACKENDS.insert(0, "axes.backends.AxesStandaloneBackend")
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_LOCKOUT_SECONDS)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# Attempts refused during a lockout are not counted: the lockout ends LOGIN_LOCKOUT_SECONDS after the last failure.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "apps.accounts.lockout.client_ip"
+AXES_DISABLE_ACCESS_LOG = True  # sign-in failures and lockouts go to the audit log
+AXES_ENABLE_ADMIN = False  # apps/accounts/admin.py shows the attempts, with an audited unlock
+AXES_VERBOSE = False
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "cdplatform-throttle",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    },
+}
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "cdplatform.api.throttling.ClientRateThrottle",
+    "cdplatform.api.throttling.AnonymousRateThrottle",
+]
 
 # --- Engine ---------------------------------------------------------------
 # How long engine work may be overdue (a stage step, an execution's start)

@@ -13,13 +13,24 @@ of their own: between jobs and when idle, at most once a second, a worker
 looks for due runs. Each due run is claimed with a compare-and-set on its
 database row, so it happens once however many workers run, and it goes on
 when Redis loses everything.
+
+Its scheduler (``--with-scheduler``: RQ forks it as a process of its own)
+dies with it, even when the worker is killed with SIGKILL: see
+:class:`EngineScheduler`.
 """
 
+import ctypes
 import logging
+import os
+import signal
+import sys
+import threading
 import time
 
 import redis
 from django.db import close_old_connections
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
 logger = logging.getLogger(__name__)
@@ -27,6 +38,56 @@ logger = logging.getLogger(__name__)
 # How often a worker looks for due periodic jobs (one small query each time).
 PERIODIC_CHECK_SECONDS = 1.0
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# How often a scheduler process checks that its worker is still alive, and
+# how long it may take to stop (release its locks) once the worker is gone.
+PARENT_CHECK_SECONDS = 1.0
+ORPHAN_GRACE_SECONDS = 5.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """In a child process: once ``parent_pid`` is no longer its parent, stop (SIGTERM), then exit outright."""
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_CHECK_SECONDS)
+    logger.warning("worker %s is gone: scheduler %s stops", parent_pid, os.getpid())
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(ORPHAN_GRACE_SECONDS)
+    os._exit(1)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make this (child) process stop when ``parent_pid`` dies, however it dies; call it once its SIGTERM
+    handler is installed.
+
+    On Linux the kernel sends SIGTERM the moment the parent dies
+    (``prctl(PR_SET_PDEATHSIG)``); everywhere, a thread notices within a
+    second that the process has a new parent, sends the same SIGTERM, and
+    ends the process if it has not stopped a few seconds later.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            logger.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watch", daemon=True).start()
+
+
+class EngineScheduler(RQScheduler):
+    """RQ's scheduler process, which stops when its worker dies, even of SIGKILL.
+
+    RQ's own scheduler outlives a killed worker for as long as nothing kills
+    it, holding the scheduler lock and heartbeating for a worker that no
+    longer exists.
+    """
+
+    _parent_pid = 0
+
+    def start(self):
+        self._parent_pid = os.getpid()  # the worker, about to fork the scheduler
+        return super().start()
+
+    def _install_signal_handlers(self):
+        super()._install_signal_handlers()  # SIGTERM asks the loop to stop and release the locks
+        die_with_parent(self._parent_pid)
 
 
 class EngineWorker(SimpleWorker):
@@ -58,6 +119,30 @@ class EngineWorker(SimpleWorker):
             logger.warning("the work loop ended unexpectedly; resuming when Redis answers")
             time.sleep(1.0)
             self._wait_for_redis()
+
+    def _start_scheduler(self, burst=False, logging_level="INFO", date_format=DEFAULT_LOGGING_DATE_FORMAT,
+                         log_format=DEFAULT_LOGGING_FORMAT):
+        """RQ's (rq.worker.base), with :class:`EngineScheduler` as the scheduler."""
+        self.scheduler = EngineScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return  # another worker's scheduler runs; run_maintenance_tasks() takes over if it goes away
+        if burst:
+            try:
+                self.scheduler.register_birth()
+                self.scheduler.enqueue_scheduled_jobs()
+            finally:
+                self.scheduler.release_locks()
+                self.scheduler.register_death()
+        else:
+            self.scheduler.start()
 
     def _asked_to_stop(self) -> bool:
         # An idle worker told to stop (SIGTERM, Ctrl-C) only records the request date.

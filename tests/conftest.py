@@ -45,6 +45,20 @@ def missing_service(message: str):
     pytest.skip(message)
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits(settings):
+    """Every test starts with no API request counted against it (users' ids repeat from test to test), and
+    limits no test reaches by accident; tests/accounts/test_throttling.py sets the ones it shows."""
+    settings.API_RATE_LIMIT_CLIENT = settings.API_RATE_LIMIT_ANONYMOUS = "100000/minute"
+    settings.CACHES = {
+        **settings.CACHES,
+        "throttle": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "test-throttle"},
+    }
+    from django.core.cache import caches
+
+    caches["throttle"].clear()
+
+
 @pytest.fixture
 def postgresql(transactional_db):
     """For tests of what only PostgreSQL does (commit order unlike id order, row locks skipped)."""

@@ -7,12 +7,14 @@ open an admin page; object grants decide its rows), and
 grant and revoke through the services, audited and followed by the live notice.
 """
 
+from axes.models import AccessAttempt
 from django.contrib import admin
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from guardian.admin import AdminGroupObjectPermissionsForm, AdminUserObjectPermissionsForm
 
-from apps.accounts.audit import Actor
+from apps.accounts.audit import Actor, record
 from apps.accounts.models import ApiToken, AuditEvent, AuditSource, ServiceAccount
 from apps.accounts.permissions import READ, governor_of
 from apps.accounts.services import check_manage_grants, do_grant, do_revoke
@@ -134,3 +136,40 @@ class AuditEventAdmin(RestrictedAdminMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(admin.ModelAdmin):
+    """Failed sign-ins (django-axes) per user name and address; deleting them, or "Unlock", lifts a lockout."""
+
+    list_display = ("attempt_time", "username", "ip_address", "failures_since_start", "path_info")
+    list_filter = ("attempt_time",)
+    search_fields = ("username", "ip_address")
+    readonly_fields = ("attempt_time", "username", "ip_address", "user_agent", "path_info", "failures_since_start")
+    exclude = ("get_data", "post_data", "http_accept")
+    actions = ["unlock"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def _unlock(self, request, queryset) -> None:
+        actor = Actor.from_request(request, source=AuditSource.ADMIN)
+        with transaction.atomic():
+            for attempt in queryset:
+                record("login.unlocked", actor, object_type="user", object_id=attempt.username[:64],
+                       details={"username": attempt.username, "ip_address": attempt.ip_address,
+                                "failures": attempt.failures_since_start})
+            queryset.delete()
+
+    @admin.action(description="Unlock: forget the selected failed sign-ins")
+    def unlock(self, request, queryset):
+        self._unlock(request, queryset)
+
+    def delete_queryset(self, request, queryset):
+        self._unlock(request, queryset)
+
+    def delete_model(self, request, obj):
+        self._unlock(request, AccessAttempt.objects.filter(pk=obj.pk))

@@ -15,6 +15,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from apps.accounts.permissions import PermissionRefused
 from apps.pipelines.problems import InvalidDocument, pointer_join
 from apps.pipelines.services import ActionRefused
+from cdplatform.api.throttling import throttle_unauthenticated
 
 
 def _flatten(detail, pointer: str = "") -> list[dict]:
@@ -66,6 +67,8 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed) and "request" in context:
+        exc = throttle_unauthenticated(context["request"], context.get("view")) or exc
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -9,6 +9,7 @@ ERROR_DESCRIPTIONS = {
     "404": "No such object, or one you may not read.",
     "409": "The object's current state does not allow this action.",
     "415": "The body's Content-Type is not one this operation reads.",
+    "429": "Too many requests from this token, user or address: wait the seconds Retry-After says.",
 }
 # A list answers 404 to a cursor it did not give out (rest_framework's CursorPagination).
 BAD_CURSOR_DESCRIPTION = "The cursor is not one this list gave out: follow the next and previous links as they are."
@@ -50,7 +51,7 @@ def add_error_responses(result, generator, request, public):
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
             query = {parameter["name"] for parameter in operation.get("parameters", []) if parameter["in"] == "query"}
-            descriptions = {"401": ERROR_DESCRIPTIONS["401"], "403": ERROR_DESCRIPTIONS["403"]}
+            descriptions = {code: ERROR_DESCRIPTIONS[code] for code in ("401", "403", "429")}
             if "{" in path:
                 descriptions["404"] = ERROR_DESCRIPTIONS["404"]
             elif "cursor" in query:
