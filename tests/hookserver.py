@@ -1,4 +1,10 @@
-"""A scriptable HTTP server on 127.0.0.1 for tests of stages that call out (webhooks)."""
+"""A scriptable HTTP server on 127.0.0.1 for tests of stages that call out (webhooks).
+
+The outbound-URL policy refuses loopback addresses unless an operator allows
+them: the tests that use this server opt in to its address alone,
+:data:`LOOPBACK` (``hook_server`` does it for the test process, the
+``workers`` fixture for worker processes).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
+# The one network the tests allow outbound calls to reach: this server's address.
+LOOPBACK = "127.0.0.1/32"
 
 
 @dataclass
@@ -91,7 +100,8 @@ class HookServer:
 
 
 @pytest.fixture
-def hook_server():
+def hook_server(settings):
+    settings.OUTBOUND_URL_ALLOWED_NETWORKS = [LOOPBACK]
     server = HookServer()
     server.thread.start()
     yield server

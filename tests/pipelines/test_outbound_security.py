@@ -1,0 +1,124 @@
+"""What a pipeline author cannot do through a webhook: reach the platform's own network, send the
+stage's custom headers to a host they did not name, or have a call repeated without the receiver
+being able to tell.
+
+Every request goes to hook servers on 127.0.0.1, which the tests allow explicitly
+(``tests/hookserver.py``); the addresses the policy refuses are never connected to.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+
+from apps.pipelines import outbound
+from apps.pipelines.choices import Status
+from tests.hookserver import Reply
+from tests.pipelines.test_webhook import FAST, error_of, hook, run
+
+# --- Item: the default policy refuses the platform's own network --------------------------------
+
+# Each reached something inside the network under the old default (and "localhost" the platform's own API).
+INSIDE = [
+    "http://127.0.0.1:8000/api/",
+    "http://localhost:8000/api/",
+    "http://0.0.0.0:8000/api/",
+    "http://2130706433:8000/api/",  # 127.0.0.1 as one number
+    "http://127.1:8000/api/",  # 127.0.0.1 with the middle parts left out
+    "http://0x7f000001:8000/api/",  # 127.0.0.1 in hexadecimal
+    "http://0177.0.0.1:8000/api/",  # 127.0.0.1 in octal
+    "http://10.0.0.5/",
+    "http://172.16.3.4/",
+    "http://172.31.255.255/",
+    "http://192.168.1.10/",
+    "http://169.254.169.254/latest/meta-data/",  # cloud metadata
+    "http://100.100.100.200/latest/meta-data/",  # Alibaba Cloud's metadata
+    "http://[fd00:ec2::254]/latest/meta-data/",  # AWS's IPv6 metadata
+    "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # NAT64 to 169.254.169.254
+    "http://[64:ff9b:1::a9fe:a9fe]/",  # local-use NAT64
+    "http://[::1]:8000/",
+    "http://[::]:8000/",
+    "http://[::ffff:127.0.0.1]:8000/",  # IPv4-mapped
+    "http://[2002:7f00:1::]/",  # 6to4 around 127.0.0.1
+    "http://[fe80::1]/",
+    "http://[fc00::1]/",
+]
+
+
+@pytest.mark.parametrize("url", INSIDE)
+def test_the_default_policy_refuses_every_address_inside_the_network(url, settings):
+    assert settings.OUTBOUND_URL_ALLOWED_NETWORKS == []  # the default: nothing opted in
+
+    with pytest.raises(outbound.OutboundRefused, match="OUTBOUND_URL_ALLOWED_NETWORKS"):
+        outbound.check_url(url)
+
+
+def test_odd_forms_of_an_address_are_read_as_the_connection_would_read_them():
+    assert {str(outbound.literal_ip(host)) for host in ("2130706433", "127.1", "0x7f000001", "0177.0.0.1")} == {
+        "127.0.0.1"
+    }
+    assert outbound.literal_ip("0") == outbound.literal_ip("0.0.0.0")
+    assert outbound.literal_ip("hooks.example.com") is None
+    assert outbound.literal_ip("1.2.3.4 x") is None  # the resolver would read 1.2.3.4; the host is a name
+
+
+def test_public_addresses_stay_allowed():
+    assert outbound.address_refusal(outbound.literal_ip("8.8.8.8")) is None
+    assert outbound.address_refusal(outbound.literal_ip("2606:4700::1111")) is None
+    # NAT64 to a public address is refused too, until an operator opts in to the NAT64 network.
+    assert "NAT64 64:ff9b::/96" in outbound.address_refusal(outbound.literal_ip("64:ff9b::808:808"))
+
+
+def test_an_operator_opts_in_to_a_network_and_a_denied_network_still_wins():
+    with override_settings(OUTBOUND_URL_ALLOWED_NETWORKS=["10.20.0.0/16", "64:ff9b::/96"]):
+        outbound.check_url("http://10.20.1.2/")
+        outbound.check_url("http://[64:ff9b::808:808]/")  # NAT64 to a public address
+        with pytest.raises(outbound.OutboundRefused, match="embeds IPv4 169.254.169.254, which is link-local"):
+            outbound.check_url("http://[64:ff9b::a9fe:a9fe]/")  # NAT64 allowed, what it leads to is not
+        with pytest.raises(outbound.OutboundRefused, match="private 10.0.0.0/8"):
+            outbound.check_url("http://10.21.0.1/")
+        with override_settings(OUTBOUND_URL_DENIED_NETWORKS=["10.20.5.0/24"]):
+            with pytest.raises(outbound.OutboundRefused, match="OUTBOUND_URL_DENIED_NETWORKS"):
+                outbound.check_url("http://10.20.5.9/")
+    with override_settings(OUTBOUND_URL_DENIED_NETWORKS=["8.8.8.0/24"]):
+        with pytest.raises(outbound.OutboundRefused, match="denied network 8.8.8.0/24"):
+            outbound.check_url("http://8.8.8.8/")
+
+
+def test_a_webhook_to_the_platforms_own_host_is_refused_by_default(workers, hook_server):
+    # The platform's own API, as a pipeline author would aim at it: loopback, in its odd forms too.
+    workers.start(1, **FAST, OUTBOUND_URL_ALLOWED_NETWORKS="")
+    hook_server.script("/api/applications/", Reply(200, {"secret": "internal"}))
+    port = hook_server.httpd.server_address[1]
+    urls = [f"http://{host}:{port}/api/applications/" for host in ("127.0.0.1", "localhost", "2130706433", "127.1")]
+
+    executions = [run([hook(url, method="GET")]) for url in urls]
+
+    for url, (execution, by_ref) in zip(urls, executions, strict=True):
+        assert execution.status == Status.TERMINAL
+        error = error_of(by_ref["1"])
+        assert url in error and "loopback" in error and "OUTBOUND_URL_ALLOWED_NETWORKS" in error
+    assert hook_server.calls() == []
+
+
+def test_a_redirect_from_an_allowed_host_into_the_network_is_refused(hook_server):
+    # The hook server's own address is allowed (127.0.0.1/32); another loopback address is not.
+    port = hook_server.httpd.server_address[1]
+    hook_server.script("/go", Reply(302, None, {"Location": f"http://0x7f000002:{port}/admin/login/"}))
+
+    with pytest.raises(outbound.OutboundRefused, match="127.0.0.2 .* is loopback 127.0.0.0/8"):
+        outbound.request("GET", hook_server.url("/go"), timeout=5)
+
+    assert [call.path for call in hook_server.calls()] == ["/go"]
+
+
+def test_the_connected_address_is_checked_with_the_default_policy(hook_server, monkeypatch):
+    # As if the name had resolved to a public address when checked, then to loopback (DNS rebinding).
+    monkeypatch.setattr(outbound, "check_url", lambda url: None)
+    hook_server.script("/hook", Reply(200, {}))
+
+    with override_settings(OUTBOUND_URL_ALLOWED_NETWORKS=[]):
+        with pytest.raises(outbound.OutboundRefused, match="connected address 127.0.0.1 is loopback"):
+            outbound.request("POST", hook_server.url("/hook"), json_body={}, send_body=True, timeout=5)
+
+    assert hook_server.calls() == []
