@@ -27,6 +27,11 @@ HTTP proxy configured in the environment, the proxy connects to the target:
 the checks before connecting still apply, the one at connect time sees the
 proxy's address.)
 
+The caller's headers (a webhook's ``customHeaders``, which may carry
+credentials) go only to one origin — scheme, host and port — the one the
+pipeline's author wrote: a redirect to another origin is followed without
+them (see :func:`request`).
+
 The policy is read from ``django.conf.settings`` on every call, so a change
 of settings takes effect at once.
 """
@@ -57,8 +62,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_BODY_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-# Credentials are not sent on to another host when a redirect leaves the first one.
-_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class OutboundError(Exception):
@@ -88,6 +92,8 @@ class OutboundResponse:
     url: str
     truncated: bool = False
     history: list[str] = field(default_factory=list)
+    # The caller's headers were not sent to ``url``: it is not the origin they are for.
+    headers_withheld: bool = False
 
     @property
     def text(self) -> str:
@@ -326,35 +332,52 @@ def request(
     url: str,
     *,
     headers: dict[str, str] | None = None,
+    origin: str | None = None,
     json_body: object = None,
     send_body: bool = False,
     timeout: float,
 ) -> OutboundResponse:
     """Send one request through the policy; return the response, whatever its status.
 
-    ``send_body`` sends ``json_body`` as JSON (``null`` included). ``timeout``
-    bounds connecting, each read, and reading the whole body. Raises
-    :class:`OutboundRefused` when the policy refuses a URL (the first or a
-    redirect's), :class:`OutboundError` when no response came (``retryable``
-    for timeouts and connection failures).
+    ``headers`` are sent only to ``origin`` (default: ``url``'s): the
+    request itself, or any redirect hop, that goes to another scheme, host
+    or port goes without them, and the response says so
+    (``headers_withheld``). ``send_body`` sends ``json_body`` as JSON
+    (``null`` included). ``timeout`` bounds connecting, each read, and
+    reading the whole body. Raises :class:`OutboundRefused` when the policy
+    refuses a URL (the first or a redirect's), :class:`OutboundError` when no
+    response came (``retryable`` for timeouts and connection failures).
     """
     method = method.upper()
     headers = dict(headers or {})
+    headers_origin = url_origin(origin or url)
     history: list[str] = []
     with _session() as session:
         while True:
             check_url(url)
-            response = _send(session, method, url, headers, json_body, send_body, timeout)
+            withheld = bool(headers) and (headers_origin is None or url_origin(url) != headers_origin)
+            response = _send(session, method, url, {} if withheld else headers, json_body, send_body, timeout)
+            response.headers_withheld = withheld
             location = response.headers.get("location")
             follow = method in ("GET", "HEAD") and response.status_code in REDIRECT_STATUSES and location
             if not follow or len(history) >= MAX_REDIRECTS:
                 response.history = history
                 return response
             history.append(url)
-            next_url = urljoin(url, location)
-            if parse_url(next_url).host != parse_url(url).host:
-                headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
-            url = next_url
+            url = urljoin(url, location)
+
+
+def url_origin(url: str) -> tuple[str, str, int] | None:
+    """A URL's origin: scheme, host (an IP address in its usual form) and port; None when it has none."""
+    try:
+        parts = parse_url(url.strip())
+    except LocationParseError:
+        return None
+    scheme, host = (parts.scheme or "").lower(), (parts.host or "").strip("[]").lower().rstrip(".")
+    if not scheme or not host:
+        return None
+    address = literal_ip(host)
+    return scheme, host if address is None else str(address), parts.port or DEFAULT_PORTS.get(scheme, 0)
 
 
 def _send(

@@ -13,7 +13,7 @@ from django.test import override_settings
 
 from apps.pipelines import outbound
 from apps.pipelines.choices import Status
-from tests.hookserver import Reply
+from tests.hookserver import HookServer, Reply
 from tests.pipelines.test_webhook import FAST, error_of, hook, run
 
 # --- Item: the default policy refuses the platform's own network --------------------------------
@@ -122,3 +122,115 @@ def test_the_connected_address_is_checked_with_the_default_policy(hook_server, m
             outbound.request("POST", hook_server.url("/hook"), json_body={}, send_body=True, timeout=5)
 
     assert hook_server.calls() == []
+
+
+# --- Item: custom headers go only to the origin the author wrote --------------------------------
+
+
+@pytest.fixture
+def other_server():
+    """A second hook server: same address, another port, so another origin."""
+    server = HookServer()
+    server.thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+    server.thread.join(5)
+
+
+SECRET = {"X-Token": "s3cret", "Authorization": "Bearer abc", "X-Api-Key": "k"}
+
+
+@pytest.mark.parametrize("resolution", ["webhookResponse", "locationHeader"])
+def test_a_status_url_on_another_origin_is_polled_without_the_custom_headers(
+    workers, hook_server, other_server, resolution
+):
+    workers.start(1, **FAST)
+    elsewhere = other_server.url("/status/1")
+    hook_server.script("/deploy", Reply(202, {"statusUrl": elsewhere}, {"Location": elsewhere}))
+    other_server.script("/status/1", Reply(200, {"state": "RUNNING"}), Reply(200, {"state": "DONE"}))
+    stage = hook(
+        hook_server.url("/deploy"),
+        customHeaders=SECRET,
+        waitForCompletion=True,
+        statusUrlResolution=resolution,
+        statusUrlJsonPath="$.statusUrl",
+        statusJsonPath="$.state",
+        successStatuses="DONE",
+    )
+
+    execution, by_ref = run([stage])
+
+    assert execution.status == Status.SUCCEEDED
+    [call] = hook_server.calls("/deploy")
+    assert {call.headers[name.lower()] for name in SECRET} == set(SECRET.values())
+    polls = other_server.calls("/status/1")
+    assert len(polls) == 2
+    for poll in polls:
+        assert not {name.lower() for name in SECRET} & set(poll.headers)
+    assert by_ref["1"].outputs["webhook"]["monitor"]["customHeadersWithheld"] is True
+
+
+def test_a_status_url_on_the_same_origin_is_polled_with_the_custom_headers(workers, hook_server):
+    workers.start(1, **FAST)
+    hook_server.script("/deploy", Reply(202, {"statusUrl": hook_server.url("/status/1")}))
+    hook_server.script("/status/1", Reply(200, {"state": "DONE"}))
+    stage = hook(
+        hook_server.url("/deploy"),
+        customHeaders=SECRET,
+        waitForCompletion=True,
+        statusUrlResolution="webhookResponse",
+        statusUrlJsonPath="$.statusUrl",
+        statusJsonPath="$.state",
+        successStatuses="DONE",
+    )
+
+    execution, _ = run([stage])
+
+    assert execution.status == Status.SUCCEEDED
+    [poll] = hook_server.calls("/status/1")
+    assert poll.headers["x-token"] == "s3cret" and poll.headers["authorization"] == "Bearer abc"
+
+
+def test_a_failed_poll_without_the_headers_says_why(workers, hook_server, other_server):
+    workers.start(1, **FAST)
+    hook_server.script("/deploy", Reply(202, {}, {"Location": other_server.url("/status/1")}))
+    other_server.script("/status/1", Reply(401, {"error": "no token"}))
+    stage = hook(
+        hook_server.url("/deploy"),
+        customHeaders=SECRET,
+        waitForCompletion=True,
+        statusUrlResolution="locationHeader",
+        statusJsonPath="$.state",
+    )
+
+    execution, by_ref = run([stage])
+
+    assert execution.status == Status.TERMINAL
+    error = error_of(by_ref["1"])
+    assert "returned 401" in error and "without customHeaders" in error
+
+
+def test_a_redirect_to_another_origin_drops_every_custom_header(hook_server, other_server):
+    hook_server.script("/go", Reply(302, None, {"Location": other_server.url("/landing")}))
+    other_server.script("/landing", Reply(302, None, {"Location": hook_server.url("/back")}))
+    hook_server.script("/back", Reply(200, {"ok": True}))
+
+    response = outbound.request("GET", hook_server.url("/go"), headers=SECRET, timeout=5)
+
+    assert response.status_code == 200
+    [first] = hook_server.calls("/go")
+    assert first.headers["x-api-key"] == "k"
+    [landing] = other_server.calls("/landing")
+    assert not {name.lower() for name in SECRET} & set(landing.headers)
+    # Back on the origin the author wrote: the headers are for it.
+    [back] = hook_server.calls("/back")
+    assert back.headers["x-token"] == "s3cret"
+    assert response.headers_withheld is False
+
+
+def test_a_redirect_on_the_same_host_but_another_port_or_scheme_is_another_origin(hook_server, other_server):
+    assert outbound.url_origin(hook_server.url("/")) != outbound.url_origin(other_server.url("/"))
+    assert outbound.url_origin("http://hooks.example.com/") != outbound.url_origin("https://hooks.example.com/")
+    assert outbound.url_origin("https://Hooks.Example.com:443/a") == outbound.url_origin("https://hooks.example.com/b")
+    assert outbound.url_origin("http://127.1/") == outbound.url_origin("http://127.0.0.1:80/")

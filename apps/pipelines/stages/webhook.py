@@ -20,13 +20,15 @@ Spinnaker's webhook stage, one step at a time:
    one of ``successStatuses`` succeeds, ``terminalStatuses`` fails,
    ``canceledStatuses`` cancels the stage (and so the execution), a number is a
    percentage (100 succeeds); anything else keeps polling. The latest status
-   response is ``webhook.monitor``.
+   response is ``webhook.monitor``. A poll sends ``customHeaders`` only when
+   the status URL has the origin (scheme, host, port) of ``url``.
 3. *Cancel.* When the execution is canceled after the call was made, the stage
    sends ``cancelMethod`` (default POST) to ``cancelEndpoint`` with
    ``cancelPayload``, once, best effort (``signalCancellation: false`` turns
    this off).
 
-Every request goes through the outbound-URL policy (``apps/pipelines/outbound.py``).
+Every request goes through the outbound-URL policy (``apps/pipelines/outbound.py``);
+a redirect to another origin than the request's is followed without ``customHeaders``.
 """
 
 from __future__ import annotations
@@ -246,13 +248,20 @@ def _retry_or_fail(context: dict, what: str, failure: str) -> TaskResult:
     return TaskResult.running(retry_after=_backoff(attempts), context=state)
 
 
-def _send(context: dict, method: str, url: str, body_key: str | None, timeout: float) -> outbound.OutboundResponse:
-    """One request through the policy; ``body_key`` names the context key holding its JSON body, if any."""
+def _send(
+    context: dict, method: str, url: str, body_key: str | None, timeout: float, *, origin: str | None = None
+) -> outbound.OutboundResponse:
+    """One request through the policy; ``body_key`` names the context key holding its JSON body, if any.
+
+    ``customHeaders`` go only to ``origin``, by default ``url``'s: never to
+    another origin that a response names (a status URL, a redirect).
+    """
     body = context.get(body_key) if body_key else None
     return outbound.request(
         method,
         url,
         headers=_headers(context),
+        origin=origin,
         json_body=body,
         send_body=method in BODY_METHODS and body is not None,
         timeout=timeout,
@@ -335,8 +344,10 @@ def _poll(context: dict, webhook: dict) -> TaskResult:
     status_url = str(context.get("statusEndpoint") or webhook.get("statusEndpoint") or "")
     if not status_url or not context.get("statusJsonPath"):
         return TaskResult.failed("waitForCompletion needs a status URL and statusJsonPath")
+    url = str(context.get("url") or "").strip()
     try:
-        response = _send(context, "GET", status_url, None, settings.WEBHOOK_TIMEOUT_SECONDS)
+        # customHeaders go to the origin of the url the author wrote, not to one the response named.
+        response = _send(context, "GET", status_url, None, settings.WEBHOOK_TIMEOUT_SECONDS, origin=url)
     except outbound.OutboundError as error:
         if error.retryable:
             return _retry_or_fail(context, f"status poll of {status_url}", str(error))
@@ -344,10 +355,13 @@ def _poll(context: dict, webhook: dict) -> TaskResult:
     code = response.status_code
     monitor = _record(response)
     monitor.pop("headers")
+    if response.headers_withheld:
+        monitor["customHeadersWithheld"] = True
     if _is_retryable(code, context):
         return _retry_or_fail(context, f"status poll of {status_url}", f"status {code}")
     if not 200 <= code < 300:
-        return _monitor_failed(webhook, monitor, f"status poll of {status_url} returned {code}")
+        withheld = " (without customHeaders, which go only to the origin of url)" if response.headers_withheld else ""
+        return _monitor_failed(webhook, monitor, f"status poll of {status_url} returned {code}{withheld}")
     return _decide(context, webhook, monitor, status_url)
 
 
