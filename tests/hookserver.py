@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,6 +26,8 @@ class Reply:
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Called (in the server's thread) once the request is received, before the reply is sent.
+    before: Callable[[], None] | None = None
 
 
 @dataclass
@@ -79,6 +82,8 @@ class HookServer:
                 body = self.rfile.read(length) if length else b""
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 reply = server._answer(Received(self.command, self.path, headers, body))
+                if reply.before is not None:
+                    reply.before()
                 payload = b"" if reply.body is None else reply.body
                 if not isinstance(payload, bytes | str):
                     payload = json.dumps(payload)

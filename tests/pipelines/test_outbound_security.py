@@ -8,13 +8,22 @@ Every request goes to hook servers on 127.0.0.1, which the tests allow explicitl
 
 from __future__ import annotations
 
+import threading
+import time
+
+import psycopg2
 import pytest
+from django.db import connection
 from django.test import override_settings
 
 from apps.pipelines import outbound
 from apps.pipelines.choices import Status
+from apps.pipelines.models import StageExecution
+from apps.pipelines.services import do_restart_stage, do_start_execution
+from apps.pipelines.stages.webhook import idempotency_key
+from tests.conftest import wait_for_execution
 from tests.hookserver import HookServer, Reply
-from tests.pipelines.test_webhook import FAST, error_of, hook, run
+from tests.pipelines.test_webhook import FAST, error_of, hook, run, save
 
 # --- Item: the default policy refuses the platform's own network --------------------------------
 
@@ -234,3 +243,107 @@ def test_a_redirect_on_the_same_host_but_another_port_or_scheme_is_another_origi
     assert outbound.url_origin("http://hooks.example.com/") != outbound.url_origin("https://hooks.example.com/")
     assert outbound.url_origin("https://Hooks.Example.com:443/a") == outbound.url_origin("https://hooks.example.com/b")
     assert outbound.url_origin("http://127.1/") == outbound.url_origin("http://127.0.0.1:80/")
+
+
+# --- Item: a repeated call carries the same idempotency key -------------------------------------
+
+
+def test_every_try_of_a_call_carries_the_same_idempotency_key_and_a_restart_a_new_one(workers, hook_server):
+    workers.start(1, **FAST)
+    hook_server.script("/flaky", Reply(503), Reply(200, {"ok": True}))
+
+    execution, by_ref = run([hook(hook_server.url("/flaky"))])
+
+    assert execution.status == Status.SUCCEEDED
+    keys = [call.headers["idempotency-key"] for call in hook_server.calls("/flaky")]
+    stage = by_ref["1"]
+    assert keys == [idempotency_key(stage)] * 2
+    assert keys[0].startswith(f"{execution.id}:{stage.id}:")
+
+    do_restart_stage(execution.id, "1", user="alice")
+    wait_for_execution(execution.id, timeout=20)
+
+    restarted = StageExecution.objects.get(id=stage.id)
+    third = hook_server.calls("/flaky")[2]
+    assert third.headers["idempotency-key"] == idempotency_key(restarted) != keys[0]
+
+
+def test_an_idempotency_key_in_the_custom_headers_is_the_authors(workers, hook_server):
+    workers.start(1, **FAST)
+    hook_server.script("/hook", Reply(200, {}))
+
+    run([hook(hook_server.url("/hook"), customHeaders={"idempotency-key": "mine-1"})])
+
+    [call] = hook_server.calls("/hook")
+    assert call.headers["idempotency-key"] == "mine-1"
+
+
+class DatabaseOutage:
+    """Closes every connection to the test database but the test's own, and refuses new ones for a while:
+    what a worker sees while PostgreSQL restarts. Done from the ``postgres`` database."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.name = connection.settings_dict["NAME"]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            self.spared = cursor.fetchone()[0]
+        params = connection.get_connection_params()
+        params["dbname"] = "postgres"
+        self.params = {key: value for key, value in params.items() if key != "cursor_factory"}
+        self.ended = threading.Event()
+
+    def _run(self, *statements) -> None:
+        admin = psycopg2.connect(**self.params)
+        admin.autocommit = True
+        try:
+            with admin.cursor() as cursor:
+                for statement, args in statements:
+                    cursor.execute(statement, args)
+        finally:
+            admin.close()
+
+    def begin(self) -> None:
+        self._run(
+            (f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false', None),
+            (
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
+                (self.name, self.spared),
+            ),
+        )
+        threading.Timer(self.seconds, self.end).start()
+
+    def end(self) -> None:
+        if not self.ended.is_set():
+            self._run((f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true', None))
+            self.ended.set()
+
+
+def test_a_call_whose_recording_meets_a_database_outage_is_recorded_not_repeated(postgresql, workers, hook_server):
+    # The sweeper re-runs a lost step after a lease: 10 s here, so a repeated call would come within the test.
+    workers.start(1, **FAST, ENGINE_STAGE_LEASE_SECONDS="10", ENGINE_SWEEP_INTERVAL_SECONDS="1")
+    outage = DatabaseOutage(seconds=3)
+    called_at = []
+
+    def go_away():
+        """The call gets through; the database goes away before the worker records the response."""
+        if not called_at:
+            called_at.append(time.time())
+            outage.begin()
+
+    hook_server.script("/deploy", Reply(200, {"id": "d-1"}, before=go_away))
+    try:
+        execution = do_start_execution(save([hook(hook_server.url("/deploy"))]), user="alice")
+        # Without recording retries the stage would end only after the sweeper re-ran it, calling again.
+        execution = wait_for_execution(execution.id, timeout=30)
+    finally:
+        outage.end()
+
+    calls = hook_server.calls("/deploy")
+    assert len(calls) == 1, [c.headers.get("idempotency-key") for c in calls]
+    stage = StageExecution.objects.get(execution=execution, ref_id="1")
+    assert execution.status == Status.SUCCEEDED
+    assert stage.outputs["webhook"]["body"] == {"id": "d-1"}
+    assert calls[0].headers["idempotency-key"] == idempotency_key(stage)
+    # Recorded once the database was back (3 s), not a lease (10 s) later.
+    assert stage.end_time.timestamp() - called_at[0] < 8

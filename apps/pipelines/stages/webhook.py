@@ -10,7 +10,11 @@ Spinnaker's webhook stage, one step at a time:
    The response is recorded as ``webhook`` (statusCode, body, headers) in the
    stage's context and outputs, so later stages can read
    ``${#stage('Hook').outputs.webhook.body.id}``. Once ``webhook.statusCode``
-   is recorded, the call is never made again: a later step only polls.
+   is recorded, the call is never made again: a later step only polls. The
+   call carries an ``Idempotency-Key`` header, the same on every try: should
+   recording the response fail after the call went out (the database away
+   for longer than the engine retries), the step runs again and the call is
+   repeated with the same key, so the receiver can tell.
 2. *Waiting* (``waitForCompletion``). The status URL comes from the call
    (``statusUrlResolution``: ``getMethod`` the same URL, ``locationHeader``
    the response's Location, ``webhookResponse`` the value at
@@ -58,6 +62,8 @@ BACKOFF_CAP_SECONDS = 60.0
 MIN_POLL_INTERVAL_SECONDS = 0.1
 # Cancelling happens while a person waits for the execution to stop: keep it short.
 CANCEL_TIMEOUT_SECONDS = 5.0
+# Sent with the call, the same on every try and re-delivery of it (see idempotency_key).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 # Task state in the stage's context.
 ATTEMPTS_KEY = "webhookAttempts"  # failed tries of the current request (the call, or the current poll)
@@ -249,18 +255,28 @@ def _retry_or_fail(context: dict, what: str, failure: str) -> TaskResult:
 
 
 def _send(
-    context: dict, method: str, url: str, body_key: str | None, timeout: float, *, origin: str | None = None
+    context: dict,
+    method: str,
+    url: str,
+    body_key: str | None,
+    timeout: float,
+    *,
+    origin: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> outbound.OutboundResponse:
     """One request through the policy; ``body_key`` names the context key holding its JSON body, if any.
 
-    ``customHeaders`` go only to ``origin``, by default ``url``'s: never to
-    another origin that a response names (a status URL, a redirect).
+    ``customHeaders`` (after ``headers``, which they override) go only to
+    ``origin``, by default ``url``'s: never to another origin that a
+    response names (a status URL, a redirect).
     """
     body = context.get(body_key) if body_key else None
+    custom = _headers(context)
+    names = {name.lower() for name in custom}
     return outbound.request(
         method,
         url,
-        headers=_headers(context),
+        headers={**{k: v for k, v in (headers or {}).items() if k.lower() not in names}, **custom},
         origin=origin,
         json_body=body,
         send_body=method in BODY_METHODS and body is not None,
@@ -268,11 +284,21 @@ def _send(
     )
 
 
+def idempotency_key(stage: StageExecution) -> str:
+    """The ``Idempotency-Key`` of a webhook stage's call: the same for every try and re-delivery of one run.
+
+    Made of the execution's id, the stage's id and the time the stage
+    started: a restart starts the stage again, so its call gets a new key.
+    """
+    started = int(stage.start_time.timestamp() * 1000) if stage.start_time is not None else 0
+    return f"{stage.execution_id}:{stage.id}:{started}"
+
+
 # --- The call ------------------------------------------------------------------------------------
 
 
-def _call(context: dict) -> TaskResult:
-    """Make the webhook's call (or one more try of it) and decide from its response."""
+def _call(context: dict, key: str) -> TaskResult:
+    """Make the webhook's call (or one more try of it, with the same idempotency ``key``) and decide."""
     url = str(context.get("url") or "").strip()
     if not url:
         return TaskResult.failed("url is empty")
@@ -280,7 +306,9 @@ def _call(context: dict) -> TaskResult:
     if method is None:
         return TaskResult.failed(f"method {context.get('method')!r} is not one of {', '.join(METHODS)}")
     try:
-        response = _send(context, method, url, "payload", settings.WEBHOOK_TIMEOUT_SECONDS)
+        response = _send(
+            context, method, url, "payload", settings.WEBHOOK_TIMEOUT_SECONDS, headers={IDEMPOTENCY_HEADER: key}
+        )
     except outbound.OutboundError as error:
         if error.retryable:
             return _retry_or_fail(context, f"webhook {method} {url}", str(error))
@@ -462,7 +490,7 @@ class WebhookStage(StageType):
         context = stage.context
         webhook = context.get("webhook")
         if not isinstance(webhook, dict) or "statusCode" not in webhook:
-            return _call(context)
+            return _call(context, idempotency_key(stage))
         # The call was made by an earlier step: whatever happens, it is not made again.
         if not _flag(context.get("waitForCompletion")):
             return _result(Status.SUCCEEDED, webhook)
