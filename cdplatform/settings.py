@@ -277,23 +277,28 @@ OUTBOUND_URL_ALLOWED_SCHEMES = env_list_of("OUTBOUND_URL_ALLOWED_SCHEMES", ["htt
 # Regular expressions, each matched against the whole host name of a URL; a
 # host that matches none of them is refused.
 OUTBOUND_URL_ALLOWED_HOSTS = env_list("OUTBOUND_URL_ALLOWED_HOSTS", [".*"])
-# Networks (CIDR) no outbound call may reach, whether the URL names an address
-# in one or a host that resolves to one. The default denies link-local
-# addresses and the cloud metadata services; production adds private ranges
-# and loopback.
-OUTBOUND_URL_DENIED_NETWORKS = env_list(
-    "OUTBOUND_URL_DENIED_NETWORKS", ["169.254.0.0/16", "fe80::/10", "100.100.100.200/32"]
-)
+# Networks (CIDR) outbound calls may reach although they are not public:
+# loopback, private, link-local, unique-local, NAT64, unspecified and the
+# other special-purpose ranges are refused unless listed here (see
+# apps/pipelines/outbound.py, BUILT_IN_DENIED). Default: none.
+OUTBOUND_URL_ALLOWED_NETWORKS = env_list("OUTBOUND_URL_ALLOWED_NETWORKS", [])
+# Networks (CIDR) no outbound call may reach, even when they are public or in
+# OUTBOUND_URL_ALLOWED_NETWORKS. Default: none.
+OUTBOUND_URL_DENIED_NETWORKS = env_list("OUTBOUND_URL_DENIED_NETWORKS", [])
 for _pattern in OUTBOUND_URL_ALLOWED_HOSTS:
     try:
         re.compile(_pattern)
     except re.error as exc:
         raise ImproperlyConfigured(f"OUTBOUND_URL_ALLOWED_HOSTS: {_pattern!r} is not a regex: {exc}") from None
-for _cidr in OUTBOUND_URL_DENIED_NETWORKS:
-    try:
-        ipaddress.ip_network(_cidr, strict=False)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"OUTBOUND_URL_DENIED_NETWORKS: {_cidr!r} is not a network: {exc}") from None
+for _name, _cidrs in (
+    ("OUTBOUND_URL_ALLOWED_NETWORKS", OUTBOUND_URL_ALLOWED_NETWORKS),
+    ("OUTBOUND_URL_DENIED_NETWORKS", OUTBOUND_URL_DENIED_NETWORKS),
+):
+    for _cidr in _cidrs:
+        try:
+            ipaddress.ip_network(_cidr, strict=False)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{_name}={_cidr!r} is not a network: {exc}") from None
 # Seconds a webhook request may take to connect, and to answer.
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 # How many times a webhook request (the call, or one status poll) is tried

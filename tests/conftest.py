@@ -31,6 +31,10 @@ from apps.pipelines.services import do_save_pipeline
 from cdplatform.webprocess import free_port
 from tests.scenarios import JUDGES, PARAMETERS, STAGES
 
+# The hook_server fixture's module is imported here too (for LOOPBACK): have pytest rewrite its asserts first.
+pytest.register_assert_rewrite("tests.hookserver")
+from tests.hookserver import LOOPBACK  # noqa: E402
+
 # The hook_server fixture: an HTTP server on 127.0.0.1 for stages that call out.
 pytest_plugins = ["tests.hookserver"]
 
@@ -131,7 +135,14 @@ class WorkerPool:
         ``preload`` names modules (comma-separated) the workers import first,
         to register a test's periodic jobs or event consumers (``tests/worker.py``).
         """
-        env = {**os.environ, "REDIS_URL": self.redis_url, "DATABASE_URL": self.database_url, **settings_env}
+        env = {
+            **os.environ,
+            "REDIS_URL": self.redis_url,
+            "DATABASE_URL": self.database_url,
+            # Webhooks in tests call the hook server on 127.0.0.1, which the outbound policy refuses by default.
+            "OUTBOUND_URL_ALLOWED_NETWORKS": LOOPBACK,
+            **settings_env,
+        }
         command = [sys.executable, "-m", "tests.worker", preload] if preload else [
             sys.executable, "manage.py", "rqworker", "--with-scheduler"
         ]

@@ -1,14 +1,24 @@
-"""A scriptable HTTP server on 127.0.0.1 for tests of stages that call out (webhooks)."""
+"""A scriptable HTTP server on 127.0.0.1 for tests of stages that call out (webhooks).
+
+The outbound-URL policy refuses loopback addresses unless an operator allows
+them: the tests that use this server opt in to its address alone,
+:data:`LOOPBACK` (``hook_server`` does it for the test process, the
+``workers`` fixture for worker processes).
+"""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
+# The one network the tests allow outbound calls to reach: this server's address.
+LOOPBACK = "127.0.0.1/32"
 
 
 @dataclass
@@ -16,6 +26,8 @@ class Reply:
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Called (in the server's thread) once the request is received, before the reply is sent.
+    before: Callable[[], None] | None = None
 
 
 @dataclass
@@ -70,6 +82,8 @@ class HookServer:
                 body = self.rfile.read(length) if length else b""
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 reply = server._answer(Received(self.command, self.path, headers, body))
+                if reply.before is not None:
+                    reply.before()
                 payload = b"" if reply.body is None else reply.body
                 if not isinstance(payload, bytes | str):
                     payload = json.dumps(payload)
@@ -91,7 +105,8 @@ class HookServer:
 
 
 @pytest.fixture
-def hook_server():
+def hook_server(settings):
+    settings.OUTBOUND_URL_ALLOWED_NETWORKS = [LOOPBACK]
     server = HookServer()
     server.thread.start()
     yield server

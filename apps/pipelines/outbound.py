@@ -10,8 +10,14 @@ before any connection is made when
 * its scheme is not in ``OUTBOUND_URL_ALLOWED_SCHEMES``;
 * its host matches none of the regular expressions in
   ``OUTBOUND_URL_ALLOWED_HOSTS`` (each matched against the whole host name);
-* its host is a literal IP address in one of ``OUTBOUND_URL_DENIED_NETWORKS``,
-  or resolves to any address in one of them.
+* its host is an IP address, or resolves to any address, that the policy
+  refuses (:func:`address_refusal`): by default loopback, private,
+  link-local, unique-local, NAT64, unspecified and every other address that
+  is not public (:data:`BUILT_IN_DENIED`), including the IPv4 address an
+  IPv6 one embeds, unless ``OUTBOUND_URL_ALLOWED_NETWORKS`` allows it; and
+  whatever is in ``OUTBOUND_URL_DENIED_NETWORKS``, always. A host written as
+  a number in another form (``2130706433``, ``0x7f000001``, ``127.1``) is
+  read as the resolver reads it.
 
 Because a name may resolve differently a moment later (DNS rebinding), the
 address a connection actually reaches is checked again as soon as the socket
@@ -20,6 +26,11 @@ for GET and HEAD, and each hop is checked like the first URL. (Through an
 HTTP proxy configured in the environment, the proxy connects to the target:
 the checks before connecting still apply, the one at connect time sees the
 proxy's address.)
+
+The caller's headers (a webhook's ``customHeaders``, which may carry
+credentials) go only to one origin — scheme, host and port — the one the
+pipeline's author wrote: a redirect to another origin is followed without
+them (see :func:`request`).
 
 The policy is read from ``django.conf.settings`` on every call, so a change
 of settings takes effect at once.
@@ -51,8 +62,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_BODY_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-# Credentials are not sent on to another host when a redirect leaves the first one.
-_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class OutboundError(Exception):
@@ -82,6 +92,8 @@ class OutboundResponse:
     url: str
     truncated: bool = False
     history: list[str] = field(default_factory=list)
+    # The caller's headers were not sent to ``url``: it is not the origin they are for.
+    headers_withheld: bool = False
 
     @property
     def text(self) -> str:
@@ -89,6 +101,39 @@ class OutboundResponse:
 
 
 # --- The policy ----------------------------------------------------------------------------------
+
+# Where no outbound call goes unless OUTBOUND_URL_ALLOWED_NETWORKS allows it: the platform's own
+# host and network, cloud metadata services, and addresses that are not public. Each entry names
+# what the network is, for the refusal's message. Beyond these, any address ``ipaddress`` does not
+# count as global, and any multicast or reserved one, is refused too (documentation ranges, 2001::/23).
+BUILT_IN_DENIED: tuple[tuple[IPNetwork, str], ...] = tuple(
+    (ipaddress.ip_network(cidr), what)
+    for cidr, what in (
+        ("0.0.0.0/8", "unspecified"),
+        ("10.0.0.0/8", "private"),
+        ("100.64.0.0/10", "shared (carrier-grade NAT)"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),
+        ("172.16.0.0/12", "private"),
+        ("192.0.0.0/24", "IETF protocol assignments"),
+        ("192.168.0.0/16", "private"),
+        ("198.18.0.0/15", "benchmarking"),
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),
+        ("::/128", "unspecified"),
+        ("::1/128", "loopback"),
+        ("::/96", "IPv4-compatible"),
+        ("64:ff9b::/96", "NAT64"),
+        ("64:ff9b:1::/48", "local-use NAT64"),
+        ("100::/64", "discard-only"),
+        ("fc00::/7", "unique-local"),
+        ("fe80::/10", "link-local"),
+        ("fec0::/10", "site-local"),
+        ("ff00::/8", "multicast"),
+    )
+)
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_OPT_IN = "refused unless OUTBOUND_URL_ALLOWED_NETWORKS allows it"
 
 
 def _allowed_schemes() -> set[str]:
@@ -99,25 +144,82 @@ def _allowed_host_patterns() -> list[str]:
     return [pattern.strip() for pattern in settings.OUTBOUND_URL_ALLOWED_HOSTS if pattern.strip()]
 
 
-def _denied_networks() -> list[IPNetwork]:
-    return [ipaddress.ip_network(cidr.strip(), strict=False) for cidr in settings.OUTBOUND_URL_DENIED_NETWORKS]
+def _networks(cidrs: list[str]) -> list[IPNetwork]:
+    return [ipaddress.ip_network(cidr.strip(), strict=False) for cidr in cidrs if cidr.strip()]
 
 
-def _literal_ip(host: str) -> IPAddress | None:
+# What the C resolver reads as an IPv4 address, and so what a connection reaches: one number
+# (2130706433), hexadecimal (0x7f000001), octal (0177.0.0.1), fewer than four parts (127.1).
+_NUMERIC_IPV4 = re.compile(r"(?:0x[0-9a-f]+|[0-9]+)(?:\.(?:0x[0-9a-f]+|[0-9]+)){0,3}", re.IGNORECASE)
+
+
+def literal_ip(host: str) -> IPAddress | None:
+    """The address a host written as an IP address names, read as the resolver reads it; None for a name."""
+    host = host.strip("[]").split("%", 1)[0]
     try:
-        return ipaddress.ip_address(host.split("%", 1)[0])
+        return ipaddress.ip_address(host)
     except ValueError:
-        return None
+        pass
+    if _NUMERIC_IPV4.fullmatch(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
 
 
-def denied_network(address: IPAddress) -> IPNetwork | None:
-    """The first denied network that holds ``address`` (an IPv4-mapped IPv6 address counts as its IPv4 one)."""
-    candidates: list[IPAddress] = [address]
+def _embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses a packet to this IPv6 address may end up at (NAT64, 6to4, Teredo)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    embedded = []
+    if any(address in network for network in _NAT64):
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    if address.sixtofour is not None:
+        embedded.append(address.sixtofour)
+    if address.teredo is not None:
+        embedded.extend(address.teredo)
+    return embedded
+
+
+def _holder(address: IPAddress, networks: list[IPNetwork]) -> IPNetwork | None:
+    return next((network for network in networks if address.version == network.version and address in network), None)
+
+
+def _built_in_refusal(address: IPAddress) -> str | None:
+    for network, what in BUILT_IN_DENIED:
+        if address.version == network.version and address in network:
+            return f"{what} {network}"
+    if not address.is_global or address.is_multicast or address.is_reserved:
+        return "not a public address"
+    return None
+
+
+def address_refusal(address: IPAddress) -> str | None:
+    """Why the policy refuses to connect to ``address``, naming the network and the setting; None when allowed.
+
+    ``OUTBOUND_URL_DENIED_NETWORKS`` refuses whatever else allows; then
+    ``OUTBOUND_URL_ALLOWED_NETWORKS`` allows what the built-in list
+    (:data:`BUILT_IN_DENIED`) refuses. An IPv4-mapped IPv6 address is its
+    IPv4 address; an IPv6 address that embeds an IPv4 one (NAT64, 6to4,
+    Teredo) is refused when either is.
+    """
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        candidates.append(address.ipv4_mapped)
-    for network in _denied_networks():
-        if any(candidate.version == network.version and candidate in network for candidate in candidates):
-            return network
+        refusal = address_refusal(address.ipv4_mapped)
+        return None if refusal is None else f"is IPv4 {address.ipv4_mapped}, which {refusal}"
+    candidates = [address, *_embedded_ipv4(address)]
+    denied = _networks(settings.OUTBOUND_URL_DENIED_NETWORKS)
+    allowed = _networks(settings.OUTBOUND_URL_ALLOWED_NETWORKS)
+    for candidate in candidates:
+        subject = "is" if candidate == address else f"embeds IPv4 {candidate}, which is"
+        network = _holder(candidate, denied)
+        if network is not None:
+            return f"{subject} in denied network {network} (OUTBOUND_URL_DENIED_NETWORKS)"
+    for candidate in candidates:
+        subject = "is" if candidate == address else f"embeds IPv4 {candidate}, which is"
+        refusal = None if _holder(candidate, allowed) else _built_in_refusal(candidate)
+        if refusal is not None:
+            return f"{subject} {refusal}, {_OPT_IN}"
     return None
 
 
@@ -151,14 +253,12 @@ def check_url(url: str) -> None:
         raise OutboundRefused(url, "it has no host")
     if not any(re.fullmatch(pattern, host) for pattern in _allowed_host_patterns()):
         raise OutboundRefused(url, f"host {host!r} matches no pattern in OUTBOUND_URL_ALLOWED_HOSTS")
-    literal = _literal_ip(host)
+    literal = literal_ip(host)
     addresses = [literal] if literal is not None else _resolve(host, parts.port)
     for address in addresses:
-        network = denied_network(address)
-        if network is not None:
-            raise OutboundRefused(
-                url, f"address {address} of host {host!r} is in denied network {network} (OUTBOUND_URL_DENIED_NETWORKS)"
-            )
+        refusal = address_refusal(address)
+        if refusal is not None:
+            raise OutboundRefused(url, f"address {address} of host {host!r} {refusal}")
 
 
 def check_url_syntax(url: str) -> str | None:
@@ -178,12 +278,12 @@ def check_url_syntax(url: str) -> str | None:
 
 
 def _check_peer(sock: socket.socket, target: str) -> None:
-    """Close the socket and refuse when the address it connected to is denied (the name resolved anew)."""
-    address = _literal_ip(str(sock.getpeername()[0]))
-    network = denied_network(address) if address is not None else None
-    if network is not None:
+    """Close the socket and refuse when the policy refuses the address it connected to (the name resolved anew)."""
+    address = literal_ip(str(sock.getpeername()[0]))
+    refusal = address_refusal(address) if address is not None else "is not an IP address"
+    if refusal is not None:
         sock.close()
-        raise OutboundRefused(target, f"connected address {address} is in denied network {network}")
+        raise OutboundRefused(target, f"connected address {address} {refusal}")
 
 
 class _GuardedHTTPConnection(HTTPConnection):
@@ -232,35 +332,52 @@ def request(
     url: str,
     *,
     headers: dict[str, str] | None = None,
+    origin: str | None = None,
     json_body: object = None,
     send_body: bool = False,
     timeout: float,
 ) -> OutboundResponse:
     """Send one request through the policy; return the response, whatever its status.
 
-    ``send_body`` sends ``json_body`` as JSON (``null`` included). ``timeout``
-    bounds connecting, each read, and reading the whole body. Raises
-    :class:`OutboundRefused` when the policy refuses a URL (the first or a
-    redirect's), :class:`OutboundError` when no response came (``retryable``
-    for timeouts and connection failures).
+    ``headers`` are sent only to ``origin`` (default: ``url``'s): the
+    request itself, or any redirect hop, that goes to another scheme, host
+    or port goes without them, and the response says so
+    (``headers_withheld``). ``send_body`` sends ``json_body`` as JSON
+    (``null`` included). ``timeout`` bounds connecting, each read, and
+    reading the whole body. Raises :class:`OutboundRefused` when the policy
+    refuses a URL (the first or a redirect's), :class:`OutboundError` when no
+    response came (``retryable`` for timeouts and connection failures).
     """
     method = method.upper()
     headers = dict(headers or {})
+    headers_origin = url_origin(origin or url)
     history: list[str] = []
     with _session() as session:
         while True:
             check_url(url)
-            response = _send(session, method, url, headers, json_body, send_body, timeout)
+            withheld = bool(headers) and (headers_origin is None or url_origin(url) != headers_origin)
+            response = _send(session, method, url, {} if withheld else headers, json_body, send_body, timeout)
+            response.headers_withheld = withheld
             location = response.headers.get("location")
             follow = method in ("GET", "HEAD") and response.status_code in REDIRECT_STATUSES and location
             if not follow or len(history) >= MAX_REDIRECTS:
                 response.history = history
                 return response
             history.append(url)
-            next_url = urljoin(url, location)
-            if parse_url(next_url).host != parse_url(url).host:
-                headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
-            url = next_url
+            url = urljoin(url, location)
+
+
+def url_origin(url: str) -> tuple[str, str, int] | None:
+    """A URL's origin: scheme, host (an IP address in its usual form) and port; None when it has none."""
+    try:
+        parts = parse_url(url.strip())
+    except LocationParseError:
+        return None
+    scheme, host = (parts.scheme or "").lower(), (parts.host or "").strip("[]").lower().rstrip(".")
+    if not scheme or not host:
+        return None
+    address = literal_ip(host)
+    return scheme, host if address is None else str(address), parts.port or DEFAULT_PORTS.get(scheme, 0)
 
 
 def _send(

@@ -57,6 +57,10 @@ from apps.pipelines.windows import is_restricted, jitter_seconds, next_window_st
 
 logger = logging.getLogger(__name__)
 
+# Recording a claimed step's result while the database is away: the first wait, and the longest.
+RECORD_RETRY_FIRST_DELAY = 0.2
+RECORD_RETRY_MAX_DELAY = 1.0
+
 
 def run_stage_job(stage_id, token: int, runtime: StageRuntime) -> None:
     """The ``run_stage`` message: run one step of a stage, then keep going in the same job while it pays.
@@ -138,7 +142,7 @@ def _run_step(stage_id, token: int, runtime: StageRuntime, keep_inline: bool) ->
             dispatch.send_on_commit()
     if claimed is not None:
         try:
-            must_advance = _run_claimed(claimed, runner, dispatch, runtime)
+            must_advance, dispatch = _run_claimed(claimed, runner, runtime, keep_inline)
         except Exception as error:
             if is_transient(error):
                 raise
@@ -159,9 +163,44 @@ def _lock_stage(stage_id) -> StageExecution | None:
     )
 
 
-def _run_claimed(claimed: StageExecution, runner: StageType | Task, dispatch: Dispatch, runtime: StageRuntime) -> bool:
-    """Run a claimed step's task outside any transaction, then record its result if the claim still holds."""
+def _run_claimed(
+    claimed: StageExecution, runner: StageType | Task, runtime: StageRuntime, keep_inline: bool
+) -> tuple[bool, Dispatch]:
+    """Run a claimed step's task outside any transaction, then record its result if the claim still holds.
+
+    The task has talked to the outside world: should the database be away
+    when its result is recorded, the result is kept and recording is tried
+    again (with a fresh connection) for up to half a lease, rather than
+    leaving the step for the sweeper, which would run the task — and its
+    call — again a lease later.
+    """
     result = _run_task(claimed, runner, runtime)
+    deadline = time.monotonic() + settings.ENGINE_STAGE_LEASE_SECONDS / 2
+    delay = RECORD_RETRY_FIRST_DELAY
+    while True:
+        dispatch = Dispatch(keep_one_inline=keep_inline)
+        try:
+            return _record_claimed(claimed, result, dispatch), dispatch
+        except Exception as error:
+            # Retried only outside an enclosing transaction, where a new connection may be opened.
+            if not is_transient(error) or connection.in_atomic_block or time.monotonic() + delay > deadline:
+                raise
+            logger.warning("recording the result of stage %s failed, retrying in %.1f s: %s", claimed.id, delay, error)
+        _drop_connection()
+        time.sleep(delay)
+        delay = min(delay * 2, RECORD_RETRY_MAX_DELAY)
+
+
+def _drop_connection() -> None:
+    """Close the (broken) database connection, so the next query opens a new one."""
+    try:
+        connection.close()
+    except Exception as error:
+        if not is_transient(error):
+            raise
+
+
+def _record_claimed(claimed: StageExecution, result: TaskResult, dispatch: Dispatch) -> bool:
     with transaction.atomic():
         stage = _lock_stage(claimed.id)
         if stage is None or stage.run_token != claimed.run_token or stage.status not in (Status.RUNNING, Status.PAUSED):

@@ -10,7 +10,11 @@ Spinnaker's webhook stage, one step at a time:
    The response is recorded as ``webhook`` (statusCode, body, headers) in the
    stage's context and outputs, so later stages can read
    ``${#stage('Hook').outputs.webhook.body.id}``. Once ``webhook.statusCode``
-   is recorded, the call is never made again: a later step only polls.
+   is recorded, the call is never made again: a later step only polls. The
+   call carries an ``Idempotency-Key`` header, the same on every try: should
+   recording the response fail after the call went out (the database away
+   for longer than the engine retries), the step runs again and the call is
+   repeated with the same key, so the receiver can tell.
 2. *Waiting* (``waitForCompletion``). The status URL comes from the call
    (``statusUrlResolution``: ``getMethod`` the same URL, ``locationHeader``
    the response's Location, ``webhookResponse`` the value at
@@ -20,13 +24,15 @@ Spinnaker's webhook stage, one step at a time:
    one of ``successStatuses`` succeeds, ``terminalStatuses`` fails,
    ``canceledStatuses`` cancels the stage (and so the execution), a number is a
    percentage (100 succeeds); anything else keeps polling. The latest status
-   response is ``webhook.monitor``.
+   response is ``webhook.monitor``. A poll sends ``customHeaders`` only when
+   the status URL has the origin (scheme, host, port) of ``url``.
 3. *Cancel.* When the execution is canceled after the call was made, the stage
    sends ``cancelMethod`` (default POST) to ``cancelEndpoint`` with
    ``cancelPayload``, once, best effort (``signalCancellation: false`` turns
    this off).
 
-Every request goes through the outbound-URL policy (``apps/pipelines/outbound.py``).
+Every request goes through the outbound-URL policy (``apps/pipelines/outbound.py``);
+a redirect to another origin than the request's is followed without ``customHeaders``.
 ``url``, ``customHeaders``, ``payload``, ``cancelEndpoint`` and ``cancelPayload``
 may use ``${#secret('name')}``: resolved just before each request, redacted
 from everything the stage records (``apps/pipelines/secrets/``).
@@ -36,7 +42,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -50,6 +55,7 @@ from apps.pipelines.problems import Problem, pointer_join
 from apps.pipelines.scope import ExpressionScope
 from apps.pipelines.secrets.resolution import using_secrets
 from apps.pipelines.stages.base import StageType, TaskResult, register
+from apps.pipelines.stages.json_path import MISSING, JsonPathError, parse_json_path, read_json_path
 
 logger = logging.getLogger(__name__)
 
@@ -61,66 +67,13 @@ BACKOFF_CAP_SECONDS = 60.0
 MIN_POLL_INTERVAL_SECONDS = 0.1
 # Cancelling happens while a person waits for the execution to stop: keep it short.
 CANCEL_TIMEOUT_SECONDS = 5.0
+# Sent with the call, the same on every try and re-delivery of it (see idempotency_key).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 # Task state in the stage's context.
 ATTEMPTS_KEY = "webhookAttempts"  # failed tries of the current request (the call, or the current poll)
 LAST_FAILURE_KEY = "webhookLastFailure"
 CANCEL_SIGNALED_KEY = "webhookCancelSignaled"
-
-
-# --- JSON paths ----------------------------------------------------------------------------------
-
-
-class JsonPathError(ValueError):
-    """A JSON path this resolver does not understand."""
-
-
-MISSING = object()
-
-_SEGMENT = re.compile(
-    r"""\.(?P<name>[^.\[\]]+)|\[\s*(?P<index>-?\d+)\s*\]|\[\s*'(?P<single>[^']*)'\s*\]|\[\s*"(?P<double>[^"]*)"\s*\]"""
-)
-
-
-def parse_json_path(path: str) -> list[str | int]:
-    """The steps of a JSON path: Jayway's ``$.a.b[0]['c d']`` or plain ``a.b[0]``.
-
-    Wildcards, deep scans (``..``), filters and functions are not supported.
-    """
-    text = path.strip()
-    if text.startswith("$"):
-        text = text[1:]
-    elif text and not text.startswith((".", "[")):
-        text = "." + text
-    if not path.strip():
-        raise JsonPathError("a JSON path must not be empty")
-    steps: list[str | int] = []
-    position = 0
-    while position < len(text):
-        match = _SEGMENT.match(text, position)
-        if match is None or match["name"] == "*":
-            raise JsonPathError(f"unsupported JSON path {path!r} at {text[position:]!r} (use $.a.b[0] or $['a'])")
-        if match["index"] is not None:
-            steps.append(int(match["index"]))
-        else:
-            steps.append(
-                next(group for group in (match["name"], match["single"], match["double"]) if group is not None)
-            )
-        position = match.end()
-    return steps
-
-
-def read_json_path(document: Any, path: str) -> Any:
-    """The value at ``path`` in ``document``, or :data:`MISSING`; raises JsonPathError for a bad path."""
-    value = document
-    for step in parse_json_path(path):
-        if isinstance(step, int):
-            if not isinstance(value, list) or not -len(value) <= step < len(value):
-                return MISSING
-        elif not isinstance(value, dict) or step not in value:
-            return MISSING
-        value = value[step]
-    return value
 
 
 # --- Reading the stage's (evaluated) context ------------------------------------------------------
@@ -251,24 +204,51 @@ def _retry_or_fail(context: dict, what: str, failure: str) -> TaskResult:
     return TaskResult.running(retry_after=_backoff(attempts), context=state)
 
 
-def _send(context: dict, method: str, url: str, body_key: str | None, timeout: float) -> outbound.OutboundResponse:
-    """One request through the policy; ``body_key`` names the context key holding its JSON body, if any."""
+def _send(
+    context: dict,
+    method: str,
+    url: str,
+    body_key: str | None,
+    timeout: float,
+    *,
+    origin: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> outbound.OutboundResponse:
+    """One request through the policy; ``body_key`` names the context key holding its JSON body, if any.
+
+    ``customHeaders`` (after ``headers``, which they override) go only to
+    ``origin``, by default ``url``'s: never to another origin that a
+    response names (a status URL, a redirect).
+    """
     body = context.get(body_key) if body_key else None
+    custom = _headers(context)
+    names = {name.lower() for name in custom}
     return outbound.request(
         method,
         url,
-        headers=_headers(context),
+        headers={**{k: v for k, v in (headers or {}).items() if k.lower() not in names}, **custom},
+        origin=origin,
         json_body=body,
         send_body=method in BODY_METHODS and body is not None,
         timeout=timeout,
     )
 
 
+def idempotency_key(stage: StageExecution) -> str:
+    """The ``Idempotency-Key`` of a webhook stage's call: the same for every try and re-delivery of one run.
+
+    Made of the execution's id, the stage's id and the time the stage
+    started: a restart starts the stage again, so its call gets a new key.
+    """
+    started = int(stage.start_time.timestamp() * 1000) if stage.start_time is not None else 0
+    return f"{stage.execution_id}:{stage.id}:{started}"
+
+
 # --- The call ------------------------------------------------------------------------------------
 
 
-def _call(context: dict) -> TaskResult:
-    """Make the webhook's call (or one more try of it) and decide from its response."""
+def _call(context: dict, key: str) -> TaskResult:
+    """Make the webhook's call (or one more try of it, with the same idempotency ``key``) and decide."""
     url = str(context.get("url") or "").strip()
     if not url:
         return TaskResult.failed("url is empty")
@@ -276,7 +256,9 @@ def _call(context: dict) -> TaskResult:
     if method is None:
         return TaskResult.failed(f"method {context.get('method')!r} is not one of {', '.join(METHODS)}")
     try:
-        response = _send(context, method, url, "payload", settings.WEBHOOK_TIMEOUT_SECONDS)
+        response = _send(
+            context, method, url, "payload", settings.WEBHOOK_TIMEOUT_SECONDS, headers={IDEMPOTENCY_HEADER: key}
+        )
     except outbound.OutboundError as error:
         if error.retryable:
             return _retry_or_fail(context, f"webhook {method} {url}", str(error))
@@ -340,8 +322,10 @@ def _poll(context: dict, webhook: dict) -> TaskResult:
     status_url = str(context.get("statusEndpoint") or webhook.get("statusEndpoint") or "")
     if not status_url or not context.get("statusJsonPath"):
         return TaskResult.failed("waitForCompletion needs a status URL and statusJsonPath")
+    url = str(context.get("url") or "").strip()
     try:
-        response = _send(context, "GET", status_url, None, settings.WEBHOOK_TIMEOUT_SECONDS)
+        # customHeaders go to the origin of the url the author wrote, not to one the response named.
+        response = _send(context, "GET", status_url, None, settings.WEBHOOK_TIMEOUT_SECONDS, origin=url)
     except outbound.OutboundError as error:
         if error.retryable:
             return _retry_or_fail(context, f"status poll of {status_url}", str(error))
@@ -349,10 +333,13 @@ def _poll(context: dict, webhook: dict) -> TaskResult:
     code = response.status_code
     monitor = _record(response)
     monitor.pop("headers")
+    if response.headers_withheld:
+        monitor["customHeadersWithheld"] = True
     if _is_retryable(code, context):
         return _retry_or_fail(context, f"status poll of {status_url}", f"status {code}")
     if not 200 <= code < 300:
-        return _monitor_failed(webhook, monitor, f"status poll of {status_url} returned {code}")
+        withheld = " (without customHeaders, which go only to the origin of url)" if response.headers_withheld else ""
+        return _monitor_failed(webhook, monitor, f"status poll of {status_url} returned {code}{withheld}")
     return _decide(context, webhook, monitor, status_url)
 
 
@@ -437,11 +424,11 @@ def _signal_cancel(context: dict) -> None:
 # --- The stage type ------------------------------------------------------------------------------
 
 
-def _step(context: dict) -> TaskResult:
-    """One step: the call, or (the call made by an earlier step, never made again) the next poll."""
+def _step(context: dict, key: str) -> TaskResult:
+    """One step: the call (with ``Idempotency-Key: key``), or (the call made by an earlier step) the next poll."""
     webhook = context.get("webhook")
     if not isinstance(webhook, dict) or "statusCode" not in webhook:
-        return _call(context)
+        return _call(context, key)
     if not _flag(context.get("waitForCompletion")):
         return _result(Status.SUCCEEDED, webhook)
     return _poll(context, webhook)
@@ -463,7 +450,7 @@ class WebhookStage(StageType):
     def run(self, stage, scope, runtime) -> TaskResult:
         # Secrets are resolved here, for this step's request alone, and redacted from what it returns.
         with using_secrets(stage, scope, self.secret_fields) as use:
-            return use.redact(_step(use.context))
+            return use.redact(_step(use.context, idempotency_key(stage)))
 
     def cancel(self, stage: StageExecution, runtime) -> None:
         """Send the cancel request once when the call was made and a cancelEndpoint is set; never raises."""
