@@ -7,7 +7,9 @@ is completed and the execution is advanced (:mod:`.graph`).
 
 Locks. Running a task locks only its stage row (so parallel branches really
 run in parallel), and when the stages after it wait on it alone, starts them
-under that same lock: nothing else can start them. Anything else is left to
+under that same lock: nothing else can start them. On PostgreSQL those
+NOT_STARTED stages are locked with it, in the same statement and in
+``position`` order (see :func:`_lock_stage`). Anything else is left to
 :func:`~apps.pipelines.engine.graph.advance_execution`, which takes the
 execution's lock after this step's transaction has ended, keeping the lock
 order (execution before stages). A task that calls the outside world
