@@ -19,6 +19,9 @@ def run_as_starter(apps, schema_editor):
     account = User.objects.filter(username=OuterRef("started_by")).values("pk")[:1]
     Execution.objects.update(run_as_name=models.F("started_by"), run_as_id=Subquery(account))
     Execution.objects.filter(run_as__isnull=True, started_by__in=OPERATOR_NAMES).update(run_as_system=True)
+    if schema_editor.connection.vendor == "postgresql":
+        # Check the new foreign key now: the index Django creates after this step cannot wait behind it.
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 class Migration(migrations.Migration):
