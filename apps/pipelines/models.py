@@ -46,6 +46,7 @@ class Application(models.Model):
         ordering = ["name"]
         permissions = [
             ("execute_application", "Can run, cancel and judge the application's pipelines"),
+            ("manage_application", "Can grant and revoke permissions in the application"),
         ]
 
     def __str__(self) -> str:

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from apps.accounts.audit import Actor, record
 from apps.accounts.permissions import EXECUTE, WRITE, PermissionRefused
-from apps.accounts.services import do_grant
+from apps.accounts.services import do_grant_creator
 from apps.pipelines import engine, enqueue, eventlog
 from apps.pipelines.checks import (
     ActionRefused,
@@ -49,7 +49,7 @@ from apps.pipelines.stages.manual_judgment import CONTINUE, STOP, judgment_optio
 
 
 def do_create_application(data: dict, *, user: Actor | str) -> Application:
-    """Create an application; a person creating it gets read, write and execute on it (a superuser needs none).
+    """Create an application; a person creating it gets read, write, execute and manage on it (a superuser needs none).
 
     A name already taken is refused with InvalidDocument at ``/name``.
     """
@@ -58,8 +58,7 @@ def do_create_application(data: dict, *, user: Actor | str) -> Application:
         with transaction.atomic():
             application = Application.objects.create(**data)
             if actor.user is not None and not actor.user.is_superuser:
-                for granted in APPLICATION_ACTIONS:
-                    do_grant(application, actor.user, granted, actor=actor)
+                do_grant_creator(application, APPLICATION_ACTIONS, actor=actor)
             record("application.created", actor, application=application, object_type="application",
                    object_id=application.pk, details={"name": application.name})
     except IntegrityError:
