@@ -10,7 +10,10 @@ application:
 - ``read``: see the application, its pipelines and executions — granted by
   any of view, change or execute (writing or running implies seeing);
 - ``write``: edit pipelines and application settings — ``change_application``;
-- ``execute``: start, cancel, pause, restart, judge — ``execute_application``.
+- ``execute``: start, cancel, pause, restart, judge — ``execute_application``;
+- ``manage``: grant and revoke these permissions (the owners) —
+  ``manage_application``. Not implied by write: a writer cannot grant
+  themselves execute.
 
 A *governed* model names its path to the governing object in a class
 attribute, ``permission_path`` (an execution: ``"application"``; a stage:
@@ -31,7 +34,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q, QuerySet
 
-READ, WRITE, EXECUTE, DEPLOY = "read", "write", "execute", "deploy"
+READ, WRITE, EXECUTE, DEPLOY, MANAGE = "read", "write", "execute", "deploy", "manage"
 
 
 class PermissionRefused(PermissionDenied):
@@ -210,7 +213,8 @@ def require(user, action: str, obj, *, field: str = "") -> None:
     if not can(user, action, obj):
         governor = governor_of(obj)
         owner = _governing_label(obj, governor)
-        raise PermissionRefused(f"You may not {action} in {governor.model._meta.verbose_name} {owner}.", field=field)
+        doing = "manage grants" if action == MANAGE else action
+        raise PermissionRefused(f"You may not {doing} in {governor.model._meta.verbose_name} {owner}.", field=field)
 
 
 def _governing_label(obj, governor: Governor) -> str:

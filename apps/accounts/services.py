@@ -34,8 +34,12 @@ def _audited_application(obj):
 
 
 def check_manage_grants(user, obj, *, field: str = "") -> None:
-    """Refuse (PermissionRefused) a user who may not grant or revoke on ``obj`` (write, for an application)."""
-    require(user, governor_of(obj).manage_action, obj, field=field)
+    """Refuse (PermissionRefused) a user who may not grant or revoke on ``obj`` (manage, for an application).
+
+    ``user`` None is an operator identity (the command line, the system), which may.
+    """
+    if user is not None:
+        require(user, governor_of(obj).manage_action, obj, field=field)
 
 
 def _change_grant(verb: str, obj, grantee, action: str, actor: Actor | str) -> None:
@@ -50,12 +54,23 @@ def _change_grant(verb: str, obj, grantee, action: str, actor: Actor | str) -> N
 
 
 def do_grant(obj, grantee, action: str, *, actor: Actor | str) -> None:
-    """Give a user or a group (a team) ``action`` on a governing object (read, write, execute on an application)."""
+    """Give a user or a group (a team) ``action`` on a governing object (read, write, execute, manage).
+
+    The actor must be allowed to manage grants on it (PermissionRefused otherwise).
+    """
+    check_manage_grants(Actor.of(actor).user, obj)
     _change_grant("granted", obj, grantee, action, actor)
 
 
+def do_grant_creator(obj, actions, *, actor: Actor) -> None:
+    """Give the person who just created ``obj`` the ``actions`` on it: nobody may manage a new object yet."""
+    for action in actions:
+        _change_grant("granted", obj, actor.user, action, actor)
+
+
 def do_revoke(obj, grantee, action: str, *, actor: Actor | str) -> None:
-    """Take ``action`` on a governing object away from a user or a group."""
+    """Take ``action`` on a governing object away from a user or a group (the actor must manage grants on it)."""
+    check_manage_grants(Actor.of(actor).user, obj)
     _change_grant("revoked", obj, grantee, action, actor)
 
 

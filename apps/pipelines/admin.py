@@ -184,9 +184,10 @@ class ExecutionAdmin(ReadOnlyAdminMixin, RestrictedAdminMixin, admin.ModelAdmin)
     date_hierarchy = "created_at"
     readonly_fields = (
         "id", "application", "pipeline", "name", "status", "created_at", "start_time", "end_time",
-        "started_by", "canceled_by", "cancel_reason", "trigger_json", "parameters_json",
+        "started_by", "run_as_name", "run_as_system", "canceled_by", "cancel_reason", "trigger_json",
+        "parameters_json",
     )
-    exclude = ("definition", "trigger", "parameters")
+    exclude = ("definition", "trigger", "parameters", "run_as")
     inlines = [StageExecutionInline]
 
     def has_delete_permission(self, request, obj=None):

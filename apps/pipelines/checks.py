@@ -11,17 +11,28 @@ anything; the pages and the API ask the same functions what to offer
 An actor with no user account (the command line, the system) is an
 operator identity and passes every permission check; the state rules hold
 for everyone.
+
+An execution acts as whoever last started, restarted or resumed it
+(:func:`run_as_fields`): what its stages start elsewhere — a child pipeline —
+is authorized as that identity at the moment it starts
+(:func:`execution_actor`, :func:`child_start_refusal`). Only an execution
+started by an operator acts as the system, and that is recorded explicitly
+(``run_as_system``); an account that was deleted or deactivated since is
+refused, never taken for the system.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.contrib.auth import get_user_model
+
 from apps.accounts.audit import Actor
+from apps.accounts.models import AuditSource
 from apps.accounts.permissions import EXECUTE, PermissionRefused, can, in_any_role, require
 from apps.pipelines.choices import ACTIVE, COMPLETE, Status
 from apps.pipelines.engine import restart_scope
-from apps.pipelines.models import Execution, StageExecution
+from apps.pipelines.models import Execution, Pipeline, StageExecution
 from apps.pipelines.problems import ActionRefused
 from apps.pipelines.stages import get_stage_type
 from apps.pipelines.stages.manual_judgment import judge_roles
@@ -37,6 +48,43 @@ def check_permission(actor: Actor | str | None, action: str, obj, *, field: str 
     user = acting_user(actor)
     if user is not None:
         require(user, action, obj, field=field)
+
+
+# --- Whom an execution acts as ------------------------------------------------------------------
+
+
+def run_as_fields(actor: Actor | str | None) -> dict:
+    """The execution fields that make it act as ``actor``, who starts, restarts or resumes it."""
+    actor = Actor.of(actor)
+    return {"run_as": actor.user, "run_as_name": actor.username, "run_as_system": actor.user is None}
+
+
+def execution_actor(execution: Execution) -> Actor:
+    """The identity ``execution`` acts as now, its account read afresh.
+
+    PermissionRefused when that account was deleted or deactivated: a
+    vanished identity is refused, never taken for the system.
+    """
+    name = execution.run_as_name or execution.started_by
+    if execution.run_as_system:
+        return Actor(username=name or "system", source=AuditSource.SYSTEM)
+    user = get_user_model().objects.filter(pk=execution.run_as_id).first() if execution.run_as_id else None
+    if user is None:
+        raise PermissionRefused(f"{name or 'the user'} who started this execution no longer exists")
+    if not user.is_active:
+        raise PermissionRefused(f"{user.get_username()} who started this execution is inactive")
+    return Actor(username=user.get_username(), source=AuditSource.TRIGGER, user=user)
+
+
+def child_start_refusal(execution: Execution, pipeline: Pipeline) -> str | None:
+    """Why ``execution``'s identity may not start ``pipeline`` now (None: it may)."""
+    try:
+        actor = execution_actor(execution)
+    except PermissionRefused as refused:
+        return refused.message
+    if actor.user is not None and not can(actor.user, EXECUTE, pipeline.application):
+        return f"{actor.username} may not run pipelines of application {pipeline.application.name!r}"
+    return None
 
 
 # --- State rules: each returns why the move is illegal, or None ---------------------------------

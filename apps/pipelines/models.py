@@ -3,6 +3,7 @@
 import time
 import uuid
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
@@ -45,6 +46,7 @@ class Application(models.Model):
         ordering = ["name"]
         permissions = [
             ("execute_application", "Can run, cancel and judge the application's pipelines"),
+            ("manage_application", "Can grant and revoke permissions in the application"),
         ]
 
     def __str__(self) -> str:
@@ -159,6 +161,15 @@ class Execution(StatusTracked):
     start_time = models.DateTimeField(null=True, blank=True)
     end_time = models.DateTimeField(null=True, blank=True)
     started_by = models.CharField(max_length=150, blank=True)
+    # Whom the execution acts as now: whoever last started, restarted or resumed
+    # it. What its stages start elsewhere (a child pipeline) is authorized as
+    # this identity when it starts. ``run_as_system`` marks an operator start
+    # (the command line); otherwise a ``run_as`` gone (deleted) refuses.
+    run_as = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    run_as_name = models.CharField(max_length=150, blank=True)
+    run_as_system = models.BooleanField(default=False)
     canceled_by = models.CharField(max_length=150, blank=True)
     cancel_reason = models.TextField(blank=True)
     # Copied from the definition's limitConcurrent: only one execution of the pipeline runs at a time.

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from apps.accounts.audit import Actor, record
 from apps.accounts.permissions import EXECUTE, WRITE, PermissionRefused
-from apps.accounts.services import do_grant
+from apps.accounts.services import do_grant_creator
 from apps.pipelines import engine, enqueue, eventlog
 from apps.pipelines.checks import (
     ActionRefused,
@@ -33,6 +33,7 @@ from apps.pipelines.checks import (
     refuse_if,
     restart_refusal,
     resume_refusal,
+    run_as_fields,
     skip_refusal,
     waits_for_window,
     window_skip_refusal,
@@ -48,7 +49,7 @@ from apps.pipelines.stages.manual_judgment import CONTINUE, STOP, judgment_optio
 
 
 def do_create_application(data: dict, *, user: Actor | str) -> Application:
-    """Create an application; a person creating it gets read, write and execute on it (a superuser needs none).
+    """Create an application; a person creating it gets read, write, execute and manage on it (a superuser needs none).
 
     A name already taken is refused with InvalidDocument at ``/name``.
     """
@@ -57,8 +58,7 @@ def do_create_application(data: dict, *, user: Actor | str) -> Application:
         with transaction.atomic():
             application = Application.objects.create(**data)
             if actor.user is not None and not actor.user.is_superuser:
-                for granted in APPLICATION_ACTIONS:
-                    do_grant(application, actor.user, granted, actor=actor)
+                do_grant_creator(application, APPLICATION_ACTIONS, actor=actor)
             record("application.created", actor, application=application, object_type="application",
                    object_id=application.pk, details={"name": application.name})
     except IntegrityError:
@@ -226,7 +226,9 @@ def do_start_execution(
     """Create an execution of the pipeline's current definition and queue its start.
 
     Parameters are checked against ``parameterConfig`` before anything is
-    written; a refusal raises InvalidDocument naming each parameter.
+    written; a refusal raises InvalidDocument naming each parameter. The
+    execution acts as ``user`` (see ``checks.run_as_fields``); a child
+    started by a ``pipeline`` stage is started with its parent's identity.
     """
     actor = Actor.of(user)
     check_start_execution(actor, pipeline)
@@ -242,12 +244,16 @@ def do_start_execution(
             trigger=trigger,
             parameters=resolved,
             started_by=actor.username,
+            **run_as_fields(actor),
             limit_concurrent=definition.get("limitConcurrent") is True,
             parent_stage=parent_stage,
         )
         StageExecution.objects.bulk_create(_stage_rows(execution, definition.get("stages") or []))
+        details = {"pipeline": pipeline.name, "trigger": trigger.get("type")}
+        if parent_stage is not None:
+            details["parentExecution"] = str(parent_stage.execution_id)
         record("execution.started", actor, application=pipeline.application, object_type="execution",
-               object_id=execution.id, details={"pipeline": pipeline.name, "trigger": trigger.get("type")})
+               object_id=execution.id, details=details)
         transaction.on_commit(lambda: enqueue.enqueue_start_execution(execution.id))
     return execution
 
@@ -384,21 +390,35 @@ def do_pause_execution(execution_id, *, user: Actor | str) -> Execution:
     return _act(execution_id, pause, "execution.paused", user)
 
 
+def _act_as(execution: Execution, user: Actor | str) -> None:
+    """From now on the locked execution acts as ``user``, who restarts or resumes it."""
+    fields = run_as_fields(user)
+    for name, value in fields.items():
+        setattr(execution, name, value)
+    execution.save(update_fields=list(fields))
+
+
 def do_resume_execution(execution_id, *, user: Actor | str) -> Execution:
-    """Resume a paused execution where it stopped."""
+    """Resume a paused execution where it stopped; from now on it acts as the person resuming it."""
 
     def resume(execution, dispatch):
         refuse_if(resume_refusal(execution))
+        _act_as(execution, user)
         engine.resume_execution(execution, dispatch)
 
     return _act(execution_id, resume, "execution.resumed", user)
 
 
 def do_restart_stage(execution_id, ref_id: str, *, user: Actor | str) -> Execution:
-    """Run a finished stage and everything after it again, keeping what ran before it."""
+    """Run a finished stage and everything after it again, keeping what ran before it.
+
+    From now on the execution acts as the person restarting it: a restarted
+    ``pipeline`` stage starts its child as, and authorized as, the restarter.
+    """
 
     def restart(execution, dispatch):
         refuse_if(restart_refusal(execution, list(execution.stages.all()), ref_id))
+        _act_as(execution, user)
         engine.restart_stage(execution, ref_id, dispatch, user=Actor.of(user).username)
 
     return _act(execution_id, restart, "stage.restarted", user, {"stage": ref_id})

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import uuid
 
-from django.contrib.auth import get_user_model
-
-from apps.accounts.permissions import EXECUTE, can
+from apps.accounts.permissions import PermissionRefused
+from apps.pipelines.checks import child_start_refusal, execution_actor
 from apps.pipelines.models import Execution, Pipeline, StageExecution
+from apps.pipelines.problems import ActionRefused
 from apps.pipelines.services import do_cancel_execution, do_start_execution
 from apps.pipelines.stages.runtime import ExecutionSummary, StageRuntime
 
@@ -30,26 +30,25 @@ class ServiceRuntime(StageRuntime):
             found = None
         return found or queryset.filter(name=reference).first()
 
-    def run_as_refusal(self, username: str, pipeline: Pipeline) -> str | None:
-        """Why the execution's identity may not start a pipeline of ``pipeline``'s application (None: it may).
+    def run_as_refusal(self, execution: Execution, pipeline: Pipeline) -> str | None:
+        """Why ``execution``'s identity may not start a pipeline of ``pipeline``'s application now (None: it may).
 
-        An execution acts as the user that started it (a person, or a
-        trigger's service account); one started by the system itself (the
-        command line) is not restricted.
+        An execution acts as whoever last started, restarted or resumed it;
+        the decision is ``checks.child_start_refusal``'s.
         """
-        application = pipeline.application
-        user = get_user_model().objects.filter(username=username).first() if username else None
-        if user is None or can(user, EXECUTE, application):
-            return None
-        return f"{username} may not run pipelines of application {application.name!r}"
+        return child_start_refusal(execution, pipeline)
 
     def start_child_execution(
-        self, pipeline: Pipeline, *, parameters: dict, trigger: dict, user: str, parent_stage: StageExecution
+        self, pipeline: Pipeline, *, parameters: dict, trigger: dict, parent_stage: StageExecution
     ) -> Execution:
-        """Start the child through the same service as any other start."""
-        return do_start_execution(
-            pipeline, parameters=parameters, trigger=trigger, user=user, parent_stage=parent_stage
-        )
+        """Start the child through the same service as any other start, as the parent's identity, checked again."""
+        try:
+            actor = execution_actor(parent_stage.execution)
+            return do_start_execution(
+                pipeline, parameters=parameters, trigger=trigger, user=actor, parent_stage=parent_stage
+            )
+        except PermissionRefused as refused:
+            raise ActionRefused(refused.message) from None
 
     def get_execution(self, execution_id: str) -> ExecutionSummary | None:
         """The execution's status and name, read without its definition."""

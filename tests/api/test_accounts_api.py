@@ -9,9 +9,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from apps.accounts.audit import record
+from apps.accounts.audit import Actor, record
 from apps.accounts.models import ApiToken, AuditEvent, ServiceAccount
-from apps.accounts.permissions import READ, can
+from apps.accounts.permissions import READ, PermissionRefused, can
 from apps.accounts.services import do_create_token, do_grant
 from apps.pipelines.services import do_save_pipeline
 from tests.scenarios import client_for, pointers
@@ -35,11 +35,12 @@ def blog():
 
 @pytest.fixture
 def people(shop):
-    """alice writes and executes in shop, bob reads it, charlie has no grants, dave executes and is in the team."""
+    """alice owns shop (write, execute, manage), bob reads it, charlie has no grants, dave executes, in the team."""
     users = {name: User.objects.create_user(name) for name in ("alice", "bob", "charlie", "dave")}
     users["root"] = User.objects.create_superuser("root")
     do_grant(shop, users["alice"], "write", actor="setup")
     do_grant(shop, users["alice"], "execute", actor="setup")
+    do_grant(shop, users["alice"], "manage", actor="setup")
     do_grant(shop, users["bob"], "read", actor="setup")
     do_grant(shop, users["dave"], "execute", actor="setup")
     users["dave"].groups.add(Group.objects.create(name=TEAM))
@@ -217,7 +218,7 @@ def test_readers_see_who_may_do_what(people):
     assert response.json() == {
         "application": "shop",
         "users": [
-            {"name": "alice", "actions": ["execute", "write"]},
+            {"name": "alice", "actions": ["execute", "manage", "write"]},
             {"name": "bob", "actions": ["read"]},
             {"name": "dave", "actions": ["execute"]},
         ],
@@ -227,7 +228,7 @@ def test_readers_see_who_may_do_what(people):
     assert client_for(people["bob"]).get("/api/applications/nope/permissions/").status_code == 404
 
 
-def test_a_writer_grants_and_revokes_and_both_are_audited(people, shop):
+def test_an_owner_grants_and_revokes_and_both_are_audited(people, shop):
     client = client_for(people["alice"])
 
     granted = client.post("/api/applications/shop/permissions/", {"user": "charlie", "action": "read"}, format="json")
@@ -250,7 +251,25 @@ def test_a_writer_grants_and_revokes_and_both_are_audited(people, shop):
     ]
 
 
-def test_changing_grants_needs_write(people, shop):
+def test_a_writer_cannot_grant_themselves_execute_nor_anything_else(people, shop):
+    wendy = User.objects.create_user("wendy")
+    do_grant(shop, wendy, "write", actor="setup")
+    client = client_for(wendy)
+
+    granted = client.post("/api/applications/shop/permissions/", {"user": "wendy", "action": "execute"}, format="json")
+    revoked = client.delete("/api/applications/shop/permissions/?user=alice&action=manage")
+
+    assert granted.status_code == 403 and revoked.status_code == 403
+    assert granted.json()["errors"][0]["message"] == "You may not manage grants in application shop."
+    assert not can(wendy, "execute", shop) and can(people["alice"], "manage", shop)
+    assert not AuditEvent.objects.filter(actor="wendy").exists()
+    # The same rule holds for a direct call of the service, whatever page or command it comes from.
+    with pytest.raises(PermissionRefused):
+        do_grant(shop, wendy, "execute", actor=Actor(username="wendy", user=wendy))
+    assert not can(wendy, "execute", shop)
+
+
+def test_changing_grants_needs_manage(people, shop):
     client = client_for(people["bob"])
 
     granted = client.post("/api/applications/shop/permissions/", {"user": "bob", "action": "write"}, format="json")

@@ -34,9 +34,10 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from rest_framework.test import APIClient
 
-from apps.accounts.audit import record
+from apps.accounts.audit import Actor, record
 from apps.accounts.models import AuditEvent, ServiceAccount
 from apps.accounts.services import do_create_token, do_grant
+from apps.pipelines.checks import child_start_refusal
 from apps.pipelines.choices import Status
 from apps.pipelines.models import Application, Execution, Pipeline, StageExecution
 from apps.pipelines.secrets.services import do_set_secret
@@ -62,7 +63,7 @@ SERVICE_ACCOUNTS_SEEN = {role: set() for role in ROLES} | {"alice": {"ci-bot"}, 
 # The permission flags an application shows the role that reads it.
 FLAGS = {
     "bob": ["read"], "alice": ["read", "write"], "erin": ["read", "execute"], "dave": ["read", "execute"],
-    "ci-bot": ["read", "execute"], "root": ["read", "write", "execute"],
+    "ci-bot": ["read", "execute"], "root": ["read", "write", "execute", "manage"],
 }
 
 
@@ -275,6 +276,7 @@ NOT_IN_MATRIX = {
 # for anything of shop and empty lists. Anyone signed in may create an application (and gets every right on
 # it) and validate a document. A token cannot issue tokens (issue_token), so ci-bot's token request is 403.
 # An application's secrets: their names to its readers; setting, replacing and deleting them to its writers.
+# Granting and revoking needs manage, which only the owners hold (root here): not implied by write.
 ROWS = {
     #                         anonymous charlie bob alice erin dave ci-bot root
     "applications.list":      (401, 200, 200, 200, 200, 200, 200, 200),
@@ -283,8 +285,8 @@ ROWS = {
     "applications.update":    (401, 404, 403, 200, 403, 403, 403, 200),
     "applications.delete":    (401, 404, 403, 204, 403, 403, 403, 204),
     "permissions.list":       (401, 404, 200, 200, 200, 200, 200, 200),
-    "permissions.grant":      (401, 404, 403, 201, 403, 403, 403, 201),
-    "permissions.revoke":     (401, 404, 403, 204, 403, 403, 403, 204),
+    "permissions.grant":      (401, 404, 403, 403, 403, 403, 403, 201),
+    "permissions.revoke":     (401, 404, 403, 403, 403, 403, 403, 204),
     "secrets.list":           (401, 404, 200, 200, 200, 200, 200, 200),
     "secrets.set":            (401, 404, 403, 201, 403, 403, 403, 201),
     "secrets.detail":         (401, 404, 200, 200, 200, 200, 200, 200),
@@ -455,3 +457,44 @@ def test_an_application_shows_the_role_its_own_permissions(world, role):
     [listed] = [item for item in client.get("/api/applications/").json()["results"] if item["name"] == "shop"]
 
     assert detail["permissions"] == listed["permissions"] == FLAGS[role]
+
+
+# --- Whom an execution acts as: restart, resume, a deleted identity -----------------------------
+
+# Who restarts or resumes shop's execution (all may: they execute in shop), and whether the execution may then
+# start a child pipeline of ``secret``: it acts as the one who asked, so only root's may. The executions were
+# started by an operator ("setup"), who may start anything: the restart or resume must not keep that.
+CHILD_OF_SECRET = {"erin": False, "dave": False, "ci-bot": False, "root": True}
+
+
+@pytest.mark.parametrize("action", ["restart", "resume"])
+@pytest.mark.parametrize("role", list(CHILD_OF_SECRET))
+def test_a_restarted_or_resumed_execution_acts_as_whoever_asked(world, action, role):
+    body = {"stage": "1"} if action == "restart" else None
+
+    response = client_as(world, role).post(execution_url(action)(world.shop), body, format="json")
+
+    assert response.status_code == 200, response.content.decode()[:500]
+    execution = Execution.objects.get(id=world.shop.executions[action])
+    assert (execution.run_as, execution.run_as_system) == (world.users[role], False)
+    assert AuditEvent.objects.filter(action=f"{'stage.restarted' if action == 'restart' else 'execution.resumed'}",
+                                     object_id=str(execution.id)).get().actor == role
+    vault, deliver = Pipeline.objects.get(name="vault"), Pipeline.objects.get(name="deliver")
+    assert child_start_refusal(execution, deliver) is None
+    refusal = child_start_refusal(execution, vault)
+    assert (refusal is None) == CHILD_OF_SECRET[role], refusal
+
+
+@pytest.mark.parametrize("gone", ["deleted", "deactivated"])
+def test_an_execution_whose_identity_is_gone_may_start_nothing(world, gone):
+    erin = User.objects.get(pk=world.users["erin"].pk)  # a copy: deleting it must not touch the world's
+    execution = do_start_execution(Pipeline.objects.get(name="deliver"), user=Actor(username="erin", user=erin))
+    if gone == "deleted":
+        erin.delete()
+    else:
+        User.objects.filter(pk=erin.pk).update(is_active=False)
+    execution.refresh_from_db()
+
+    reason = "no longer exists" if gone == "deleted" else "is inactive"
+    assert child_start_refusal(execution, Pipeline.objects.get(name="deliver")) == \
+        f"erin who started this execution {reason}"

@@ -358,7 +358,7 @@ def test_anyone_may_create_an_application_and_then_owns_it(charlie):
     client = client_for(charlie)
     created = client.post("/api/applications/", {"name": "cart", "owner": "team-cart"}, format="json")
     assert created.status_code == 201, created.json()
-    assert created.json()["permissions"] == ["read", "write", "execute"]
+    assert created.json()["permissions"] == ["read", "write", "execute", "manage"]
     assert client.patch("/api/applications/cart/", {"description": "Carts"}, format="json").status_code == 200
     assert client.get("/api/applications/cart/").json()["description"] == "Carts"
     actions = set(AuditEvent.objects.filter(application_name="cart").values_list("action", flat=True))
@@ -367,7 +367,7 @@ def test_anyone_may_create_an_application_and_then_owns_it(charlie):
 
 def test_a_superuser_creates_an_application_without_grants(root):
     response = client_for(root).post("/api/applications/", {"name": "ops"}, format="json")
-    assert response.status_code == 201 and response.json()["permissions"] == ["read", "write", "execute"]
+    assert response.status_code == 201 and response.json()["permissions"] == ["read", "write", "execute", "manage"]
     assert not AuditEvent.objects.filter(action="permission.granted").exists()
 
 

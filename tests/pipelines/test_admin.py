@@ -167,6 +167,19 @@ def test_a_reader_on_the_staff_may_not_grant(world):
     assert not can(world.bob, "read", shop)
 
 
+def test_a_writer_on_the_staff_may_not_grant_themselves_execute_but_an_owner_may_grant(world):
+    shop = world.shop.application
+    do_grant(shop, world.olga, "write", actor="setup")
+    client = staff_client(world.olga)
+    wanted = {"permissions": ["view_application", "change_application", "execute_application"]}
+    assert client.post(grant_page(shop, world.olga), wanted).status_code == 403
+    assert not can(world.olga, "execute", shop)
+
+    do_grant(shop, world.olga, "manage", actor="setup")
+    assert client.post(grant_page(shop, world.bob), {"permissions": ["view_application"]}).status_code == 302
+    assert can(world.bob, "read", shop)
+
+
 def test_an_application_changed_in_the_admin_is_changed_through_the_service(world, admin_client):
     shop = world.shop.application
     response = admin_client.post(f"/admin/pipelines/application/{shop.pk}/change/",

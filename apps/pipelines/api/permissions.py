@@ -1,4 +1,4 @@
-"""Who may read, write and execute in an application: the accounts app's grants view, for applications."""
+"""Who may read, write, execute and manage grants in an application: the accounts app's grants view, for them."""
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -11,7 +11,7 @@ from apps.pipelines.models import Application
 
 
 class GrantSerializer(BaseGrantSerializer):
-    """A grant: a user or a group (name exactly one), and the action: read, write or execute."""
+    """A grant: a user or a group (name exactly one), and the action: read, write, execute or manage."""
 
     action = serializers.ChoiceField(choices=list(APPLICATION_ACTIONS))
 
@@ -32,7 +32,7 @@ GRANT_QUERY_PARAMETERS = [
 
 
 class ApplicationPermissionsView(GrantsView):
-    """Who may read, write and execute in an application: listed with read, changed with write."""
+    """Who may read, write, execute and manage in an application: listed with read, changed with manage."""
 
     queryset = Application.objects.all()
     serializer_class = GrantSerializer

@@ -25,7 +25,7 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 
 from apps.accounts.audit import Actor
-from apps.accounts.permissions import EXECUTE, READ, WRITE, allowed_actions_by_id
+from apps.accounts.permissions import EXECUTE, MANAGE, READ, WRITE, allowed_actions_by_id
 from apps.pipelines.api.serializers_pipelines import (
     PIPELINE_DOCUMENT_SCHEMA,
     ApplicationChangeSerializer,
@@ -190,11 +190,12 @@ def application_permissions(user, application_ids) -> dict[int, list[str]]:
 
     The applications come from a queryset restricted to what the user may read, so ``read`` is given.
     """
-    return allowed_actions_by_id(user, Application, application_ids, (WRITE, EXECUTE))
+    return allowed_actions_by_id(user, Application, application_ids, (WRITE, EXECUTE, MANAGE))
 
 
 @extend_schema_view(
-    create=extend_schema(description="Create an application; its creator may then read, write and execute in it."),
+    create=extend_schema(description="Create an application; its creator may then read, write, execute and manage "
+                                     "grants in it."),
     update=extend_schema(description="Change the owner and description (needs write); the name cannot change."),
     partial_update=extend_schema(description="Change the owner or the description (needs write)."),
     destroy=extend_schema(

@@ -33,7 +33,7 @@ PIPELINE_DOCUMENT_SCHEMA = {
 
 PERMISSIONS_FIELD = serializers.ListField(
     child=serializers.ChoiceField(choices=APPLICATION_ACTIONS),
-    help_text="What the requesting user may do in the application: read, write, execute.",
+    help_text="What the requesting user may do in the application: read, write, execute, manage (grants).",
 )
 
 

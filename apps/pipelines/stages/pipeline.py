@@ -5,6 +5,8 @@ The child links back through ``trigger.parentExecution`` and
 ``executionId``. When the child ends, it wakes the parent stage at once; a
 slow poll remains only as a safety net. Canceling the parent cancels the child.
 It starts, reads and cancels the child through the :class:`StageRuntime` it is given.
+The child acts as the parent does now — whoever last started, restarted or
+resumed it — and is authorized as that identity when it starts.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class PipelineStage(StageType):
         child_pipeline = runtime.find_pipeline(application, reference)
         if child_pipeline is None:
             return TaskResult.failed(f"no pipeline {reference!r} in application {application!r}")
-        refusal = runtime.run_as_refusal(parent.started_by, child_pipeline)
+        refusal = runtime.run_as_refusal(parent, child_pipeline)
         if refusal:
             return TaskResult.failed(refusal)
         depth = int((parent.trigger.get("parentExecution") or {}).get("depth", 0)) + 1
@@ -69,7 +71,6 @@ class PipelineStage(StageType):
             return TaskResult.failed(f"pipeline stages nest deeper than {MAX_DEPTH} levels")
         trigger = {
             "type": "pipeline",
-            "user": parent.started_by or "anonymous",
             "parentExecution": {
                 "id": str(parent.id), "application": parent.application.name, "name": parent.name, "depth": depth,
             },
@@ -80,7 +81,6 @@ class PipelineStage(StageType):
                 child_pipeline,
                 parameters=stage.context.get("pipelineParameters") or {},
                 trigger=trigger,
-                user=parent.started_by,
                 parent_stage=stage,
             )
         except InvalidDocument as invalid:

@@ -42,14 +42,14 @@ class StageRuntime:
         """A pipeline of ``application`` by id or, failing that, by name; None when there is none."""
         raise NotImplementedError
 
-    def run_as_refusal(self, username: str, pipeline: Pipeline) -> str | None:
-        """Why an execution acting as ``username`` may not start ``pipeline`` (None: it may)."""
+    def run_as_refusal(self, execution: Execution, pipeline: Pipeline) -> str | None:
+        """Why ``execution``, acting as whoever last started, restarted or resumed it, may not start ``pipeline``."""
         raise NotImplementedError
 
     def start_child_execution(
-        self, pipeline: Pipeline, *, parameters: dict, trigger: dict, user: str, parent_stage: StageExecution
+        self, pipeline: Pipeline, *, parameters: dict, trigger: dict, parent_stage: StageExecution
     ) -> Execution:
-        """Start an execution of ``pipeline`` whose end wakes ``parent_stage``."""
+        """Start an execution of ``pipeline``, acting as ``parent_stage``'s execution does, whose end wakes it."""
         raise NotImplementedError
 
     def get_execution(self, execution_id: str) -> ExecutionSummary | None:
