@@ -1,4 +1,4 @@
-"""Production settings (the README's "Running in production"): request size, API schema access, HTTPS behind a proxy, static files without DEBUG."""
+"""Production settings (README, "Running in production"): body size, API schema, HTTPS behind a proxy, static files."""
 
 import os
 import subprocess
