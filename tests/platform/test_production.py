@@ -133,3 +133,20 @@ def test_static_files_are_served_without_debug(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_a_yaml_alias_bomb_is_refused_before_anything_is_stored(admin):
+    from apps.pipelines.models import Pipeline
+
+    text = f"application: shop\nname: big\nblob: &blob {'x' * 1_000_000}\n"
+    text += f"twenty: &twenty [{', '.join(['*blob'] * 20)}]\nstages: [{', '.join(['*twenty'] * 10)}]\n"
+    client = APIClient()
+    client.force_authenticate(admin)
+
+    validated = client.post("/api/pipelines/validate/", data=text.encode(), content_type="application/yaml")
+    saved = client.post("/api/pipelines/", data=text.encode(), content_type="application/yaml")
+
+    assert validated.json()["valid"] is False
+    assert "PIPELINE_DOCUMENT_MAX_BYTES" in validated.json()["errors"][0]["message"]
+    assert saved.status_code == 400 and "PIPELINE_DOCUMENT_MAX_BYTES" in saved.json()["errors"][0]["message"]
+    assert not Pipeline.objects.exists()
