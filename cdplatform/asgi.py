@@ -7,12 +7,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdplatform.settings")
 django_asgi_app = get_asgi_application()
 
-from django.conf import settings  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
-
-if settings.DEBUG:
-    # As runserver does: the development web process serves /static/ itself.
-    django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
+# /static/ is served by WhiteNoise's middleware: from the app directories with DEBUG, from STATIC_ROOT without.
 
 # These need Django set up first.
 from channels.auth import AuthMiddlewareStack  # noqa: E402

@@ -2,12 +2,14 @@
 
 With no environment at all the platform runs on an SQLite file under ``var/``
 and an embedded Redis that the run command starts itself, so a fresh laptop
-needs nothing but Python.
+needs nothing but Python. It runs in production mode unless ``DEBUG=true``
+(which ``bin/run`` and the tests set): then ``SECRET_KEY`` is required.
 """
 
 import ipaddress
 import os
 import re
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from cdplatform.env import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
-DEBUG = env_bool("DEBUG", True)
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
@@ -64,6 +66,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # /static/ from STATIC_ROOT (after collectstatic), with or without DEBUG.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -334,7 +338,54 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `manage.py collectstatic` puts the files the web process serves (WhiteNoise).
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # collectstatic also writes each file gzipped, which WhiteNoise serves to clients that accept it.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+if DEBUG:
+    # In development WhiteNoise serves the app directories; STATIC_ROOT need not exist.
+    warnings.filterwarnings("ignore", message="No directory at")
+
+# --- Production: HTTPS, the proxy in front, cookies, request size, API docs --
+# Cookies only over HTTPS (default: on unless DEBUG).
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+# Strict-Transport-Security max-age in seconds (0: no header).
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Redirect plain-HTTP requests to HTTPS (behind a proxy, needs SECURE_PROXY_SSL_HEADER).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Origins (scheme://host[:port], "*." allowed in the host) whose unsafe requests CSRF accepts
+# besides the request's own host.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not re.fullmatch(r"https?://(\*\.)?[A-Za-z0-9.\-\[\]:]+", _origin):
+        raise ImproperlyConfigured(
+            f"CSRF_TRUSTED_ORIGINS: {_origin!r} is not an origin (scheme://host[:port], e.g. https://cd.example.com)"
+        )
+# The header a TLS-terminating proxy sets to "https" (e.g. X-Forwarded-Proto); only when that proxy
+# is the sole way in and it overwrites the header, since anyone else could send it.
+_proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER", "").strip()
+if _proxy_ssl_header and not re.fullmatch(r"[A-Za-z0-9-]+", _proxy_ssl_header):
+    raise ImproperlyConfigured(
+        f"SECURE_PROXY_SSL_HEADER={_proxy_ssl_header!r} is not a header name (X-Forwarded-Proto)"
+    )
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
+# Take the host from the proxy's X-Forwarded-Host (still checked against ALLOWED_HOSTS).
+USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
+# Largest request body in bytes (a larger one is refused with 413).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440, minimum=1024)
+# Largest pipeline document in bytes as JSON, once YAML aliases are expanded.
+PIPELINE_DOCUMENT_MAX_BYTES = env_int("PIPELINE_DOCUMENT_MAX_BYTES", DATA_UPLOAD_MAX_MEMORY_SIZE, minimum=1024)
+# The OpenAPI schema (/api/schema/) and docs (/api/docs/) for anyone, or (default) the signed-in.
+API_SCHEMA_PUBLIC = env_bool("API_SCHEMA_PUBLIC", False)
+SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = ["cdplatform.api.schema.SchemaAccess"]
 
 LOGGING = {
     "version": 1,

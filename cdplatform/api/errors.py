@@ -3,10 +3,12 @@
 ``pointer`` is an RFC 6901 JSON pointer into the request body — or, for a
 query parameter, ``/<name>`` — and "" when the error is about the request as
 a whole. Validation errors, refused actions (403 when the user may not, 409 when the state does not allow it)
-and pipeline-document problems all come out this way; so do 401/403/404/405.
+and pipeline-document problems all come out this way; so do 401/403/404/405, and
+413 for a body over DATA_UPLOAD_MAX_MEMORY_SIZE.
 """
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -63,6 +65,10 @@ def exception_handler(exc, context):
         return error_response([{"pointer": pointer, "message": exc.message}], status.HTTP_403_FORBIDDEN)
     if isinstance(exc, ActionRefused):
         return error_response([{"pointer": "", "message": str(exc)}], status.HTTP_409_CONFLICT)
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        message = f"The request body is larger than {limit} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)."
+        return error_response([{"pointer": "", "message": message}], status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -1,6 +1,7 @@
 """The API schema's error responses: one shape, declared on every operation it can come from."""
 
-from rest_framework import serializers
+from django.conf import settings
+from rest_framework import permissions, serializers
 
 ERROR_DESCRIPTIONS = {
     "400": "The request is invalid; each error names the field by its JSON pointer.",
@@ -8,6 +9,7 @@ ERROR_DESCRIPTIONS = {
     "403": "Authenticated, but not allowed to do this in the application.",
     "404": "No such object, or one you may not read.",
     "409": "The object's current state does not allow this action.",
+    "413": "The request body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE bytes.",
     "415": "The body's Content-Type is not one this operation reads.",
     "429": "Too many requests from this token, user or address: wait the seconds Retry-After says.",
 }
@@ -59,9 +61,17 @@ def add_error_responses(result, generator, request, public):
             if method in ("post", "put", "patch") or "requestBody" in operation or query - NEVER_REFUSED:
                 descriptions["400"] = ERROR_DESCRIPTIONS["400"]
             if "requestBody" in operation:
+                descriptions["413"] = ERROR_DESCRIPTIONS["413"]
                 descriptions["415"] = ERROR_DESCRIPTIONS["415"]
             responses = operation.setdefault("responses", {})
             content = {"application/json": {"schema": reference}}
             for code, description in descriptions.items():
                 responses.setdefault(code, {"description": description, "content": content})
     return result
+
+
+class SchemaAccess(permissions.BasePermission):
+    """Who may read the schema and the docs: anyone with API_SCHEMA_PUBLIC, else the signed-in."""
+
+    def has_permission(self, request, view) -> bool:
+        return settings.API_SCHEMA_PUBLIC or bool(request.user and request.user.is_authenticated)

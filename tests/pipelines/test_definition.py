@@ -2,6 +2,7 @@
 
 import copy
 import json
+import time
 
 import pytest
 
@@ -830,3 +831,36 @@ def test_the_spinnaker_export_resolves_its_parameters():
     doc = parse_document(SPINNAKER_EXPORT)
 
     assert resolve_parameters(doc, {"environment": "production"}) == {"environment": "production", "version": ""}
+
+
+def test_yaml_aliases_that_expand_a_small_document_into_a_huge_one_are_refused_quickly():
+    # 1 MB of text, aliased 20 times, and that list 10 times: 200 MB once expanded, in a few hundred values.
+    text = f"application: shop\nname: big\nblob: &blob {'x' * 1_000_000}\n"
+    text += f"twenty: &twenty [{', '.join(['*blob'] * 20)}]\n"
+    text += f"stages: [{', '.join(['*twenty'] * 10)}]\n"
+    started = time.monotonic()
+
+    problem = parse_problem(text)
+
+    assert time.monotonic() - started < 5
+    assert problem.pointer == "" and "once YAML aliases are expanded" in problem.message
+    assert "bytes as JSON" in problem.message and "PIPELINE_DOCUMENT_MAX_BYTES" in problem.message
+
+
+def test_a_document_under_the_byte_limit_once_expanded_is_accepted():
+    text = f"application: shop\nname: small\nblob: &blob {'x' * 100_000}\ncopies: [*blob, *blob, *blob]\n"
+
+    assert parse_document(text)["copies"] == ["x" * 100_000] * 3
+
+
+def test_many_duplicate_keys_are_reported_in_linear_time():
+    # 60,000 keys (about 650 KB), half of them repeated: quadratic checking took 90 s.
+    body = ", ".join(f'"k{index % 30_000}": {index}' for index in range(60_000))
+    started = time.monotonic()
+
+    with pytest.raises(InvalidDocument) as raised:
+        parse_document("{" + body + "}")
+
+    assert time.monotonic() - started < 5
+    assert len(raised.value.problems) == 30_000
+    assert raised.value.problems[0].message == "is a duplicate key; only the last value would be kept"
