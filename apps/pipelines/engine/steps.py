@@ -13,7 +13,7 @@ NOT_STARTED stages are locked with it, in the same statement and in
 :func:`~apps.pipelines.engine.graph.advance_execution`, which takes the
 execution's lock after this step's transaction has ended, keeping the lock
 order (execution before stages). A task that calls the outside world
-(``performs_io``), or evaluates expressions itself (``evaluates_expressions``),
+(``performs_io``), or evaluates expressions itself (``runs_unlocked``),
 runs with no transaction open and no lock held: its step is claimed first by
 bumping the run token.
 
@@ -132,7 +132,7 @@ def _run_step(stage_id, token: int, runtime: StageRuntime, keep_inline: bool) ->
             stage.next_run_at = None
             stage.save(update_fields=["next_run_at"])
             must_advance = True
-        elif runner is not None and (runner.performs_io or runner.evaluates_expressions):
+        elif runner is not None and runner.runs_unlocked(stage):
             # Claim the step and let go of the lock: the task talks to the
             # outside world (or evaluates expressions, up to their budget) with
             # no transaction open. A duplicate message now carries a stale

@@ -63,6 +63,10 @@ class Task:
         """One step of the task."""
         raise NotImplementedError
 
+    def runs_unlocked(self, stage: StageExecution) -> bool:
+        """Whether this step of ``stage`` runs with no lock held (see StageType.runs_unlocked)."""
+        return self.performs_io or self.evaluates_expressions
+
     @property
     def implementing_class(self) -> str:
         """The task's class by dotted path, as Orca names it in a stage's ``tasks``."""
@@ -102,6 +106,15 @@ class StageType:
     # call out, that may take up to the expression budget, so the engine runs
     # it the same way, with no lock held that a cancel or the sweeper waits for.
     evaluates_expressions: ClassVar[bool] = False
+
+    def runs_unlocked(self, stage: StageExecution) -> bool:
+        """Whether this step of ``stage`` runs with no lock held: it calls out, or evaluates expressions.
+
+        A type whose expressions are all in known fields may answer for the
+        stage at hand, so a stage with nothing to evaluate keeps the cheaper
+        locked path (one transaction for the step).
+        """
+        return self.performs_io or self.evaluates_expressions
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         """Return problems with a stage definition beyond missing required fields."""

@@ -1,6 +1,6 @@
 """The ``evaluateVariables`` stage: named values, evaluated in order, that later stages read by name."""
 
-from apps.pipelines.expressions import ExpressionError
+from apps.pipelines.expressions import ExpressionError, has_expressions
 from apps.pipelines.problems import Problem
 from apps.pipelines.stages.base import StageType, TaskResult, register
 
@@ -37,6 +37,10 @@ class EvaluateVariablesStage(StageType):
             if "value" not in variable:
                 problems.append(Problem(f"{where}/value", "is required"))
         return problems
+
+    def runs_unlocked(self, stage) -> bool:
+        # Literal values (no ${...}) cost nothing to evaluate: no need to let go of the lock.
+        return has_expressions(stage.definition.get("variables"))
 
     def run(self, stage, scope, runtime) -> TaskResult:
         values: dict = {}
