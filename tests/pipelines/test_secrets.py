@@ -15,6 +15,7 @@ import logging
 
 import pytest
 from cryptography.fernet import Fernet
+from django.core import checks
 from django.core.management import call_command
 from django.test import override_settings
 
@@ -359,3 +360,15 @@ def test_the_command_line_validate_reports_a_missing_secret_at_its_pointer(tmp_p
 
     assert exited.value.code == 1
     assert "/stages/0/customHeaders/X-Token: application 'shop' has no secret 'deploy-token'" in capsys.readouterr().err
+
+
+def test_the_development_key_is_reported_by_check_deploy_only_and_a_missing_key_always():
+    """Development commands stay quiet (scripts read their stderr); a deploy check and production say what is wrong."""
+    with override_settings(SECRETS_ENCRYPTION_KEYS=[], SECRETS_USE_DEVELOPMENT_KEY=True):
+        assert "pipelines.W001" not in {message.id for message in checks.run_checks()}
+        assert "pipelines.W001" in {message.id for message in checks.run_checks(include_deployment_checks=True)}
+    with override_settings(SECRETS_ENCRYPTION_KEYS=[], SECRETS_USE_DEVELOPMENT_KEY=False):
+        assert "pipelines.W002" in {message.id for message in checks.run_checks()}
+    with override_settings(SECRETS_ENCRYPTION_KEYS=[Fernet.generate_key().decode()], SECRETS_USE_DEVELOPMENT_KEY=False):
+        ids = {message.id for message in checks.run_checks(include_deployment_checks=True)}
+        assert not ids & {"pipelines.W001", "pipelines.W002"}

@@ -3,7 +3,7 @@
 MultiFernet: the first key encrypts, every key decrypts; :func:`reencrypt`
 moves a token to the first key. With no key configured, a development
 machine (``DEBUG``) uses a key derived from ``SECRET_KEY`` and the system
-check ``pipelines.W001`` says so; a production one (no ``DEBUG``) refuses to
+check ``pipelines.W001`` (``check --deploy``) says so; a production one (no ``DEBUG``) refuses to
 store or use a secret (:class:`SecretsUnavailable`) and ``pipelines.W002``
 warns at start.
 """
