@@ -6,7 +6,25 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+
 from apps.accounts.models import AuditEvent, AuditSource
+
+
+def client_ip(request) -> str | None:
+    """The client's address: the connection's, or with TRUSTED_PROXY_COUNT proxies the one they name.
+
+    The one place the platform reads a client's address: the audit log, the
+    sign-in lockout and the API's rate limits all count by it.
+    """
+    address = request.META.get("REMOTE_ADDR") or None
+    forwarded = [item.strip() for item in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if item.strip()]
+    if settings.TRUSTED_PROXY_COUNT and forwarded:
+        address = forwarded[-min(settings.TRUSTED_PROXY_COUNT, len(forwarded))]
+    try:
+        return str(ipaddress.ip_address(address)) if address else None
+    except ValueError:
+        return None  # e.g. a Unix socket's peer: nothing worth recording
 
 
 @dataclass(frozen=True)
@@ -26,12 +44,7 @@ class Actor:
     @classmethod
     def from_request(cls, request, source: str = AuditSource.API) -> Actor:
         """The user of a web or API request, and the client's address."""
-        address = request.META.get("REMOTE_ADDR") or None
-        try:
-            address = str(ipaddress.ip_address(address)) if address else None
-        except ValueError:
-            address = None  # e.g. a Unix socket's peer: nothing worth recording
-        return cls(username=request.user.username, source=source, ip_address=address, user=request.user)
+        return cls(username=request.user.username, source=source, ip_address=client_ip(request), user=request.user)
 
     @classmethod
     def of(cls, user: Actor | str | None) -> Actor:

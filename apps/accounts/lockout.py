@@ -9,26 +9,12 @@ page (audited as ``login.unlocked``).
 
 from __future__ import annotations
 
-import ipaddress
-
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.shortcuts import render
 
-from apps.accounts.audit import Actor, record
+from apps.accounts.audit import Actor, client_ip, record
 from apps.accounts.models import AuditSource
-
-
-def client_ip(request) -> str | None:
-    """The client's address: the connection's, or with TRUSTED_PROXY_COUNT proxies the one they name."""
-    address = request.META.get("REMOTE_ADDR") or None
-    forwarded = [item.strip() for item in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if item.strip()]
-    if settings.TRUSTED_PROXY_COUNT and forwarded:
-        address = forwarded[-min(settings.TRUSTED_PROXY_COUNT, len(forwarded))]
-    try:
-        return str(ipaddress.ip_address(address)) if address else None
-    except ValueError:
-        return None
 
 
 def lockout_period() -> str:

@@ -14,7 +14,7 @@ from django.core.cache import caches
 from rest_framework import exceptions
 from rest_framework.throttling import SimpleRateThrottle
 
-from apps.accounts.lockout import client_ip
+from apps.accounts.audit import client_ip
 from apps.accounts.models import ApiToken
 
 logger = logging.getLogger(__name__)

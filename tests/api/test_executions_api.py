@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -183,6 +184,21 @@ def test_executor_starts_a_pipeline_by_name_or_id(people, shop):
     assert [stage["refId"] for stage in document["stages"]] == ["1", "2"]
     event = AuditEvent.objects.get(action="execution.started", object_id=document["id"])
     assert (event.actor, event.source, event.ip_address) == ("alice", "api", "127.0.0.1")
+
+
+@pytest.mark.parametrize("trusted_proxies, recorded", [(0, "127.0.0.1"), (1, "203.0.113.9")])
+def test_the_audit_log_records_the_client_behind_trusted_proxies_only(people, shop, trusted_proxies, recorded):
+    """Behind a proxy the audit log names the client it forwards for, never an address a client wrote itself."""
+    client = client_for(people["alice"])
+
+    with override_settings(TRUSTED_PROXY_COUNT=trusted_proxies):
+        started = client.post("/api/executions/", {"application": "shop", "pipeline": "deliver",
+                                                 "parameters": {"env": "prod"}}, format="json",
+                              HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.9")
+
+    assert started.status_code == 201, started.json()
+    event = AuditEvent.objects.get(action="execution.started", object_id=started.json()["id"])
+    assert event.ip_address == recorded
 
 
 def test_start_with_bad_parameters_is_400_with_pointers_and_creates_nothing(people, shop):
