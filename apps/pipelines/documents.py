@@ -58,7 +58,9 @@ def execution_document(execution: Execution, stages: list[StageExecution] | None
         "exception": execution.exception,
         "limitConcurrent": execution.definition.get("limitConcurrent", False),
         "keepWaitingPipelines": execution.definition.get("keepWaitingPipelines", False),
-        "authentication": {"user": execution.started_by or None},
+        # ``user`` started it (Spinnaker's field); ``runAs`` is whom it acts as now: whoever last
+        # started, restarted or resumed it, the identity its child pipelines are checked against.
+        "authentication": {"user": execution.started_by or None, "runAs": execution.run_as_name or None},
         "paused": _paused_document(execution),
         "parentExecution": _parent_document(execution),
         "trigger": execution.trigger,

@@ -477,6 +477,7 @@ def test_a_restarted_or_resumed_execution_acts_as_whoever_asked(world, action, r
     assert response.status_code == 200, response.content.decode()[:500]
     execution = Execution.objects.get(id=world.shop.executions[action])
     assert (execution.run_as, execution.run_as_system) == (world.users[role], False)
+    assert response.json()["authentication"] == {"user": "setup", "runAs": role}
     assert AuditEvent.objects.filter(action=f"{'stage.restarted' if action == 'restart' else 'execution.resumed'}",
                                      object_id=str(execution.id)).get().actor == role
     vault, deliver = Pipeline.objects.get(name="vault"), Pipeline.objects.get(name="deliver")

@@ -136,7 +136,9 @@ class ExecutionDocumentSerializer(serializers.Serializer):
     )
     limitConcurrent = serializers.BooleanField()
     keepWaitingPipelines = serializers.BooleanField()
-    authentication = serializers.DictField(help_text='{"user": the user who started it}')
+    authentication = serializers.DictField(
+        help_text='{"user": who started it, "runAs": whom it acts as now (who last started, restarted or resumed it)}'
+    )
     paused = PausedSerializer(allow_null=True)
     parentExecution = serializers.DictField(allow_null=True, help_text="Set when a pipeline stage started it.")
     trigger = serializers.DictField()
