@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -104,12 +105,21 @@ class HookServer:
         return Handler
 
 
+@contextmanager
+def serving() -> Iterator[HookServer]:
+    """A hook server answering on 127.0.0.1 for the block, shut down after it."""
+    server = HookServer()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+        server.thread.join(5)
+
+
 @pytest.fixture
 def hook_server(settings):
     settings.OUTBOUND_URL_ALLOWED_NETWORKS = [LOOPBACK]
-    server = HookServer()
-    server.thread.start()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
-    server.thread.join(5)
+    with serving() as server:
+        yield server

@@ -22,7 +22,7 @@ from apps.pipelines.models import StageExecution
 from apps.pipelines.services import do_restart_stage, do_start_execution
 from apps.pipelines.stages.webhook import idempotency_key
 from tests.conftest import wait_for_execution
-from tests.hookserver import HookServer, Reply
+from tests.hookserver import Reply, serving
 from tests.pipelines.test_webhook import FAST, error_of, hook, run, save
 
 # --- Item: the default policy refuses the platform's own network --------------------------------
@@ -139,12 +139,8 @@ def test_the_connected_address_is_checked_with_the_default_policy(hook_server, m
 @pytest.fixture
 def other_server():
     """A second hook server: same address, another port, so another origin."""
-    server = HookServer()
-    server.thread.start()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
-    server.thread.join(5)
+    with serving() as server:
+        yield server
 
 
 SECRET = {"X-Token": "s3cret", "Authorization": "Bearer abc", "X-Api-Key": "k"}
