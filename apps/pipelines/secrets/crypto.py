@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -55,18 +56,18 @@ def encrypt(value: str) -> str:
 
 def decrypt(token: str) -> str:
     """The value of a token; SecretsUnavailable when no configured key opens it."""
-    try:
-        return _fernet().decrypt(token.encode("ascii")).decode("utf-8")
-    except InvalidToken:
-        raise SecretsUnavailable(
-            "no key of SECRETS_ENCRYPTION_KEYS decrypts it (was the key it was stored with removed?)"
-        ) from None
+    return _opening(_fernet().decrypt, token).decode("utf-8")
 
 
 def reencrypt(token: str) -> str:
     """The token re-encrypted under the first key (the same token's value); SecretsUnavailable if none opens it."""
+    return _opening(_fernet().rotate, token).decode("ascii")
+
+
+def _opening(operation: Callable[[bytes], bytes], token: str) -> bytes:
+    """``operation`` (decrypt or rotate) on a stored token; SecretsUnavailable when no configured key opens it."""
     try:
-        return _fernet().rotate(token.encode("ascii")).decode("ascii")
+        return operation(token.encode("ascii"))
     except InvalidToken:
         raise SecretsUnavailable(
             "no key of SECRETS_ENCRYPTION_KEYS decrypts it (was the key it was stored with removed?)"

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from apps.pipelines.secrets import redaction
-from apps.pipelines.secrets.references import names_in, strings_with_secrets
+from apps.pipelines.secrets.references import references, strings_with_secrets
 from apps.pipelines.secrets.store import secret_values
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def using_secrets(stage: StageExecution, scope: SecretScope, fields: tuple[str, 
         return
     if stage.parent_id is not None:
         raise SyntheticStageSecrets("a synthetic stage cannot use secrets: its definition is planned from data")
-    names = {name for _, text in strings_with_secrets(written) for name in names_in(text)[0]}
+    names = {name for _, name in references(written)}
     values = secret_values(scope.execution.application_id, names)
     redactor = redaction.Redactor(values.values())
     resolved = {key: scope.with_secrets(values).evaluate(value) for key, value in written.items()}
