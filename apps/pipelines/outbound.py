@@ -207,16 +207,15 @@ def address_refusal(address: IPAddress) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         refusal = address_refusal(address.ipv4_mapped)
         return None if refusal is None else f"is IPv4 {address.ipv4_mapped}, which {refusal}"
-    candidates = [address, *_embedded_ipv4(address)]
+    # Each address a packet may reach, with how the refusal names it.
+    candidates = [(address, "is"), *((ipv4, f"embeds IPv4 {ipv4}, which is") for ipv4 in _embedded_ipv4(address))]
     denied = _networks(settings.OUTBOUND_URL_DENIED_NETWORKS)
     allowed = _networks(settings.OUTBOUND_URL_ALLOWED_NETWORKS)
-    for candidate in candidates:
-        subject = "is" if candidate == address else f"embeds IPv4 {candidate}, which is"
+    for candidate, subject in candidates:
         network = _holder(candidate, denied)
         if network is not None:
             return f"{subject} in denied network {network} (OUTBOUND_URL_DENIED_NETWORKS)"
-    for candidate in candidates:
-        subject = "is" if candidate == address else f"embeds IPv4 {candidate}, which is"
+    for candidate, subject in candidates:
         refusal = None if _holder(candidate, allowed) else _built_in_refusal(candidate)
         if refusal is not None:
             return f"{subject} {refusal}, {_OPT_IN}"
