@@ -213,7 +213,7 @@ AXES_RESET_ON_SUCCESS = True
 # Attempts refused during a lockout are not counted: the lockout ends LOGIN_LOCKOUT_SECONDS after the last failure.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.lockout_response"
-AXES_CLIENT_IP_CALLABLE = "apps.accounts.lockout.client_ip"
+AXES_CLIENT_IP_CALLABLE = "apps.accounts.audit.client_ip"
 AXES_DISABLE_ACCESS_LOG = True  # sign-in failures and lockouts go to the audit log
 AXES_ENABLE_ADMIN = False  # apps/accounts/admin.py shows the attempts, with an audited unlock
 AXES_VERBOSE = False

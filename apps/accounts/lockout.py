@@ -1,4 +1,6 @@
-"""Sign-in lockout (django-axes, configured in settings): the client's address, the lockout page, the audit trail.
+"""Sign-in lockout (django-axes, configured in settings): the lockout page and the audit trail.
+
+The client's address is ``apps.accounts.audit.client_ip``, the one the audit log and the API's rate limits use.
 
 A failed sign-in is audited as ``login.failed``; the failure that reaches
 LOGIN_FAILURE_LIMIT for a user name or an address as ``login.locked_out``;
