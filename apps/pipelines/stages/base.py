@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from apps.pipelines.choices import Status
 from apps.pipelines.problems import Problem, pointer_join
@@ -44,6 +44,33 @@ class TaskResult:
     @classmethod
     def failed(cls, error: str, status: Status = Status.TERMINAL, context: dict | None = None) -> TaskResult:
         return cls(status, context=context or {}, error=error)
+
+
+# The kinds of value a stage field holds, for the stage editor's forms and the API's stage-type list.
+FIELD_KINDS = ("string", "text", "integer", "number", "boolean", "choice", "list", "object", "duration")
+
+
+@dataclass(frozen=True)
+class StageField:
+    """One field of a stage type's definition, declared by the type for the editor and the docs.
+
+    ``name`` is the key in the stage definition (``waitTime``); ``kind`` one of
+    FIELD_KINDS; ``choices`` the allowed values of a ``choice``; ``default`` the
+    value the stage type uses when the key is absent. A field may hold an
+    expression (``${...}``) wherever its kind allows text.
+    """
+
+    name: str
+    kind: str = "string"
+    label: str = ""
+    help: str = ""
+    required: bool = False
+    default: Any = None
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in FIELD_KINDS:
+            raise ValueError(f"stage field {self.name!r}: kind {self.kind!r} is not one of {', '.join(FIELD_KINDS)}")
 
 
 class Task:
@@ -89,7 +116,10 @@ class StageType:
 
     type_name: ClassVar[str]
     label: ClassVar[str] = ""
-    # Keys that must be present (and not null) in the stage definition.
+    # The fields of the stage's definition, in the order the editor shows them.
+    fields: ClassVar[tuple[StageField, ...]] = ()
+    # Keys that must be present (and not null) in the stage definition; by
+    # default the names of the ``fields`` declared required.
     required_fields: ClassVar[tuple[str, ...]] = ()
     # Keys whose expressions the engine leaves alone when the stage starts,
     # because the stage evaluates them itself (in order, or later).
@@ -106,6 +136,11 @@ class StageType:
     # call out, that may take up to the expression budget, so the engine runs
     # it the same way, with no lock held that a cancel or the sweeper waits for.
     evaluates_expressions: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "required_fields" not in cls.__dict__ and "fields" in cls.__dict__:
+            cls.required_fields = tuple(field.name for field in cls.fields if field.required)
 
     def runs_unlocked(self, stage: StageExecution) -> bool:
         """Whether this step of ``stage`` runs with no lock held: it calls out, or evaluates expressions.
