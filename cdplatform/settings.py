@@ -271,6 +271,21 @@ EXPRESSION_MAX_INTEGER_BITS = env_int("EXPRESSION_MAX_INTEGER_BITS", 4096, minim
 # an event a registered consumer has not read yet is kept longer.
 EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 30, minimum=1)
 
+# --- Triggers (apps/triggers) ---------------------------------------------
+# Days an inbound event (a webhook, a registry notification, a cron firing) and what it matched are kept.
+TRIGGER_EVENT_RETENTION_DAYS = env_int("TRIGGER_EVENT_RETENTION_DAYS", 14, minimum=1)
+# The largest webhook body read; a bigger one is refused 413 before it is parsed.
+TRIGGER_MAX_BODY_BYTES = env_int("TRIGGER_MAX_BODY_BYTES", 1_000_000, minimum=1_000, maximum=20_000_000)
+# Requests per client address and webhook path (Redis-counted; past it, 429).
+TRIGGER_RATE_LIMIT = env_rate("TRIGGER_RATE_LIMIT", "600/minute")
+# Bearer tokens the CI (Jenkins notification) and registry notification endpoints require; unset: closed.
+TRIGGER_CI_TOKEN = env_str("TRIGGER_CI_TOKEN", "")
+TRIGGER_REGISTRY_TOKEN = env_str("TRIGGER_REGISTRY_TOKEN", "")
+# Registries whose v2 API is polled for new tags (docker triggers of registries that cannot notify):
+# base URLs, comma-separated, each also passing the OUTBOUND_URL_* policy. Polled every interval.
+TRIGGER_POLLED_REGISTRIES = env_list("TRIGGER_POLLED_REGISTRIES", [])
+TRIGGER_POLL_INTERVAL_SECONDS = env_int("TRIGGER_POLL_INTERVAL_SECONDS", 60, minimum=1)
+
 # Modules imported at start that register more stage types (plugins; the
 # tests' own stage types), as dotted paths.
 STAGE_TYPE_MODULES = env_list("STAGE_TYPE_MODULES", [])

@@ -1,0 +1,12 @@
+"""The triggers' routes: Spinnaker's webhook paths (so a team moving over re-points its hooks), and the pages."""
+
+from django.urls import path
+
+from apps.triggers import views
+
+app_name = "triggers"
+
+urlpatterns = [
+    path("webhooks/git/<str:source>", views.git_webhook, name="git"),
+    path("webhooks/git/<str:source>/", views.git_webhook),
+]

@@ -1,0 +1,48 @@
+"""The webhook endpoints, at Spinnaker's paths: git pushes, generic webhooks, CI builds, registry notifications.
+
+Each is a plain view without session or CSRF (a sender proves itself with a
+signature or a token, never a cookie), wrapped in ``receiving.receive`` for
+the bounds and records every endpoint shares.
+"""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from apps.triggers.kinds import git
+from apps.triggers.receiving import Ignored, Inbound, Refused, authenticate, error, fire, parse_json, receive
+from apps.triggers.services import candidates, trigger_secret
+
+
+def _secret_refusal(row, prove) -> tuple[int, str] | None:
+    """A trigger without a secret accepts any well-formed request; one with a secret needs its proof."""
+    try:
+        secret = trigger_secret(row)
+    except Exception as failure:  # noqa: BLE001  (a secret deleted or undecryptable: this trigger refuses)
+        return 403, f"the trigger's secret cannot be used: {failure}"
+    return None if secret is None else prove(secret)
+
+
+@csrf_exempt
+def git_webhook(request, source: str):
+    """``POST /webhooks/git/{github,gitlab,bitbucket,stash}``: a push, in the provider's own payload."""
+    if source not in git.SOURCES:
+        return error(404, f"no git source {source!r}: one of {', '.join(git.SOURCES)}")
+
+    def handle(inbound: Inbound) -> JsonResponse:
+        headers = request.headers
+        inbound.delivery_id = git.delivery_id(source, headers)
+        payload = parse_json(inbound.body)
+        try:
+            event, keys = git.PARSERS[source](headers, payload)
+        except git.NotAPush as reason:
+            raise Ignored(str(reason)) from None
+        except ValueError as reason:
+            raise Refused(400, str(reason)) from None
+        rows = candidates("git", keys)
+        accepted, refused = authenticate(rows, lambda row: _secret_refusal(
+            row, lambda secret: git.signature_refusal(event.fields["source"], headers, inbound.body, secret)))
+        return fire(inbound, event, accepted, refused)
+
+    return receive(request, f"git/{source}", handle)
