@@ -9,4 +9,6 @@ app_name = "triggers"
 urlpatterns = [
     path("webhooks/git/<str:source>", views.git_webhook, name="git"),
     path("webhooks/git/<str:source>/", views.git_webhook),
+    path("webhooks/webhook/<str:source>", views.generic_webhook, name="webhook"),
+    path("webhooks/webhook/<str:source>/", views.generic_webhook),
 ]

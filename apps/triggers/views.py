@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from apps.triggers.kinds import git
+from apps.triggers.kinds import git, webhook
 from apps.triggers.receiving import Ignored, Inbound, Refused, authenticate, error, fire, parse_json, receive
 from apps.triggers.services import candidates, trigger_secret
 
@@ -46,3 +46,26 @@ def git_webhook(request, source: str):
         return fire(inbound, event, accepted, refused)
 
     return receive(request, f"git/{source}", handle)
+
+
+@csrf_exempt
+def generic_webhook(request, source: str):
+    """``POST /webhooks/webhook/{source}``: any JSON object; the triggers of that source decide."""
+    if not webhook.SOURCE_PATTERN.fullmatch(source):
+        return error(404, f"{source!r} is not a webhook source name")
+
+    def handle(inbound: Inbound) -> JsonResponse:
+        headers = request.headers
+        inbound.delivery_id = headers.get("X-Delivery-Id", "")
+        payload = parse_json(inbound.body)
+        try:
+            event = webhook.parse(source, payload)
+        except ValueError as reason:
+            pointer, _, message = str(reason).partition(": ")
+            raise Refused(400, message, pointer) from None
+        rows = candidates("webhook", [source])
+        accepted, refused = authenticate(rows, lambda row: _secret_refusal(
+            row, lambda secret: webhook.proof_refusal(headers, inbound.body, secret)))
+        return fire(inbound, event, accepted, refused)
+
+    return receive(request, f"webhook/{source}", handle)

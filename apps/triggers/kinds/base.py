@@ -94,6 +94,22 @@ def text_field(trigger: dict, name: str, pointer: str, *, required: bool = False
     return []
 
 
+def secret_problem(trigger: dict, pointer: str) -> list[Problem]:
+    """A ``secret`` is a reference to an application secret: the document is read by every reader."""
+    from apps.pipelines.secrets.references import names_in
+
+    value = trigger.get("secret")
+    if value in (None, ""):
+        return []
+    if not isinstance(value, str):
+        return [Problem(pointer_join(pointer, "secret"), "must be a string")]
+    if not names_in(value)[0]:
+        return [Problem(pointer_join(pointer, "secret"),
+                        "must be a reference to an application secret, ${#secret('name')}: every reader of the "
+                        "application reads the document")]
+    return []
+
+
 def pattern_problem(pattern: Any, where: str) -> list[Problem]:
     """A regex field: a string RE2 compiles (Java's backreferences and lookaround are not RE2)."""
     if pattern in (None, ""):

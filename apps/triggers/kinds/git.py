@@ -21,6 +21,7 @@ from apps.triggers.kinds.base import (
     matches_pattern,
     pattern_problem,
     register_kind,
+    secret_problem,
     text_field,
     words,
 )
@@ -49,7 +50,7 @@ class GitKind(TriggerKind):
             problems.append(Problem(pointer_join(pointer, "source"), f"must be one of: {', '.join(SOURCES)}"))
         problems += text_field(trigger, "project", pointer, required=True)
         problems += text_field(trigger, "slug", pointer, required=True)
-        problems += text_field(trigger, "secret", pointer)
+        problems += secret_problem(trigger, pointer)
         return problems + pattern_problem(trigger.get("branch"), pointer_join(pointer, "branch"))
 
     def describe(self, trigger: dict) -> str:
