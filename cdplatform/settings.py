@@ -290,6 +290,14 @@ TRIGGER_POLL_INTERVAL_SECONDS = env_int("TRIGGER_POLL_INTERVAL_SECONDS", 60, min
 # tests' own stage types), as dotted paths.
 STAGE_TYPE_MODULES = env_list("STAGE_TYPE_MODULES", [])
 
+# --- Deployments (apps/deployments: Docker engines, registries, load balancers) ----------
+# Seconds one call to a Docker engine may take (a build or a push is bounded by DOCKER_BUILD_TIMEOUT_SECONDS).
+DOCKER_API_TIMEOUT_SECONDS = env_int("DOCKER_API_TIMEOUT_SECONDS", 30, minimum=1)
+# Seconds a bake's build and push may take in all.
+DOCKER_BUILD_TIMEOUT_SECONDS = env_int("DOCKER_BUILD_TIMEOUT_SECONDS", 600, minimum=1)
+# The address load balancers (the proxies the platform runs) listen on.
+LOAD_BALANCER_BIND_ADDRESS = env_str("LOAD_BALANCER_BIND_ADDRESS", "127.0.0.1")
+
 # --- Outbound calls (webhook stages; apps/pipelines/outbound.py) ----------
 # URL schemes an outbound call may use.
 OUTBOUND_URL_ALLOWED_SCHEMES = env_list_of("OUTBOUND_URL_ALLOWED_SCHEMES", ["http", "https"], ("http", "https"))

@@ -49,6 +49,7 @@ from schemathesis.specs.openapi.checks import (
 
 from apps.accounts.models import ServiceAccount
 from apps.accounts.services import do_create_token, do_grant
+from apps.deployments.services.accounts import do_save_docker_account, do_save_registry_account
 from apps.pipelines.choices import Status
 from apps.pipelines.models import Execution, Pipeline, StageExecution
 from apps.pipelines.secrets.services import do_set_secret
@@ -74,7 +75,9 @@ PARAMETERS = [
 # (text with a NUL, which PostgreSQL cannot store; times in offsets it refuses). Lone surrogates, the other text
 # no database stores, are left to the plain tests below: Schemathesis cannot carry them through its own checks.
 NUL = "nul\x00"
-KNOWN_PATH = {"name": ["shop", NUL], "username": ["deployer"], "number": ["1", "2"], "secret": ["deploy-token", NUL]}
+KNOWN_PATH = {
+    "name": ["shop", "local", NUL], "username": ["deployer"], "number": ["1", "2"], "secret": ["deploy-token", NUL],
+}
 KNOWN_ID = {
     "/api/pipelines/": ["known_pipeline"],
     "/api/executions/": ["known_waiting", "known_judging"],
@@ -108,6 +111,10 @@ KNOWN_FIELDS = {
     "revision": [1, 2],
     "parameters": [{"env": "prod"}, {"version": NUL}],
     "stages": [STAGES],
+    "address": ["127.0.0.1:5000", NUL],
+    "host": ["unix:///var/run/docker.sock", "", NUL],
+    "registries": [["shop"], [NUL]],
+    "password": ["registry-pass", NUL],
 }
 # Tokens are issued only from a signed-in session, never with another token: these go with a session cookie.
 SESSION_ONLY = {"POST /api/tokens/", "POST /api/service-accounts/{username}/tokens/"}
@@ -197,6 +204,8 @@ def world(in_process):
     pipeline, _ = do_save_pipeline({**document, "description": "Ships the shop"}, user="root")
     do_grant(pipeline.application, alice, "read", actor="setup")
     do_set_secret(pipeline.application, "deploy-token", "tok-fuzz-0", user="root")
+    do_save_registry_account({"name": "shop", "address": "127.0.0.1:5000", "password": "pass-fuzz"}, actor="root")
+    do_save_docker_account({"name": "shop", "host": "tcp://127.0.0.1:2375", "registries": ["shop"]}, actor="root")
     waiting = do_start_execution(pipeline, user="root")
     judging = do_start_execution(pipeline, parameters={"env": "prod"}, user="root")
     Execution.objects.filter(id=judging.id).update(status=Status.RUNNING)
