@@ -23,4 +23,7 @@ def prune_inbound_events() -> int:
 
 
 def register_jobs() -> None:
+    from apps.triggers.kinds import cron
+
     register_periodic("triggers.prune-events", prune_inbound_events, every=3600)
+    register_periodic("triggers.cron", cron.fire_due, every=1)
