@@ -1,4 +1,4 @@
-"""Cron triggers: Quartz expressions translated or refused, fired at the right second once however many schedulers run."""
+"""Cron triggers: Quartz expressions translated or refused, fired at the right second once, however many schedulers."""
 
 from __future__ import annotations
 

@@ -84,7 +84,7 @@ def translate(expression: str) -> tuple[str, bool]:
 
 
 def schedule(trigger: dict) -> tuple[str, bool, zoneinfo.ZoneInfo]:
-    """The trigger's croniter expression, its seconds flag and time zone; ValueError (Unsupported) says what is wrong."""
+    """The croniter expression, its seconds flag and time zone; ValueError (Unsupported) says what is wrong."""
     expression = trigger.get("cronExpression")
     if not isinstance(expression, str) or not expression.strip():
         raise ValueError("cronExpression is required")
