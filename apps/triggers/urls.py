@@ -11,4 +11,6 @@ urlpatterns = [
     path("webhooks/git/<str:source>/", views.git_webhook),
     path("webhooks/webhook/<str:source>", views.generic_webhook, name="webhook"),
     path("webhooks/webhook/<str:source>/", views.generic_webhook),
+    path("webhooks/jenkins/<str:master>", views.jenkins_webhook, name="jenkins"),
+    path("webhooks/jenkins/<str:master>/", views.jenkins_webhook),
 ]

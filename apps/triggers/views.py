@@ -7,12 +7,14 @@ the bounds and records every endpoint shares.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from apps.triggers.kinds import git, webhook
+from apps.triggers.kinds import git, jenkins, webhook
 from apps.triggers.receiving import Ignored, Inbound, Refused, authenticate, error, fire, parse_json, receive
 from apps.triggers.services import candidates, trigger_secret
+from apps.triggers.signatures import bearer_matches, token_matches
 
 
 def _secret_refusal(row, prove) -> tuple[int, str] | None:
@@ -69,3 +71,35 @@ def generic_webhook(request, source: str):
         return fire(inbound, event, accepted, refused)
 
     return receive(request, f"webhook/{source}", handle)
+
+
+def endpoint_token_refusal(request, token: str, setting: str) -> None:
+    """Refuse (401/403) a request to an endpoint closed by a platform token: none set, none sent, a wrong one."""
+    if not token:
+        raise Refused(403, f"this endpoint is closed: set {setting} and send it as a bearer token")
+    authorization = request.headers.get("Authorization", "")
+    sent = request.GET.get("token")
+    if not authorization and sent is None:
+        raise Refused(401, f"send {setting} as Authorization: Bearer <token>")
+    if not (bearer_matches(authorization, token) or (sent is not None and token_matches(sent, token))):
+        raise Refused(403, f"the token does not match {setting}")
+
+
+@csrf_exempt
+def jenkins_webhook(request, master: str):
+    """``POST /webhooks/jenkins/{master}``: a build phase, as the Jenkins Notification plugin posts it."""
+
+    def handle(inbound: Inbound) -> JsonResponse:
+        endpoint_token_refusal(request, settings.TRIGGER_CI_TOKEN, "TRIGGER_CI_TOKEN")
+        payload = parse_json(inbound.body)
+        try:
+            event, keys = jenkins.parse(master, payload)
+        except jenkins.NotFinished as reason:
+            raise Ignored(str(reason)) from None
+        except ValueError as reason:
+            pointer, _, message = str(reason).partition(": ")
+            raise Refused(400, message, pointer) from None
+        inbound.delivery_id = f"{event.key}#{event.fields['buildNumber']}"
+        return fire(inbound, event, candidates("jenkins", keys), [])
+
+    return receive(request, f"jenkins/{master}", handle)
