@@ -281,9 +281,9 @@ TRIGGER_RATE_LIMIT = env_rate("TRIGGER_RATE_LIMIT", "600/minute")
 # Bearer tokens the CI (Jenkins notification) and registry notification endpoints require; unset: closed.
 TRIGGER_CI_TOKEN = env_str("TRIGGER_CI_TOKEN", "")
 TRIGGER_REGISTRY_TOKEN = env_str("TRIGGER_REGISTRY_TOKEN", "")
-# Registries whose v2 API is polled for new tags (docker triggers of registries that cannot notify):
-# base URLs, comma-separated, each also passing the OUTBOUND_URL_* policy. Polled every interval.
-TRIGGER_POLLED_REGISTRIES = env_list("TRIGGER_POLLED_REGISTRIES", [])
+# Registry accounts whose v2 API is polled for new tags (for registries that cannot notify), by name,
+# comma-separated; each call passes the OUTBOUND_URL_* policy. Polled every interval.
+TRIGGER_POLLED_REGISTRY_ACCOUNTS = env_list("TRIGGER_POLLED_REGISTRY_ACCOUNTS", [])
 TRIGGER_POLL_INTERVAL_SECONDS = env_int("TRIGGER_POLL_INTERVAL_SECONDS", 60, minimum=1)
 
 # Modules imported at start that register more stage types (plugins; the

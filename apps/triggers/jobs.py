@@ -1,4 +1,4 @@
-"""The triggers' periodic work: pruning old inbound events (and, per kind, firing cron triggers and polling)."""
+"""The triggers' background work: cron, registry polls, pruning (periodic jobs) and pipeline ends (the event log)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ def prune_inbound_events() -> int:
 
 
 def register_jobs() -> None:
-    from apps.triggers.kinds import cron
+    from apps.triggers import completion, polling, schedule
 
     register_periodic("triggers.prune-events", prune_inbound_events, every=3600)
-    register_periodic("triggers.cron", cron.fire_due, every=1)
+    register_periodic("triggers.cron", schedule.fire_due, every=1)
+    register_periodic("triggers.poll-registries", polling.poll_registries,
+                      every=settings.TRIGGER_POLL_INTERVAL_SECONDS)
+    completion.register()

@@ -13,6 +13,7 @@ the API's shape, ``{"errors": [{"pointer": "", "message": "..."}]}``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from django.http import JsonResponse
 from apps.accounts.audit import client_ip
 from apps.triggers.kinds.base import Event
 from apps.triggers.models import SeenDelivery, TriggerIndex
-from apps.triggers.services import Inbound, do_fire, do_refuse
+from apps.triggers.services import Inbound, candidates, do_fire, do_refuse
 
 logger = logging.getLogger(__name__)
 
@@ -159,3 +160,23 @@ def fire(inbound: Inbound, event: Event, accepted: list[TriggerIndex],
         record = do_fire(inbound, event, accepted, refused)
     executions = [str(match.execution_id) for match in record.matches.all() if match.execution_id]
     return JsonResponse({"eventProcessed": True, "eventId": str(record.pk), "executions": executions})
+
+
+def fire_each(inbound: Inbound, events: list[tuple[str, Event]]) -> JsonResponse:
+    """Fire several events of one request (a registry's envelope), each recorded on its own with its own id.
+
+    A replayed event is recorded as refused and the others go on: the sender
+    retries a whole envelope when any part of it failed.
+    """
+    executions, recorded = [], []
+    for delivery_id, event in events:
+        single = dataclasses.replace(inbound, delivery_id=delivery_id)
+        rows = candidates(event.type, [event.key])
+        try:
+            response = json.loads(fire(single, event, rows, []).content)
+        except Refused as refusal:
+            recorded.append(str(do_refuse(single, refusal.status, refusal.message, refusal.rows).pk))
+            continue
+        recorded.append(response["eventId"])
+        executions += response["executions"]
+    return JsonResponse({"eventProcessed": True, "eventIds": recorded, "executions": executions})

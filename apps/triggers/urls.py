@@ -13,4 +13,6 @@ urlpatterns = [
     path("webhooks/webhook/<str:source>/", views.generic_webhook),
     path("webhooks/jenkins/<str:master>", views.jenkins_webhook, name="jenkins"),
     path("webhooks/jenkins/<str:master>/", views.jenkins_webhook),
+    path("webhooks/docker/<str:account>", views.docker_notifications, name="docker"),
+    path("webhooks/docker/<str:account>/", views.docker_notifications),
 ]

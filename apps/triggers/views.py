@@ -11,8 +11,19 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from apps.triggers.kinds import git, jenkins, webhook
-from apps.triggers.receiving import Ignored, Inbound, Refused, authenticate, error, fire, parse_json, receive
+from apps.deployments.models import RegistryAccount
+from apps.triggers.kinds import docker, git, jenkins, webhook
+from apps.triggers.receiving import (
+    Ignored,
+    Inbound,
+    Refused,
+    authenticate,
+    error,
+    fire,
+    fire_each,
+    parse_json,
+    receive,
+)
 from apps.triggers.services import candidates, trigger_secret
 from apps.triggers.signatures import bearer_matches, token_matches
 
@@ -103,3 +114,26 @@ def jenkins_webhook(request, master: str):
         return fire(inbound, event, candidates("jenkins", keys), [])
 
     return receive(request, f"jenkins/{master}", handle)
+
+
+@csrf_exempt
+def docker_notifications(request, account: str):
+    """``POST /webhooks/docker/{account}``: a registry's notification envelope; tagged manifest pushes fire."""
+
+    def handle(inbound: Inbound) -> JsonResponse:
+        endpoint_token_refusal(request, settings.TRIGGER_REGISTRY_TOKEN, "TRIGGER_REGISTRY_TOKEN")
+        registry = RegistryAccount.objects.filter(name=account).first()
+        if registry is None:
+            raise Refused(404, f"there is no registry account {account!r}")
+        try:
+            pushes, total = docker.manifest_pushes(parse_json(inbound.body))
+        except ValueError as reason:
+            pointer, _, message = str(reason).partition(": ")
+            raise Refused(400, message, pointer) from None
+        if not pushes:
+            raise Ignored(f"none of the {total} event(s) is a tagged manifest push")
+        events = [(event_id, docker.image_event(registry, repository, tag, digest))
+                  for event_id, repository, tag, digest in pushes]
+        return fire_each(inbound, events)
+
+    return receive(request, f"docker/{account}", handle)

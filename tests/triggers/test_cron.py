@@ -10,6 +10,7 @@ from django.db import connection
 
 from apps.pipelines.problems import InvalidDocument
 from apps.pipelines.services import do_save_pipeline
+from apps.triggers import schedule
 from apps.triggers.kinds import cron
 from apps.triggers.models import TriggerIndex
 from tests.triggers.helpers import WAIT, executions_of
@@ -87,7 +88,7 @@ def _schedulers(now: datetime, count: int = 2) -> list[int]:
     def scheduler():
         try:
             barrier.wait()
-            results.append(cron.fire_due(now))
+            results.append(schedule.fire_due(now))
         finally:
             connection.close()
 
@@ -120,8 +121,8 @@ def test_times_missed_while_every_worker_was_down_fire_once_on_recovery(transact
     due = TriggerIndex.objects.get(pipeline=pipeline).next_fire_at
     recovery = due + timedelta(hours=2, seconds=7)
 
-    assert cron.fire_due(recovery) == 1
-    assert cron.fire_due(recovery + timedelta(seconds=1)) == 0
+    assert schedule.fire_due(recovery) == 1
+    assert schedule.fire_due(recovery + timedelta(seconds=1)) == 0
     assert len(executions_of(pipeline)) == 1
     assert TriggerIndex.objects.get(pipeline=pipeline).next_fire_at > recovery
 

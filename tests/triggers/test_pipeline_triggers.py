@@ -10,8 +10,7 @@ from apps.pipelines import eventlog
 from apps.pipelines.choices import Status
 from apps.pipelines.models import EventCursor, Execution
 from apps.pipelines.services import do_save_pipeline, do_start_execution
-from apps.triggers import services
-from apps.triggers.kinds import pipeline as pipeline_kind
+from apps.triggers import completion as pipeline_kind
 from tests.conftest import wait_for_execution
 from tests.triggers.helpers import executions_of
 
@@ -73,17 +72,17 @@ def test_only_the_statuses_the_trigger_names_start_it(transactional_db, clean_re
 def test_a_crash_mid_batch_neither_loses_nor_doubles_the_chained_start(transactional_db, clean_redis, monkeypatch):
     upstream, downstream = chained()
     ended(upstream, Status.SUCCEEDED)
-    real_fire = services.do_fire
+    real_fire = pipeline_kind.do_fire
 
     def fire_then_crash(*args, **kwargs):
         real_fire(*args, **kwargs)
         raise RuntimeError("the worker died after starting the chained pipeline")
 
-    monkeypatch.setattr(services, "do_fire", fire_then_crash)
+    monkeypatch.setattr(pipeline_kind, "do_fire", fire_then_crash)
     assert deliver() == 0
     assert executions_of(downstream) == []  # rolled back with the cursor it did not move
 
-    monkeypatch.setattr(services, "do_fire", real_fire)
+    monkeypatch.setattr(pipeline_kind, "do_fire", real_fire)
     deliver()
     deliver()
     assert len(executions_of(downstream)) == 1

@@ -8,11 +8,8 @@ expression for croniter (days of the week 0-6, ``L5`` for ``6L``); what croniter
 cannot do — ``W``, ``LW``, ``L-3`` — is refused when the pipeline is saved, with
 a message saying so. A trigger may name a ``timeZone`` (IANA, default UTC).
 
-Each trigger's row holds its next due time. The periodic job ``triggers.cron``
-(each second, on every worker) claims a due trigger with a compare-and-set
-on that time and fires it in the same transaction, so it fires once however
-many schedulers run. The next time is counted from the moment of the claim:
-after an outage a trigger fires once, not once per missed tick.
+Each trigger's row holds its next due time; ``apps/triggers/schedule.py`` fires
+them when due.
 """
 
 from __future__ import annotations
@@ -21,14 +18,9 @@ import zoneinfo
 from datetime import datetime
 
 from croniter import croniter
-from django.db import transaction
-from django.utils import timezone
 
 from apps.pipelines.problems import Problem, pointer_join
-from apps.triggers.kinds.base import Event, TriggerKind, register_kind, words
-from apps.triggers.models import TriggerIndex
-
-DUE_BATCH = 100
+from apps.triggers.kinds.base import TriggerKind, register_kind, words
 
 
 class Unsupported(ValueError):
@@ -133,27 +125,3 @@ class CronKind(TriggerKind):
 
 
 CRON = register_kind(CronKind())
-
-
-def fire_due(now: datetime | None = None) -> int:
-    """Fire every cron trigger due at ``now`` that this process claims; returns how many it fired."""
-    from apps.triggers.services import Inbound, do_fire
-
-    now = now or timezone.now()
-    due = list(TriggerIndex.objects.filter(type="cron", enabled=True, next_fire_at__lte=now)
-               .order_by("next_fire_at").values_list("pk", "next_fire_at")[:DUE_BATCH])
-    fired = 0
-    for pk, due_at in due:
-        with transaction.atomic():
-            row = TriggerIndex.objects.select_related("pipeline__application").filter(pk=pk).first()
-            if row is None or row.next_fire_at != due_at:
-                continue
-            claimed = TriggerIndex.objects.filter(pk=pk, next_fire_at=due_at).update(
-                next_fire_at=next_time(row.definition, now))
-            if claimed != 1:
-                continue  # another scheduler fired it
-            fields = {"cronExpression": row.key, "scheduledTime": int(due_at.timestamp() * 1000)}
-            event = Event("cron", row.key, fields=fields, summary={"due": due_at.isoformat(), **fields})
-            do_fire(Inbound(source="cron", delivery_id=f"{pk}@{due_at.isoformat()}"), event, [row])
-            fired += 1
-    return fired

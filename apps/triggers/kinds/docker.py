@@ -1,0 +1,110 @@
+"""``docker`` triggers: a new image tag in a registry account, from the registry's notifications or by polling.
+
+A trigger names a registry ``account`` (``apps/deployments``' registry
+accounts), a ``repository`` and optionally ``tag``, a regex (absent: any
+tag). Two ways in:
+
+- the registry's own notifications: its ``notifications.endpoints`` entry
+  posts envelopes (``application/vnd.docker.distribution.events.v1+json``)
+  to ``/webhooks/docker/{account}``, with ``Authorization: Bearer`` and
+  ``TRIGGER_REGISTRY_TOKEN`` in its ``headers``; only manifest pushes with a
+  tag count (blob uploads and pulls are recorded and ignored), and each
+  event's id is checked for replays;
+- polling (:mod:`apps.triggers.polling`) for the accounts listed in
+  ``TRIGGER_POLLED_REGISTRY_ACCOUNTS``, for registries that cannot notify.
+
+The execution sees ``${trigger.tag}``, ``${trigger.digest}``,
+``${trigger.repository}``, ``${trigger.account}`` and ``${trigger.registry}``,
+and the image as a Spinnaker artifact in ``trigger.artifacts``
+(``type: docker/image``, ``name`` registry/repository, ``reference``
+name:tag, ``version`` the tag).
+"""
+
+from __future__ import annotations
+
+from apps.deployments.models import RegistryAccount
+from apps.pipelines.problems import Problem, pointer_join
+from apps.triggers.kinds.base import (
+    Event,
+    TriggerKind,
+    matches_pattern,
+    pattern_problem,
+    register_kind,
+    text_field,
+    words,
+)
+
+MANIFEST_TYPES = frozenset({
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+})
+
+
+def docker_key(account: str, repository: str) -> str:
+    return f"{account.strip()}/{repository.strip().strip('/')}"
+
+
+class DockerKind(TriggerKind):
+    type = "docker"
+
+    def key(self, trigger: dict) -> str | None:
+        account, repository = trigger.get("account"), trigger.get("repository")
+        if not isinstance(account, str) or not isinstance(repository, str) or not account or not repository:
+            return None
+        return docker_key(account, repository)
+
+    def check(self, trigger: dict, pointer: str) -> list[Problem]:
+        problems = text_field(trigger, "account", pointer, required=True)
+        problems += text_field(trigger, "repository", pointer, required=True)
+        if not problems and not RegistryAccount.objects.filter(name=trigger["account"]).exists():
+            problems.append(Problem(pointer_join(pointer, "account"),
+                                    f"there is no registry account {trigger['account']!r}"))
+        return problems + pattern_problem(trigger.get("tag"), pointer_join(pointer, "tag"))
+
+    def describe(self, trigger: dict) -> str:
+        return (f"Runs when an image is pushed to registry account {words(trigger.get('account'))}"
+                f" (repository {words(trigger.get('repository'))}, tag {words(trigger.get('tag'))})")
+
+    def mismatch(self, trigger: dict, event: Event) -> str | None:
+        if not matches_pattern(trigger.get("tag"), event.fields["tag"]):
+            return f"tag {event.fields['tag']!r} does not match {trigger.get('tag')!r}"
+        return None
+
+
+DOCKER = register_kind(DockerKind())
+
+
+def image_event(account: RegistryAccount, repository: str, tag: str, digest: str) -> Event:
+    """The event of ``repository:tag`` (with its digest) appearing in the account's registry."""
+    name = f"{account.address}/{repository}"
+    artifact = {"type": "docker/image", "name": name, "reference": f"{name}:{tag}", "version": tag,
+                "metadata": {"digest": digest, "account": account.name}}
+    fields = {"account": account.name, "registry": account.address, "repository": repository, "tag": tag,
+              "digest": digest}
+    return Event("docker", docker_key(account.name, repository), fields=fields, artifacts=[artifact],
+                 summary=dict(fields))
+
+
+def manifest_pushes(envelope: dict) -> tuple[list[tuple[str, str, str, str]], int]:
+    """The envelope's tagged manifest pushes as (event id, repository, tag, digest), and how many events it had.
+
+    ValueError names the field when the envelope is not one.
+    """
+    events = envelope.get("events")
+    if not isinstance(events, list):
+        raise ValueError("/events: must be a list (a registry notification envelope)")
+    pushes = []
+    for index, item in enumerate(events):
+        target = item.get("target") if isinstance(item, dict) else None
+        if not isinstance(target, dict):
+            raise ValueError(f"/events/{index}/target: must be an object")
+        if item.get("action") != "push" or target.get("mediaType") not in MANIFEST_TYPES or not target.get("tag"):
+            continue
+        repository, tag, digest = target.get("repository"), target.get("tag"), target.get("digest") or ""
+        if not isinstance(repository, str) or not isinstance(tag, str) or not isinstance(digest, str):
+            raise ValueError(f"/events/{index}/target: repository, tag and digest must be strings")
+        pushes.append((str(item.get("id") or ""), repository, tag, digest))
+    return pushes, len(events)
