@@ -7,6 +7,7 @@ from apps.triggers import views
 app_name = "triggers"
 
 urlpatterns = [
+    path("applications/<str:name>/triggers/", views.application_triggers, name="application"),
     path("webhooks/git/<str:source>", views.git_webhook, name="git"),
     path("webhooks/git/<str:source>/", views.git_webhook),
     path("webhooks/webhook/<str:source>", views.generic_webhook, name="webhook"),

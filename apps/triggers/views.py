@@ -1,4 +1,5 @@
-"""The webhook endpoints, at Spinnaker's paths: git pushes, generic webhooks, CI builds, registry notifications.
+"""The webhook endpoints, at Spinnaker's paths (git pushes, generic webhooks, CI builds, registry notifications),
+and the page of an application's triggers and the events they received.
 
 Each is a plain view without session or CSRF (a sender proves itself with a
 signature or a token, never a cookie), wrapped in ``receiving.receive`` for
@@ -8,11 +9,16 @@ the bounds and records every endpoint shares.
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
 
+from apps.accounts.permissions import READ
 from apps.deployments.models import RegistryAccount
+from apps.pipelines.models import Application
 from apps.triggers.kinds import docker, git, jenkins, webhook
+from apps.triggers.models import TriggerIndex, TriggerMatch
 from apps.triggers.receiving import (
     Ignored,
     Inbound,
@@ -137,3 +143,18 @@ def docker_notifications(request, account: str):
         return fire_each(inbound, events)
 
     return receive(request, f"docker/{account}", handle)
+
+
+EVENTS_SHOWN = 100
+
+
+@login_required
+def application_triggers(request, name: str):
+    """An application's triggers (when each last fired, its last refusal) and the latest events they matched."""
+    application = get_object_or_404(Application.objects.restrict(request.user, READ), name=name)
+    triggers = TriggerIndex.objects.filter(application=application).select_related("pipeline").order_by(
+        "pipeline__name", "position")
+    matches = TriggerMatch.objects.filter(application=application).select_related("event").order_by("-id")
+    return render(request, "triggers/application.html", {
+        "application": application, "triggers": list(triggers), "matches": list(matches[:EVENTS_SHOWN]),
+    })
