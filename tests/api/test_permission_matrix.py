@@ -43,6 +43,7 @@ from apps.pipelines.choices import Status
 from apps.pipelines.models import Application, Execution, Pipeline, StageExecution
 from apps.pipelines.secrets.services import do_set_secret
 from apps.pipelines.services import do_pause_execution, do_save_pipeline, do_start_execution
+from apps.triggers.models import InboundEvent, TriggerMatch
 from cdplatform.api.urls import urlpatterns as api_urlpatterns
 from tests.scenarios import set_status
 
@@ -84,6 +85,8 @@ class Target:
     # The Docker engine and registry accounts of the target (shop's: bob reads, erin deploys, alice manages).
     engine: str = ""
     registry: str = ""
+    # An inbound trigger event that matched the target's pipeline (its TriggerMatch id).
+    trigger_event: str = ""
 
 
 def shaped_executions(pipeline: Pipeline) -> dict[str, str]:
@@ -137,14 +140,25 @@ def build_world() -> SimpleNamespace:
     shop_executions = shaped_executions(deliver)
     # Every action points at secret's one execution: a 404 comes before any state is looked at.
     secret_execution = str(do_start_execution(vault, user="setup").id)
+    shop_event, secret_event = (trigger_event(pipeline) for pipeline in (deliver, vault))
     return SimpleNamespace(
         users=users,
         tokens=tokens,
         bot_token=bot_secret,
-        shop=Target("shop", str(deliver.id), "deliver", shop_executions, "shop-engine", "shop-registry"),
+        shop=Target("shop", str(deliver.id), "deliver", shop_executions, "shop-engine", "shop-registry",
+                    shop_event),
         secret=Target("secret", str(vault.id), "vault", dict.fromkeys(shop_executions, secret_execution),
-                      "vault-engine", "vault-registry"),
+                      "vault-engine", "vault-registry", secret_event),
     )
+
+
+def trigger_event(pipeline: Pipeline) -> str:
+    """An inbound webhook that matched the pipeline's trigger and was refused (as the receiver records one)."""
+    event = InboundEvent.objects.create(source="webhook/matrix", outcome="refused", status_code=403,
+                                        reason="the signature does not match")
+    match = TriggerMatch.objects.create(event=event, application=pipeline.application, pipeline=pipeline,
+                                        pipeline_name=pipeline.name, trigger_position=0, refusal=event.reason)
+    return str(match.pk)
 
 
 def build_accounts(users: dict) -> None:
@@ -293,6 +307,9 @@ ENDPOINTS = {
                               scoped=False),
     "service-accounts.list": Endpoint("service-account-list", "GET", lambda t: "/api/service-accounts/",
                                       scoped=False),
+    "trigger-events.list": Endpoint("trigger-event-list", "GET", lambda t: "/api/trigger-events/", scoped=False),
+    "trigger-events.detail": Endpoint("trigger-event-detail", "GET",
+                                      lambda t: f"/api/trigger-events/{t.trigger_event}/"),
     **account_endpoints("docker-accounts", "docker-account", "engine", {"host": "unix:///run/docker.sock"}),
     **account_endpoints("registry-accounts", "registry-account", "registry",
                         {"address": "127.0.0.1:5001", "password": "registry-pass-2"}),
@@ -359,6 +376,9 @@ ROWS = {
     "tokens.list":            (401, 200, 200, 200, 200, 200, 200, 200),
     "tokens.create":          (401, 201, 201, 201, 201, 201, 403, 201),
     "service-accounts.list":  (401, 200, 200, 200, 200, 200, 200, 200),
+    # Inbound trigger events: to the readers of the application whose trigger they matched.
+    "trigger-events.list":    (401, 200, 200, 200, 200, 200, 200, 200),
+    "trigger-events.detail":  (401, 404, 200, 200, 200, 200, 200, 200),
     # Accounts are granted on their own (Fiat's accounts): bob reads shop's two, erin deploys to them, alice
     # manages them; dave and ci-bot hold nothing on them, so they are 404 to them. Only an administrator adds one.
     "docker-accounts.list":          (401, 200, 200, 200, 200, 200, 200, 200),
@@ -464,6 +484,8 @@ def visible(world, role: str) -> dict[str, set]:
         "/api/docker-accounts/": {f"{name}-engine" for name in ACCOUNTS_SEEN[role]} | (
             {"local"} if role == "root" else set()),
         "/api/registry-accounts/": {f"{name}-registry" for name in ACCOUNTS_SEEN[role]},
+        "/api/trigger-events/": set(TriggerMatch.objects.filter(application__name__in=apps)
+                                    .values_list("pk", flat=True)),
     }
 
 
@@ -477,7 +499,7 @@ def hidden(world, role: str) -> dict[str, set]:
 LIST_KEYS = {
     "/api/applications/": "name", "/api/pipelines/": "id", "/api/executions/": "id", "/api/audit-events/": "id",
     "/api/tokens/": "id", "/api/service-accounts/": "username", "/api/docker-accounts/": "name",
-    "/api/registry-accounts/": "name",
+    "/api/registry-accounts/": "name", "/api/trigger-events/": "id",
 }
 
 

@@ -54,6 +54,7 @@ from apps.pipelines.choices import Status
 from apps.pipelines.models import Execution, Pipeline, StageExecution
 from apps.pipelines.secrets.services import do_set_secret
 from apps.pipelines.services import do_save_pipeline, do_start_execution
+from apps.triggers.models import InboundEvent, TriggerMatch
 from cdplatform.wsgi import application
 
 TEAM = "release-managers"
@@ -82,6 +83,7 @@ KNOWN_ID = {
     "/api/pipelines/": ["known_pipeline"],
     "/api/executions/": ["known_waiting", "known_judging"],
     "/api/tokens/": ["known_token"],
+    "/api/trigger-events/": ["known_trigger_event"],
 }
 KNOWN_QUERY = {
     "application": ["shop", NUL],
@@ -94,6 +96,7 @@ KNOWN_QUERY = {
     "action": ["read", "write", "execute"],
     "created_after": ["2024-05-01T00:00:00+20:00", "0001-01-01T00:00:00+14:00"],
     "created_before": ["9999-12-31T23:59:59-14:00"],
+    "outcome": ["started", "refused"],
 }
 KNOWN_FIELDS = {
     "application": ["shop"],
@@ -213,12 +216,16 @@ def world(in_process):
     StageExecution.objects.filter(execution=judging, ref_id="2").update(
         status=Status.RUNNING, context={"judgmentInputs": STAGES[1]["judgmentInputs"]}
     )
+    event = InboundEvent.objects.create(source="webhook/fuzz", outcome="started", summary={"source": "fuzz"})
+    matched = TriggerMatch.objects.create(event=event, application=pipeline.application, pipeline=pipeline,
+                                          pipeline_name=pipeline.name, trigger_position=0, execution=waiting)
     session = Client()
     session.force_login(root)
     csrf = "fuzzcsrf" * 4  # a 32-character CSRF secret, sent as both the cookie and the header
     return {
         "objects": {"known_pipeline": str(pipeline.id), "known_waiting": str(waiting.id),
-                    "known_judging": str(judging.id), "known_token": str(token_row.id)},
+                    "known_judging": str(judging.id), "known_token": str(token_row.id),
+                    "known_trigger_event": str(matched.id)},
         "bearer": {"Authorization": f"Bearer {token}"},
         "session": {"cookies": {"sessionid": session.cookies["sessionid"].value, "csrftoken": csrf},
                     "headers": {"X-CSRFToken": csrf}},
