@@ -1,5 +1,7 @@
 """The trigger index, every inbound event with what it started, deliveries seen, and what registry polls saw."""
 
+import uuid
+
 from django.db import models
 
 from apps.pipelines.models import Application, Execution, Pipeline
@@ -59,6 +61,8 @@ class InboundEvent(models.Model):
     delivery id, user agent), never a signature or a token.
     """
 
+    # What the executions it started carry as ``trigger.eventId``.
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     source = models.CharField(max_length=120, help_text="git/github, webhook/<source>, docker, jenkins, cron, ...")
     delivery_id = models.CharField(max_length=200, blank=True)

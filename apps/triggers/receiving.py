@@ -25,7 +25,7 @@ from django.http import JsonResponse
 
 from apps.accounts.audit import client_ip
 from apps.triggers.kinds.base import Event
-from apps.triggers.models import SeenDelivery, TriggerIndex
+from apps.triggers.models import Outcome, SeenDelivery, TriggerIndex
 from apps.triggers.services import Inbound, candidates, do_fire, do_refuse
 
 logger = logging.getLogger(__name__)
@@ -69,8 +69,11 @@ def _over_rate(request, path: str) -> tuple[bool, bool]:
     key = f"triggers:rate:{path}:{client_ip(request) or 'unknown'}"
     cache = caches["throttle"]
     try:
-        cache.add(key, 0, timeout=PERIOD_SECONDS[period])
-        seen = cache.incr(key)
+        try:
+            seen = cache.incr(key)  # one round trip once the window's counter exists
+        except ValueError:
+            cache.add(key, 0, timeout=PERIOD_SECONDS[period])
+            seen = cache.incr(key)
     except Exception as failure:  # noqa: BLE001  (Redis away: accept rather than refuse everyone)
         logger.warning("trigger rate limit not applied: %s", failure)
         return False, False
@@ -125,10 +128,8 @@ def receive(request, source: str, handle: Callable[[Inbound], JsonResponse]) -> 
         do_refuse(inbound, refusal.status, refusal.message, refusal.rows)
         return error(refusal.status, refusal.message, refusal.pointer)
     except Ignored as ignored:
-        record = do_refuse(inbound, 200, str(ignored))
-        record.outcome = "ignored"
-        record.save(update_fields=["outcome"])
-        return JsonResponse({"eventProcessed": False, "eventId": str(record.pk), "reason": str(ignored)})
+        record = do_refuse(inbound, 200, str(ignored), outcome=Outcome.IGNORED)
+        return JsonResponse({"eventProcessed": False, "eventId": str(record.uuid), "reason": str(ignored)})
 
 
 def authenticate(rows: list[TriggerIndex], prove: Prover) -> tuple[list[TriggerIndex], list[tuple[TriggerIndex, str]]]:
@@ -158,8 +159,7 @@ def fire(inbound: Inbound, event: Event, accepted: list[TriggerIndex],
                 raise Refused(403, f"delivery {inbound.delivery_id!r} was already received (a replay)",
                               rows=accepted) from None
         record = do_fire(inbound, event, accepted, refused)
-    executions = [str(match.execution_id) for match in record.matches.all() if match.execution_id]
-    return JsonResponse({"eventProcessed": True, "eventId": str(record.pk), "executions": executions})
+    return JsonResponse({"eventProcessed": True, "eventId": str(record.uuid), "executions": record.started})
 
 
 def fire_each(inbound: Inbound, events: list[tuple[str, Event]]) -> JsonResponse:
@@ -175,7 +175,7 @@ def fire_each(inbound: Inbound, events: list[tuple[str, Event]]) -> JsonResponse
         try:
             response = json.loads(fire(single, event, rows, []).content)
         except Refused as refusal:
-            recorded.append(str(do_refuse(single, refusal.status, refusal.message, refusal.rows).pk))
+            recorded.append(str(do_refuse(single, refusal.status, refusal.message, refusal.rows).uuid))
             continue
         recorded.append(response["eventId"])
         executions += response["executions"]

@@ -25,6 +25,7 @@ Both are audited as ``execution.started`` with source ``trigger``.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
@@ -60,7 +61,8 @@ class Inbound:
 
     def row(self, outcome: str, status_code: int, reason: str = "", summary: dict | None = None) -> InboundEvent:
         return InboundEvent(
-            source=self.source, delivery_id=self.delivery_id[:200], client_ip=self.client_ip, headers=self.headers,
+            uuid=uuid.uuid4(), source=self.source, delivery_id=self.delivery_id[:200], client_ip=self.client_ip,
+            headers=self.headers,
             body_sha256=hashlib.sha256(self.body).hexdigest() if self.body else "", body_size=len(self.body),
             outcome=outcome, status_code=status_code, reason=reason[:5000], summary=summary or {},
         )
@@ -107,14 +109,18 @@ def execution_trigger(row: TriggerIndex, event: Event, actor: Actor) -> dict:
     return trigger
 
 
-def _start(row: TriggerIndex, event: Event, inbound_id: int) -> tuple[Execution | None, str]:
-    """Start the row's pipeline for the event, in a savepoint: the execution, or why none started."""
+def _start(row: TriggerIndex, event: Event, event_id: str) -> tuple[Execution | None, str]:
+    """Start the row's pipeline for the event: the execution, or why none started.
+
+    Every refusal is raised before anything is written (the identity, the
+    artifacts, then ``do_start_execution``'s checks), so a refused trigger
+    leaves the others' starts in the transaction untouched.
+    """
     try:
-        with transaction.atomic():
-            actor = trigger_actor(row)
-            trigger = {**execution_trigger(row, event, actor), "eventId": str(inbound_id)}
-            execution = do_start_execution(row.pipeline, parameters=event.parameters, trigger=trigger, user=actor,
-                                           own_trigger=True)
+        actor = trigger_actor(row)
+        trigger = {**execution_trigger(row, event, actor), "eventId": event_id}
+        execution = do_start_execution(row.pipeline, parameters=event.parameters, trigger=trigger, user=actor,
+                                       own_trigger=True)
         return execution, ""
     except (PermissionRefused, ActionRefused, InvalidDocument, SecretMissing, artifacts.ArtifactMissing) as error:
         return None, str(getattr(error, "message", "") or error)
@@ -122,27 +128,30 @@ def _start(row: TriggerIndex, event: Event, inbound_id: int) -> tuple[Execution 
 
 def do_fire(inbound: Inbound, event: Event, rows: list[TriggerIndex],
             refused: list[tuple[TriggerIndex, str]] = ()) -> InboundEvent:
-    """Record the event and start each matching trigger's pipeline; ``refused`` rows failed authentication."""
+    """Record the event and start each matching trigger's pipeline; ``refused`` rows failed authentication.
+
+    The event's row is written after the starts (its outcome known), in the
+    same transaction; ``started`` on the returned row lists the executions.
+    """
     kind = get_kind(event.type)
-    with transaction.atomic():
-        record = inbound.row(Outcome.IGNORED, 200, summary=event.summary)
-        record.save()
-        matches, started = [], 0
-        for row, reason in refused:
-            matches.append(_match(record, row, None, reason))
+    record = inbound.row(Outcome.IGNORED, 200, summary=event.summary)
+    # In the caller's transaction when there is one: a failure here fails it all, and a savepoint costs two trips.
+    with transaction.atomic(savepoint=False):
+        outcomes = [(row, None, reason) for row, reason in refused]
         for row in rows:
-            reason = kind.mismatch(row.definition, event) if kind is not None else None
-            if reason is not None:
+            if kind is not None and kind.mismatch(row.definition, event) is not None:
                 continue
-            execution, refusal = _start(row, event, record.pk)
-            matches.append(_match(record, row, execution, refusal))
-            started += execution is not None
+            outcomes.append((row, *_start(row, event, str(record.uuid))))
+        started = [execution for _, execution, _ in outcomes if execution is not None]
+        refusals = [refusal for _, _, refusal in outcomes if refusal]
+        record.outcome = Outcome.STARTED if started else (Outcome.REFUSED if outcomes else Outcome.IGNORED)
+        record.reason = "" if started else "; ".join(refusals)[:5000] or ("" if outcomes else "no enabled trigger "
+                                                                                              "matches")
+        record.save()
+        matches = [_match(record, row, execution, refusal) for row, execution, refusal in outcomes]
         TriggerMatch.objects.bulk_create(matches)
         _note_on_triggers(matches)
-        record.outcome = Outcome.STARTED if started else (Outcome.REFUSED if matches else Outcome.IGNORED)
-        record.reason = "" if started else "; ".join(m.refusal for m in matches if m.refusal)[:5000] or (
-            "" if matches else "no enabled trigger matches")
-        record.save(update_fields=["outcome", "reason"])
+    record.started = [str(execution.id) for execution in started]
     return record
 
 
@@ -163,10 +172,12 @@ def _note_on_triggers(matches: list[TriggerMatch]) -> None:
             rows.update(last_refused_at=now, last_refusal=match.refusal[:2000])
 
 
-def do_refuse(inbound: Inbound, status_code: int, reason: str, rows: list[TriggerIndex] = ()) -> InboundEvent:
-    """Record a request refused as a whole (malformed, forged, replayed, too big) with the triggers it named."""
+def do_refuse(inbound: Inbound, status_code: int, reason: str, rows: list[TriggerIndex] = (),
+              outcome: str = Outcome.REFUSED) -> InboundEvent:
+    """Record a request refused as a whole (malformed, forged, replayed, too big) with the triggers it named;
+    or, with ``outcome`` IGNORED, one with nothing to do (a ping)."""
     with transaction.atomic():
-        record = inbound.row(Outcome.REFUSED, status_code, reason)
+        record = inbound.row(outcome, status_code, reason)
         record.save()
         matches = [_match(record, row, None, reason) for row in rows]
         TriggerMatch.objects.bulk_create(matches)
