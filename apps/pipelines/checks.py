@@ -116,7 +116,8 @@ def check_run_as_users(actor: Actor | str | None, document: dict) -> None:
     """
     from apps.accounts.models import ServiceAccount
 
-    triggers = document.get("triggers") if isinstance(document.get("triggers"), list) else []
+    listed = document.get("triggers")
+    triggers: list = listed if isinstance(listed, list) else []
     user = acting_user(actor)
     for index, trigger in enumerate(triggers):
         name = trigger.get("runAsUser") if isinstance(trigger, dict) else None
