@@ -87,7 +87,7 @@ def poll_repository(account: RegistryAccount, repository: str) -> int:
             with transaction.atomic():
                 PolledTag.objects.create(registry=account.name, repository=repository, tag=tag, digest=digest)
                 do_fire(Inbound(source=f"docker-poll/{account.name}", delivery_id=f"{repository}:{tag}"), event,
-                        candidates("docker", [event.key]))
+                        candidates("docker", [event.key, *event.aliases]))
         except IntegrityError:
             continue  # another poll recorded it first, and fired it
         fired += 1
@@ -101,7 +101,9 @@ def poll_registries() -> int:
         return 0
     accounts = {account.name: account for account in RegistryAccount.objects.filter(name__in=names)}
     keys = TriggerIndex.objects.filter(type="docker", enabled=True).values_list("definition", flat=True)
-    wanted = {(d.get("account"), d.get("repository")) for d in keys if d.get("account") in accounts}
+    by_address = {account.address: name for name, account in accounts.items()}
+    wanted = {(d.get("account") or by_address.get(d.get("registry")), d.get("repository")) for d in keys}
+    wanted = {(name, repository) for name, repository in wanted if name in accounts and isinstance(repository, str)}
     fired = 0
     for account_name, repository in sorted(wanted):
         try:

@@ -171,7 +171,7 @@ def fire_each(inbound: Inbound, events: list[tuple[str, Event]]) -> JsonResponse
     executions, recorded = [], []
     for delivery_id, event in events:
         single = dataclasses.replace(inbound, delivery_id=delivery_id)
-        rows = candidates(event.type, [event.key])
+        rows = candidates(event.type, [event.key, *event.aliases])
         try:
             response = json.loads(fire(single, event, rows, []).content)
         except Refused as refusal:

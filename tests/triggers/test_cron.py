@@ -77,7 +77,9 @@ def test_the_editor_says_when_it_runs_next_and_when_it_last_ran(client):
     pipeline = save_cron("0 0/5 * * * ?")
     client.force_login(User.objects.create_superuser("root"))
     page = client.get(f"/pipelines/{pipeline.id}/edit/").content.decode()
-    assert "Runs on the schedule 0 0/5 * * * ? (UTC)" in page
+    assert "Runs on the schedule 0 0/5 * * * ?" in page
+    assert "Runs on the schedule 0 9 * * * in Europe/Paris" == cron.CRON.describe(
+        {"cronExpression": "0 9 * * *", "timeZone": "Europe/Paris"})
     assert "next run" in page and "never fired" in page
 
 

@@ -107,6 +107,21 @@ def test_a_notification_without_the_token_is_refused(settings):
 
 
 @pytest.mark.django_db
+def test_a_trigger_naming_only_the_registry_address_fires_on_that_accounts_notifications(settings):
+    settings.TRIGGER_REGISTRY_TOKEN = TOKEN
+    RegistryAccount.objects.create(name=ACCOUNT, address="127.0.0.1:5000", insecure=True)
+    trigger = {"type": "docker", "registry": "127.0.0.1:5000", "repository": "shop/web"}
+    pipeline, _ = do_save_pipeline({"application": "shop", "name": "deploy", "stages": [WAIT], "triggers": [trigger]})
+    envelope = {"events": [{"id": "e-9", "action": "push", "target": {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "repository": "shop/web", "tag": "v3",
+        "digest": "sha256:" + "b" * 64}}]}
+
+    post(f"/webhooks/docker/{ACCOUNT}", envelope, {"Authorization": f"Bearer {TOKEN}"})
+
+    assert [e.trigger["tag"] for e in executions_of(pipeline)] == ["v3"]
+
+
+@pytest.mark.django_db
 def test_a_docker_trigger_naming_no_registry_account_is_refused_at_save():
     from apps.pipelines.problems import InvalidDocument
 

@@ -39,6 +39,8 @@ class Event:
     parameters: dict[str, Any] = field(default_factory=dict)
     artifacts: list[dict] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    # Other keys triggers of this event may be indexed under (a docker trigger naming only its registry).
+    aliases: list[str] = field(default_factory=list)
 
 
 class TriggerKind:

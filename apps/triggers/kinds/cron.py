@@ -107,6 +107,8 @@ class CronKind(TriggerKind):
         return trigger["cronExpression"].strip()
 
     def check(self, trigger: dict, pointer: str) -> list[Problem]:
+        if trigger.get("cronExpression") in (None, ""):
+            return [Problem(pointer_join(pointer, "cronExpression"), "is required")]
         try:
             schedule(trigger)
         except Unsupported as refusal:
@@ -117,8 +119,8 @@ class CronKind(TriggerKind):
         return []
 
     def describe(self, trigger: dict) -> str:
-        zone = trigger.get("timeZone") or "UTC"
-        return f"Runs on the schedule {words(trigger.get('cronExpression'))} ({zone})"
+        zone = trigger.get("timeZone")
+        return f"Runs on the schedule {words(trigger.get('cronExpression'))}" + (f" in {zone}" if zone else "")
 
     def first_fire_at(self, trigger: dict, now: datetime) -> datetime:
         return next_time(trigger, now)

@@ -1,8 +1,9 @@
 """``docker`` triggers: a new image tag in a registry account, from the registry's notifications or by polling.
 
 A trigger names a registry ``account`` (``apps/deployments``' registry
-accounts), a ``repository`` and optionally ``tag``, a regex (absent: any
-tag). Two ways in:
+accounts) — or, as older Spinnaker documents do, only the ``registry``'s
+address, matched against the accounts with that address — a ``repository``
+and optionally ``tag``, a regex (absent: any tag). Two ways in:
 
 - the registry's own notifications: its ``notifications.endpoints`` entry
   posts envelopes (``application/vnd.docker.distribution.events.v1+json``)
@@ -47,25 +48,36 @@ def docker_key(account: str, repository: str) -> str:
     return f"{account.strip()}/{repository.strip().strip('/')}"
 
 
+def address_key(address: str, repository: str) -> str:
+    """The key of a trigger that names only Spinnaker's ``registry`` (an address), not an account."""
+    return docker_key(f"@{address}", repository)
+
+
 class DockerKind(TriggerKind):
     type = "docker"
 
     def key(self, trigger: dict) -> str | None:
-        account, repository = trigger.get("account"), trigger.get("repository")
-        if not isinstance(account, str) or not isinstance(repository, str) or not account or not repository:
+        account, registry, repository = (trigger.get(name) for name in ("account", "registry", "repository"))
+        if not isinstance(repository, str) or not repository:
             return None
-        return docker_key(account, repository)
+        if isinstance(account, str) and account:
+            return docker_key(account, repository)
+        return address_key(registry, repository) if isinstance(registry, str) and registry else None
 
     def check(self, trigger: dict, pointer: str) -> list[Problem]:
-        problems = text_field(trigger, "account", pointer, required=True)
+        problems = text_field(trigger, "account", pointer) + text_field(trigger, "registry", pointer)
         problems += text_field(trigger, "repository", pointer, required=True)
-        if not problems and not RegistryAccount.objects.filter(name=trigger["account"]).exists():
-            problems.append(Problem(pointer_join(pointer, "account"),
-                                    f"there is no registry account {trigger['account']!r}"))
+        account = trigger.get("account")
+        if not problems and not account and not trigger.get("registry"):
+            problems.append(Problem(pointer_join(pointer, "account"), "is required (a registry account's name)"))
+        elif not problems and account and not RegistryAccount.objects.filter(name=account).exists():
+            problems.append(Problem(pointer_join(pointer, "account"), f"there is no registry account {account!r}"))
         return problems + pattern_problem(trigger.get("tag"), pointer_join(pointer, "tag"))
 
     def describe(self, trigger: dict) -> str:
-        return (f"Runs when an image is pushed to registry account {words(trigger.get('account'))}"
+        where = (f"registry account {trigger['account']}" if trigger.get("account")
+                 else f"registry {words(trigger.get('registry'))}")
+        return (f"Runs when an image is pushed to {where}"
                 f" (repository {words(trigger.get('repository'))}, tag {words(trigger.get('tag'))})")
 
     def mismatch(self, trigger: dict, event: Event) -> str | None:
@@ -85,7 +97,7 @@ def image_event(account: RegistryAccount, repository: str, tag: str, digest: str
     fields = {"account": account.name, "registry": account.address, "repository": repository, "tag": tag,
               "digest": digest}
     return Event("docker", docker_key(account.name, repository), fields=fields, artifacts=[artifact],
-                 summary=dict(fields))
+                 summary=dict(fields), aliases=[address_key(account.address, repository)])
 
 
 def manifest_pushes(envelope: dict) -> tuple[list[tuple[str, str, str, str]], int]:
