@@ -31,6 +31,7 @@ from apps.accounts.audit import Actor
 from apps.accounts.models import AuditSource
 from apps.accounts.permissions import EXECUTE, PermissionRefused, can, in_any_role, require
 from apps.pipelines.choices import ACTIVE, COMPLETE, Status
+from apps.pipelines.definition.trigger_types import get_trigger_type
 from apps.pipelines.engine import restart_scope
 from apps.pipelines.models import Execution, Pipeline, StageExecution
 from apps.pipelines.problems import ActionRefused
@@ -110,7 +111,8 @@ def is_triggers_identity(actor: Actor | str | None) -> bool:
 
 
 def check_run_as_users(actor: Actor | str | None, document: dict) -> None:
-    """Each trigger's ``runAsUser`` names an active service account the saver may use (a member of its team).
+    """Each trigger's ``runAsUser`` names an active service account the saver may use (a member of its team),
+    and the saver may use what the trigger names (its type's ``check_saver``: a registry account it reads).
 
     Refused with PermissionRefused at the trigger's field; operators may name any service account.
     """
@@ -120,6 +122,9 @@ def check_run_as_users(actor: Actor | str | None, document: dict) -> None:
     triggers: list = listed if isinstance(listed, list) else []
     user = acting_user(actor)
     for index, trigger in enumerate(triggers):
+        kind = get_trigger_type(trigger.get("type")) if isinstance(trigger, dict) else None
+        if user is not None and kind is not None and kind.check_saver is not None:
+            kind.check_saver(user, trigger, f"/triggers/{index}")
         name = trigger.get("runAsUser") if isinstance(trigger, dict) else None
         if not name:
             continue

@@ -143,3 +143,25 @@ def test_polling_records_what_exists_first_then_fires_each_new_tag_once(quiet_re
 
     [execution] = executions_of(pipeline)
     assert (execution.trigger["tag"], execution.trigger["digest"]) == ("v2", digest)
+
+
+@pytest.mark.django_db
+def test_a_writer_saves_a_docker_trigger_only_on_a_registry_account_they_read():
+    from django.contrib.auth.models import User
+
+    from apps.accounts.permissions import PermissionRefused
+    from apps.accounts.services import do_grant
+    from apps.pipelines.models import Application
+
+    account = RegistryAccount.objects.create(name=ACCOUNT, address="127.0.0.1:5000", insecure=True)
+    alice = User.objects.create_user("alice")
+    do_grant(Application.objects.create(name="shop"), alice, "write", actor="setup")
+    document = {"application": "shop", "name": "deploy", "stages": [WAIT],
+                "triggers": [{"type": "docker", "account": ACCOUNT, "repository": "shop/web"}]}
+
+    with pytest.raises(PermissionRefused) as refused:
+        do_save_pipeline(document, user=alice)
+    assert refused.value.field == "/triggers/0/account"
+
+    do_grant(account, alice, "read", actor="setup")
+    do_save_pipeline(document, user=alice)

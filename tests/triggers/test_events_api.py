@@ -65,3 +65,20 @@ def test_the_page_shows_each_trigger_with_when_it_last_fired_and_the_events(worl
 
     editor = client.get(f"/pipelines/{shop.id}/edit/").content.decode()
     assert "last fired" in editor
+
+
+def test_events_older_than_the_retention_are_pruned(world, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.triggers.jobs import prune_inbound_events
+    from apps.triggers.models import InboundEvent, TriggerMatch
+
+    settings.TRIGGER_EVENT_RETENTION_DAYS = 7
+    old = InboundEvent.objects.order_by("id").first()
+    InboundEvent.objects.filter(pk=old.pk).update(received_at=timezone.now() - timedelta(days=8))
+
+    assert prune_inbound_events() == 2  # the event and its match
+    assert not InboundEvent.objects.filter(pk=old.pk).exists()
+    assert InboundEvent.objects.count() == 1 and TriggerMatch.objects.count() == 1

@@ -30,6 +30,9 @@ class TriggerType:
     check: Callable[[dict, str], list[Problem]]
     describe: Callable[[dict], str]
     secret_fields: tuple[str, ...] = ()
+    # check_saver(user, trigger, pointer): raise PermissionRefused when the person saving may not use what the
+    # trigger names (a registry account they may not read); operators are not checked.
+    check_saver: Callable[[Any, dict, str], None] | None = None
 
 
 TRIGGER_TYPES: dict[str, TriggerType] = {}

@@ -65,6 +65,9 @@ class TriggerKind:
         """Why a trigger of the event's key does not match it (None: it matches)."""
         return None
 
+    def check_saver(self, user, trigger: dict, pointer: str) -> None:
+        """Refuse (PermissionRefused) a person saving a trigger naming what they may not use; nothing by default."""
+
 
 KINDS: dict[str, TriggerKind] = {}
 
@@ -72,7 +75,7 @@ KINDS: dict[str, TriggerKind] = {}
 def register_kind(kind: TriggerKind) -> TriggerKind:
     """Register a kind here and with pipeline validation and the editor."""
     KINDS[kind.type] = kind
-    register_trigger_type(TriggerType(kind.type, kind.check, kind.describe, kind.secret_fields))
+    register_trigger_type(TriggerType(kind.type, kind.check, kind.describe, kind.secret_fields, kind.check_saver))
     return kind
 
 

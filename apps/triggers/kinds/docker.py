@@ -23,6 +23,7 @@ name:tag, ``version`` the tag).
 
 from __future__ import annotations
 
+from apps.accounts.permissions import READ, PermissionRefused, can
 from apps.deployments.models import RegistryAccount
 from apps.pipelines.problems import Problem, pointer_join
 from apps.triggers.kinds.base import (
@@ -79,6 +80,14 @@ class DockerKind(TriggerKind):
                  else f"registry {words(trigger.get('registry'))}")
         return (f"Runs when an image is pushed to {where}"
                 f" (repository {words(trigger.get('repository'))}, tag {words(trigger.get('tag'))})")
+
+    def check_saver(self, user, trigger: dict, pointer: str) -> None:
+        """A person saves a trigger only on a registry account they may read (its tags are what it learns)."""
+        account = RegistryAccount.objects.filter(name=trigger.get("account")).first() if trigger.get(
+            "account") else None
+        if account is not None and not can(user, READ, account):
+            raise PermissionRefused(f"You may not read registry account {account.name!r}.",
+                                    field=pointer_join(pointer, "account"))
 
     def mismatch(self, trigger: dict, event: Event) -> str | None:
         if not matches_pattern(trigger.get("tag"), event.fields["tag"]):
