@@ -9,6 +9,8 @@ last refusal. Triggers of kinds this app does not know are not indexed.
 
 from __future__ import annotations
 
+import hashlib
+
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -16,6 +18,15 @@ from django.utils import timezone
 from apps.pipelines.models import Pipeline
 from apps.triggers.kinds.base import get_kind
 from apps.triggers.models import TriggerIndex
+
+MAX_KEY_LENGTH = TriggerIndex._meta.get_field("key").max_length
+
+
+def index_key(key: str) -> str:
+    """The key as the index stores it: a key too long for the column is stored (and looked up) as its digest."""
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def wanted_rows(pipeline: Pipeline) -> dict[int, TriggerIndex]:
@@ -30,7 +41,8 @@ def wanted_rows(pipeline: Pipeline) -> dict[int, TriggerIndex]:
         if key is None:
             continue
         rows[position] = TriggerIndex(
-            pipeline=pipeline, application_id=pipeline.application_id, position=position, type=kind.type, key=key,
+            pipeline=pipeline, application_id=pipeline.application_id, position=position, type=kind.type,
+            key=index_key(key),
             enabled=pipeline_enabled and trigger.get("enabled") is not False, definition=trigger,
         )
     return rows

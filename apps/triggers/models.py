@@ -64,7 +64,7 @@ class InboundEvent(models.Model):
     # What the executions it started carry as ``trigger.eventId``.
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    source = models.CharField(max_length=120, help_text="git/github, webhook/<source>, docker, jenkins, cron, ...")
+    source = models.CharField(max_length=300, help_text="git/github, webhook/<source>, docker, jenkins, cron, ...")
     delivery_id = models.CharField(max_length=200, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     headers = models.JSONField(default=dict, blank=True)
@@ -111,7 +111,7 @@ class TriggerMatch(models.Model):
 class SeenDelivery(models.Model):
     """A delivery id an authenticated request carried: the same id again is a replay, refused."""
 
-    source = models.CharField(max_length=120)
+    source = models.CharField(max_length=300)
     delivery_id = models.CharField(max_length=200)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

@@ -154,7 +154,7 @@ def fire(inbound: Inbound, event: Event, accepted: list[TriggerIndex],
         if inbound.delivery_id and accepted:
             try:
                 with transaction.atomic():
-                    SeenDelivery.objects.create(source=inbound.source, delivery_id=inbound.delivery_id[:200])
+                    SeenDelivery.objects.create(source=inbound.source[:300], delivery_id=inbound.delivery_id[:200])
             except IntegrityError:
                 raise Refused(403, f"delivery {inbound.delivery_id!r} was already received (a replay)",
                               rows=accepted) from None

@@ -38,7 +38,8 @@ def fire_due(now: datetime | None = None) -> int:
                 next_fire_at=next_time(row.definition, now))
             if claimed != 1:
                 continue  # another scheduler fired it
-            fields = {"cronExpression": row.key, "scheduledTime": int(due_at.timestamp() * 1000)}
+            fields = {"cronExpression": row.definition["cronExpression"],
+                      "scheduledTime": int(due_at.timestamp() * 1000)}
             event = Event("cron", row.key, fields=fields, summary={"due": due_at.isoformat(), **fields})
             do_fire(Inbound(source="cron", delivery_id=f"{pk}@{due_at.isoformat()}"), event, [row])
             fired += 1

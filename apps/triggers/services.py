@@ -42,6 +42,7 @@ from apps.pipelines.secrets.references import names_in
 from apps.pipelines.secrets.store import SecretMissing, secret_values
 from apps.pipelines.services import do_start_execution
 from apps.triggers import artifacts
+from apps.triggers.index import index_key
 from apps.triggers.kinds.base import Event, get_kind
 from apps.triggers.models import InboundEvent, Outcome, TriggerIndex, TriggerMatch
 
@@ -61,7 +62,7 @@ class Inbound:
 
     def row(self, outcome: str, status_code: int, reason: str = "", summary: dict | None = None) -> InboundEvent:
         return InboundEvent(
-            uuid=uuid.uuid4(), source=self.source, delivery_id=self.delivery_id[:200], client_ip=self.client_ip,
+            uuid=uuid.uuid4(), source=self.source[:300], delivery_id=self.delivery_id[:200], client_ip=self.client_ip,
             headers=self.headers,
             body_sha256=hashlib.sha256(self.body).hexdigest() if self.body else "", body_size=len(self.body),
             outcome=outcome, status_code=status_code, reason=reason[:5000], summary=summary or {},
@@ -71,7 +72,7 @@ class Inbound:
 def candidates(kind: str, keys: list[str]) -> list[TriggerIndex]:
     """The enabled triggers of ``kind`` indexed under any of ``keys``, with their pipelines: one query."""
     return list(
-        TriggerIndex.objects.filter(type=kind, key__in=keys, enabled=True)
+        TriggerIndex.objects.filter(type=kind, key__in=[index_key(key) for key in keys], enabled=True)
         .select_related("pipeline__application")
         .order_by("pipeline_id", "position")
     )

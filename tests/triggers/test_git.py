@@ -214,3 +214,19 @@ def test_a_flood_from_one_address_is_rate_limited(settings):
     refused = post("/webhooks/git/github", {"zen": "hi"}, {"X-GitHub-Event": "ping"})
     assert refused.status_code == 429
     assert refused["Retry-After"]
+
+
+def test_a_repository_name_longer_than_the_index_column_still_matches():
+    long_slug = "s" * 600
+    pipeline = save_with_triggers([git_trigger("github", slug=long_slug)])
+    payload = {**github_push(), "repository": {"name": long_slug, "owner": {"login": "acme"}}}
+    body = json.dumps(payload).encode()
+
+    assert post("/webhooks/git/github", body, github_headers(body)).status_code == 200
+    assert len(executions_of(pipeline)) == 1
+
+
+def test_a_very_long_webhook_source_is_recorded_without_error():
+    response = post("/webhooks/webhook/" + "a" * 200, {"x": 1})
+    assert response.status_code == 200
+    assert InboundEvent.objects.get().source.startswith("webhook/aaa")
