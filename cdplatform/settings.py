@@ -271,9 +271,32 @@ EXPRESSION_MAX_INTEGER_BITS = env_int("EXPRESSION_MAX_INTEGER_BITS", 4096, minim
 # an event a registered consumer has not read yet is kept longer.
 EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 30, minimum=1)
 
+# --- Triggers (apps/triggers) ---------------------------------------------
+# Days an inbound event (a webhook, a registry notification, a cron firing) and what it matched are kept.
+TRIGGER_EVENT_RETENTION_DAYS = env_int("TRIGGER_EVENT_RETENTION_DAYS", 14, minimum=1)
+# The largest webhook body read; a bigger one is refused 413 before it is parsed.
+TRIGGER_MAX_BODY_BYTES = env_int("TRIGGER_MAX_BODY_BYTES", 1_000_000, minimum=1_000, maximum=20_000_000)
+# Requests per client address and webhook path (Redis-counted; past it, 429).
+TRIGGER_RATE_LIMIT = env_rate("TRIGGER_RATE_LIMIT", "600/minute")
+# Bearer tokens the CI (Jenkins notification) and registry notification endpoints require; unset: closed.
+TRIGGER_CI_TOKEN = env_str("TRIGGER_CI_TOKEN", "")
+TRIGGER_REGISTRY_TOKEN = env_str("TRIGGER_REGISTRY_TOKEN", "")
+# Registry accounts whose v2 API is polled for new tags (for registries that cannot notify), by name,
+# comma-separated; each call passes the OUTBOUND_URL_* policy. Polled every interval.
+TRIGGER_POLLED_REGISTRY_ACCOUNTS = env_list("TRIGGER_POLLED_REGISTRY_ACCOUNTS", [])
+TRIGGER_POLL_INTERVAL_SECONDS = env_int("TRIGGER_POLL_INTERVAL_SECONDS", 60, minimum=1)
+
 # Modules imported at start that register more stage types (plugins; the
 # tests' own stage types), as dotted paths.
 STAGE_TYPE_MODULES = env_list("STAGE_TYPE_MODULES", [])
+
+# --- Deployments (apps/deployments: Docker engines, registries, load balancers) ----------
+# Seconds one call to a Docker engine may take (a build or a push is bounded by DOCKER_BUILD_TIMEOUT_SECONDS).
+DOCKER_API_TIMEOUT_SECONDS = env_int("DOCKER_API_TIMEOUT_SECONDS", 30, minimum=1)
+# Seconds a bake's build and push may take in all.
+DOCKER_BUILD_TIMEOUT_SECONDS = env_int("DOCKER_BUILD_TIMEOUT_SECONDS", 600, minimum=1)
+# The address load balancers (the proxies the platform runs) listen on.
+LOAD_BALANCER_BIND_ADDRESS = env_str("LOAD_BALANCER_BIND_ADDRESS", "127.0.0.1")
 
 # --- Outbound calls (webhook stages; apps/pipelines/outbound.py) ----------
 # URL schemes an outbound call may use.

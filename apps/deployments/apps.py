@@ -9,3 +9,9 @@ class DeploymentsConfig(AppConfig):
     name = "apps.deployments"
     label = "deployments"
     verbose_name = "Deployments"
+
+    def ready(self) -> None:
+        # Models can be imported only once the registry is ready, hence here and not at the top.
+        from apps.deployments import governance
+
+        governance.register()

@@ -31,6 +31,7 @@ from apps.accounts.audit import Actor
 from apps.accounts.models import AuditSource
 from apps.accounts.permissions import EXECUTE, PermissionRefused, can, in_any_role, require
 from apps.pipelines.choices import ACTIVE, COMPLETE, Status
+from apps.pipelines.definition.trigger_types import get_trigger_type
 from apps.pipelines.engine import restart_scope
 from apps.pipelines.models import Execution, Pipeline, StageExecution
 from apps.pipelines.problems import ActionRefused
@@ -85,6 +86,55 @@ def child_start_refusal(execution: Execution, pipeline: Pipeline) -> str | None:
     if actor.user is not None and not can(actor.user, EXECUTE, pipeline.application):
         return f"{actor.username} may not run pipelines of application {pipeline.application.name!r}"
     return None
+
+
+# --- Whom a trigger acts as ---------------------------------------------------------------------
+
+# The account a trigger without ``runAsUser`` acts as: no password, no grants of its own. Its name cannot
+# be taken by a person (user names have no colon), so the audit log and ``trigger.user`` tell it apart.
+TRIGGERS_IDENTITY = "system:triggers"
+
+
+def triggers_identity() -> Actor:
+    """The built-in identity of triggers without ``runAsUser`` (its account made on first use)."""
+    user, created = get_user_model().objects.get_or_create(username=TRIGGERS_IDENTITY)
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return Actor(username=TRIGGERS_IDENTITY, source=AuditSource.TRIGGER, user=user)
+
+
+def is_triggers_identity(actor: Actor | str | None) -> bool:
+    """Whether the actor is the built-in triggers identity."""
+    user = acting_user(actor)
+    return user is not None and user.get_username() == TRIGGERS_IDENTITY
+
+
+def check_run_as_users(actor: Actor | str | None, document: dict) -> None:
+    """Each trigger's ``runAsUser`` names an active service account the saver may use (a member of its team),
+    and the saver may use what the trigger names (its type's ``check_saver``: a registry account it reads).
+
+    Refused with PermissionRefused at the trigger's field; operators may name any service account.
+    """
+    from apps.accounts.models import ServiceAccount
+
+    listed = document.get("triggers")
+    triggers: list = listed if isinstance(listed, list) else []
+    user = acting_user(actor)
+    for index, trigger in enumerate(triggers):
+        kind = get_trigger_type(trigger.get("type")) if isinstance(trigger, dict) else None
+        if user is not None and kind is not None and kind.check_saver is not None:
+            kind.check_saver(user, trigger, f"/triggers/{index}")
+        name = trigger.get("runAsUser") if isinstance(trigger, dict) else None
+        if not name:
+            continue
+        pointer = f"/triggers/{index}/runAsUser"
+        account = ServiceAccount.objects.select_related("user", "owner").filter(user__username=name).first()
+        if account is None or not account.user.is_active:
+            raise PermissionRefused(f"{name!r} is not an active service account", field=pointer)
+        if user is not None and not user.is_superuser and not user.groups.filter(pk=account.owner_id).exists():
+            raise PermissionRefused(f"only members of {account.owner.name!r} may run pipelines as {name!r}",
+                                    field=pointer)
 
 
 # --- State rules: each returns why the move is illegal, or None ---------------------------------

@@ -28,6 +28,8 @@ from apps.pipelines.checks import (
     cancel_refusal,
     check_judge,
     check_permission,
+    check_run_as_users,
+    is_triggers_identity,
     judge_refusal,
     pause_refusal,
     refuse_if,
@@ -119,6 +121,7 @@ def do_save_pipeline(document: dict, *, user: Actor | str = "") -> tuple[Pipelin
         check_save_pipeline(actor, document.get("application"))
     document = copy.deepcopy(check_pipeline(document))
     check_secret_references(document)
+    check_run_as_users(actor, document)
     with transaction.atomic():
         application, _ = Application.objects.get_or_create(name=document["application"])
         pipeline = (
@@ -208,9 +211,16 @@ def _stage_rows(execution: Execution, definitions: list[dict]) -> list[StageExec
     ]
 
 
-def check_start_execution(user: Actor | str, pipeline: Pipeline) -> None:
-    """Starting a pipeline needs execute on its application, and a pipeline that is not disabled."""
-    check_permission(user, EXECUTE, pipeline.application)
+def check_start_execution(user: Actor | str, pipeline: Pipeline, *, own_trigger: bool = False) -> None:
+    """Starting a pipeline needs execute on its application, and a pipeline that is not disabled.
+
+    ``own_trigger``: one of the pipeline's own triggers starts it as the
+    built-in triggers identity (``checks.TRIGGERS_IDENTITY``), which needs no
+    grant for that one pipeline — its writers put the trigger there — and
+    holds none elsewhere. A ``runAsUser`` is checked like anyone.
+    """
+    if not (own_trigger and is_triggers_identity(user)):
+        check_permission(user, EXECUTE, pipeline.application)
     if pipeline.definition.get("disabled") is True:
         raise ActionRefused(f"pipeline {pipeline} is disabled")
 
@@ -222,6 +232,7 @@ def do_start_execution(
     trigger: dict | None = None,
     user: Actor | str = "",
     parent_stage: StageExecution | None = None,
+    own_trigger: bool = False,
 ) -> Execution:
     """Create an execution of the pipeline's current definition and queue its start.
 
@@ -231,7 +242,7 @@ def do_start_execution(
     started by a ``pipeline`` stage is started with its parent's identity.
     """
     actor = Actor.of(user)
-    check_start_execution(actor, pipeline)
+    check_start_execution(actor, pipeline, own_trigger=own_trigger)
     definition = copy.deepcopy(pipeline.definition)
     resolved = resolve_parameters(definition, parameters or {})
     trigger = {"type": "manual", "user": actor.username or "anonymous", **(trigger or {}), "parameters": resolved}

@@ -61,7 +61,8 @@ def exception_handler(exc, context):
     if isinstance(exc, InvalidDocument):
         return error_response([problem.as_dict() for problem in exc.problems], status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, PermissionRefused):
-        pointer = pointer_join("", exc.field) if exc.field else ""
+        # A field is a key ("application") or already a pointer ("/triggers/0/runAsUser").
+        pointer = exc.field if exc.field.startswith("/") else pointer_join("", exc.field) if exc.field else ""
         return error_response([{"pointer": pointer, "message": exc.message}], status.HTTP_403_FORBIDDEN)
     if isinstance(exc, ActionRefused):
         return error_response([{"pointer": "", "message": str(exc)}], status.HTTP_409_CONFLICT)

@@ -37,11 +37,13 @@ from rest_framework.test import APIClient
 from apps.accounts.audit import Actor, record
 from apps.accounts.models import AuditEvent, ServiceAccount
 from apps.accounts.services import do_create_token, do_grant
+from apps.deployments.services.accounts import do_save_docker_account, do_save_registry_account
 from apps.pipelines.checks import child_start_refusal
 from apps.pipelines.choices import Status
 from apps.pipelines.models import Application, Execution, Pipeline, StageExecution
 from apps.pipelines.secrets.services import do_set_secret
 from apps.pipelines.services import do_pause_execution, do_save_pipeline, do_start_execution
+from apps.triggers.models import InboundEvent, TriggerMatch
 from cdplatform.api.urls import urlpatterns as api_urlpatterns
 from tests.scenarios import set_status
 
@@ -60,6 +62,8 @@ STAGES = [WAIT, JUDGMENT]
 # What each role may read, and which service accounts it sees: stated here, not asked of the code under test.
 READABLE = {role: {"shop"} for role in ROLES} | {"anonymous": set(), "charlie": set(), "root": {"shop", "secret"}}
 SERVICE_ACCOUNTS_SEEN = {role: set() for role in ROLES} | {"alice": {"ci-bot"}, "root": {"ci-bot", "vault-bot"}}
+ACCOUNTS_SEEN = {role: set() for role in ROLES} | {"bob": {"shop"}, "alice": {"shop"}, "erin": {"shop"},
+                                                  "root": {"shop", "vault"}}
 # The permission flags an application shows the role that reads it.
 FLAGS = {
     "bob": ["read"], "alice": ["read", "write"], "erin": ["read", "execute"], "dave": ["read", "execute"],
@@ -78,6 +82,11 @@ class Target:
     pipeline: str
     pipeline_name: str
     executions: dict[str, str]
+    # The Docker engine and registry accounts of the target (shop's: bob reads, erin deploys, alice manages).
+    engine: str = ""
+    registry: str = ""
+    # An inbound trigger event that matched the target's pipeline (its TriggerMatch id).
+    trigger_event: str = ""
 
 
 def shaped_executions(pipeline: Pipeline) -> dict[str, str]:
@@ -122,6 +131,7 @@ def build_world() -> SimpleNamespace:
     # The judges also read shop as a team: dave's rights come by two paths, and lists must still show rows once.
     do_grant(shop, judges, "read", actor="setup")
     record("service_account.created", "setup", object_type="service_account", object_id="ci-bot")
+    build_accounts(users)
 
     tokens = {name: do_create_token(user, "laptop")[0].pk for name, user in users.items() if name != "bot"}
     bot_token, bot_secret = do_create_token(users["bot"], "deploy")
@@ -130,13 +140,38 @@ def build_world() -> SimpleNamespace:
     shop_executions = shaped_executions(deliver)
     # Every action points at secret's one execution: a 404 comes before any state is looked at.
     secret_execution = str(do_start_execution(vault, user="setup").id)
+    shop_event, secret_event = (trigger_event(pipeline) for pipeline in (deliver, vault))
     return SimpleNamespace(
         users=users,
         tokens=tokens,
         bot_token=bot_secret,
-        shop=Target("shop", str(deliver.id), "deliver", shop_executions),
-        secret=Target("secret", str(vault.id), "vault", dict.fromkeys(shop_executions, secret_execution)),
+        shop=Target("shop", str(deliver.id), "deliver", shop_executions, "shop-engine", "shop-registry",
+                    shop_event),
+        secret=Target("secret", str(vault.id), "vault", dict.fromkeys(shop_executions, secret_execution),
+                      "vault-engine", "vault-registry", secret_event),
     )
+
+
+def trigger_event(pipeline: Pipeline) -> str:
+    """An inbound webhook that matched the pipeline's trigger and was refused (as the receiver records one)."""
+    event = InboundEvent.objects.create(source="webhook/matrix", outcome="refused", status_code=403,
+                                        reason="the signature does not match")
+    match = TriggerMatch.objects.create(event=event, application=pipeline.application, pipeline=pipeline,
+                                        pipeline_name=pipeline.name, trigger_position=0, refusal=event.reason)
+    return str(match.pk)
+
+
+def build_accounts(users: dict) -> None:
+    """shop's engine and registry (bob reads, erin deploys, alice manages) and vault's, granted to nobody."""
+    for prefix in ("shop", "vault"):
+        registry, _ = do_save_registry_account({"name": f"{prefix}-registry", "address": "127.0.0.1:5000",
+                                                "username": "ci", "password": "registry-pass-1"}, actor="setup")
+        engine, _ = do_save_docker_account({"name": f"{prefix}-engine", "host": "tcp://127.0.0.1:2375",
+                                            "registries": [registry.name]}, actor="setup")
+        if prefix == "shop":
+            for account in (engine, registry):
+                for name, action in [("bob", "read"), ("erin", "deploy"), ("alice", "manage")]:
+                    do_grant(account, users[name], action, actor="setup")
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +231,25 @@ def empty_the_application(target: Target) -> None:
     Pipeline.objects.filter(application__name=target.application).delete()
 
 
+def account_endpoints(kind: str, route: str, key: str, body: dict) -> dict:
+    """The rows of one kind of account: list, detail, create, change, delete and its grants."""
+    detail = lambda t: f"/api/{kind}/{getattr(t, key)}/"  # noqa: E731
+    grants = lambda t: f"/api/{kind}/{getattr(t, key)}/permissions/"  # noqa: E731
+    return {
+        f"{kind}.list": Endpoint(f"{route}-list", "GET", lambda t: f"/api/{kind}/", scoped=False),
+        f"{kind}.detail": Endpoint(f"{route}-detail", "GET", detail),
+        f"{kind}.create": Endpoint(f"{route}-list", "POST", lambda t: f"/api/{kind}/",
+                                   lambda t: {"name": "kiosk", **body}, scoped=False),
+        f"{kind}.update": Endpoint(f"{route}-detail", "PUT", detail, lambda t: body),
+        f"{kind}.delete": Endpoint(f"{route}-detail", "DELETE", detail),
+        f"{kind}.permissions": Endpoint(f"{route}-permissions", "GET", grants),
+        f"{kind}.grant": Endpoint(f"{route}-permissions", "POST", grants,
+                                  lambda t: {"user": "charlie", "action": "deploy"}),
+        f"{kind}.revoke": Endpoint(f"{route}-permissions", "DELETE", grants,
+                                   lambda t: {"user": "bob", "action": "read"}),
+    }
+
+
 ENDPOINTS = {
     "applications.list": Endpoint("application-list", "GET", lambda t: "/api/applications/", scoped=False),
     "applications.detail": Endpoint("application-detail", "GET", lambda t: f"/api/applications/{t.application}/"),
@@ -253,6 +307,12 @@ ENDPOINTS = {
                               scoped=False),
     "service-accounts.list": Endpoint("service-account-list", "GET", lambda t: "/api/service-accounts/",
                                       scoped=False),
+    "trigger-events.list": Endpoint("trigger-event-list", "GET", lambda t: "/api/trigger-events/", scoped=False),
+    "trigger-events.detail": Endpoint("trigger-event-detail", "GET",
+                                      lambda t: f"/api/trigger-events/{t.trigger_event}/"),
+    **account_endpoints("docker-accounts", "docker-account", "engine", {"host": "unix:///run/docker.sock"}),
+    **account_endpoints("registry-accounts", "registry-account", "registry",
+                        {"address": "127.0.0.1:5001", "password": "registry-pass-2"}),
 }
 
 # Routes and methods of the API deliberately left out of the matrix, and why.
@@ -316,6 +376,27 @@ ROWS = {
     "tokens.list":            (401, 200, 200, 200, 200, 200, 200, 200),
     "tokens.create":          (401, 201, 201, 201, 201, 201, 403, 201),
     "service-accounts.list":  (401, 200, 200, 200, 200, 200, 200, 200),
+    # Inbound trigger events: to the readers of the application whose trigger they matched.
+    "trigger-events.list":    (401, 200, 200, 200, 200, 200, 200, 200),
+    "trigger-events.detail":  (401, 404, 200, 200, 200, 200, 200, 200),
+    # Accounts are granted on their own (Fiat's accounts): bob reads shop's two, erin deploys to them, alice
+    # manages them; dave and ci-bot hold nothing on them, so they are 404 to them. Only an administrator adds one.
+    "docker-accounts.list":          (401, 200, 200, 200, 200, 200, 200, 200),
+    "docker-accounts.detail":        (401, 404, 200, 200, 200, 404, 404, 200),
+    "docker-accounts.create":        (401, 403, 403, 403, 403, 403, 403, 201),
+    "docker-accounts.update":        (401, 404, 403, 200, 403, 404, 404, 200),
+    "docker-accounts.delete":        (401, 404, 403, 204, 403, 404, 404, 204),
+    "docker-accounts.permissions":   (401, 404, 200, 200, 200, 404, 404, 200),
+    "docker-accounts.grant":         (401, 404, 403, 201, 403, 404, 404, 201),
+    "docker-accounts.revoke":        (401, 404, 403, 204, 403, 404, 404, 204),
+    "registry-accounts.list":        (401, 200, 200, 200, 200, 200, 200, 200),
+    "registry-accounts.detail":      (401, 404, 200, 200, 200, 404, 404, 200),
+    "registry-accounts.create":      (401, 403, 403, 403, 403, 403, 403, 201),
+    "registry-accounts.update":      (401, 404, 403, 200, 403, 404, 404, 200),
+    "registry-accounts.delete":      (401, 404, 403, 204, 403, 404, 404, 204),
+    "registry-accounts.permissions": (401, 404, 200, 200, 200, 404, 404, 200),
+    "registry-accounts.grant":       (401, 404, 403, 201, 403, 404, 404, 201),
+    "registry-accounts.revoke":      (401, 404, 403, 204, 403, 404, 404, 204),
 }
 EXPECTED = {(endpoint, role): code for endpoint, codes in ROWS.items() for role, code in zip(ROLES, codes, strict=True)}
 
@@ -399,6 +480,12 @@ def visible(world, role: str) -> dict[str, set]:
         "/api/audit-events/": set(events.values_list("pk", flat=True)),
         "/api/tokens/": {world.tokens[role]},
         "/api/service-accounts/": SERVICE_ACCOUNTS_SEEN[role],
+        # root also sees the zero-configuration engine account ``local``.
+        "/api/docker-accounts/": {f"{name}-engine" for name in ACCOUNTS_SEEN[role]} | (
+            {"local"} if role == "root" else set()),
+        "/api/registry-accounts/": {f"{name}-registry" for name in ACCOUNTS_SEEN[role]},
+        "/api/trigger-events/": set(TriggerMatch.objects.filter(application__name__in=apps)
+                                    .values_list("pk", flat=True)),
     }
 
 
@@ -411,7 +498,8 @@ def hidden(world, role: str) -> dict[str, set]:
 
 LIST_KEYS = {
     "/api/applications/": "name", "/api/pipelines/": "id", "/api/executions/": "id", "/api/audit-events/": "id",
-    "/api/tokens/": "id", "/api/service-accounts/": "username",
+    "/api/tokens/": "id", "/api/service-accounts/": "username", "/api/docker-accounts/": "name",
+    "/api/registry-accounts/": "name", "/api/trigger-events/": "id",
 }
 
 

@@ -49,10 +49,12 @@ from schemathesis.specs.openapi.checks import (
 
 from apps.accounts.models import ServiceAccount
 from apps.accounts.services import do_create_token, do_grant
+from apps.deployments.services.accounts import do_save_docker_account, do_save_registry_account
 from apps.pipelines.choices import Status
 from apps.pipelines.models import Execution, Pipeline, StageExecution
 from apps.pipelines.secrets.services import do_set_secret
 from apps.pipelines.services import do_save_pipeline, do_start_execution
+from apps.triggers.models import InboundEvent, TriggerMatch
 from cdplatform.wsgi import application
 
 TEAM = "release-managers"
@@ -74,11 +76,14 @@ PARAMETERS = [
 # (text with a NUL, which PostgreSQL cannot store; times in offsets it refuses). Lone surrogates, the other text
 # no database stores, are left to the plain tests below: Schemathesis cannot carry them through its own checks.
 NUL = "nul\x00"
-KNOWN_PATH = {"name": ["shop", NUL], "username": ["deployer"], "number": ["1", "2"], "secret": ["deploy-token", NUL]}
+KNOWN_PATH = {
+    "name": ["shop", "local", NUL], "username": ["deployer"], "number": ["1", "2"], "secret": ["deploy-token", NUL],
+}
 KNOWN_ID = {
     "/api/pipelines/": ["known_pipeline"],
     "/api/executions/": ["known_waiting", "known_judging"],
     "/api/tokens/": ["known_token"],
+    "/api/trigger-events/": ["known_trigger_event"],
 }
 KNOWN_QUERY = {
     "application": ["shop", NUL],
@@ -91,6 +96,7 @@ KNOWN_QUERY = {
     "action": ["read", "write", "execute"],
     "created_after": ["2024-05-01T00:00:00+20:00", "0001-01-01T00:00:00+14:00"],
     "created_before": ["9999-12-31T23:59:59-14:00"],
+    "outcome": ["started", "refused"],
 }
 KNOWN_FIELDS = {
     "application": ["shop"],
@@ -108,6 +114,10 @@ KNOWN_FIELDS = {
     "revision": [1, 2],
     "parameters": [{"env": "prod"}, {"version": NUL}],
     "stages": [STAGES],
+    "address": ["127.0.0.1:5000", NUL],
+    "host": ["unix:///var/run/docker.sock", "", NUL],
+    "registries": [["shop"], [NUL]],
+    "password": ["registry-pass", NUL],
 }
 # Tokens are issued only from a signed-in session, never with another token: these go with a session cookie.
 SESSION_ONLY = {"POST /api/tokens/", "POST /api/service-accounts/{username}/tokens/"}
@@ -197,6 +207,8 @@ def world(in_process):
     pipeline, _ = do_save_pipeline({**document, "description": "Ships the shop"}, user="root")
     do_grant(pipeline.application, alice, "read", actor="setup")
     do_set_secret(pipeline.application, "deploy-token", "tok-fuzz-0", user="root")
+    do_save_registry_account({"name": "shop", "address": "127.0.0.1:5000", "password": "pass-fuzz"}, actor="root")
+    do_save_docker_account({"name": "shop", "host": "tcp://127.0.0.1:2375", "registries": ["shop"]}, actor="root")
     waiting = do_start_execution(pipeline, user="root")
     judging = do_start_execution(pipeline, parameters={"env": "prod"}, user="root")
     Execution.objects.filter(id=judging.id).update(status=Status.RUNNING)
@@ -204,12 +216,16 @@ def world(in_process):
     StageExecution.objects.filter(execution=judging, ref_id="2").update(
         status=Status.RUNNING, context={"judgmentInputs": STAGES[1]["judgmentInputs"]}
     )
+    event = InboundEvent.objects.create(source="webhook/fuzz", outcome="started", summary={"source": "fuzz"})
+    matched = TriggerMatch.objects.create(event=event, application=pipeline.application, pipeline=pipeline,
+                                          pipeline_name=pipeline.name, trigger_position=0, execution=waiting)
     session = Client()
     session.force_login(root)
     csrf = "fuzzcsrf" * 4  # a 32-character CSRF secret, sent as both the cookie and the header
     return {
         "objects": {"known_pipeline": str(pipeline.id), "known_waiting": str(waiting.id),
-                    "known_judging": str(judging.id), "known_token": str(token_row.id)},
+                    "known_judging": str(judging.id), "known_token": str(token_row.id),
+                    "known_trigger_event": str(matched.id)},
         "bearer": {"Authorization": f"Bearer {token}"},
         "session": {"cookies": {"sessionid": session.cookies["sessionid"].value, "csrftoken": csrf},
                     "headers": {"X-CSRFToken": csrf}},

@@ -608,7 +608,7 @@ def test_a_bare_stage_enabled_expression_is_checked_as_if_written_inside_braces(
 
 def test_malformed_expressions_in_triggers_and_notifications_are_reported():
     doc = pipeline(
-        triggers=[{"type": "webhook", "payloadConstraints": {"ref": MALFORMED}}],
+        triggers=[{"type": "webhook", "source": "hooks", "payloadConstraints": {"ref": MALFORMED}}],
         notifications=[{"type": "email", "message": {"pipeline.complete": {"text": MALFORMED}}}],
     )
 
@@ -633,6 +633,7 @@ def test_trigger_problems_are_reported_at_their_pointers():
     assert problems_of(doc) == [
         ("/triggers/2", "must be an object"),
         ("/triggers/0/enabled", "must be true or false"),
+        ("/triggers/0/cronExpression", "is required"),
         ("/triggers/1/type", "is required"),
         ("/triggers/3/type", "must be a string"),
     ]

@@ -15,6 +15,7 @@ from apps.pipelines.definition.checks import (
 )
 from apps.pipelines.definition.parameters import parameter_config_problems
 from apps.pipelines.definition.stage_checks import stages_problems
+from apps.pipelines.definition.trigger_types import document_problems, get_trigger_type, trigger_secret_fields
 from apps.pipelines.problems import InvalidDocument, Problem, pointer_join
 from apps.pipelines.secrets.references import reference_problems
 from apps.pipelines.stages import get_stage_type
@@ -41,10 +42,11 @@ def validate_pipeline(doc: dict) -> list[Problem]:
     )
     problems += stages_problems(doc.get("stages"))
     problems += _triggers_problems(doc.get("triggers"))
+    problems += document_problems(doc)
     problems += _notifications_problems(doc.get("notifications"))
     problems += parameter_config_problems(doc.get("parameterConfig"))
     problems += _unstorable_text_problems(doc)
-    problems += reference_problems(doc, _secret_fields)
+    problems += reference_problems(doc, _secret_fields, trigger_secret_fields)
     return problems
 
 
@@ -108,8 +110,11 @@ def _triggers_problems(triggers: Any) -> list[Problem]:
             problems.append(Problem(pointer_join(pointer, "type"), "is required"))
         elif not isinstance(kind, str):
             problems.append(Problem(pointer_join(pointer, "type"), EXPECTED[str]))
-        problems += optional_types(trigger, pointer, {"enabled": bool})
+        problems += optional_types(trigger, pointer, {"enabled": bool, "runAsUser": str})
         problems += expression_problems(trigger, pointer)
+        trigger_type = get_trigger_type(kind)
+        if trigger_type is not None:
+            problems += trigger_type.check(trigger, pointer)
     return problems
 
 

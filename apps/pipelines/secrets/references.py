@@ -72,14 +72,16 @@ def strings_with_secrets(value: Any, pointer: str = "") -> Iterator[tuple[str, s
             pending.extend((item, pointer_join(where, index)) for index, item in reversed(list(enumerate(node))))
 
 
-def _allowed_pointers(doc: dict, secret_fields: Callable[[str], tuple[str, ...]]) -> list[str]:
-    """The pointers under which references may be written: each stage's secret fields."""
+def _allowed_pointers(doc: dict, secret_fields: Callable[[str], tuple[str, ...]],
+                      trigger_fields: Callable[[str], tuple[str, ...]]) -> list[str]:
+    """The pointers under which references may be written: each stage's and each trigger's secret fields."""
     allowed = []
-    stages = doc.get("stages")
-    for index, stage in enumerate(stages if isinstance(stages, list) else []):
-        kind = stage.get("type") if isinstance(stage, dict) else None
-        for field in secret_fields(kind) if isinstance(kind, str) else ():
-            allowed.append(pointer_join("/stages", index, field))
+    for key, fields_of in (("stages", secret_fields), ("triggers", trigger_fields)):
+        items = doc.get(key)
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            kind = item.get("type") if isinstance(item, dict) else None
+            for field in fields_of(kind) if isinstance(kind, str) else ():
+                allowed.append(pointer_join(f"/{key}", index, field))
     return allowed
 
 
@@ -95,10 +97,14 @@ def references(doc: Any) -> list[tuple[str, str]]:
     return found
 
 
-def reference_problems(doc: Any, secret_fields: Callable[[str], tuple[str, ...]]) -> list[Problem]:
-    """A problem for each malformed reference, and for each reference outside a stage's secret fields.
+def reference_problems(
+    doc: Any, secret_fields: Callable[[str], tuple[str, ...]],
+    trigger_fields: Callable[[str], tuple[str, ...]] = lambda kind: (),
+) -> list[Problem]:
+    """A problem for each malformed reference, and for each reference outside a stage's or trigger's secret fields.
 
-    ``secret_fields`` gives a stage type's secret fields by its name (none for an unknown type).
+    ``secret_fields`` gives a stage type's secret fields by its name (none for an unknown type),
+    ``trigger_fields`` a trigger type's.
     """
     if not isinstance(doc, dict):
         return []
@@ -107,9 +113,9 @@ def reference_problems(doc: Any, secret_fields: Callable[[str], tuple[str, ...]]
         names, malformed = names_in(text)
         problems += [Problem(where, message) for message in malformed]
         if allowed is None:
-            allowed = _allowed_pointers(doc, secret_fields)
+            allowed = _allowed_pointers(doc, secret_fields, trigger_fields)
         if names and not _is_under(where, allowed):
             problems.append(Problem(where, "a secret can be used only in the fields a stage resolves itself: "
                                            "a webhook stage's url, customHeaders, payload, cancelEndpoint and "
-                                           "cancelPayload"))
+                                           "cancelPayload, and a trigger's secret"))
     return problems

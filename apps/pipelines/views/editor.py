@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.permissions import WRITE, can
 from apps.pipelines.checks import check_permission
 from apps.pipelines.definition import identity_problems, unified_diff
+from apps.pipelines.definition.trigger_types import get_trigger_type, trigger_status
 from apps.pipelines.forms import DiffForm, PipelineEditorForm, RestoreForm, dump_document
 from apps.pipelines.models import Pipeline
 from apps.pipelines.problems import InvalidDocument
@@ -55,7 +56,10 @@ NOTIFICATION_WORDS = {
 def describe_trigger(trigger: dict) -> str:
     """A trigger in plain words; unknown types get a generic sentence."""
     kind = str(trigger.get("type") or "unknown")
-    words = TRIGGER_WORDS.get(kind, lambda t: f"Runs on a {kind} trigger")(trigger)
+    registered = get_trigger_type(kind)
+    describe = registered.describe if registered is not None else TRIGGER_WORDS.get(
+        kind, lambda t: f"Runs on a {kind} trigger")
+    words = describe(trigger)
     return words + (" (disabled)" if trigger.get("enabled") is False else "")
 
 
@@ -71,7 +75,9 @@ def describe_notification(notification: dict) -> str:
 def editor_context(request, pipeline: Pipeline, form: PipelineEditorForm) -> dict:
     """What the editor shows beside the text: triggers and notifications in words, and the revisions."""
     definition = pipeline.definition
-    triggers = [t for t in definition.get("triggers") or [] if isinstance(t, dict)]
+    listed = definition.get("triggers") if isinstance(definition.get("triggers"), list) else []
+    status = trigger_status(pipeline)
+    triggers = [(describe_trigger(t), status.get(index, "")) for index, t in enumerate(listed) if isinstance(t, dict)]
     notifications = [n for n in definition.get("notifications") or [] if isinstance(n, dict)]
     revisions = list(pipeline.revisions.defer("definition").order_by("-number")[:REVISIONS_SHOWN])
     newest = revisions[0].number if revisions else 1
@@ -80,7 +86,7 @@ def editor_context(request, pipeline: Pipeline, form: PipelineEditorForm) -> dic
         "application": pipeline.application,
         "form": form,
         "may_write": can(request.user, WRITE, pipeline.application),
-        "triggers": [describe_trigger(trigger) for trigger in triggers],
+        "triggers": triggers,
         "notifications": [describe_notification(notification) for notification in notifications],
         "revisions": revisions,
         "diff_form": DiffForm(initial={"base": max(newest - 1, 1), "other": newest}),

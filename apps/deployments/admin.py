@@ -1,0 +1,138 @@
+"""Deployment accounts in the admin: listed to those who may read them, saved and deleted through the services.
+
+Credentials are write-only here as everywhere: the form has a field to set
+(or, left empty, keep) the password or client key, and never shows it.
+"""
+
+from django import forms
+from django.contrib import admin
+from guardian.admin import GuardedModelAdmin
+
+from apps.accounts.admin import GrantsAdminMixin, RestrictedAdminMixin
+from apps.accounts.audit import Actor
+from apps.accounts.models import AuditSource
+from apps.accounts.permissions import MANAGE, can, is_superuser
+from apps.deployments.models import DockerAccount, RegistryAccount
+from apps.deployments.services.accounts import (
+    do_delete_account,
+    do_save_docker_account,
+    do_save_registry_account,
+    docker_account_problems,
+    registry_account_problems,
+)
+from apps.pipelines.problems import InvalidDocument
+
+
+def refuse(problems) -> None:
+    """The services' problems as the form's errors, each on its field when the form has it."""
+    if problems:
+        raise forms.ValidationError([f"{problem.pointer.lstrip('/') or 'account'}: {problem.message}"
+                                     for problem in problems])
+
+
+class RegistryAccountForm(forms.ModelForm):
+    password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
+                               help_text="Write-only. Leave empty to keep the one held; tick 'clear' to remove it.")
+    clear_password = forms.BooleanField(required=False, label="Clear the password")
+
+    class Meta:
+        model = RegistryAccount
+        fields = ("name", "address", "insecure", "username")
+
+    def clean(self):
+        data = super().clean()
+        document = {"name": data.get("name") or self.instance.name, "address": data.get("address") or "",
+                    "username": data.get("username") or "", "password": data.get("password") or ""}
+        refuse(registry_account_problems(document, creating=self.instance.pk is None))
+        return data
+
+
+class DockerAccountForm(forms.ModelForm):
+    client_key = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
+                                 help_text="Write-only PEM of the TLS client key. Leave empty to keep the one held.")
+
+    class Meta:
+        model = DockerAccount
+        fields = ("name", "host", "tls", "tls_verify", "ca_cert", "client_cert", "registries")
+
+    def clean(self):
+        data = super().clean()
+        document = {"name": data.get("name") or self.instance.name, "host": data.get("host") or "",
+                    "caCert": data.get("ca_cert") or "", "clientCert": data.get("client_cert") or ""}
+        refuse(docker_account_problems(document, creating=self.instance.pk is None))
+        return data
+
+
+class AccountAdminMixin(GrantsAdminMixin, RestrictedAdminMixin):
+    """Accounts: added by superusers, changed and deleted by their managers, always through the services."""
+
+    def has_add_permission(self, request):
+        return is_superuser(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and (obj is None or can(request.user, MANAGE, obj))
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or can(request.user, MANAGE, obj))
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("name",) if obj is not None else ()
+
+    def document(self, obj, form) -> dict:
+        raise NotImplementedError
+
+    def save_model(self, request, obj, form, change):
+        save = do_save_docker_account if isinstance(obj, DockerAccount) else do_save_registry_account
+        try:
+            saved, _ = save(self.document(obj, form), actor=Actor.from_request(request, source=AuditSource.ADMIN))
+        except InvalidDocument as error:
+            raise forms.ValidationError(str(error)) from None
+        obj.pk = saved.pk
+        obj._state.adding = False
+
+    def save_related(self, request, form, formsets, change):
+        """The service has set the registries already."""
+
+    def delete_model(self, request, obj):
+        do_delete_account(obj, actor=Actor.from_request(request, source=AuditSource.ADMIN))
+
+    def delete_queryset(self, request, queryset):
+        for account in queryset:
+            self.delete_model(request, account)
+
+
+@admin.register(RegistryAccount)
+class RegistryAccountAdmin(AccountAdminMixin, GuardedModelAdmin):
+    """Registry accounts, their address and whether they hold credentials (never the credentials)."""
+
+    form = RegistryAccountForm
+    list_display = ("name", "address", "insecure", "username", "has_credentials")
+    search_fields = ("name", "address")
+
+    def document(self, obj, form) -> dict:
+        data = form.cleaned_data
+        document = {"name": obj.name, "address": data["address"], "insecure": data["insecure"],
+                    "username": data["username"]}
+        if data.get("clear_password"):
+            document["password"] = ""
+        elif data.get("password"):
+            document["password"] = data["password"]
+        return document
+
+
+@admin.register(DockerAccount)
+class DockerAccountAdmin(AccountAdminMixin, GuardedModelAdmin):
+    """Docker engine accounts: where they connect, the registries they pull from."""
+
+    form = DockerAccountForm
+    list_display = ("name", "host", "tls")
+    search_fields = ("name", "host")
+
+    def document(self, obj, form) -> dict:
+        data = form.cleaned_data
+        document = {"name": obj.name, "host": data["host"], "tls": data["tls"], "tlsVerify": data["tls_verify"],
+                    "caCert": data["ca_cert"], "clientCert": data["client_cert"],
+                    "registries": [registry.name for registry in data["registries"]]}
+        if data.get("client_key"):
+            document["clientKey"] = data["client_key"]
+        return document

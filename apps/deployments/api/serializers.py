@@ -1,0 +1,80 @@
+"""Serializers of the deployments API: accounts as anyone who reads them sees them (never their credentials)."""
+
+from rest_framework import serializers
+
+from apps.accounts.api.serializers import BaseGrantSerializer, GranteeSerializer
+from apps.deployments.governance import ACCOUNT_ACTIONS
+from apps.deployments.models import DockerAccount, RegistryAccount
+
+
+class RegistryAccountSerializer(serializers.ModelSerializer):
+    """A registry account: its address and whether it holds credentials; the password is write-only."""
+
+    hasCredentials = serializers.BooleanField(source="has_credentials", read_only=True)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
+
+    class Meta:
+        model = RegistryAccount
+        fields = ["name", "address", "insecure", "username", "hasCredentials", "createdAt", "updatedAt"]
+        read_only_fields = fields
+
+
+class RegistryAccountWriteSerializer(serializers.Serializer):
+    """A registry account to create or change: keys left out keep their value; ``password`` is never answered."""
+
+    name = serializers.CharField(required=False)
+    address = serializers.CharField(required=False, help_text="host[:port], e.g. 127.0.0.1:5000")
+    insecure = serializers.BooleanField(required=False)
+    username = serializers.CharField(required=False, allow_blank=True)
+    password = serializers.CharField(required=False, allow_blank=True, write_only=True,
+                                     help_text="Write-only; an empty string clears it.")
+
+
+class DockerAccountSerializer(serializers.ModelSerializer):
+    """A Docker engine account: where it connects (blank: DOCKER_HOST or the default socket), its registries."""
+
+    cloudProvider = serializers.SerializerMethodField()
+    tlsVerify = serializers.BooleanField(source="tls_verify", read_only=True)
+    caCert = serializers.CharField(source="ca_cert", read_only=True)
+    clientCert = serializers.CharField(source="client_cert", read_only=True)
+    hasClientKey = serializers.BooleanField(source="has_client_key", read_only=True)
+    registries = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
+
+    class Meta:
+        model = DockerAccount
+        fields = ["name", "cloudProvider", "host", "tls", "tlsVerify", "caCert", "clientCert", "hasClientKey",
+                  "registries", "createdAt", "updatedAt"]
+        read_only_fields = fields
+
+    def get_cloudProvider(self, obj) -> str:
+        return "docker"
+
+
+class DockerAccountWriteSerializer(serializers.Serializer):
+    """A Docker engine account to create or change: keys left out keep their value; ``clientKey`` is write-only."""
+
+    name = serializers.CharField(required=False)
+    host = serializers.CharField(required=False, allow_blank=True)
+    tls = serializers.BooleanField(required=False)
+    tlsVerify = serializers.BooleanField(required=False)
+    caCert = serializers.CharField(required=False, allow_blank=True)
+    clientCert = serializers.CharField(required=False, allow_blank=True)
+    clientKey = serializers.CharField(required=False, allow_blank=True, write_only=True)
+    registries = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class AccountGrantSerializer(BaseGrantSerializer):
+    """A grant on an account: a user or a group (name exactly one), and the action: read, deploy or manage."""
+
+    action = serializers.ChoiceField(choices=list(ACCOUNT_ACTIONS))
+
+
+class AccountGrantsSerializer(serializers.Serializer):
+    """Who may do what with an account: users and groups, each with their actions."""
+
+    account = serializers.CharField()
+    users = GranteeSerializer(many=True)
+    groups = GranteeSerializer(many=True)

@@ -1,0 +1,81 @@
+"""Loading accounts from a YAML file (``manage.py accounts load FILE``): idempotent, all or nothing.
+
+The format (the README's): two lists, ``registries`` and ``docker``, of
+account documents as the API takes them. Registries are saved first, so an
+engine may name a registry of the same file. Loading the same file again
+changes nothing; a file with any problem changes nothing either, and every
+problem is reported with its JSON pointer into the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from django.db import transaction
+
+from apps.accounts.audit import Actor
+from apps.deployments.services.accounts import do_save_docker_account, do_save_registry_account
+from apps.pipelines.problems import InvalidDocument, Problem, pointer_join
+
+MAX_FILE_BYTES = 1_000_000
+MAX_ACCOUNTS = 1000
+SECTIONS: dict[str, Callable[..., tuple[Any, bool]]] = {
+    "registries": do_save_registry_account, "docker": do_save_docker_account,
+}
+
+
+@dataclass
+class LoadReport:
+    """What a load did: the names created and the names whose documents were applied again."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+
+
+def parse_accounts_file(text: str) -> dict:
+    """The file's document, checked for shape; InvalidDocument (pointers into the file) otherwise."""
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise InvalidDocument([Problem("", f"the file is over {MAX_FILE_BYTES} bytes")])
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise InvalidDocument([Problem("", f"is not valid YAML: {error}")]) from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise InvalidDocument([Problem("", "must be a mapping with the lists 'docker' and 'registries'")])
+    problems = [Problem(pointer_join("", key), "is not a section; use docker or registries")
+                for key in document if key not in SECTIONS]
+    for section in SECTIONS:
+        entries = document.get(section) or []
+        if not isinstance(entries, list):
+            problems.append(Problem(f"/{section}", "must be a list of accounts"))
+        elif len(entries) > MAX_ACCOUNTS:
+            problems.append(Problem(f"/{section}", f"has more than {MAX_ACCOUNTS} accounts"))
+    if problems:
+        raise InvalidDocument(problems)
+    return document
+
+
+def load_accounts(text: str, *, actor: Actor | str) -> LoadReport:
+    """Create or change every account of the file in one transaction; nothing changes when any is refused."""
+    document = parse_accounts_file(text)
+    report, problems = LoadReport(), list[Problem]()
+    with transaction.atomic():
+        for section, save in SECTIONS.items():
+            for index, entry in enumerate(document.get(section) or []):
+                try:
+                    account, created = save(entry, actor=actor)
+                except InvalidDocument as error:
+                    problems.extend(Problem(f"/{section}/{index}{problem.pointer}", problem.message)
+                                    for problem in error.problems)
+                    continue
+                (report.created if created else report.updated).append(f"{section}/{account.name}")
+        if problems:
+            transaction.set_rollback(True)
+    if problems:
+        raise InvalidDocument(problems)
+    return report

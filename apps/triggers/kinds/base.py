@@ -1,0 +1,159 @@
+"""What every kind of trigger shares: a normalised event, the kind's class, the registry, and field checks.
+
+A kind (``git``, ``webhook``, ``jenkins``, ``docker``, ``cron``, ``pipeline``)
+is one module with one :class:`TriggerKind` subclass, registered by its
+Spinnaker ``type``. It says how a saved trigger is indexed (:meth:`key`: the
+value an event of that kind is looked up by, so matching reads only the rows of
+that key), how it is checked when the pipeline is saved, how the editor says it
+in words, and whether a trigger of the key matches an event in its other fields
+(branch and tag regexes, payload constraints...). The sources that turn a
+request or an event into an :class:`Event` live beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import re2
+
+from apps.pipelines.definition.trigger_types import TriggerType, register_trigger_type
+from apps.pipelines.problems import Problem, pointer_join
+
+# A trigger's regexes (branch, tag, payload constraints) run on RE2: linear time whatever the input.
+MAX_PATTERN_LENGTH = 1000
+
+
+@dataclass
+class Event:
+    """An inbound event as the matcher sees it: its kind, its lookup key and what it tells a trigger.
+
+    ``fields`` go into the execution's ``trigger`` (``${trigger.branch}``...),
+    ``parameters`` become the execution's parameters, ``artifacts`` its
+    ``trigger.artifacts`` (Spinnaker artifacts: type, name, reference, version).
+    """
+
+    type: str
+    key: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    artifacts: list[dict] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    # Other keys triggers of this event may be indexed under (a docker trigger naming only its registry).
+    aliases: list[str] = field(default_factory=list)
+
+
+class TriggerKind:
+    """One kind of trigger; subclasses set ``type`` and override what differs."""
+
+    type: ClassVar[str] = ""
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
+    def key(self, trigger: dict) -> str | None:
+        """The lookup key of a saved trigger (None: it cannot fire, e.g. a required field is missing)."""
+        return ""
+
+    def check(self, trigger: dict, pointer: str) -> list[Problem]:
+        """Problems with one trigger of this kind, at its JSON pointer."""
+        return []
+
+    def describe(self, trigger: dict) -> str:
+        """The trigger in plain words, for the editor."""
+        return f"Runs on a {self.type} trigger"
+
+    def mismatch(self, trigger: dict, event: Event) -> str | None:
+        """Why a trigger of the event's key does not match it (None: it matches)."""
+        return None
+
+    def check_saver(self, user, trigger: dict, pointer: str) -> None:
+        """Refuse (PermissionRefused) a person saving a trigger naming what they may not use; nothing by default."""
+
+
+KINDS: dict[str, TriggerKind] = {}
+
+
+def register_kind(kind: TriggerKind) -> TriggerKind:
+    """Register a kind here and with pipeline validation and the editor."""
+    KINDS[kind.type] = kind
+    register_trigger_type(TriggerType(kind.type, kind.check, kind.describe, kind.secret_fields, kind.check_saver))
+    return kind
+
+
+def get_kind(name: Any) -> TriggerKind | None:
+    return KINDS.get(name) if isinstance(name, str) else None
+
+
+# --- Checks the kinds share -------------------------------------------------------------------------
+
+
+def text_field(trigger: dict, name: str, pointer: str, *, required: bool = False) -> list[Problem]:
+    """A string field (required: present and not blank)."""
+    value = trigger.get(name)
+    where = pointer_join(pointer, name)
+    if value is None:
+        return [Problem(where, "is required")] if required else []
+    if not isinstance(value, str):
+        return [Problem(where, "must be a string")]
+    if required and not value.strip():
+        return [Problem(where, "must not be empty")]
+    return []
+
+
+def secret_problem(trigger: dict, pointer: str) -> list[Problem]:
+    """A ``secret`` is a reference to an application secret: the document is read by every reader."""
+    from apps.pipelines.secrets.references import names_in
+
+    value = trigger.get("secret")
+    if value in (None, ""):
+        return []
+    if not isinstance(value, str):
+        return [Problem(pointer_join(pointer, "secret"), "must be a string")]
+    if not names_in(value)[0]:
+        return [Problem(pointer_join(pointer, "secret"),
+                        "must be a reference to an application secret, ${#secret('name')}: every reader of the "
+                        "application reads the document")]
+    return []
+
+
+def pattern_problem(pattern: Any, where: str) -> list[Problem]:
+    """A regex field: a string RE2 compiles (Java's backreferences and lookaround are not RE2)."""
+    if pattern in (None, ""):
+        return []
+    if not isinstance(pattern, str):
+        return [Problem(where, "must be a string (a regular expression)")]
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        return [Problem(where, f"must be at most {MAX_PATTERN_LENGTH} characters long")]
+    try:
+        compiled(pattern)
+    except re2.error as error:
+        return [Problem(where, f"is not a regular expression RE2 accepts: {error}")]
+    return []
+
+
+_COMPILED: dict[str, Any] = {}
+
+
+def compiled(pattern: str):
+    """The pattern compiled once per process (a handful per trigger, read on every event)."""
+    found = _COMPILED.get(pattern)
+    if found is None:
+        if len(_COMPILED) > 10_000:
+            _COMPILED.clear()
+        found = _COMPILED[pattern] = re2.compile(pattern)
+    return found
+
+
+def matches_pattern(pattern: Any, value: Any) -> bool:
+    """Whether ``value`` matches the whole of ``pattern`` (empty or absent: anything), as Spinnaker's triggers do."""
+    if pattern in (None, ""):
+        return True
+    try:
+        return compiled(str(pattern)).fullmatch(str(value if value is not None else "")) is not None
+    except re2.error:
+        return False
+
+
+def words(value: Any, default: str = "any") -> str:
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or default
+    return str(value) if value not in (None, "") else default
