@@ -314,6 +314,37 @@ WEBHOOK_RETRY_BACKOFF_SECONDS = env_float("WEBHOOK_RETRY_BACKOFF_SECONDS", 1.0, 
 # unless the stage sets monitorPollIntervalSeconds.
 WEBHOOK_MONITOR_INTERVAL_SECONDS = env_float("WEBHOOK_MONITOR_INTERVAL_SECONDS", 5.0, minimum=0.1)
 
+# --- Notifications and chat-ops (apps/notifications) -----------------------
+# The platform's address as people reach it, for the links in notifications (no trailing slash).
+PUBLIC_URL = env_url("PUBLIC_URL", "http://127.0.0.1:8000", ("http", "https")).rstrip("/")
+# Slack: the bot token (xoxb-...) that posts and updates messages, the signing secret that
+# proves a button click or a slash command came from Slack, and the Web API's base URL.
+SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN", "")
+SLACK_SIGNING_SECRET = env_str("SLACK_SIGNING_SECRET", "")
+SLACK_API_URL = env_url("SLACK_API_URL", "https://slack.com/api/", ("http", "https"))
+if not SLACK_API_URL:
+    raise ImproperlyConfigured("SLACK_API_URL='' names no host (default https://slack.com/api/)")
+SLACK_API_URL = SLACK_API_URL.rstrip("/") + "/"
+if SLACK_BOT_TOKEN and not SLACK_BOT_TOKEN.startswith(("xoxb-", "xoxp-")):
+    raise ImproperlyConfigured("SLACK_BOT_TOKEN=(not shown) is not a Slack token (xoxb-... for a bot)")
+# E-mail notifications: Django's SMTP settings.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "cdp@localhost")
+if "@" not in DEFAULT_FROM_EMAIL:
+    raise ImproperlyConfigured(f"DEFAULT_FROM_EMAIL={DEFAULT_FROM_EMAIL!r} is not an e-mail address")
+# How many times a notification is tried before it is given up (FAILED), and the first delay
+# between tries; it doubles with each, up to 10 minutes.
+NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 5, minimum=1, maximum=50)
+NOTIFICATION_RETRY_BACKOFF_SECONDS = env_float("NOTIFICATION_RETRY_BACKOFF_SECONDS", 5.0, minimum=0.0)
+# Seconds one notification call may take (connect and answer).
+NOTIFICATION_TIMEOUT_SECONDS = env_float("NOTIFICATION_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+
 # Fernet keys (comma-separated) that encrypt application secrets at rest: the
 # first encrypts, every one decrypts, so a new key goes first and the old one
 # stays until `manage.py reencrypt_secrets` has run. Empty: with DEBUG a

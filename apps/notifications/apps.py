@@ -4,8 +4,18 @@ from django.apps import AppConfig
 
 
 class NotificationsConfig(AppConfig):
-    """Notifications of pipeline and stage events to Slack, e-mail and webhooks (Spinnaker's Echo)."""
+    """Notifications of pipeline and stage events to Slack, e-mail and webhooks (Spinnaker's Echo), and chat-ops."""
 
     name = "apps.notifications"
     label = "notifications"
     verbose_name = "Notifications"
+
+    def ready(self) -> None:
+        # Models can be imported only once the registry is ready, hence here and not at the top.
+        from apps.notifications import delivery, subscriptions, transports
+        from apps.pipelines.eventlog import register_consumer
+        from apps.pipelines.periodic import register_periodic
+
+        transports.load()
+        register_consumer(subscriptions.CONSUMER_NAME, subscriptions.take_events, batch_size=500)
+        register_periodic("notifications.send-due", delivery.send_due, every=5)
