@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("apps.accounts.urls")),
     path("", include("apps.pipelines.urls")),
+    path("", include("apps.notifications.urls")),
 ]
 
 handler404 = "cdplatform.views.not_found"

@@ -140,6 +140,8 @@ class ChatRequest(models.Model):
     slack_user_id = models.CharField(max_length=40, blank=True)
     command = models.CharField(max_length=200, blank=True, help_text="What was asked (verified requests only).")
     outcome = models.CharField(max_length=10, choices=ChatOutcome.choices)
+    # Slack's signature of a verified request, hashed: the same request sent again is refused (a replay).
+    signature_hash = models.CharField(max_length=64, blank=True, db_index=True)
     reason = models.TextField(blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
 

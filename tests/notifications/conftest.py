@@ -8,7 +8,7 @@ import pytest
 
 from cdplatform.webprocess import free_port
 from tests.conftest import missing_service
-from tests.hookserver import Reply, serving
+from tests.hookserver import Reply
 
 SLACK_TOKEN = "xoxb-test-token"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -71,4 +71,30 @@ def down_url():
     return f"http://127.0.0.1:{free_port()}/hook"
 
 
-__all__ = ["receiver_env", "serving"]
+
+
+
+def slack_headers(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+    """The headers Slack signs a request with: ``v0=HMAC-SHA256(secret, "v0:timestamp:body")``."""
+    import hashlib
+    import hmac
+    import time
+
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    signature = "v0=" + hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"HTTP_X_SLACK_REQUEST_TIMESTAMP": stamp, "HTTP_X_SLACK_SIGNATURE": signature}
+
+
+def slack_post(client, path: str, body: str, *, headers: dict[str, str] | None = None, signed: bool = True,
+               **signing):
+    """POST ``body`` (form-encoded) to a Slack endpoint as Slack does: signed, unless ``signed`` is false."""
+    if headers is None:
+        headers = slack_headers(body, **signing) if signed else {}
+    return client.post(path, data=body, content_type="application/x-www-form-urlencoded", **headers)
+
+
+@pytest.fixture
+def slack_signing(settings):
+    """The test process believes requests signed with SIGNING_SECRET."""
+    settings.SLACK_SIGNING_SECRET = SIGNING_SECRET
+    settings.SLACK_BOT_TOKEN = SLACK_TOKEN
