@@ -181,7 +181,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Applications, pipelines and executions of the continuous-delivery platform.",
     "VERSION": "1.0.0",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ApplicationActionEnum": "apps.pipelines.governance.APPLICATION_ACTIONS"},
+    "ENUM_NAME_OVERRIDES": {
+        "ApplicationActionEnum": "apps.pipelines.governance.APPLICATION_ACTIONS",
+        "StatusEnum": "apps.pipelines.choices.Status",
+        "DeliveryStatusEnum": "apps.notifications.choices.DeliveryStatus",
+        "NotificationTypeEnum": "apps.notifications.choices.TargetType",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "cdplatform.api.schema.add_error_responses",

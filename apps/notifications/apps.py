@@ -12,10 +12,12 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         # Models can be imported only once the registry is ready, hence here and not at the top.
-        from apps.notifications import delivery, subscriptions, transports
+        from apps.notifications import delivery, subscriptions, transports, validation
+        from apps.pipelines.definition.validation import register_document_check
         from apps.pipelines.eventlog import register_consumer
         from apps.pipelines.periodic import register_periodic
 
         transports.load()
+        register_document_check(validation.document_problems)
         register_consumer(subscriptions.CONSUMER_NAME, subscriptions.take_events, batch_size=500)
         register_periodic("notifications.send-due", delivery.send_due, every=5)

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from apps.accounts.permissions import RestrictedQuerySet
 from apps.notifications.choices import ChatOutcome, DeliveryStatus, TargetType
 from apps.pipelines.models import Application
 
@@ -25,6 +26,9 @@ class Subscription(models.Model):
     message = models.JSONField(default=dict, blank=True, help_text="Custom texts by moment: {moment: {text}}.")
     created_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    permission_path = "application"
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["application_id", "id"]
@@ -57,6 +61,9 @@ class Delivery(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     delivered_at = models.DateTimeField(null=True, blank=True)
+
+    permission_path = "application"
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-id"]

@@ -3,10 +3,11 @@
 from django.urls import path
 
 from apps.accounts.api import urls as accounts
+from apps.notifications.api import urls as notifications
 from apps.pipelines.api import urls as pipelines
 from cdplatform.api.routers import api_root_view
 
-APPS = (accounts, pipelines)
+APPS = (accounts, pipelines, notifications)
 
 urlpatterns = [
     path("", api_root_view(*(app.router for app in APPS)), name="api-root"),

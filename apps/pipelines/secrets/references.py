@@ -73,13 +73,20 @@ def strings_with_secrets(value: Any, pointer: str = "") -> Iterator[tuple[str, s
 
 
 def _allowed_pointers(doc: dict, secret_fields: Callable[[str], tuple[str, ...]]) -> list[str]:
-    """The pointers under which references may be written: each stage's secret fields."""
+    """The pointers under which references may be written: each stage's secret fields, notifications' addresses."""
     allowed = []
     stages = doc.get("stages")
     for index, stage in enumerate(stages if isinstance(stages, list) else []):
         kind = stage.get("type") if isinstance(stage, dict) else None
         for field in secret_fields(kind) if isinstance(kind, str) else ():
             allowed.append(pointer_join("/stages", index, field))
+        notifications = stage.get("notifications") if isinstance(stage, dict) else None
+        for position in range(len(notifications) if isinstance(notifications, list) else 0):
+            allowed.append(pointer_join("/stages", index, "notifications", position, "address"))
+    # A notification's address may be a credential (a Teams or Google Chat webhook URL).
+    notifications = doc.get("notifications")
+    for position in range(len(notifications) if isinstance(notifications, list) else 0):
+        allowed.append(pointer_join("/notifications", position, "address"))
     return allowed
 
 
@@ -111,5 +118,5 @@ def reference_problems(doc: Any, secret_fields: Callable[[str], tuple[str, ...]]
         if names and not _is_under(where, allowed):
             problems.append(Problem(where, "a secret can be used only in the fields a stage resolves itself: "
                                            "a webhook stage's url, customHeaders, payload, cancelEndpoint and "
-                                           "cancelPayload"))
+                                           "cancelPayload, and a notification's address"))
     return problems
