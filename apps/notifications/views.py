@@ -11,6 +11,7 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
@@ -18,8 +19,13 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.audit import Actor, client_ip
 from apps.accounts.models import AuditSource
+from apps.accounts.permissions import READ
 from apps.notifications import chatops, commands
 from apps.notifications.choices import ChatOutcome
+from apps.notifications.filtersets import DeliveryFilterSet
+from apps.notifications.models import Delivery
+
+DELIVERIES_PER_PAGE = 50
 
 
 def _verified(request, endpoint: str) -> chatops.Verified | JsonResponse:
@@ -71,3 +77,12 @@ def slack_link(request):
         return redirect("notifications:slack-link")
     links = request.user.slack_links.order_by("created_at")
     return render(request, "notifications/slack_link.html", {"links": links})
+
+
+@login_required
+def deliveries(request):
+    """Every notification of the applications the user reads: target, event, status, attempts and error."""
+    readable = Delivery.objects.restrict(request.user, READ).select_related("application").order_by("-id")
+    filtered = DeliveryFilterSet(request.GET, queryset=readable)
+    page = Paginator(filtered.qs, DELIVERIES_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "notifications/deliveries.html", {"page": page, "filter": filtered})
