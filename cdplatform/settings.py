@@ -128,6 +128,9 @@ RQ_QUEUES = {
     # The engine uses only this queue, so a plain `manage.py rqworker` serves it.
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600},
 }
+# Queues every worker serves after "default", in this order: notifications' sends
+# (apps/notifications/delivery.py), so that a burst of messages never delays a pipeline's steps.
+RQ_BACKGROUND_QUEUES = ["notifications"]
 RQ = {
     # Non-forking worker: an engine step is a few milliseconds of database
     # work, and a fork per job would cost several times that (see README).

@@ -30,6 +30,7 @@ from apps.accounts.audit import Actor, record
 from apps.accounts.models import AuditSource
 from apps.accounts.permissions import PermissionRefused
 from apps.notifications.choices import ChatOutcome
+from apps.notifications.delivery import notification_queue
 from apps.notifications.models import ChatRequest, SlackLink, SlackLinkCode
 from apps.pipelines.checks import ActionRefused
 from apps.pipelines.services import do_judge_stage
@@ -114,14 +115,18 @@ class Click:
     judgment_input: str
 
 
+def _object(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def read_click(payload) -> Click:
     """The judgment a ``block_actions`` payload asks for; Refused when it is not one."""
     if not isinstance(payload, dict) or payload.get("type") != "block_actions":
         raise Refused("only judgment buttons are understood here")
-    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
-    channel = payload.get("channel") if isinstance(payload.get("channel"), dict) else {}
+    user = _object(payload.get("user"))
+    channel = _object(payload.get("channel"))
     actions = payload.get("actions") if isinstance(payload.get("actions"), list) else []
-    action = actions[0] if actions and isinstance(actions[0], dict) else {}
+    action = _object(actions[0] if actions else None)
     try:
         value = json.loads(action.get("value") or "")
         execution_id = str(uuid.UUID(str(value["e"])))
@@ -171,9 +176,7 @@ def handle_click(payload, verified: Verified) -> tuple[bool, str]:
 
 
 def _queue(job: str, *args) -> None:
-    from apps.pipelines.enqueue import engine_queue
-
-    engine_queue().enqueue(job, *args, result_ttl=0, job_timeout=60)
+    notification_queue().enqueue(job, *args, result_ttl=0, job_timeout=60)
 
 
 # --- Linking Slack users to people ---------------------------------------------------------------

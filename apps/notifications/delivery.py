@@ -21,6 +21,7 @@ import redis
 from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
+from rq import Queue
 
 from apps.notifications.choices import DeliveryStatus
 from apps.notifications.messages import summarize
@@ -36,17 +37,31 @@ from apps.pipelines.secrets.store import SecretMissing, secret_values
 logger = logging.getLogger(__name__)
 
 SEND_DELIVERY = "apps.notifications.jobs.send_delivery"
+# Served by every worker after the engine's queue (settings.RQ_BACKGROUND_QUEUES).
+QUEUE_NAME = "notifications"
 MAX_BACKOFF_SECONDS = 600
 BUSY_RETRY_SECONDS = 1.0
 SWEEP_BATCH = 500
 JOB_OPTIONS = {"result_ttl": 0, "job_timeout": 120}
 
 
+_queues: dict[int, Queue] = {}
+
+
+def notification_queue() -> Queue:
+    """The notifications' queue, on the engine queue's Redis connection (one per process)."""
+    connection = enqueue.engine_queue().connection
+    queue = _queues.get(id(connection))
+    if queue is None:
+        queue = _queues[id(connection)] = Queue(QUEUE_NAME, connection=connection)
+    return queue
+
+
 def enqueue_deliveries(ids: list[int]) -> None:
     """Queue a send job per delivery, in one round trip; with Redis down the sweep sends them later."""
     if not ids:
         return
-    queue = enqueue.engine_queue()
+    queue = notification_queue()
     try:
         with queue.connection.pipeline() as pipe:
             for delivery_id in ids:
@@ -135,7 +150,7 @@ def _postpone(delivery: Delivery) -> None:
     Delivery.objects.filter(pk=delivery.pk).update(
         status=DeliveryStatus.PENDING, attempts=F("attempts") - 1, lease_until=None,
         next_attempt_at=timezone.now() + timedelta(seconds=BUSY_RETRY_SECONDS))
-    enqueue.engine_queue().enqueue_in(timedelta(seconds=BUSY_RETRY_SECONDS), SEND_DELIVERY, delivery.pk,
+    notification_queue().enqueue_in(timedelta(seconds=BUSY_RETRY_SECONDS), SEND_DELIVERY, delivery.pk,
                                       **JOB_OPTIONS)
 
 
@@ -158,7 +173,7 @@ def _failed(delivery: Delivery, started, error: str, retryable: bool) -> str:
             status=DeliveryStatus.PENDING, lease_until=None, last_error=error[:2000],
             next_attempt_at=timezone.now() + timedelta(seconds=delay))
         try:
-            enqueue.engine_queue().enqueue_in(timedelta(seconds=delay), SEND_DELIVERY, delivery.pk, **JOB_OPTIONS)
+            notification_queue().enqueue_in(timedelta(seconds=delay), SEND_DELIVERY, delivery.pk, **JOB_OPTIONS)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
             pass  # the sweep finds it when it is due
         return DeliveryStatus.PENDING

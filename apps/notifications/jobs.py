@@ -10,7 +10,6 @@ from apps.notifications.messages import summarize
 from apps.notifications.models import SlackMessage
 from apps.notifications.transports import TransportError, slack_api
 from apps.notifications.transports.slack import Busy, sync_message
-from apps.pipelines.enqueue import engine_queue
 from apps.pipelines.models import Execution
 
 logger = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ def refresh_messages(execution_id: str) -> None:
         try:
             sync_message(execution_id, row.channel, summarize(execution, "manualJudgment", {}))
         except Busy:
-            engine_queue().enqueue_in(timedelta(seconds=1), "apps.notifications.jobs.refresh_messages",
+            delivery.notification_queue().enqueue_in(timedelta(seconds=1), "apps.notifications.jobs.refresh_messages",
                                       execution_id, result_ttl=0, job_timeout=60)
             return
         except TransportError as error:

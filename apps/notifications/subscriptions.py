@@ -41,7 +41,7 @@ TRIGGER_MOMENTS = (*PIPELINE_MOMENTS, *JUDGMENT_MOMENTS)
 def moment_of(event: Event) -> str | None:
     """The Spinnaker moment (``when``) an event is, or None when no subscription can ask for it."""
     if event.kind == "stage.judged":
-        decision = (event.payload or {}).get("decision")
+        decision = str((event.payload or {}).get("decision"))
         return {"continue": "manualJudgmentContinue", "stop": "manualJudgmentStop"}.get(decision)
     if event.kind not in ("execution.status", "stage.status"):
         return None
