@@ -40,6 +40,7 @@ LINK_CODE_MINUTES = 10
 MAX_BODY_BYTES = 256 * 1024
 ANSWER_PRIVATELY = "apps.notifications.jobs.answer_privately"
 REFRESH_MESSAGES = "apps.notifications.jobs.refresh_messages"
+REPLAYED = "this request was received before (a replay)"
 
 
 class Forged(Exception):
@@ -77,7 +78,7 @@ def verify(body: bytes, timestamp: str | None, signature: str | None) -> str:
         raise Forged("the signature does not match the signing secret")
     signature_hash = hashlib.sha256(signature.encode()).hexdigest()
     if ChatRequest.objects.filter(signature_hash=signature_hash).exists():
-        raise Forged("this request was received before (a replay)")
+        raise Forged(REPLAYED)
     return signature_hash
 
 

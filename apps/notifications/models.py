@@ -154,6 +154,8 @@ class ChatRequest(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["signature_hash"], condition=~models.Q(signature_hash=""),
+                                               name="chat_request_signed_once")]
 
     def __str__(self) -> str:
         return f"{self.endpoint} {self.outcome} {self.reason[:40]}"

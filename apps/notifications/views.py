@@ -12,6 +12,7 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import IntegrityError
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
@@ -49,7 +50,10 @@ def slack_interactions(request):
         payload = json.loads(request.POST.get("payload") or "")
     except ValueError:
         payload = None
-    done, text = chatops.handle_click(payload, verified)
+    try:
+        done, text = chatops.handle_click(payload, verified)
+    except IntegrityError:  # the same signed request twice at once: the other one is being served
+        return JsonResponse({"error": chatops.REPLAYED}, status=401)
     return JsonResponse({"response_type": "ephemeral", "replace_original": False, "text": text, "ok": done})
 
 
@@ -60,7 +64,10 @@ def slack_commands(request):
     verified = _verified(request, "commands")
     if isinstance(verified, JsonResponse):
         return verified
-    return JsonResponse(commands.handle_command(request.POST, verified))
+    try:
+        return JsonResponse(commands.handle_command(request.POST, verified))
+    except IntegrityError:  # the same signed request twice at once: the other one is being served
+        return JsonResponse({"error": chatops.REPLAYED}, status=401)
 
 
 @login_required
