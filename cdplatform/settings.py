@@ -325,6 +325,8 @@ WEBHOOK_MONITOR_INTERVAL_SECONDS = env_float("WEBHOOK_MONITOR_INTERVAL_SECONDS",
 # --- Notifications and chat-ops (apps/notifications) -----------------------
 # The platform's address as people reach it, for the links in notifications (no trailing slash).
 PUBLIC_URL = env_url("PUBLIC_URL", "http://127.0.0.1:8000", ("http", "https")).rstrip("/")
+if not PUBLIC_URL:
+    raise ImproperlyConfigured("PUBLIC_URL='' names no host (the address people reach the platform at)")
 # Slack: the bot token (xoxb-...) that posts and updates messages, the signing secret that
 # proves a button click or a slash command came from Slack, and the Web API's base URL.
 SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN", "")

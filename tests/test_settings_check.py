@@ -47,3 +47,10 @@ def test_good_settings_start():
     result = manage_check(EXECUTION_WINDOW_TIME_ZONE="Europe/Paris", ENGINE_MAX_STEP_ATTEMPTS="5", LOG_LEVEL="warning")
 
     assert result.returncode == 0, result.stderr
+
+
+def test_half_a_slack_configuration_is_said_at_start():
+    result = manage_check(SLACK_BOT_TOKEN="xoxb-1-2-3", SLACK_SIGNING_SECRET="")
+
+    assert result.returncode == 0
+    assert "notifications.W001" in result.stderr and "SLACK_SIGNING_SECRET is not set" in result.stderr

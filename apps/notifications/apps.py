@@ -12,7 +12,7 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         # Models can be imported only once the registry is ready, hence here and not at the top.
-        from apps.notifications import delivery, subscriptions, transports, validation
+        from apps.notifications import checks, delivery, subscriptions, transports, validation  # noqa: F401
         from apps.pipelines.definition.validation import register_document_check
         from apps.pipelines.eventlog import register_consumer
         from apps.pipelines.periodic import register_periodic
