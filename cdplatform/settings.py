@@ -276,7 +276,8 @@ if EXPRESSION_MAX_TOTAL_SIZE < EXPRESSION_MAX_VALUE_SIZE:
 EXPRESSION_MAX_INTEGER_BITS = env_int("EXPRESSION_MAX_INTEGER_BITS", 4096, minimum=64, maximum=1_000_000)
 
 # Days the durable event log keeps an event (apps/pipelines/eventlog.py);
-# an event a registered consumer has not read yet is kept longer.
+# an event a registered consumer has not read yet is kept longer. Notifications' final
+# deliveries and Slack's recorded requests are kept as long (apps/notifications/retention.py).
 EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 30, minimum=1)
 
 # Modules imported at start that register more stage types (plugins; the

@@ -105,3 +105,26 @@ def test_an_operator_links_a_slack_user_from_the_command_line(people):
     call_command("slack", "link", "dave", "U0DAVE")
 
     assert SlackLink.objects.get(slack_user_id="U0DAVE").user == people["dave"]
+
+
+@pytest.mark.django_db
+def test_old_final_deliveries_and_requests_are_pruned_and_recent_or_pending_ones_kept(people, shop, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.notifications.models import ChatRequest
+    from apps.notifications.retention import prune
+
+    execution = do_start_execution(shop, parameters={"env": "prod"}, user="alice")
+    make_deliveries(execution, 3)
+    old = timezone.now() - timedelta(days=settings.EVENT_RETENTION_DAYS + 1)
+    first, second, _ = Delivery.objects.order_by("id")
+    Delivery.objects.filter(pk=first.pk).update(created_at=old)
+    Delivery.objects.filter(pk=second.pk).update(created_at=old, status="PENDING")
+    ChatRequest.objects.create(endpoint="commands", outcome="forged", reason="x", created_at=old)
+
+    prune()
+
+    assert set(Delivery.objects.values_list("pk", flat=True)) == {second.pk, _.pk}
+    assert not ChatRequest.objects.exists()
