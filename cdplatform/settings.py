@@ -128,6 +128,9 @@ RQ_QUEUES = {
     # The engine uses only this queue, so a plain `manage.py rqworker` serves it.
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600},
 }
+# Queues every worker serves after "default", in this order: notifications' sends
+# (apps/notifications/delivery.py), so that a burst of messages never delays a pipeline's steps.
+RQ_BACKGROUND_QUEUES = ["notifications"]
 RQ = {
     # Non-forking worker: an engine step is a few milliseconds of database
     # work, and a fork per job would cost several times that (see README).
@@ -181,7 +184,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Applications, pipelines and executions of the continuous-delivery platform.",
     "VERSION": "1.0.0",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ApplicationActionEnum": "apps.pipelines.governance.APPLICATION_ACTIONS"},
+    "ENUM_NAME_OVERRIDES": {
+        "ApplicationActionEnum": "apps.pipelines.governance.APPLICATION_ACTIONS",
+        "StatusEnum": "apps.pipelines.choices.Status",
+        "DeliveryStatusEnum": "apps.notifications.choices.DeliveryStatus",
+        "NotificationTypeEnum": "apps.notifications.choices.TargetType",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "cdplatform.api.schema.add_error_responses",
@@ -268,7 +276,8 @@ if EXPRESSION_MAX_TOTAL_SIZE < EXPRESSION_MAX_VALUE_SIZE:
 EXPRESSION_MAX_INTEGER_BITS = env_int("EXPRESSION_MAX_INTEGER_BITS", 4096, minimum=64, maximum=1_000_000)
 
 # Days the durable event log keeps an event (apps/pipelines/eventlog.py);
-# an event a registered consumer has not read yet is kept longer.
+# an event a registered consumer has not read yet is kept longer. Notifications' final
+# deliveries and Slack's recorded requests are kept as long (apps/notifications/retention.py).
 EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 30, minimum=1)
 
 # --- Triggers (apps/triggers) ---------------------------------------------
@@ -336,6 +345,39 @@ WEBHOOK_RETRY_BACKOFF_SECONDS = env_float("WEBHOOK_RETRY_BACKOFF_SECONDS", 1.0, 
 # Seconds between two polls of a webhook's status URL (waitForCompletion),
 # unless the stage sets monitorPollIntervalSeconds.
 WEBHOOK_MONITOR_INTERVAL_SECONDS = env_float("WEBHOOK_MONITOR_INTERVAL_SECONDS", 5.0, minimum=0.1)
+
+# --- Notifications and chat-ops (apps/notifications) -----------------------
+# The platform's address as people reach it, for the links in notifications (no trailing slash).
+PUBLIC_URL = env_url("PUBLIC_URL", "http://127.0.0.1:8000", ("http", "https")).rstrip("/")
+if not PUBLIC_URL:
+    raise ImproperlyConfigured("PUBLIC_URL='' names no host (the address people reach the platform at)")
+# Slack: the bot token (xoxb-...) that posts and updates messages, the signing secret that
+# proves a button click or a slash command came from Slack, and the Web API's base URL.
+SLACK_BOT_TOKEN = env_str("SLACK_BOT_TOKEN", "")
+SLACK_SIGNING_SECRET = env_str("SLACK_SIGNING_SECRET", "")
+SLACK_API_URL = env_url("SLACK_API_URL", "https://slack.com/api/", ("http", "https"))
+if not SLACK_API_URL:
+    raise ImproperlyConfigured("SLACK_API_URL='' names no host (default https://slack.com/api/)")
+SLACK_API_URL = SLACK_API_URL.rstrip("/") + "/"
+if SLACK_BOT_TOKEN and not SLACK_BOT_TOKEN.startswith(("xoxb-", "xoxp-")):
+    raise ImproperlyConfigured("SLACK_BOT_TOKEN=(not shown) is not a Slack token (xoxb-... for a bot)")
+# E-mail notifications: Django's SMTP settings.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "cdp@localhost")
+if "@" not in DEFAULT_FROM_EMAIL:
+    raise ImproperlyConfigured(f"DEFAULT_FROM_EMAIL={DEFAULT_FROM_EMAIL!r} is not an e-mail address")
+# How many times a notification is tried before it is given up (FAILED), and the first delay
+# between tries; it doubles with each, up to 10 minutes.
+NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 5, minimum=1, maximum=50)
+NOTIFICATION_RETRY_BACKOFF_SECONDS = env_float("NOTIFICATION_RETRY_BACKOFF_SECONDS", 5.0, minimum=0.0)
+# Seconds one notification call may take (connect and answer).
+NOTIFICATION_TIMEOUT_SECONDS = env_float("NOTIFICATION_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 
 # Fernet keys (comma-separated) that encrypt application secrets at rest: the
 # first encrypts, every one decrypts, so a new key goes first and the old one

@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("apps.accounts.urls")),
     path("", include("apps.pipelines.urls")),
     path("", include("apps.triggers.urls")),
+    path("", include("apps.notifications.urls")),
 ]
 
 handler404 = "cdplatform.views.not_found"

@@ -28,6 +28,7 @@ import threading
 import time
 
 import redis
+from django.conf import settings
 from django.db import close_old_connections
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.scheduler import RQScheduler
@@ -90,10 +91,23 @@ class EngineScheduler(RQScheduler):
         die_with_parent(self._parent_pid)
 
 
+def with_background_queues(queues: list) -> list:
+    """A worker of the engine's queue alone also serves RQ_BACKGROUND_QUEUES, after it (RQ takes queues in order)."""
+    if [getattr(queue, "name", queue) for queue in queues] != ["default"] or isinstance(queues[0], str):
+        return queues
+    first = queues[0]
+    extra = [type(first)(name, connection=first.connection, serializer=first.serializer)
+             for name in settings.RQ_BACKGROUND_QUEUES]
+    return [first, *extra]
+
+
 class EngineWorker(SimpleWorker):
     """SimpleWorker that keeps database connections healthy and runs the periodic jobs."""
 
     _next_periodic_check = 0.0
+
+    def __init__(self, queues, *args, **kwargs):
+        super().__init__(with_background_queues(list(queues)), *args, **kwargs)
 
     @property
     def dequeue_timeout(self) -> int:

@@ -25,6 +25,13 @@ def manage_check(**env: str) -> subprocess.CompletedProcess:
         ("LOG_LEVEL", "LOUD", "is not one of DEBUG, INFO"),
         ("REDIS_URL", "http://127.0.0.1:6379/0", "must start with one of redis://"),
         ("SECRETS_ENCRYPTION_KEYS", "not-a-fernet-key", "(key 1, not shown) is not a Fernet key"),
+        ("SLACK_API_URL", "slack.com/api", "must start with one of http://, https://"),
+        ("SLACK_BOT_TOKEN", "hunter2", "(not shown) is not a Slack token"),
+        ("PUBLIC_URL", "cd.example.com", "must start with one of http://, https://"),
+        ("EMAIL_PORT", "smtp", "is not an integer"),
+        ("EMAIL_USE_TLS", "maybe", "is not a boolean"),
+        ("DEFAULT_FROM_EMAIL", "cdp", "is not an e-mail address"),
+        ("NOTIFICATION_MAX_ATTEMPTS", "0", "must be at least 1"),
     ],
 )
 def test_a_bad_setting_stops_start_naming_the_variable(name, value, message):
@@ -40,3 +47,10 @@ def test_good_settings_start():
     result = manage_check(EXECUTION_WINDOW_TIME_ZONE="Europe/Paris", ENGINE_MAX_STEP_ATTEMPTS="5", LOG_LEVEL="warning")
 
     assert result.returncode == 0, result.stderr
+
+
+def test_half_a_slack_configuration_is_said_at_start():
+    result = manage_check(SLACK_BOT_TOKEN="xoxb-1-2-3", SLACK_SIGNING_SECRET="")
+
+    assert result.returncode == 0
+    assert "notifications.W001" in result.stderr and "SLACK_SIGNING_SECRET is not set" in result.stderr

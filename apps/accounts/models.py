@@ -84,6 +84,7 @@ class AuditSource(models.TextChoices):
     TRIGGER = "trigger"
     CLI = "cli"
     ADMIN = "admin"
+    SLACK = "slack"
     SYSTEM = "system"
 
 

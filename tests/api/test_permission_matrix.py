@@ -38,6 +38,8 @@ from apps.accounts.audit import Actor, record
 from apps.accounts.models import AuditEvent, ServiceAccount
 from apps.accounts.services import do_create_token, do_grant
 from apps.deployments.services.accounts import do_save_docker_account, do_save_registry_account
+from apps.notifications.models import Delivery
+from apps.notifications.services import do_create_subscription
 from apps.pipelines.checks import child_start_refusal
 from apps.pipelines.choices import Status
 from apps.pipelines.models import Application, Execution, Pipeline, StageExecution
@@ -87,6 +89,8 @@ class Target:
     registry: str = ""
     # An inbound trigger event that matched the target's pipeline (its TriggerMatch id).
     trigger_event: str = ""
+    delivery: int = 0
+    subscription: int = 0
 
 
 def shaped_executions(pipeline: Pipeline) -> dict[str, str]:
@@ -141,14 +145,16 @@ def build_world() -> SimpleNamespace:
     # Every action points at secret's one execution: a 404 comes before any state is looked at.
     secret_execution = str(do_start_execution(vault, user="setup").id)
     shop_event, secret_event = (trigger_event(pipeline) for pipeline in (deliver, vault))
+    notified = {app.name: notification_rows(app, execution) for app, execution in (
+        (shop, shop_executions["judge"]), (vault.application, secret_execution))}
     return SimpleNamespace(
         users=users,
         tokens=tokens,
         bot_token=bot_secret,
         shop=Target("shop", str(deliver.id), "deliver", shop_executions, "shop-engine", "shop-registry",
-                    shop_event),
+                    shop_event, *notified["shop"]),
         secret=Target("secret", str(vault.id), "vault", dict.fromkeys(shop_executions, secret_execution),
-                      "vault-engine", "vault-registry", secret_event),
+                      "vault-engine", "vault-registry", secret_event, *notified["secret"]),
     )
 
 
@@ -172,6 +178,17 @@ def build_accounts(users: dict) -> None:
             for account in (engine, registry):
                 for name, action in [("bob", "read"), ("erin", "deploy"), ("alice", "manage")]:
                     do_grant(account, users[name], action, actor="setup")
+
+
+def notification_rows(application: Application, execution_id: str) -> tuple[int, int]:
+    """A delivery about the application's execution, and an application subscription: their ids."""
+    delivery = Delivery.objects.create(
+        key=f"matrix-{application.name}", event_id=1, moment="pipeline.complete", application=application,
+        execution_id=execution_id, target_type="webhook", target={"type": "webhook"}, target_hint="https://x/…",
+        source="pipeline")
+    subscription = do_create_subscription(application, {"type": "email", "address": "ops@example.com",
+                                                        "when": ["pipeline.failed"]}, user="setup")
+    return delivery.pk, subscription.pk
 
 
 @pytest.fixture(scope="module")
@@ -301,6 +318,17 @@ ENDPOINTS = {
                                  lambda t: {"stage": "2", "decision": "continue"}),
     "executions.skip-wait": Endpoint("execution-skip-wait", "POST", execution_url("skip-wait"),
                                      lambda t: {"stage": "1"}),
+    "deliveries.list": Endpoint("notification-delivery-list", "GET", lambda t: "/api/notification-deliveries/",
+                                scoped=False),
+    "deliveries.detail": Endpoint("notification-delivery-detail", "GET",
+                                  lambda t: f"/api/notification-deliveries/{t.delivery}/"),
+    "subscriptions.list": Endpoint("application-notifications", "GET",
+                                   lambda t: f"/api/applications/{t.application}/notifications/"),
+    "subscriptions.create": Endpoint("application-notifications", "POST",
+                                     lambda t: f"/api/applications/{t.application}/notifications/",
+                                     lambda t: {"type": "slack", "address": "deploys", "when": ["pipeline.failed"]}),
+    "subscriptions.delete": Endpoint("application-notification", "DELETE",
+                                     lambda t: f"/api/applications/{t.application}/notifications/{t.subscription}/"),
     "audit-events.list": Endpoint("audit-event-list", "GET", lambda t: "/api/audit-events/", scoped=False),
     "tokens.list": Endpoint("token-list", "GET", lambda t: "/api/tokens/", scoped=False),
     "tokens.create": Endpoint("token-list", "POST", lambda t: "/api/tokens/", lambda t: {"name": "matrix"},
@@ -372,6 +400,11 @@ ROWS = {
     "executions.restart":     (401, 404, 403, 403, 200, 200, 200, 200),
     "executions.judge":       (401, 404, 403, 403, 403, 200, 403, 200),
     "executions.skip-wait":   (401, 404, 403, 403, 200, 200, 200, 200),
+    "deliveries.list":        (401, 200, 200, 200, 200, 200, 200, 200),
+    "deliveries.detail":      (401, 404, 200, 200, 200, 200, 200, 200),
+    "subscriptions.list":     (401, 404, 200, 200, 200, 200, 200, 200),
+    "subscriptions.create":   (401, 404, 403, 201, 403, 403, 403, 201),
+    "subscriptions.delete":   (401, 404, 403, 204, 403, 403, 403, 204),
     "audit-events.list":      (401, 200, 200, 200, 200, 200, 200, 200),
     "tokens.list":            (401, 200, 200, 200, 200, 200, 200, 200),
     "tokens.create":          (401, 201, 201, 201, 201, 201, 403, 201),
@@ -478,6 +511,8 @@ def visible(world, role: str) -> dict[str, set]:
         "/api/executions/": {str(pk) for pk in Execution.objects.filter(application__name__in=apps)
                              .values_list("pk", flat=True)},
         "/api/audit-events/": set(events.values_list("pk", flat=True)),
+        "/api/notification-deliveries/": set(Delivery.objects.filter(application__name__in=apps)
+                                             .values_list("pk", flat=True)),
         "/api/tokens/": {world.tokens[role]},
         "/api/service-accounts/": SERVICE_ACCOUNTS_SEEN[role],
         # root also sees the zero-configuration engine account ``local``.
@@ -499,7 +534,7 @@ def hidden(world, role: str) -> dict[str, set]:
 LIST_KEYS = {
     "/api/applications/": "name", "/api/pipelines/": "id", "/api/executions/": "id", "/api/audit-events/": "id",
     "/api/tokens/": "id", "/api/service-accounts/": "username", "/api/docker-accounts/": "name",
-    "/api/registry-accounts/": "name", "/api/trigger-events/": "id",
+    "/api/registry-accounts/": "name", "/api/trigger-events/": "id", "/api/notification-deliveries/": "id",
 }
 
 

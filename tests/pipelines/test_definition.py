@@ -609,7 +609,8 @@ def test_a_bare_stage_enabled_expression_is_checked_as_if_written_inside_braces(
 def test_malformed_expressions_in_triggers_and_notifications_are_reported():
     doc = pipeline(
         triggers=[{"type": "webhook", "source": "hooks", "payloadConstraints": {"ref": MALFORMED}}],
-        notifications=[{"type": "email", "message": {"pipeline.complete": {"text": MALFORMED}}}],
+        notifications=[{"type": "email", "address": "ops@example.com", "when": ["pipeline.complete"],
+                        "message": {"pipeline.complete": {"text": MALFORMED}}}],
     )
 
     assert pointers_of(doc) == [
@@ -640,7 +641,8 @@ def test_trigger_problems_are_reported_at_their_pointers():
 
 
 def test_a_notification_that_is_not_an_object_is_reported():
-    assert problems_of(pipeline(notifications=[{"type": "slack"}, "slack"])) == [
+    assert problems_of(pipeline(notifications=[{"type": "slack", "address": "deploys", "when": ["pipeline.failed"]},
+                                               "slack"])) == [
         ("/notifications/1", "must be an object")
     ]
 

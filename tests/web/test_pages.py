@@ -604,7 +604,16 @@ def test_describing_triggers_and_notifications():
                                   "when": ["pipeline.complete", "pipeline.failed"]}) == (
         "Sends e-mails to ops@example.com on success, on failure"
     )
-    assert describe_notification({"type": "pager", "address": "team"}) == "Sends pager notifications to team"
+    assert describe_notification({"type": "pager", "address": "team"}) == (
+        "Sends nothing: pager notifications are not sent (sent: slack, email, webhook, microsoftteams, googlechat)"
+    )
+    assert describe_notification({"type": "slack", "address": "ops"}) == (
+        "Sends Slack messages to #ops — never: it names no moment in when"
+    )
+    assert describe_notification({"type": "googlechat", "address": "https://chat.example.com/v1/spaces/A?key=k",
+                                  "when": ["manualJudgment"]}) == (
+        "Sends Google Chat messages to https://chat.example.com/… when a judgment is awaited"
+    )
 
 
 def test_the_diff_between_two_revisions_and_restore(people, shop):

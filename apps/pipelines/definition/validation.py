@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from apps.pipelines.definition.checks import (
@@ -25,6 +26,16 @@ MAX_PIPELINE_NAME_LENGTH = 200
 
 PIPELINE_FLAGS = ("limitConcurrent", "keepWaitingPipelines", "disabled")
 
+# Checks other apps add for the parts of a document they act on (notifications: its subscriptions),
+# registered from their ``ready()``; each returns its problems with their pointers.
+DOCUMENT_CHECKS: list[Callable[[dict], list[Problem]]] = []
+
+
+def register_document_check(check: Callable[[dict], list[Problem]]) -> None:
+    """Add a check every pipeline document goes through (registering the same one twice is harmless)."""
+    if check not in DOCUMENT_CHECKS:
+        DOCUMENT_CHECKS.append(check)
+
 
 def validate_pipeline(doc: dict) -> list[Problem]:
     """Return every problem with a pipeline document (an empty list when it is valid).
@@ -47,6 +58,8 @@ def validate_pipeline(doc: dict) -> list[Problem]:
     problems += parameter_config_problems(doc.get("parameterConfig"))
     problems += _unstorable_text_problems(doc)
     problems += reference_problems(doc, _secret_fields, trigger_secret_fields)
+    for check in DOCUMENT_CHECKS:
+        problems += check(doc)
     return problems
 
 

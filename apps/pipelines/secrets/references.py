@@ -74,7 +74,8 @@ def strings_with_secrets(value: Any, pointer: str = "") -> Iterator[tuple[str, s
 
 def _allowed_pointers(doc: dict, secret_fields: Callable[[str], tuple[str, ...]],
                       trigger_fields: Callable[[str], tuple[str, ...]]) -> list[str]:
-    """The pointers under which references may be written: each stage's and each trigger's secret fields."""
+    """The pointers under which references may be written: each stage's and each trigger's secret fields,
+    and notifications' addresses."""
     allowed = []
     for key, fields_of in (("stages", secret_fields), ("triggers", trigger_fields)):
         items = doc.get(key)
@@ -82,6 +83,15 @@ def _allowed_pointers(doc: dict, secret_fields: Callable[[str], tuple[str, ...]]
             kind = item.get("type") if isinstance(item, dict) else None
             for field in fields_of(kind) if isinstance(kind, str) else ():
                 allowed.append(pointer_join(f"/{key}", index, field))
+    # A notification's address may be a credential (a Teams or Google Chat webhook URL).
+    stages = doc.get("stages")
+    for index, stage in enumerate(stages if isinstance(stages, list) else []):
+        notifications = stage.get("notifications") if isinstance(stage, dict) else None
+        for position in range(len(notifications) if isinstance(notifications, list) else 0):
+            allowed.append(pointer_join("/stages", index, "notifications", position, "address"))
+    notifications = doc.get("notifications")
+    for position in range(len(notifications) if isinstance(notifications, list) else 0):
+        allowed.append(pointer_join("/notifications", position, "address"))
     return allowed
 
 
@@ -117,5 +127,5 @@ def reference_problems(
         if names and not _is_under(where, allowed):
             problems.append(Problem(where, "a secret can be used only in the fields a stage resolves itself: "
                                            "a webhook stage's url, customHeaders, payload, cancelEndpoint and "
-                                           "cancelPayload, and a trigger's secret"))
+                                           "cancelPayload, a trigger's secret and a notification's address"))
     return problems

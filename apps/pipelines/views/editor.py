@@ -44,13 +44,23 @@ WHEN_WORDS = {
     "pipeline.starting": "when it starts", "pipeline.complete": "on success", "pipeline.failed": "on failure",
     "stage.starting": "when a stage starts", "stage.complete": "when a stage succeeds",
     "stage.failed": "when a stage fails", "manualJudgment": "when a judgment is awaited",
+    "manualJudgmentContinue": "when a judgment continues", "manualJudgmentStop": "when a judgment stops",
 }
+# The kinds apps/notifications sends (its transports); any other kind is kept in the document but not sent.
 NOTIFICATION_WORDS = {
     "slack": lambda n: f"Sends Slack messages to #{_words(n.get('address')).lstrip('#')}",
     "email": lambda n: f"Sends e-mails to {_words(n.get('address'))}",
-    "webhook": lambda n: f"Calls the webhook {_words(n.get('address'))}",
-    "microsoftteams": lambda n: f"Sends Microsoft Teams messages to {_words(n.get('address'))}",
+    "webhook": lambda n: f"Calls the webhook {_address_words(n.get('address'))}",
+    "microsoftteams": lambda n: f"Sends Microsoft Teams messages to {_address_words(n.get('address'))}",
+    "googlechat": lambda n: f"Sends Google Chat messages to {_address_words(n.get('address'))}",
 }
+
+
+def _address_words(address) -> str:
+    """A webhook URL as the editor shows it: its origin, not the path that may hold a token."""
+    text = _words(address)
+    scheme, sep, rest = text.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}/…" if sep and "${" not in text else text
 
 
 def describe_trigger(trigger: dict) -> str:
@@ -64,12 +74,15 @@ def describe_trigger(trigger: dict) -> str:
 
 
 def describe_notification(notification: dict) -> str:
-    """A notification in plain words: where it goes and when."""
+    """A notification in plain words: where it goes and when, or why it is never sent."""
     kind = str(notification.get("type") or "unknown")
-    where = NOTIFICATION_WORDS.get(kind, lambda n: f"Sends {kind} notifications to {_words(n.get('address'))}")
+    if kind not in NOTIFICATION_WORDS:
+        return f"Sends nothing: {kind} notifications are not sent (sent: {', '.join(NOTIFICATION_WORDS)})"
     when = notification.get("when") if isinstance(notification.get("when"), list) else []
-    moments = [WHEN_WORDS.get(str(item), f"on {item}") for item in when]
-    return where(notification) + (" " + ", ".join(moments) if moments else "")
+    moments = [WHEN_WORDS[str(item)] for item in when if str(item) in WHEN_WORDS]
+    if not moments:
+        return NOTIFICATION_WORDS[kind](notification) + " — never: it names no moment in when"
+    return NOTIFICATION_WORDS[kind](notification) + " " + ", ".join(moments)
 
 
 def editor_context(request, pipeline: Pipeline, form: PipelineEditorForm) -> dict:
