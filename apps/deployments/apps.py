@@ -13,5 +13,6 @@ class DeploymentsConfig(AppConfig):
     def ready(self) -> None:
         # Models can be imported only once the registry is ready, hence here and not at the top.
         from apps.deployments import governance
+        from apps.deployments.stages import builtin  # noqa: F401  (registers the deployments' stage types)
 
         governance.register()

@@ -1,0 +1,3 @@
+"""Imports every stage type of deployments, so that each registers itself."""
+
+from apps.deployments.stages import bake  # noqa: F401
