@@ -288,6 +288,13 @@ DOCKER_HEALTH_INTERVAL_SECONDS = env_float("DOCKER_HEALTH_INTERVAL_SECONDS", 0.5
 DOCKER_OWNER_LABEL = env_str("DOCKER_OWNER_LABEL", "cdplatform")
 # The address load balancers (the proxies the platform runs) listen on.
 LOAD_BALANCER_BIND_ADDRESS = env_str("LOAD_BALANCER_BIND_ADDRESS", "127.0.0.1")
+# Where each load balancer's nginx keeps its config, pid file and logs; the nginx binary.
+LOAD_BALANCER_STATE_DIR = env_str("LOAD_BALANCER_STATE_DIR", str(BASE_DIR / "var" / "load-balancers"))
+LOAD_BALANCER_NGINX = env_str("LOAD_BALANCER_NGINX", "nginx")
+# Seconds a target taken out of a load balancer keeps its container, so requests in flight finish.
+LOAD_BALANCER_DRAIN_SECONDS = env_float("LOAD_BALANCER_DRAIN_SECONDS", 2.0, minimum=0)
+# Seconds between the checks that keep each server group at its desired capacity.
+SERVER_GROUP_RECONCILE_SECONDS = env_int("SERVER_GROUP_RECONCILE_SECONDS", 5, minimum=1)
 
 # --- Outbound calls (webhook stages; apps/pipelines/outbound.py) ----------
 # URL schemes an outbound call may use.

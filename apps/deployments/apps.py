@@ -16,3 +16,15 @@ class DeploymentsConfig(AppConfig):
         from apps.deployments.stages import builtin  # noqa: F401  (registers the deployments' stage types)
 
         governance.register()
+        register_periodic_jobs()
+
+
+def register_periodic_jobs() -> None:
+    """Server groups kept at their desired capacity: a dead or unhealthy container is replaced."""
+    from django.conf import settings
+
+    from apps.deployments.services.server_groups import keep_every_group_at_capacity
+    from apps.pipelines.periodic import register_periodic
+
+    register_periodic("deployments.keep-capacity", keep_every_group_at_capacity,
+                      every=settings.SERVER_GROUP_RECONCILE_SECONDS)

@@ -8,7 +8,9 @@ that label when the test ends, whatever the test did.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -130,3 +132,47 @@ def web_repository(tmp_path, settings):
     git(repository, "commit", "-q", "-m", "v1")
     settings.BAKE_LOCAL_ROOTS = [str(tmp_path)]
     return repository
+
+
+WEB_DOCKERFILE = """FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+COPY www /www
+CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
+"""
+
+
+@pytest.fixture
+def web_images(engine, docker_client, tmp_path):
+    """Two busybox web images on the engine whose pages say "v1" and "v2" (and one whose /health never answers),
+    labelled for removal; their names by version."""
+    if not Path(BUSYBOX).exists():
+        missing_service("busybox (apt-get install busybox-static)")
+    names = {}
+    for version in ("v1", "v2", "broken"):
+        context = tmp_path / f"image-{version}"
+        context.mkdir()
+        write_web_source(context, f"{version}\n")
+        if version == "broken":
+            (context / "www" / "health").unlink()
+        (context / "Dockerfile").write_text(WEB_DOCKERFILE)
+        name = f"cdp-test/web:{version}-{engine}"
+        docker_client.images.build(path=str(context), tag=name, labels={"io.cdplatform.owner": engine}, rm=True)
+        names[version] = name
+    return names
+
+
+@pytest.fixture
+def load_balancer_dir(tmp_path, settings):
+    """Where the test's load balancers (nginx processes) live; every one still running is stopped afterwards."""
+    if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
+        missing_service("nginx (apt-get install nginx-light)")
+    directory = tmp_path / "load-balancers"
+    directory.mkdir()
+    settings.LOAD_BALANCER_STATE_DIR = str(directory)
+    yield directory
+    for pid_file in directory.glob("*/nginx.pid"):
+        try:
+            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass

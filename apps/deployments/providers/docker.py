@@ -10,6 +10,7 @@ run with an init process (busybox as PID 1 ignores SIGTERM).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from docker.errors import APIError, BuildError, DockerException, ImageNotFound, 
 from apps.deployments.models import RegistryAccount
 from apps.deployments.services.accounts import decrypted
 
+logger = logging.getLogger(__name__)
 LABEL = "io.cdplatform"
 MAX_LOG_CHARACTERS = 65536
 
@@ -138,7 +140,8 @@ def healthcheck(spec: ContainerSpec) -> dict | None:
         return None
     port = spec.health_port or spec.container_port
     url = f"http://127.0.0.1:{port}{spec.health_path}"
-    return {"test": ["CMD", "wget", "-q", "-T", "2", "-O", "/dev/null", url],
+    # No -T: the engine's timeout bounds the check, and busybox's wget crashes with -T here.
+    return {"test": ["CMD", "wget", "-q", "-O", "/dev/null", url],
             "interval": int(settings.DOCKER_HEALTH_INTERVAL_SECONDS * 1e9), "timeout": int(2e9), "retries": 2,
             "start_period": 0}
 
