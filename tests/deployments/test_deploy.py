@@ -161,3 +161,34 @@ def test_a_traffic_guard_refuses_to_disable_the_last_enabled_group(platform):
     assert "traffic guard" in str(stages_of(finished)["1"].context.get("exception"))
     assert live() == {"shop-web-v000": True}
     assert get(platform["port"]) == (200, "v1")
+
+
+def test_find_image_then_deploy_promotes_the_exact_image_that_passed_test(platform):
+    first_deploy(platform)  # "test": shop-web runs v1
+    finished = run([
+        {"refId": "find", "name": "Find", "type": "findImage", "account": "local", "cluster": "shop-web",
+         "selectionStrategy": "NEWEST", "onlyEnabled": True},
+        {"refId": "1", "name": "Promote", "type": "deploy", "requisiteStageRefIds": ["find"], "clusters": [
+            {**cluster(None, "highlander", stack="prod", loadBalancers=[]), "image": None}]},
+    ], "promote")
+
+    assert finished.status == Status.SUCCEEDED
+    [prod] = ServerGroup.objects.filter(cluster="shop-prod", destroyed_at=None)
+    assert prod.image == platform["images"]["v1"] == stages_of(finished)["find"].outputs["image"]
+
+
+def test_a_job_that_exits_3_fails_with_its_logs_and_one_that_succeeds_gives_its_outputs(platform):
+    image = platform["images"]["v1"]
+    finished = run([
+        {"refId": "ok", "name": "Migrate", "type": "runJob", "image": image, "command": [
+            "sh", "-c", 'echo SPINNAKER_PROPERTY_SCHEMA=42; echo \'SPINNAKER_CONFIG_JSON={"tables": 3}\'']},
+        {"refId": "bad", "name": "Smoke", "type": "runJob", "image": image, "requisiteStageRefIds": ["ok"],
+         "command": ["sh", "-c", "echo checking; echo broken >&2; exit 3"]},
+    ], "jobs")
+
+    stages = stages_of(finished)
+    assert finished.status == Status.TERMINAL
+    assert stages["ok"].outputs == {"schema": "42", "tables": 3, "exitCode": 0}
+    assert stages["bad"].status == Status.TERMINAL and stages["bad"].context["exitCode"] == 3
+    assert "checking" in stages["bad"].context["jobLog"] and "broken" in stages["bad"].context["jobLog"]
+    assert "exited with 3" in str(stages["bad"].context["exception"])
