@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from docker.errors import APIError, BuildError, DockerException, ImageNotFound, NotFound
 
+from apps.deployments.credentials import decrypted
 from apps.deployments.models import RegistryAccount
-from apps.deployments.services.accounts import decrypted
 
 logger = logging.getLogger(__name__)
 LABEL = "io.cdplatform"
