@@ -304,8 +304,21 @@ STAGE_TYPE_MODULES = env_list("STAGE_TYPE_MODULES", [])
 DOCKER_API_TIMEOUT_SECONDS = env_int("DOCKER_API_TIMEOUT_SECONDS", 30, minimum=1)
 # Seconds a bake's build and push may take in all.
 DOCKER_BUILD_TIMEOUT_SECONDS = env_int("DOCKER_BUILD_TIMEOUT_SECONDS", 600, minimum=1)
+# Directories a bake may read a context or a git repository from (a path outside them is refused).
+BAKE_LOCAL_ROOTS = env_list("BAKE_LOCAL_ROOTS", [])
+# Seconds between the engine's health checks of a server group's instances.
+DOCKER_HEALTH_INTERVAL_SECONDS = env_float("DOCKER_HEALTH_INTERVAL_SECONDS", 0.5, minimum=0.05)
+# The value of the io.cdplatform.owner label on everything this installation makes on a shared engine.
+DOCKER_OWNER_LABEL = env_str("DOCKER_OWNER_LABEL", "cdplatform")
 # The address load balancers (the proxies the platform runs) listen on.
 LOAD_BALANCER_BIND_ADDRESS = env_str("LOAD_BALANCER_BIND_ADDRESS", "127.0.0.1")
+# Where each load balancer's nginx keeps its config, pid file and logs; the nginx binary.
+LOAD_BALANCER_STATE_DIR = env_str("LOAD_BALANCER_STATE_DIR", str(BASE_DIR / "var" / "load-balancers"))
+LOAD_BALANCER_NGINX = env_str("LOAD_BALANCER_NGINX", "nginx")
+# Seconds a target taken out of a load balancer keeps its container, so requests in flight finish.
+LOAD_BALANCER_DRAIN_SECONDS = env_float("LOAD_BALANCER_DRAIN_SECONDS", 2.0, minimum=0)
+# Seconds between the checks that keep each server group at its desired capacity.
+SERVER_GROUP_RECONCILE_SECONDS = env_int("SERVER_GROUP_RECONCILE_SECONDS", 5, minimum=1)
 
 # --- Outbound calls (webhook stages; apps/pipelines/outbound.py) ----------
 # URL schemes an outbound call may use.

@@ -13,5 +13,18 @@ class DeploymentsConfig(AppConfig):
     def ready(self) -> None:
         # Models can be imported only once the registry is ready, hence here and not at the top.
         from apps.deployments import governance
+        from apps.deployments.stages import builtin  # noqa: F401  (registers the deployments' stage types)
 
         governance.register()
+        register_periodic_jobs()
+
+
+def register_periodic_jobs() -> None:
+    """Server groups kept at their desired capacity: a dead or unhealthy container is replaced."""
+    from django.conf import settings
+
+    from apps.deployments.services.server_groups import keep_every_group_at_capacity
+    from apps.pipelines.periodic import register_periodic
+
+    register_periodic("deployments.keep-capacity", keep_every_group_at_capacity,
+                      every=settings.SERVER_GROUP_RECONCILE_SECONDS)

@@ -121,3 +121,123 @@ class RegistryAccountGroupPermission(GroupObjectPermissionBase):
 
     class Meta(GroupObjectPermissionBase.Meta):
         pass
+
+
+# --- What runs on the accounts: load balancers, server groups, their instances ------------------
+
+
+class LoadBalancer(models.Model):
+    """A real proxy (nginx) the platform runs and configures, sending traffic to enabled server groups' instances.
+
+    It listens on LOAD_BALANCER_BIND_ADDRESS at each listener's
+    ``externalPort``, and is reloaded gracefully when the set of instances it
+    sends to changes (apps/deployments/providers/nginx.py).
+    """
+
+    application = models.ForeignKey("pipelines.Application", on_delete=models.CASCADE, related_name="load_balancers")
+    account = models.ForeignKey(DockerAccount, on_delete=models.PROTECT, related_name="load_balancers")
+    name = models.CharField(max_length=63, validators=[account_name_validator])
+    # [{externalProtocol, externalPort, internalProtocol, internalPort}]
+    listeners = models.JSONField(default=list)
+    # {path, intervalSec, timeoutSec, healthyThreshold, unhealthyThreshold}
+    health_check = models.JSONField(default=dict, blank=True)
+    # The instances it sends to as last configured: ["127.0.0.1:PORT", ...] (what the proxy's config holds).
+    targets = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    permission_path = "application"
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="unique_load_balancer_per_account")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ServerGroup(models.Model):
+    """One versioned deployment of a cluster (``app-stack-detail-v003``): ``desired`` containers of one image.
+
+    ``enabled`` says whether its load balancers send it traffic;
+    ``traffic_instances`` (rolling red/black) limits that to its first N
+    instances while traffic moves, None meaning all. A destroyed group keeps
+    its row, with ``destroyed_at``, for the cluster's history.
+    """
+
+    application = models.ForeignKey("pipelines.Application", on_delete=models.CASCADE, related_name="server_groups")
+    account = models.ForeignKey(DockerAccount, on_delete=models.PROTECT, related_name="server_groups")
+    cluster = models.CharField(max_length=200)
+    name = models.CharField(max_length=210)
+    version = models.PositiveIntegerField()
+    image = models.CharField(max_length=500)
+    desired = models.PositiveIntegerField(default=1)
+    enabled = models.BooleanField(default=False)
+    traffic_instances = models.PositiveIntegerField(null=True, blank=True)
+    load_balancers = models.JSONField(default=list, blank=True)
+    # containerPort, command, env, resources, healthCheck: what each instance is started with.
+    spec = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    destroyed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+
+    permission_path = "application"
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["cluster", "-version", "-created_at"]
+        indexes = [models.Index(fields=["account", "cluster"], name="server_group_cluster")]
+        constraints = [models.UniqueConstraint(fields=["account", "name"], condition=models.Q(destroyed_at=None),
+                                               name="unique_live_server_group")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class InstanceHealth(models.TextChoices):
+    UP = "UP"
+    DOWN = "DOWN"
+    STARTING = "STARTING"
+    OUT_OF_SERVICE = "OUT_OF_SERVICE"
+
+
+class Instance(models.Model):
+    """One container of a server group; a replaced or removed one keeps its row (``ended_at``, ``ended_reason``)."""
+
+    server_group = models.ForeignKey(ServerGroup, on_delete=models.CASCADE, related_name="instances")
+    container_id = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=255)
+    host_port = models.PositiveIntegerField(null=True, blank=True)
+    health = models.CharField(max_length=20, choices=InstanceHealth.choices, default=InstanceHealth.STARTING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_reason = models.CharField(max_length=200, blank=True)
+
+    permission_path = "server_group__application"
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["server_group", "created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TrafficGuard(models.Model):
+    """Spinnaker's traffic guard: the cluster never loses its last enabled server group to a disable, destroy or
+    resize, whoever asks."""
+
+    application = models.ForeignKey("pipelines.Application", on_delete=models.CASCADE, related_name="traffic_guards")
+    account = models.ForeignKey(DockerAccount, on_delete=models.CASCADE, related_name="traffic_guards")
+    cluster = models.CharField(max_length=200)
+
+    permission_path = "application"
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "cluster"], name="unique_traffic_guard")]
+
+    def __str__(self) -> str:
+        return f"{self.account.name}/{self.cluster}"

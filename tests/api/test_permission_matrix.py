@@ -338,6 +338,7 @@ ENDPOINTS = {
     "trigger-events.list": Endpoint("trigger-event-list", "GET", lambda t: "/api/trigger-events/", scoped=False),
     "trigger-events.detail": Endpoint("trigger-event-detail", "GET",
                                       lambda t: f"/api/trigger-events/{t.trigger_event}/"),
+    "clusters.list": Endpoint("application-clusters", "GET", lambda t: f"/api/applications/{t.application}/clusters/"),
     **account_endpoints("docker-accounts", "docker-account", "engine", {"host": "unix:///run/docker.sock"}),
     **account_endpoints("registry-accounts", "registry-account", "registry",
                         {"address": "127.0.0.1:5001", "password": "registry-pass-2"}),
@@ -414,6 +415,7 @@ ROWS = {
     "trigger-events.detail":  (401, 404, 200, 200, 200, 200, 200, 200),
     # Accounts are granted on their own (Fiat's accounts): bob reads shop's two, erin deploys to them, alice
     # manages them; dave and ci-bot hold nothing on them, so they are 404 to them. Only an administrator adds one.
+    "clusters.list":                 (401, 404, 200, 200, 200, 200, 200, 200),
     "docker-accounts.list":          (401, 200, 200, 200, 200, 200, 200, 200),
     "docker-accounts.detail":        (401, 404, 200, 200, 200, 404, 404, 200),
     "docker-accounts.create":        (401, 403, 403, 403, 403, 403, 403, 201),

@@ -13,9 +13,10 @@ from rest_framework.test import APIClient
 from apps.accounts.models import AuditEvent
 from apps.accounts.permissions import DEPLOY, PermissionRefused, can
 from apps.accounts.services import do_grant
+from apps.deployments.credentials import decrypted
 from apps.deployments.models import DockerAccount, RegistryAccount
 from apps.deployments.providers.engines import engine_address
-from apps.deployments.services.accounts import check_deploy, decrypted, do_save_registry_account
+from apps.deployments.services.accounts import check_deploy, do_save_registry_account
 
 pytestmark = pytest.mark.django_db
 

@@ -78,3 +78,52 @@ class AccountGrantsSerializer(serializers.Serializer):
     account = serializers.CharField()
     users = GranteeSerializer(many=True)
     groups = GranteeSerializer(many=True)
+
+
+class InstanceSerializer(serializers.Serializer):
+    """One container of a server group, with its health (UP, DOWN, STARTING, OUT_OF_SERVICE)."""
+
+    name = serializers.CharField()
+    containerId = serializers.CharField(source="container_id")
+    health = serializers.CharField()
+    hostPort = serializers.IntegerField(source="host_port", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+
+
+class ServerGroupSerializer(serializers.Serializer):
+    """A live server group: version, image, size, whether it takes traffic, its instances."""
+
+    name = serializers.CharField()
+    account = serializers.CharField(source="account.name")
+    version = serializers.IntegerField()
+    image = serializers.CharField()
+    desired = serializers.IntegerField()
+    enabled = serializers.BooleanField()
+    loadBalancers = serializers.ListField(source="load_balancers", child=serializers.CharField())
+    createdAt = serializers.DateTimeField(source="created_at")
+    instances = InstanceSerializer(source="live_instances", many=True)
+
+
+class ClusterSerializer(serializers.Serializer):
+    """A cluster of an application and its live server groups, newest first."""
+
+    name = serializers.CharField()
+    account = serializers.CharField()
+    serverGroups = ServerGroupSerializer(many=True)
+
+
+class LoadBalancerSerializer(serializers.Serializer):
+    """A load balancer and where it sends traffic now."""
+
+    name = serializers.CharField()
+    account = serializers.CharField(source="account.name")
+    listeners = serializers.ListField(child=serializers.DictField())
+    targets = serializers.ListField(child=serializers.CharField())
+
+
+class ApplicationClustersSerializer(serializers.Serializer):
+    """What an application runs: its clusters and its load balancers (Deck's clusters tab)."""
+
+    application = serializers.CharField()
+    clusters = ClusterSerializer(many=True)
+    loadBalancers = LoadBalancerSerializer(many=True)

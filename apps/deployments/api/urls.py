@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from apps.deployments.api.clusters import ApplicationClustersView
 from apps.deployments.api.views import (
     DockerAccountPermissionsView,
     DockerAccountViewSet,
@@ -15,6 +16,7 @@ router.register("docker-accounts", DockerAccountViewSet, basename="docker-accoun
 router.register("registry-accounts", RegistryAccountViewSet, basename="registry-account")
 
 urlpatterns = [
+    path("applications/<str:name>/clusters/", ApplicationClustersView.as_view(), name="application-clusters"),
     path("docker-accounts/<str:name>/permissions/", DockerAccountPermissionsView.as_view(),
          name="docker-account-permissions"),
     path("registry-accounts/<str:name>/permissions/", RegistryAccountPermissionsView.as_view(),

@@ -18,8 +18,8 @@ import docker
 from django.conf import settings
 from docker.errors import DockerException
 
+from apps.deployments.credentials import decrypted
 from apps.deployments.models import DockerAccount
-from apps.deployments.services.accounts import decrypted
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 

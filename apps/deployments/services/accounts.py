@@ -22,9 +22,9 @@ from django.db import transaction
 
 from apps.accounts.audit import Actor, record
 from apps.accounts.permissions import DEPLOY, MANAGE, PermissionRefused, is_superuser, require
+from apps.deployments.credentials import encrypted
 from apps.deployments.models import LOCAL_ACCOUNT, DockerAccount, RegistryAccount, account_name_validator
 from apps.pipelines.problems import InvalidDocument, Problem
-from apps.pipelines.secrets import crypto
 
 HOST_PATTERN = re.compile(r"^(unix:///[^\s\x00]{1,200}|tcp://[A-Za-z0-9.\-\[\]:]{1,200})$")
 ADDRESS_PATTERN = re.compile(r"^[A-Za-z0-9.\-]{1,200}(:\d{1,5})?$")
@@ -129,20 +129,6 @@ def registry_account_problems(document, *, creating: bool) -> list[Problem]:
     return problems
 
 
-def _encrypted(value: str, pointer: str) -> str:
-    if not value:
-        return ""
-    try:
-        return crypto.encrypt(value)
-    except crypto.SecretsUnavailable as error:
-        raise InvalidDocument([Problem(pointer, str(error))]) from None
-
-
-def decrypted(token: str) -> str:
-    """A credential's value, in the worker only, just before it is used ("" for none)."""
-    return crypto.decrypt(token) if token else ""
-
-
 # --- Saving -------------------------------------------------------------------------------------
 
 
@@ -172,7 +158,7 @@ def do_save_registry_account(document: dict, *, actor: Actor | str) -> tuple[Reg
             if key in document:
                 setattr(account, attribute, document[key])
         if "password" in document:
-            account.credentials = _encrypted(document["password"] or "", "/password")
+            account.credentials = encrypted(document["password"] or "", "/password")
         account.save()
         record("registry_account.created" if created else "registry_account.changed", actor,
                object_type="registry_account", object_id=account.name,
@@ -190,7 +176,7 @@ def do_save_docker_account(document: dict, *, actor: Actor | str) -> tuple[Docke
             if key in document:
                 setattr(account, attribute, document[key] if document[key] is not None else "")
         if "clientKey" in document:
-            account.client_key = _encrypted(document["clientKey"] or "", "/clientKey")
+            account.client_key = encrypted(document["clientKey"] or "", "/clientKey")
         account.save()
         if "registries" in document:
             account.registries.set(RegistryAccount.objects.filter(name__in=document["registries"]))

@@ -1,0 +1,159 @@
+"""The ``bake`` stage (Rosco, ``cloudProvider: docker``): build an image from a git repository or a directory, push it.
+
+The source is a git repository (``repository``: an http(s) URL, allowed by
+the outbound policy, or a path under BAKE_LOCAL_ROOTS; ``ref``: a branch, tag
+or commit) or a ``context`` directory under BAKE_LOCAL_ROOTS. The image is
+built on the engine of ``dockerAccount`` (default ``local``), tagged
+``<registry address>/<imageName>:<tag>`` for each of ``tags`` and pushed to
+the registry account ``account``. Outputs: ``repository``, ``tag``,
+``digest``, ``image`` (by digest) and Spinnaker's ``artifacts``; the build
+log is kept in the stage's context (``buildLog``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+
+from apps.deployments.models import LOCAL_ACCOUNT
+from apps.deployments.providers import docker as provider
+from apps.deployments.providers.engines import EngineUnreachable, engine_client
+from apps.deployments.stages.common import (
+    StageRefused,
+    docker_account,
+    is_expression,
+    mapping_problems,
+    registry_account,
+    string_problems,
+)
+from apps.pipelines.outbound import OutboundError, check_url
+from apps.pipelines.problems import Problem
+from apps.pipelines.stages.base import StageField, StageType, TaskResult, register
+
+IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+GIT_TIMEOUT_SECONDS = 120
+
+
+def local_path(path: str, field: str) -> Path:
+    """``path`` resolved, if it lies under one of BAKE_LOCAL_ROOTS; StageRefused otherwise."""
+    resolved = Path(path).resolve()
+    for root in settings.BAKE_LOCAL_ROOTS:
+        if resolved == Path(root).resolve() or Path(root).resolve() in resolved.parents:
+            return resolved
+    raise StageRefused(f"{field}: {path!r} is not under BAKE_LOCAL_ROOTS "
+                       f"({', '.join(settings.BAKE_LOCAL_ROOTS) or 'none configured'})")
+
+
+def fetch_repository(repository: str, ref: str, directory: Path) -> str:
+    """Check ``ref`` of ``repository`` out into ``directory``; returns the commit. StageRefused on failure."""
+    if re.match(r"^https?://", repository):
+        try:
+            check_url(repository)
+        except OutboundError as error:
+            raise StageRefused(f"repository: {error}") from None
+        source = repository
+    elif "://" in repository or repository.startswith("-"):
+        raise StageRefused("repository: must be an http(s) URL or a path under BAKE_LOCAL_ROOTS")
+    else:
+        source = str(local_path(repository, "repository"))
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    commands = [["git", "init", "-q", str(directory)],
+                ["git", "-C", str(directory), "fetch", "-q", "--depth", "1", "--", source, ref or "HEAD"],
+                ["git", "-C", str(directory), "checkout", "-q", "FETCH_HEAD"],
+                ["git", "-C", str(directory), "rev-parse", "HEAD"]]
+    result = None
+    for command in commands:
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=GIT_TIMEOUT_SECONDS, env=env)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise StageRefused(f"repository: git failed: {error}") from None
+        if result.returncode != 0:
+            raise StageRefused(f"repository: cannot fetch {ref or 'HEAD'!r} of {repository}: {result.stderr.strip()}")
+    return result.stdout.strip() if result else ""
+
+
+@register
+class BakeStage(StageType):
+    type_name = "bake"
+    label = "Bake (Docker)"
+    performs_io = True
+    fields = (
+        StageField("cloudProvider", "choice", "Cloud provider", choices=("docker",), default="docker"),
+        StageField("account", label="Registry account", required=True, help="Where the image is pushed."),
+        StageField("imageName", label="Image name", required=True, help="e.g. shop/web"),
+        StageField("tags", "list", "Tags", help="Expressions allowed, e.g. ${trigger.tag}; default: the commit"),
+        StageField("repository", label="Git repository", help="An http(s) URL or a path under BAKE_LOCAL_ROOTS"),
+        StageField("ref", label="Git ref", help="Branch, tag or commit (default HEAD)"),
+        StageField("context", label="Context directory", help="Instead of a repository: a directory"),
+        StageField("dockerfile", label="Dockerfile", default="Dockerfile", help="Path inside the context"),
+        StageField("buildArgs", "object", "Build arguments"),
+        StageField("dockerAccount", label="Engine to build on", default=LOCAL_ACCOUNT),
+    )
+
+    def validate(self, stage: dict, pointer: str) -> list[Problem]:
+        problems = string_problems(stage, pointer, ("account", "imageName", "repository", "ref", "context",
+                                                    "dockerfile", "dockerAccount"))
+        problems += mapping_problems(stage, pointer, "buildArgs")
+        if stage.get("cloudProvider", "docker") != "docker":
+            problems.append(Problem(f"{pointer}/cloudProvider", "only docker is supported"))
+        if not stage.get("repository") and not stage.get("context"):
+            problems.append(Problem(f"{pointer}/repository", "a repository or a context directory is required"))
+        name = stage.get("imageName")
+        if isinstance(name, str) and not is_expression(name) and not IMAGE_NAME.match(name):
+            problems.append(Problem(f"{pointer}/imageName", "must be a repository name: lowercase path components"))
+        tags = stage.get("tags")
+        if tags is not None and not is_expression(tags):
+            if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags) or len(tags) > 20:
+                problems.append(Problem(f"{pointer}/tags", "must be a list of at most 20 tags"))
+        return problems
+
+    def run(self, stage, scope, runtime) -> TaskResult:
+        try:
+            return self._bake(stage)
+        except (StageRefused, provider.ProviderError, EngineUnreachable) as error:
+            return TaskResult.failed(str(error))
+
+    def _bake(self, stage) -> TaskResult:
+        context = stage.context
+        registry = registry_account(stage, context.get("account"))
+        engine = docker_account(stage, context.get("dockerAccount") or LOCAL_ACCOUNT, "dockerAccount")
+        repository = f"{registry.address}/{context['imageName']}"
+        with tempfile.TemporaryDirectory(prefix="cdp-bake-") as work:
+            commit = ""
+            if context.get("repository"):
+                commit = fetch_repository(context["repository"], context.get("ref") or "", Path(work))
+                source = Path(work)
+            else:
+                source = local_path(context["context"], "context")
+            tags = [str(tag) for tag in context.get("tags") or [commit[:12] or "latest"]]
+            bad = [tag for tag in tags if not TAG.match(tag)]
+            if bad:
+                raise StageRefused(f"tags: {bad[0]!r} is not a valid image tag")
+            build_args = {key: str(value) for key, value in (context.get("buildArgs") or {}).items()}
+            with engine_client(engine, timeout=settings.DOCKER_BUILD_TIMEOUT_SECONDS) as client:
+                built = provider.build_image(
+                    client, context=str(source), dockerfile=context.get("dockerfile") or "Dockerfile",
+                    tag=f"{repository}:{tags[0]}", build_args=build_args,
+                    labels=provider.labels_for(application=stage.execution.application.name, baked="true"))
+                image = client.images.get(built.image_id)
+                digest = ""
+                for tag in tags:
+                    image.tag(repository, tag)
+                    digest = provider.push_image(client, repository, tag, registry)
+        return TaskResult.succeeded(outputs=bake_outputs(repository, tags, digest, built.image_id, commit),
+                                    context={"buildLog": provider.tail(built.log)})
+
+
+def bake_outputs(repository: str, tags: list[str], digest: str, image_id: str, commit: str) -> dict:
+    """What later stages read: the image by digest and Spinnaker's ``docker/image`` artifacts."""
+    artifacts = [{"type": "docker/image", "name": repository, "version": tag, "reference": f"{repository}:{tag}",
+                  "metadata": {"digest": digest}} for tag in tags]
+    return {"repository": repository, "tag": tags[0], "tags": tags, "digest": digest,
+            "image": f"{repository}@{digest}", "imageId": image_id, "commit": commit, "artifacts": artifacts,
+            "deploymentDetails": [{"ami": f"{repository}@{digest}", "imageId": image_id, "cloudProvider": "docker"}]}
