@@ -253,6 +253,8 @@ ENDPOINTS = {
                               scoped=False),
     "service-accounts.list": Endpoint("service-account-list", "GET", lambda t: "/api/service-accounts/",
                                       scoped=False),
+    "stage-types.list": Endpoint("stage-type-list", "GET", lambda t: "/api/stage-types/", scoped=False),
+    "stage-types.detail": Endpoint("stage-type-detail", "GET", lambda t: "/api/stage-types/webhook/", scoped=False),
 }
 
 # Routes and methods of the API deliberately left out of the matrix, and why.
@@ -274,7 +276,8 @@ NOT_IN_MATRIX = {
 # Reads are 200 to whoever reads shop; writes 2xx to alice and root; executing 2xx to erin, dave, ci-bot and
 # root, except judging, which needs the stage's role as well (dave; root is in every role). charlie gets 404
 # for anything of shop and empty lists. Anyone signed in may create an application (and gets every right on
-# it) and validate a document. A token cannot issue tokens (issue_token), so ci-bot's token request is 403.
+# it), validate a document and read the stage types. A token cannot issue tokens (issue_token), so ci-bot's token
+# request is 403.
 # An application's secrets: their names to its readers; setting, replacing and deleting them to its writers.
 # Granting and revoking needs manage, which only the owners hold (root here): not implied by write.
 ROWS = {
@@ -316,6 +319,8 @@ ROWS = {
     "tokens.list":            (401, 200, 200, 200, 200, 200, 200, 200),
     "tokens.create":          (401, 201, 201, 201, 201, 201, 403, 201),
     "service-accounts.list":  (401, 200, 200, 200, 200, 200, 200, 200),
+    "stage-types.list":       (401, 200, 200, 200, 200, 200, 200, 200),
+    "stage-types.detail":     (401, 200, 200, 200, 200, 200, 200, 200),
 }
 EXPECTED = {(endpoint, role): code for endpoint, codes in ROWS.items() for role, code in zip(ROLES, codes, strict=True)}
 

@@ -74,7 +74,8 @@ PARAMETERS = [
 # (text with a NUL, which PostgreSQL cannot store; times in offsets it refuses). Lone surrogates, the other text
 # no database stores, are left to the plain tests below: Schemathesis cannot carry them through its own checks.
 NUL = "nul\x00"
-KNOWN_PATH = {"name": ["shop", NUL], "username": ["deployer"], "number": ["1", "2"], "secret": ["deploy-token", NUL]}
+KNOWN_PATH = {"name": ["shop", NUL], "username": ["deployer"], "number": ["1", "2"], "secret": ["deploy-token", NUL],
+              "type": ["wait", "manualJudgment", NUL]}
 KNOWN_ID = {
     "/api/pipelines/": ["known_pipeline"],
     "/api/executions/": ["known_waiting", "known_judging"],

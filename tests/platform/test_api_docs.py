@@ -1,4 +1,4 @@
-"""The API docs (Swagger UI at /api/docs/, Redoc at /api/redoc/) load every script and style from the platform itself."""
+"""The API docs (Swagger UI at /api/docs/, Redoc at /api/redoc/) load every file from the platform itself."""
 
 import re
 

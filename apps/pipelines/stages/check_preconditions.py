@@ -3,7 +3,7 @@
 from apps.pipelines.choices import Status
 from apps.pipelines.expressions import is_truthy
 from apps.pipelines.problems import Problem
-from apps.pipelines.stages.base import StageType, TaskResult, register
+from apps.pipelines.stages.base import StageField, StageType, TaskResult, register
 
 SUPPORTED_PRECONDITION_TYPES = ("expression",)
 
@@ -20,7 +20,17 @@ def _evaluated(expression, scope, field):
 class CheckPreconditionsStage(StageType):
     type_name = "checkPreconditions"
     label = "Check Preconditions"
-    required_fields = ("preconditions",)
+    description = "Checks expressions; a false one fails the pipeline or stops this branch."
+    fields = (
+        StageField("preconditions", "list", label="Preconditions", required=True, items=(
+            StageField("type", "choice", label="Type", required=True, choices=SUPPORTED_PRECONDITION_TYPES,
+                       default="expression"),
+            StageField("context", "object", label="Context", required=True,
+                       help='{"expression": "${...}", "failureMessage": "..."}'),
+            StageField("failPipeline", "boolean", label="Fail pipeline", default=True,
+                       help="Unchecked: only this branch stops."),
+        )),
+    )
     # A bare expression (no ${}) is evaluated by run().
     evaluates_expressions = True
 
