@@ -8,6 +8,8 @@ app_name = "pipelines"
 
 urlpatterns = [
     path("", views.applications, name="applications"),
+    path("new/application/", views.new_application, name="new-application"),
+    path("applications/<str:name>/new-pipeline/", views.new_pipeline, name="new-pipeline"),
     path("applications/<str:name>/", views.application_detail, name="application"),
     path("applications/<str:name>/secrets/", views.application_secrets, name="secrets"),
     path("applications/<str:name>/secrets/<str:secret>/delete/", views.delete_secret, name="delete-secret"),
