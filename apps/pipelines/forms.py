@@ -158,6 +158,14 @@ class PipelineEditorForm(forms.Form):
         return dump_document(document, fmt)
 
 
+def parsed_or_problems(text: str) -> tuple[dict | None, list[tuple[str, str, int | None]]]:
+    """The document ``text`` holds, or the reasons it does not parse as ``(pointer, message, line)``."""
+    try:
+        return parse_document(text), []
+    except InvalidDocument as error:
+        return None, [(p.pointer, p.message, _line_in_message(p.message)) for p in error.problems]
+
+
 def _line_in_message(message: str) -> int | None:
     match = LINE_IN_MESSAGE.search(message)
     return int(match["line"]) if match else None

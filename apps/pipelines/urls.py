@@ -15,6 +15,7 @@ urlpatterns = [
     path("applications/<str:name>/secrets/<str:secret>/delete/", views.delete_secret, name="delete-secret"),
     path("pipelines/<uuid:pipeline_id>/run/", views.run_pipeline, name="run"),
     path("pipelines/<uuid:pipeline_id>/edit/", views.edit_pipeline, name="edit"),
+    path("pipelines/document/", views.convert_document, name="document"),
     path("pipelines/<uuid:pipeline_id>/diff/", views.pipeline_diff, name="diff"),
     path("pipelines/<uuid:pipeline_id>/restore/", views.restore_revision, name="restore"),
     path("executions/<uuid:execution_id>/", views.execution_detail, name="execution"),

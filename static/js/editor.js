@@ -29,6 +29,7 @@
     }
 
     textarea.addEventListener("input", renumber);
+    textarea.addEventListener("renumber", renumber);  // the stage editor rewrote the text
     textarea.addEventListener("scroll", function () { gutter.scrollTop = textarea.scrollTop; });
     document.querySelectorAll(".goto-line").forEach(function (link) {
       link.addEventListener("click", function (event) {
