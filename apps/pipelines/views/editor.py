@@ -154,12 +154,13 @@ def convert_document(request):
     fmt = request.POST.get("format")
     try:
         document = json.loads(request.POST.get("document", ""))
-    except ValueError:
-        document = None
-    if not isinstance(document, dict) or fmt not in ("yaml", "json"):
-        message = "document must be a JSON object and format yaml or json"
+        text = dump_document(document, fmt) if isinstance(document, dict) and fmt in ("yaml", "json") else None
+    except (ValueError, RecursionError):
+        text = None
+    if text is None:
+        message = "document must be a JSON object (not nested too deeply) and format yaml or json"
         return JsonResponse({"problems": [{"pointer": "", "message": message, "line": None}]}, status=400)
-    return JsonResponse({"text": dump_document(document, fmt)})
+    return JsonResponse({"text": text})
 
 
 def diff_lines(diff: str) -> list[tuple[str, str]]:
