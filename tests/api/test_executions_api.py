@@ -343,6 +343,17 @@ def test_judge_is_only_for_the_stages_roles(people, shop):
     assert context["lastModifiedBy"] == "dave"
 
 
+def test_a_judgment_comment_is_kept_with_the_stage(people, shop):
+    execution = running_judgment(shop)
+    body = {"stage": "2", "decision": "continue", "input": "ship", "comment": "  Both regions look good. "}
+
+    judged = client_for(people["dave"]).post(f"/api/executions/{execution.id}/judge/", body, format="json")
+
+    assert judged.json()["stages"][1]["context"]["judgmentComment"] == "Both regions look good."
+    stage = StageExecution.objects.get(execution=execution, ref_id="2")
+    assert stage.context["judgmentComment"] == "Both regions look good."
+
+
 def test_judge_without_roles_needs_only_execute(people, shop):
     execution = running_judgment(shop)
     stage = StageExecution.objects.get(execution=execution, ref_id="2")
@@ -362,6 +373,8 @@ def test_judge_without_roles_needs_only_execute(people, shop):
     [
         ("judge", {"stage": "9", "decision": "continue"}, "/stage"),
         ("judge", {"stage": "2", "decision": "maybe"}, "/decision"),
+        ("judge", {"stage": "2", "decision": "continue", "input": "yolo"}, "/input"),
+        ("judge", {"stage": "2", "decision": "continue", "comment": "x" * 2001}, "/comment"),
         ("judge", {"stage": {"refId": "2"}, "decision": "stop"}, "/stage"),
         ("judge", "continue", ""),
         ("restart", {"stage": "nope"}, "/stage"),

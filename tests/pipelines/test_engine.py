@@ -241,8 +241,9 @@ def test_a_judgment_refuses_an_input_that_is_not_offered_and_a_second_judgment(w
     execution = do_start_execution(pipeline)
     wait_for_stage(execution.id, "1", {Status.RUNNING})
 
-    with pytest.raises(ActionRefused, match="not one of"):
+    with pytest.raises(InvalidDocument, match="not one of") as refused:
         do_judge_stage(execution.id, "1", decision="continue", user="bob", judgment_input="yolo")
+    assert refused.value.problems[0].pointer == "/input"
     do_judge_stage(execution.id, "1", decision="continue", user="bob")
     with pytest.raises(ActionRefused):
         do_judge_stage(execution.id, "1", decision="stop", user="carol")

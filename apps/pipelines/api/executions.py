@@ -204,7 +204,7 @@ class ExecutionViewSet(RestrictedReadOnlyViewSet):
         stage = self._stage(execution, body["stage"])
         do_judge_stage(
             execution.id, stage.ref_id, decision=body["decision"], user=Actor.from_request(request),
-            judgment_input=body.get("input"),
+            judgment_input=body.get("input"), comment=body["comment"],
         )
         return Response(_document(execution.id))
 

@@ -183,3 +183,7 @@ class JudgeSerializer(StageActionSerializer):
         required=False, allow_null=True, allow_blank=True, max_length=1000,
         help_text="One of the stage's judgmentInputs, when it offers some.",
     )
+    comment = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=2000,
+        help_text="Why: kept with the stage as judgmentComment, and in the audit log.",
+    )
