@@ -152,6 +152,10 @@ def test_expressions_see_trigger_parameters_variables_and_earlier_stages(workers
     assert execution.status == Status.SUCCEEDED
     assert stages["1"].outputs == {"region": "eu", "target": "eu-alice"}
     assert stages["2"].context["message"] == "deploying to eu-alice from eu"
+    # The stage's context keeps what the precondition says, not just what it gave.
+    assert stages["2"].context["preconditions"][0]["context"]["expression"] == "${target == 'eu-alice'}"
+    assert stages["2"].context["preconditionResults"][0] == {
+        "type": "expression", "expression": "${target == 'eu-alice'}", "passed": True, "failPipeline": True}
 
 
 def test_an_expression_error_fails_the_stage_naming_the_expression(workers):

@@ -1,7 +1,7 @@
 """The ``checkPreconditions`` stage: expression preconditions, each able to fail the pipeline or halt its branch."""
 
 from apps.pipelines.choices import Status
-from apps.pipelines.expressions import is_truthy
+from apps.pipelines.expressions import ExpressionError, has_expressions, is_truthy
 from apps.pipelines.problems import Problem
 from apps.pipelines.stages.base import StageField, StageType, TaskResult, register
 
@@ -9,8 +9,10 @@ SUPPORTED_PRECONDITION_TYPES = ("expression",)
 
 
 def _evaluated(expression, scope, field):
-    """The precondition's value. ``${...}`` was evaluated when the stage started; a bare
-    expression (Spinnaker accepts ``parameters.env == 'prod'`` without ``${}``) is evaluated here."""
+    """The precondition's value: ``${...}`` evaluated, and so is a bare expression (Spinnaker accepts
+    ``parameters.env == 'prod'`` without ``${}``); true and false are themselves."""
+    if has_expressions(expression):
+        return scope.evaluate(expression, field=field)
     if isinstance(expression, str) and expression.strip().lower() not in ("true", "false", ""):
         return scope.evaluate("${" + expression + "}", field=field)
     return expression
@@ -31,7 +33,9 @@ class CheckPreconditionsStage(StageType):
                        help="Unchecked: only this branch stops."),
         )),
     )
-    # A bare expression (no ${}) is evaluated by run().
+    # run() evaluates each expression itself, so the stage's context keeps the expressions' text (what
+    # a person reads in the stage panel) and the results say what each one gave.
+    lazy_fields = ("preconditions",)
     evaluates_expressions = True
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
@@ -61,16 +65,21 @@ class CheckPreconditionsStage(StageType):
         return problems
 
     def run(self, stage, scope, runtime) -> TaskResult:
-        results = []
+        results: list[dict] = []
         halt_status = None
         for index, precondition in enumerate(stage.context.get("preconditions") or []):
             context = precondition.get("context") or {}
-            field = f"preconditions[{index}].context.expression"
-            passed = is_truthy(_evaluated(context.get("expression"), scope, field))
+            field = f"preconditions[{index}].context"
+            try:
+                passed = is_truthy(_evaluated(context.get("expression"), scope, f"{field}.expression"))
+                message = scope.evaluate(context.get("failureMessage"), field=f"{field}.failureMessage")
+            except ExpressionError as error:
+                return TaskResult.failed(f"precondition {index}: {error}", context={"preconditionResults": results})
             fail_pipeline = precondition.get("failPipeline", True) is not False
-            results.append({"type": precondition.get("type"), "passed": passed, "failPipeline": fail_pipeline})
+            results.append({"type": precondition.get("type"), "expression": context.get("expression"),
+                            "passed": passed, "failPipeline": fail_pipeline})
             if not passed:
-                message = context.get("failureMessage") or "precondition is false"
+                message = message or "precondition is false"
                 if fail_pipeline:
                     return TaskResult.failed(message, context={"preconditionResults": results})
                 halt_status = halt_status or message

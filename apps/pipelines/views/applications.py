@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 
 from apps.accounts.permissions import EXECUTE, READ, WRITE, can
 from apps.pipelines.checks import check_permission
-from apps.pipelines.choices import Status
+from apps.pipelines.choices import STATUS_GROUPS
 from apps.pipelines.filtersets import ExecutionFilterSet
 from apps.pipelines.forms import RunPipelineForm
 from apps.pipelines.models import Application, Execution, Pipeline, StageExecution
@@ -113,9 +113,10 @@ def application_detail(request, name: str):
         "application": application,
         "rows": rows,
         "filterset": filterset,
-        "statuses": Status.values,
-        "chosen_statuses": request.GET.getlist("status"),
-        "filtered": bool(request.GET.getlist("status") or request.GET.get("trigger_type")),
+        "status_groups": [(name, statuses[0]) for name, statuses in STATUS_GROUPS.items()],
+        "chosen_groups": request.GET.getlist("status_group"),
+        "filtered": bool(request.GET.getlist("status") or request.GET.getlist("status_group")
+                         or request.GET.get("trigger_type")),
         "trigger_types": trigger_types(application, request.GET.get("trigger_type", "")),
         "may_execute": can(request.user, EXECUTE, application),
         "may_write": can(request.user, WRITE, application),
