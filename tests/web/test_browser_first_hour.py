@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.request
 
 from django.contrib.auth.models import User
 
 from apps.accounts.models import AuditEvent
+from apps.accounts.services import do_create_token, do_grant
 from apps.pipelines.choices import Status
 from apps.pipelines.models import Execution, Pipeline
+from apps.pipelines.services import do_save_pipeline, do_start_execution
+from tests.conftest import wait_for_stage
 from tests.hookserver import Reply
 from tests.web.test_browser import (  # noqa: F401  (fixtures)
     LIVE_TIMEOUT_MS,
@@ -216,3 +220,45 @@ def test_a_new_user_builds_runs_and_imports_pipelines_in_the_browser(
     imported = Pipeline.objects.get(application__name="kiosk", name="from-deck")
     assert imported.definition["stages"][2]["url"] == "https://ci.example.com/hook"
     assert AuditEvent.objects.filter(action="application.created", actor="erin", source="web").exists()
+
+
+def test_a_live_change_hides_the_actions_it_makes_meaningless_at_once(
+    browser_available, web_server, workers  # noqa: F811  (fixtures imported above)
+):
+    """With the page's fragment requests held back, only the WebSocket event can hide Pause and Skip wait."""
+    pipeline, _ = do_save_pipeline({"application": "shop", "name": "soak", "stages": [
+        {"refId": "1", "name": "Soak", "type": "wait", "waitTime": 600}]}, user="setup")
+    user = User.objects.create_user("erin", password=PASSWORD)
+    for action in ("read", "execute"):
+        do_grant(pipeline.application, user, action, actor="setup")
+    token = do_create_token(user, "browser")[1]
+    workers.start(1)
+    execution = do_start_execution(pipeline, user=user)
+    wait_for_stage(execution.id, "1", {Status.RUNNING})
+    problems: list[str] = []
+
+    with open_chromium() as browser:
+        page = sign_in(browser, web_server, "erin", problems)
+        page.goto(f"{web_server}/executions/{execution.id}/")
+        expect(page.locator("#live-status")).to_have_attribute("data-live-state", "open")
+        expect(page.locator("[data-action=pause]")).to_be_visible()
+        expect(page.locator("[data-action=skip-wait]")).to_be_visible()
+        held: list[str] = []
+        page.route(re.compile(r".*[?&]fragment="), lambda route: (held.append(route.request.url), route.abort()))
+        request = urllib.request.Request(f"{web_server}/api/executions/{execution.id}/cancel/", method="POST",
+                                         data=b"{}", headers={"Authorization": f"Bearer {token}",
+                                                              "Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=10).close()
+        expect(page.locator("#execution-status")).to_have_attribute("data-execution-status", Status.CANCELED,
+                                                                    timeout=LIVE_TIMEOUT_MS)
+        expect(page.locator("[data-action=pause]")).to_be_hidden()
+        expect(page.locator("[data-action=skip-wait]")).to_be_hidden()
+        expect(page.locator("#execution-actions")).to_be_hidden()
+        screenshot(page, "live-change-hides-actions")
+        for _ in range(50):  # the page then asks for its fragment (after the change), which is held back
+            if held:
+                break
+            page.wait_for_timeout(100)
+        expect(page.locator("[data-action=pause]")).to_be_hidden()
+
+    assert held, "the page asked for its fragment, and it was held back: only the event hid the actions"
