@@ -200,6 +200,12 @@ def test_a_new_user_builds_runs_and_imports_pipelines_in_the_browser(
         expect(page.locator("#editor-graph .editor-node")).to_have_count(3)
 
         execution_id = run_and_approve(page, web_server, pipeline_id)
+        page.goto(f"{web_server}/applications/kiosk/")
+        expect(page.locator(f"#runs-{pipeline_id} rect[data-status=SUCCEEDED]")).to_have_count(1)
+        screenshot(page, "first-hour-application-runs")
+        page.goto(f"{web_server}/pipelines/{pipeline_id}/edit/")
+        expect(page.locator("#stage-durations rect")).to_have_count(3)
+        screenshot(page, "first-hour-pipeline-stage-durations")
         import_export(page, web_server, export)
         asked = leaving_with_unsaved_changes_asks(page, web_server)
         screenshot(page, "first-hour-unsaved")

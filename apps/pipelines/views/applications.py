@@ -20,6 +20,7 @@ from apps.pipelines.forms import RunPipelineForm
 from apps.pipelines.models import Application, Execution, Pipeline, StageExecution
 from apps.pipelines.problems import InvalidDocument
 from apps.pipelines.services import ActionRefused, do_start_execution
+from apps.pipelines.views.charts import runs_chart
 from apps.pipelines.views.common import readable, stage_title, state_version, web_actor, with_timings
 
 APPLICATIONS_PER_PAGE = 50
@@ -109,6 +110,7 @@ def application_detail(request, name: str):
     pipelines = list(application.pipelines.only("id", "name", "application_id").order_by("name"))
     rows = [(pipeline, by_pipeline.get(pipeline.id, [])) for pipeline in pipelines]
     executions = [execution for _, shown in rows for execution in shown]
+    rows = [(pipeline, shown, runs_chart(shown)) for pipeline, shown in rows]
     context = {
         "application": application,
         "rows": rows,

@@ -6,6 +6,7 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Prefetch
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,13 +16,15 @@ from apps.accounts.permissions import WRITE, can
 from apps.pipelines.checks import check_permission
 from apps.pipelines.definition import identity_problems, unified_diff
 from apps.pipelines.forms import DiffForm, PipelineEditorForm, RestoreForm, dump_document, parsed_or_problems
-from apps.pipelines.models import Pipeline
+from apps.pipelines.models import Execution, Pipeline, StageExecution
 from apps.pipelines.problems import InvalidDocument
 from apps.pipelines.services import do_restore_revision, do_update_pipeline
 from apps.pipelines.stages.base import offered_stage_types
+from apps.pipelines.views.charts import stage_durations_chart
 from apps.pipelines.views.common import readable, web_actor
 
 REVISIONS_SHOWN = 50
+RUNS_CHARTED = 20
 
 
 def _words(value, default: str = "any") -> str:
@@ -71,6 +74,14 @@ def describe_notification(notification: dict) -> str:
     return where(notification) + (" " + ", ".join(moments) if moments else "")
 
 
+def last_runs(pipeline: Pipeline) -> list[Execution]:
+    """The pipeline's newest executions with their top-level stages' timings: two queries."""
+    stages = StageExecution.objects.filter(parent__isnull=True).only(
+        "id", "execution_id", "name", "status", "start_time", "end_time", "position").order_by("position")
+    return list(Execution.objects.filter(pipeline=pipeline).only("id", "pipeline_id", "created_at", "status")
+                .order_by("-created_at").prefetch_related(Prefetch("stages", queryset=stages))[:RUNS_CHARTED])
+
+
 def editor_context(request, pipeline: Pipeline, form: PipelineEditorForm) -> dict:
     """What the editor shows: the document for the stage editor, the stage types' fields, the text, revisions."""
     definition = pipeline.definition
@@ -87,6 +98,7 @@ def editor_context(request, pipeline: Pipeline, form: PipelineEditorForm) -> dic
         "triggers": [describe_trigger(trigger) for trigger in triggers],
         "notifications": [describe_notification(notification) for notification in notifications],
         "revisions": revisions,
+        "stage_chart": stage_durations_chart(last_runs(pipeline)),
         "diff_form": DiffForm(initial={"base": max(newest - 1, 1), "other": newest}),
         # The stage editor works on the document the text holds; a text that does not parse opens as text.
         "document": shown,
