@@ -27,9 +27,11 @@ NOT_SUCCEEDED = 6  # execute --wait: the execution ended, but not SUCCEEDED (or 
 class CliError(Exception):
     """A failure to report on stderr, with the exit code it means."""
 
-    def __init__(self, message: str, code: int = REFUSED):
+    def __init__(self, message: str, code: int = REFUSED, *, problems: bool = False):
         super().__init__(message)
         self.code = code
+        # The platform's problems, one "pointer: message" a line, printed as they are for scripts to read.
+        self.problems = problems
 
 
 @dataclass
@@ -116,10 +118,5 @@ def refusal(status: int, raw: bytes) -> CliError:
     except (ValueError, AttributeError):
         lines = []
     message = "\n".join(lines) or f"the platform answered {status}"
-    if status == 401:
-        return CliError(message, UNAUTHORIZED)
-    if status == 404:
-        return CliError(message, NOT_FOUND)
-    if status >= 500:
-        return CliError(message, UNREACHABLE)
-    return CliError(message, REFUSED)
+    code = {401: UNAUTHORIZED, 404: NOT_FOUND}.get(status, UNREACHABLE if status >= 500 else REFUSED)
+    return CliError(message, code, problems=bool(lines))

@@ -170,7 +170,7 @@ def pipeline_validate(api: Client, args):
     answer = api.post("pipelines/validate/", raw, content_type=media_type)
     if not answer.get("valid"):
         problems = "\n".join(f"{item.get('pointer') or '/'}: {item.get('message')}" for item in answer["errors"])
-        raise CliError(problems or "the document is not valid", http.REFUSED)
+        raise CliError(problems or "the document is not valid", http.REFUSED, problems=bool(problems))
     return answer, "pipeline"
 
 
@@ -191,6 +191,12 @@ def pipeline_execute(api: Client, args):
         show(args, execution, "execution")
         raise CliError(f"execution {execution['id']} ended {execution['status']}", http.NOT_SUCCEEDED)
     return execution, "execution"
+
+
+def pipeline_eval(api: Client, args):
+    """An expression evaluated against one of the pipeline's executions, as its stages see it."""
+    body = {"expression": args.expression, **({"stage": args.stage} if args.stage else {})}
+    return api.post(f"executions/{args.execution}/evaluate/", body), "execution"
 
 
 def execution_list(api: Client, args):
@@ -265,6 +271,12 @@ def pipeline_commands(commands) -> None:
     execute.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="With --wait (600).")
     execute.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="With --wait: how often (2).")
     execute.set_defaults(run=pipeline_execute)
+    evaluate = actions.add_parser("eval", help="Evaluate an expression against an execution (needs read); "
+                                               "exit 1 with the problem if it fails.")
+    evaluate.add_argument("execution", help="The execution's id.")
+    evaluate.add_argument("expression", help="Text with ${...}, e.g. '${trigger.user}'.")
+    evaluate.add_argument("--stage", help="The refId of the stage it is evaluated for.")
+    evaluate.set_defaults(run=pipeline_eval)
 
 
 def execution_commands(commands) -> None:
@@ -319,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         data, kind = args.run(api, args)
         show(args, data, kind)
     except CliError as error:
-        print(f"cdp: {error}" if "\n" not in str(error) else str(error), file=sys.stderr)
+        print(str(error) if error.problems else f"cdp: {error}", file=sys.stderr)
         return error.code
     except KeyboardInterrupt:
         return 130

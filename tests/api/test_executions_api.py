@@ -403,3 +403,20 @@ def test_judging_a_stage_that_is_not_a_judgment_is_409(people, shop):
     )
 
     assert response.status_code == 409
+
+
+def test_an_expression_is_evaluated_against_an_execution_as_its_stages_see_it(people, shop):
+    execution = running_judgment(shop)
+    url = f"/api/executions/{execution.id}/evaluate/"
+    client = client_for(people["bob"])
+
+    answer = client.post(url, {"expression": "${parameters.env}-${execution.name}"}, format="json")
+    secret = client.post(url, {"expression": "${#secret('deploy-token')}"}, format="json")
+    broken = client.post(url, {"expression": "${trigger.nothingHere}"}, format="json")
+    unknown_stage = client.post(url, {"expression": "${1}", "stage": "9"}, format="json")
+
+    assert answer.status_code == 200 and answer.json() == {"result": "staging-deliver"}
+    assert "deploy-token" in secret.json()["result"], "a secret stays a reference"
+    assert broken.status_code == 400 and broken.json()["errors"][0]["pointer"] == "/expression"
+    assert "nothingHere" in broken.json()["errors"][0]["message"]
+    assert unknown_stage.status_code == 400 and unknown_stage.json()["errors"][0]["pointer"] == "/stage"

@@ -247,6 +247,9 @@ ENDPOINTS = {
                                  lambda t: {"stage": "2", "decision": "continue"}),
     "executions.skip-wait": Endpoint("execution-skip-wait", "POST", execution_url("skip-wait"),
                                      lambda t: {"stage": "1"}),
+    "executions.evaluate": Endpoint("execution-evaluate", "POST",
+                                    lambda t: f"/api/executions/{t.executions['judge']}/evaluate/",
+                                    lambda t: {"expression": "${execution.name} by ${trigger.user}"}),
     "audit-events.list": Endpoint("audit-event-list", "GET", lambda t: "/api/audit-events/", scoped=False),
     "tokens.list": Endpoint("token-list", "GET", lambda t: "/api/tokens/", scoped=False),
     "tokens.create": Endpoint("token-list", "POST", lambda t: "/api/tokens/", lambda t: {"name": "matrix"},
@@ -276,8 +279,8 @@ NOT_IN_MATRIX = {
 # Reads are 200 to whoever reads shop; writes 2xx to alice and root; executing 2xx to erin, dave, ci-bot and
 # root, except judging, which needs the stage's role as well (dave; root is in every role). charlie gets 404
 # for anything of shop and empty lists. Anyone signed in may create an application (and gets every right on
-# it), validate a document and read the stage types. A token cannot issue tokens (issue_token), so ci-bot's token
-# request is 403.
+# it), validate a document and read the stage types; whoever reads an execution may evaluate expressions against
+# it. A token cannot issue tokens (issue_token), so ci-bot's token request is 403.
 # An application's secrets: their names to its readers; setting, replacing and deleting them to its writers.
 # Granting and revoking needs manage, which only the owners hold (root here): not implied by write.
 ROWS = {
@@ -315,6 +318,7 @@ ROWS = {
     "executions.restart":     (401, 404, 403, 403, 200, 200, 200, 200),
     "executions.judge":       (401, 404, 403, 403, 403, 200, 403, 200),
     "executions.skip-wait":   (401, 404, 403, 403, 200, 200, 200, 200),
+    "executions.evaluate":    (401, 404, 200, 200, 200, 200, 200, 200),
     "audit-events.list":      (401, 200, 200, 200, 200, 200, 200, 200),
     "tokens.list":            (401, 200, 200, 200, 200, 200, 200, 200),
     "tokens.create":          (401, 201, 201, 201, 201, 201, 403, 201),

@@ -136,6 +136,11 @@ def test_cdp_executes_and_waits_then_judges_with_a_comment(cdp, alice, workers):
     judgment = next(stage for stage in shown["stages"] if stage["refId"] == "2")
     assert judgment["context"]["judgmentInput"] == "ship"
     assert judgment["context"]["judgmentComment"] == "Looks good"
+    evaluated = cdp("pipeline", "eval", started["id"], "${#judgment('Approve')} by ${trigger.user}", token=alice)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout) == {"result": "ship by alice"}
+    failed = cdp("pipeline", "eval", started["id"], "${nope.nothing}", token=alice)
+    assert failed.returncode == 1 and failed.stderr.startswith("/expression: ")
     listing = cdp("-o", "table", "execution", "list", "--application", "shop", token=alice).stdout
     assert started["id"] in listing and listing.splitlines()[0].split()[:4] == ["ID", "APPLICATION", "NAME", "STATUS"]
 
