@@ -85,6 +85,15 @@ def build_pipeline(page: Page, hook_url: str) -> None:
     page.click("[data-add=parameterConfig]")
     page.locator("#parameters-form [data-field=name]").fill("version")
     page.locator("#parameters-form [data-field=default]").fill("1.0")
+    # A trigger and a notification in Spinnaker's shape: their common keys as fields, the rest as JSON.
+    page.click("[data-add=triggers]")
+    page.locator("#triggers-form [data-field=type]").fill("git")
+    page.locator("#triggers-form [data-field=__rest]").fill(
+        '{"source": "github", "project": "shop", "slug": "web", "branch": "main"}')
+    page.click("[data-add=notifications]")
+    page.locator("#notifications-form [data-field=type]").fill("slack")
+    page.locator("#notifications-form [data-field=address]").fill("deploys")
+    page.locator("#notifications-form [data-field=when]").fill("pipeline.complete\npipeline.failed")
     # Each new stage waits on the one chosen before it: a chain, drawn as the stages were added.
     expect(page.locator("#editor-graph .editor-node")).to_have_count(3)
     expect(page.locator("#editor-graph path.edge")).to_have_count(2)
@@ -197,6 +206,8 @@ def test_a_new_user_builds_runs_and_imports_pipelines_in_the_browser(
         page.click("[data-action=save]")
         expect(page.locator("#messages")).to_contain_text("Saved as revision 2.")
         expect(page.locator("#unsaved-note")).to_be_hidden()
+        expect(page.locator("#trigger-descriptions")).to_contain_text("Runs on a push to github repository shop/web")
+        expect(page.locator("#notification-descriptions")).to_contain_text("Sends Slack messages to #deploys")
         expect(page.locator("#editor-graph .editor-node")).to_have_count(3)
 
         execution_id = run_and_approve(page, web_server, pipeline_id)
@@ -219,6 +230,10 @@ def test_a_new_user_builds_runs_and_imports_pipelines_in_the_browser(
     assert saved["stages"][0] == {"refId": "1", "name": "Soak a bit", "type": "wait", "requisiteStageRefIds": [],
                                   "waitTime": 1}
     assert saved["parameterConfig"] == [{"name": "version", "default": "1.0"}]
+    assert saved["triggers"] == [{"type": "git", "enabled": True, "source": "github", "project": "shop",
+                                  "slug": "web", "branch": "main"}]
+    assert saved["notifications"] == [{"type": "slack", "address": "deploys",
+                                       "when": ["pipeline.complete", "pipeline.failed"]}]
     execution = Execution.objects.get(id=execution_id)
     assert execution.status == Status.SUCCEEDED and execution.parameters == {"version": "2.0"}
     [call] = hook_server.calls("/announce")
