@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from /static/, no CDN
     "guardian",
     "channels",
     "django_rq",
@@ -184,6 +185,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Applications, pipelines and executions of the continuous-delivery platform.",
     "VERSION": "1.0.0",
     "COMPONENT_SPLIT_REQUEST": True,
+    # /api/docs/ and /api/redoc/ load their scripts from this platform, so they work without internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "ApplicationActionEnum": "apps.pipelines.governance.APPLICATION_ACTIONS",
         "StatusEnum": "apps.pipelines.choices.Status",

@@ -30,6 +30,15 @@ HALTED = frozenset({Status.TERMINAL, Status.CANCELED, Status.STOPPED})
 # Started and not finished.
 ACTIVE = frozenset({Status.RUNNING, Status.PAUSED, Status.SUSPENDED})
 
+# The statuses as people filter by them: five outcomes instead of eleven names (the first of each gives its colour).
+STATUS_GROUPS = {
+    "running": (Status.RUNNING,),
+    "waiting": (Status.PAUSED, Status.SUSPENDED, Status.NOT_STARTED, Status.BUFFERED),
+    "succeeded": (Status.SUCCEEDED,),
+    "failed": (Status.TERMINAL, Status.FAILED_CONTINUE, Status.STOPPED),
+    "canceled": (Status.CANCELED, Status.SKIPPED),
+}
+
 
 class SyntheticOwner(models.TextChoices):
     """Where a synthetic stage runs relative to the stage that planned it (Orca's SyntheticStageOwner)."""

@@ -2,7 +2,7 @@
 
 import django_filters
 
-from apps.pipelines.choices import Status
+from apps.pipelines.choices import STATUS_GROUPS, Status
 from apps.pipelines.models import Application, Execution, Pipeline
 
 
@@ -32,6 +32,11 @@ class ExecutionFilterSet(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(
         choices=Status.choices, help_text="One or more statuses: `?status=RUNNING&status=PAUSED`."
     )
+    status_group = django_filters.MultipleChoiceFilter(
+        choices=[(name, name) for name in STATUS_GROUPS], method="filter_status_group",
+        help_text="One or more groups of statuses: running, waiting (not started, buffered, paused, suspended), "
+        "succeeded, failed (terminal, failed-continue, stopped), canceled (canceled, skipped).",
+    )
     trigger_type = django_filters.CharFilter(
         field_name="trigger__type", help_text="The trigger's `type`: manual, webhook, cron, pipeline, ..."
     )
@@ -44,4 +49,11 @@ class ExecutionFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = Execution
-        fields = ["application", "pipeline", "status", "trigger_type", "created_after", "created_before"]
+        fields = ["application", "pipeline", "status", "status_group", "trigger_type", "created_after",
+                  "created_before"]
+
+    def filter_status_group(self, queryset, name, groups):
+        """Executions whose status is in any of the chosen groups."""
+        if not groups:
+            return queryset
+        return queryset.filter(status__in=[status for group in groups for status in STATUS_GROUPS[group]])

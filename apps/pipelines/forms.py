@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 
 import yaml
 from django import forms
+from django.conf import settings
 
 from apps.pipelines.definition import parameter_options, parse_document, validate_pipeline
+from apps.pipelines.models import Application
 from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.secrets.services import unknown_secret_problems
 from apps.pipelines.stages.manual_judgment import CONTINUE, STOP
@@ -155,6 +158,14 @@ class PipelineEditorForm(forms.Form):
         return dump_document(document, fmt)
 
 
+def parsed_or_problems(text: str) -> tuple[dict | None, list[tuple[str, str, int | None]]]:
+    """The document ``text`` holds, or the reasons it does not parse as ``(pointer, message, line)``."""
+    try:
+        return parse_document(text), []
+    except InvalidDocument as error:
+        return None, [(p.pointer, p.message, _line_in_message(p.message)) for p in error.problems]
+
+
 def _line_in_message(message: str) -> int | None:
     match = LINE_IN_MESSAGE.search(message)
     return int(match["line"]) if match else None
@@ -191,3 +202,69 @@ def _child(node, token: str):
     if isinstance(node, yaml.SequenceNode) and token.isdigit() and int(token) < len(node.value):
         return node.value[int(token)]
     return None
+
+
+class NewApplicationForm(forms.ModelForm):
+    """A new application: the model's own validators and uniqueness decide what a name may be."""
+
+    class Meta:
+        model = Application
+        fields = ["name", "owner", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+
+NEW_PIPELINE_SOURCES = (("blank", "Blank"), ("copy", "Copy of another pipeline"), ("import", "Import a file"))
+
+
+def blank_document(application: str, name: str) -> dict:
+    """A new pipeline with nothing in it yet, in Spinnaker's shape."""
+    return {"application": application, "name": name, "keepWaitingPipelines": False, "limitConcurrent": True,
+            "parameterConfig": [], "triggers": [], "notifications": [], "stages": []}
+
+
+class NewPipelineForm(forms.Form):
+    """A new pipeline in an application: blank, a copy of a pipeline the user may read, or a Spinnaker file.
+
+    :meth:`document` builds the document to save; its application is always
+    the one the form is for, and its name the one entered (or, for an import
+    left unnamed, the file's).
+    """
+
+    name = forms.CharField(max_length=200, required=False, help_text="Empty for an import: the file's name.")
+    source = forms.ChoiceField(choices=NEW_PIPELINE_SOURCES, initial="blank", widget=forms.RadioSelect)
+    copy_of = forms.ModelChoiceField(queryset=None, required=False, label="Pipeline to copy")
+    file = forms.FileField(required=False, label="Spinnaker pipeline (JSON or YAML)")
+
+    def __init__(self, *args, application: Application, copyable, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.application = application
+        self.fields["copy_of"].queryset = copyable
+        self.fields["copy_of"].label_from_instance = lambda pipeline: f"{pipeline.application.name} / {pipeline.name}"
+
+    def clean(self) -> dict:
+        data = super().clean()
+        source = data.get("source")
+        if source == "copy" and not data.get("copy_of"):
+            self.add_error("copy_of", "Choose the pipeline to copy.")
+        if source == "import" and not data.get("file"):
+            self.add_error("file", "Choose the file to import.")
+        if source != "import" and not (data.get("name") or "").strip():
+            self.add_error("name", "This field is required.")
+        upload = data.get("file")
+        if source == "import" and upload and upload.size > settings.PIPELINE_DOCUMENT_MAX_BYTES:
+            self.add_error("file", f"is larger than {settings.PIPELINE_DOCUMENT_MAX_BYTES} bytes")
+        return data
+
+    def document(self) -> dict:
+        """The document to save (call after ``is_valid``); a file that does not parse raises InvalidDocument."""
+        data, application = self.cleaned_data, self.application.name
+        name = (data.get("name") or "").strip()
+        if data["source"] == "copy":
+            document = copy.deepcopy(data["copy_of"].definition)
+            document.pop("id", None)  # a copy is a new pipeline
+        elif data["source"] == "import":
+            document = parse_document(data["file"].read())
+            name = name or document.get("name")
+        else:
+            document = blank_document(application, name)
+        return {**document, "application": application, "name": name}

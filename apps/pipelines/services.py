@@ -296,7 +296,9 @@ def do_judge_stage(
     """Record a person's manual judgment (continue or stop), and their comment if any; the stage then finishes.
 
     Needs execute on the application and, when the stage names
-    ``selectedStageRoles``, membership of one of them.
+    ``selectedStageRoles``, membership of one of them. An input the stage
+    does not offer is refused at ``/input`` (InvalidDocument). The comment is
+    kept in the stage's context as ``judgmentComment``, beside the input.
     """
     actor = Actor.of(user)
     if decision not in (CONTINUE, STOP):
@@ -307,11 +309,12 @@ def do_judge_stage(
         refuse_if(judge_refusal(stage))
         options = judgment_options(stage.context)
         if judgment_input not in (None, "") and options and judgment_input not in options:
-            raise ActionRefused(f"input {judgment_input!r} is not one of: {', '.join(options)}")
+            raise InvalidDocument([Problem("/input", f"{judgment_input!r} is not one of: {', '.join(options)}")])
         stage.context = {
             **stage.context,
             "judgmentStatus": decision,
             "judgmentInput": judgment_input or None,
+            "judgmentComment": comment.strip() or None,
             "lastModifiedBy": actor.username,
             "lastModified": {"user": actor.username, "time": int(timezone.now().timestamp() * 1000)},
         }

@@ -8,11 +8,14 @@ app_name = "pipelines"
 
 urlpatterns = [
     path("", views.applications, name="applications"),
+    path("new/application/", views.new_application, name="new-application"),
+    path("applications/<str:name>/new-pipeline/", views.new_pipeline, name="new-pipeline"),
     path("applications/<str:name>/", views.application_detail, name="application"),
     path("applications/<str:name>/secrets/", views.application_secrets, name="secrets"),
     path("applications/<str:name>/secrets/<str:secret>/delete/", views.delete_secret, name="delete-secret"),
     path("pipelines/<uuid:pipeline_id>/run/", views.run_pipeline, name="run"),
     path("pipelines/<uuid:pipeline_id>/edit/", views.edit_pipeline, name="edit"),
+    path("pipelines/document/", views.convert_document, name="document"),
     path("pipelines/<uuid:pipeline_id>/diff/", views.pipeline_diff, name="diff"),
     path("pipelines/<uuid:pipeline_id>/restore/", views.restore_revision, name="restore"),
     path("executions/<uuid:execution_id>/", views.execution_detail, name="execution"),

@@ -23,8 +23,8 @@ from urllib.parse import quote
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from apps.deployments.credentials import decrypted
 from apps.deployments.models import RegistryAccount
-from apps.deployments.services.accounts import decrypted
 from apps.pipelines import outbound
 from apps.triggers.kinds import docker
 from apps.triggers.models import PolledTag, TriggerIndex

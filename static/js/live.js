@@ -18,6 +18,10 @@
  * actions offered depend on it), and after an htmx swap (an action's
  * answer) that an event overtook. Close codes 4403/4404 end the connection.
  *
+ * An action that a status change makes meaningless (Pause once the execution ended, Skip on a finished
+ * wait, a judgment banner once judged) carries data-status-of="<execution or stage id>" and
+ * data-shown-while="<statuses>": it is hidden the moment the event arrives, before the fragment comes.
+ *
  * Timers: every element with data-start-time (epoch ms) shows its duration
  * in its [data-timer] element, ticking until it has data-end-time.
  */
@@ -56,8 +60,17 @@
     if (value) el.setAttribute(name, value); else el.removeAttribute(name);
   }
 
+  /* Hide at once the actions meant only for other statuses of the execution or stage ``id``. */
+  function hideStaleActions(id, status) {
+    document.querySelectorAll('[data-status-of="' + id + '"][data-shown-while]').forEach(function (el) {
+      if (el.dataset.shownWhile.split(" ").indexOf(status) < 0) el.hidden = true;
+    });
+  }
+
   /* Apply one change in place; true when a status changed (actions on the page may differ then). */
   function applyChange(message) {
+    hideStaleActions(message.executionId, message.status);
+    (message.stages || []).forEach(function (stage) { hideStaleActions(stage.id, stage.status); });
     var changed = false;
     document.querySelectorAll('[data-execution-id="' + message.executionId + '"]').forEach(function (el) {
       if (el.dataset.executionStatus !== undefined && el.dataset.executionStatus !== message.status) changed = true;

@@ -343,6 +343,17 @@ def test_judge_is_only_for_the_stages_roles(people, shop):
     assert context["lastModifiedBy"] == "dave"
 
 
+def test_a_judgment_comment_is_kept_with_the_stage(people, shop):
+    execution = running_judgment(shop)
+    body = {"stage": "2", "decision": "continue", "input": "ship", "comment": "  Both regions look good. "}
+
+    judged = client_for(people["dave"]).post(f"/api/executions/{execution.id}/judge/", body, format="json")
+
+    assert judged.json()["stages"][1]["context"]["judgmentComment"] == "Both regions look good."
+    stage = StageExecution.objects.get(execution=execution, ref_id="2")
+    assert stage.context["judgmentComment"] == "Both regions look good."
+
+
 def test_judge_without_roles_needs_only_execute(people, shop):
     execution = running_judgment(shop)
     stage = StageExecution.objects.get(execution=execution, ref_id="2")
@@ -362,6 +373,8 @@ def test_judge_without_roles_needs_only_execute(people, shop):
     [
         ("judge", {"stage": "9", "decision": "continue"}, "/stage"),
         ("judge", {"stage": "2", "decision": "maybe"}, "/decision"),
+        ("judge", {"stage": "2", "decision": "continue", "input": "yolo"}, "/input"),
+        ("judge", {"stage": "2", "decision": "continue", "comment": "x" * 2001}, "/comment"),
         ("judge", {"stage": {"refId": "2"}, "decision": "stop"}, "/stage"),
         ("judge", "continue", ""),
         ("restart", {"stage": "nope"}, "/stage"),
@@ -390,3 +403,20 @@ def test_judging_a_stage_that_is_not_a_judgment_is_409(people, shop):
     )
 
     assert response.status_code == 409
+
+
+def test_an_expression_is_evaluated_against_an_execution_as_its_stages_see_it(people, shop):
+    execution = running_judgment(shop)
+    url = f"/api/executions/{execution.id}/evaluate/"
+    client = client_for(people["bob"])
+
+    answer = client.post(url, {"expression": "${parameters.env}-${execution.name}"}, format="json")
+    secret = client.post(url, {"expression": "${#secret('deploy-token')}"}, format="json")
+    broken = client.post(url, {"expression": "${trigger.nothingHere}"}, format="json")
+    unknown_stage = client.post(url, {"expression": "${1}", "stage": "9"}, format="json")
+
+    assert answer.status_code == 200 and answer.json() == {"result": "staging-deliver"}
+    assert "deploy-token" in secret.json()["result"], "a secret stays a reference"
+    assert broken.status_code == 400 and broken.json()["errors"][0]["pointer"] == "/expression"
+    assert "nothingHere" in broken.json()["errors"][0]["message"]
+    assert unknown_stage.status_code == 400 and unknown_stage.json()["errors"][0]["pointer"] == "/stage"

@@ -329,6 +329,9 @@ ENDPOINTS = {
                                      lambda t: {"type": "slack", "address": "deploys", "when": ["pipeline.failed"]}),
     "subscriptions.delete": Endpoint("application-notification", "DELETE",
                                      lambda t: f"/api/applications/{t.application}/notifications/{t.subscription}/"),
+    "executions.evaluate": Endpoint("execution-evaluate", "POST",
+                                    lambda t: f"/api/executions/{t.executions['judge']}/evaluate/",
+                                    lambda t: {"expression": "${execution.name} by ${trigger.user}"}),
     "audit-events.list": Endpoint("audit-event-list", "GET", lambda t: "/api/audit-events/", scoped=False),
     "tokens.list": Endpoint("token-list", "GET", lambda t: "/api/tokens/", scoped=False),
     "tokens.create": Endpoint("token-list", "POST", lambda t: "/api/tokens/", lambda t: {"name": "matrix"},
@@ -342,6 +345,8 @@ ENDPOINTS = {
     **account_endpoints("docker-accounts", "docker-account", "engine", {"host": "unix:///run/docker.sock"}),
     **account_endpoints("registry-accounts", "registry-account", "registry",
                         {"address": "127.0.0.1:5001", "password": "registry-pass-2"}),
+    "stage-types.list": Endpoint("stage-type-list", "GET", lambda t: "/api/stage-types/", scoped=False),
+    "stage-types.detail": Endpoint("stage-type-detail", "GET", lambda t: "/api/stage-types/webhook/", scoped=False),
 }
 
 # Routes and methods of the API deliberately left out of the matrix, and why.
@@ -363,7 +368,8 @@ NOT_IN_MATRIX = {
 # Reads are 200 to whoever reads shop; writes 2xx to alice and root; executing 2xx to erin, dave, ci-bot and
 # root, except judging, which needs the stage's role as well (dave; root is in every role). charlie gets 404
 # for anything of shop and empty lists. Anyone signed in may create an application (and gets every right on
-# it) and validate a document. A token cannot issue tokens (issue_token), so ci-bot's token request is 403.
+# it), validate a document and read the stage types; whoever reads an execution may evaluate expressions against
+# it. A token cannot issue tokens (issue_token), so ci-bot's token request is 403.
 # An application's secrets: their names to its readers; setting, replacing and deleting them to its writers.
 # Granting and revoking needs manage, which only the owners hold (root here): not implied by write.
 ROWS = {
@@ -406,6 +412,7 @@ ROWS = {
     "subscriptions.list":     (401, 404, 200, 200, 200, 200, 200, 200),
     "subscriptions.create":   (401, 404, 403, 201, 403, 403, 403, 201),
     "subscriptions.delete":   (401, 404, 403, 204, 403, 403, 403, 204),
+    "executions.evaluate":    (401, 404, 200, 200, 200, 200, 200, 200),
     "audit-events.list":      (401, 200, 200, 200, 200, 200, 200, 200),
     "tokens.list":            (401, 200, 200, 200, 200, 200, 200, 200),
     "tokens.create":          (401, 201, 201, 201, 201, 201, 403, 201),
@@ -432,6 +439,8 @@ ROWS = {
     "registry-accounts.permissions": (401, 404, 200, 200, 200, 404, 404, 200),
     "registry-accounts.grant":       (401, 404, 403, 201, 403, 404, 404, 201),
     "registry-accounts.revoke":      (401, 404, 403, 204, 403, 404, 404, 204),
+    "stage-types.list":       (401, 200, 200, 200, 200, 200, 200, 200),
+    "stage-types.detail":     (401, 200, 200, 200, 200, 200, 200, 200),
 }
 EXPECTED = {(endpoint, role): code for endpoint, codes in ROWS.items() for role, code in zip(ROLES, codes, strict=True)}
 

@@ -78,6 +78,7 @@ PARAMETERS = [
 NUL = "nul\x00"
 KNOWN_PATH = {
     "name": ["shop", "local", NUL], "username": ["deployer"], "number": ["1", "2"], "secret": ["deploy-token", NUL],
+    "type": ["wait", "manualJudgment", NUL],
 }
 KNOWN_ID = {
     "/api/pipelines/": ["known_pipeline"],

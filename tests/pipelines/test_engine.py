@@ -152,6 +152,10 @@ def test_expressions_see_trigger_parameters_variables_and_earlier_stages(workers
     assert execution.status == Status.SUCCEEDED
     assert stages["1"].outputs == {"region": "eu", "target": "eu-alice"}
     assert stages["2"].context["message"] == "deploying to eu-alice from eu"
+    # The stage's context keeps what the precondition says, not just what it gave.
+    assert stages["2"].context["preconditions"][0]["context"]["expression"] == "${target == 'eu-alice'}"
+    assert stages["2"].context["preconditionResults"][0] == {
+        "type": "expression", "expression": "${target == 'eu-alice'}", "passed": True, "failPipeline": True}
 
 
 def test_an_expression_error_fails_the_stage_naming_the_expression(workers):
@@ -241,8 +245,9 @@ def test_a_judgment_refuses_an_input_that_is_not_offered_and_a_second_judgment(w
     execution = do_start_execution(pipeline)
     wait_for_stage(execution.id, "1", {Status.RUNNING})
 
-    with pytest.raises(ActionRefused, match="not one of"):
+    with pytest.raises(InvalidDocument, match="not one of") as refused:
         do_judge_stage(execution.id, "1", decision="continue", user="bob", judgment_input="yolo")
+    assert refused.value.problems[0].pointer == "/input"
     do_judge_stage(execution.id, "1", decision="continue", user="bob")
     with pytest.raises(ActionRefused):
         do_judge_stage(execution.id, "1", decision="stop", user="carol")

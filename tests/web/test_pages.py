@@ -541,7 +541,7 @@ def test_the_editor_saves_for_a_writer(people, shop):
     response = client.post(f"/pipelines/{shop.id}/edit/",
                            {"action": "save", "text": json.dumps(document), "format": "json"})
 
-    assert response.status_code == 302 and response["Location"] == f"/pipelines/{shop.id}/edit/?format=json"
+    assert response.status_code == 302 and response["Location"] == f"/pipelines/{shop.id}/edit/?format=json&view=visual"
     shop.refresh_from_db()
     assert shop.definition["description"] == "Now with a description."
     assert shop.revisions.count() == 2

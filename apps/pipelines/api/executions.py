@@ -20,14 +20,19 @@ from apps.accounts.audit import Actor
 from apps.accounts.permissions import READ
 from apps.pipelines.api.serializers_executions import (
     CancelSerializer,
+    EvaluateSerializer,
+    EvaluationSerializer,
     ExecutionDocumentSerializer,
     ExecutionSummarySerializer,
     JudgeSerializer,
     StageActionSerializer,
     StartExecutionSerializer,
 )
+from apps.pipelines.expressions import ExpressionError
 from apps.pipelines.filtersets import ExecutionFilterSet
+from apps.pipelines.jsonsafe import NotJsonSafe, json_safe
 from apps.pipelines.models import Execution, Pipeline, StageExecution
+from apps.pipelines.scope import ExpressionScope
 from apps.pipelines.services import (
     do_cancel_execution,
     do_judge_stage,
@@ -88,6 +93,7 @@ SERIALIZERS = {
     "restart": StageActionSerializer,
     "judge": JudgeSerializer,
     "skip_wait": StageActionSerializer,
+    "evaluate": EvaluateSerializer,
 }
 DOCUMENT_RESPONSE = OpenApiResponse(ExecutionDocumentSerializer, description="The execution after the change.")
 REFUSED_RESPONSE = OpenApiResponse(ErrorsSerializer, description="The execution's current state does not allow this.")
@@ -204,7 +210,7 @@ class ExecutionViewSet(RestrictedReadOnlyViewSet):
         stage = self._stage(execution, body["stage"])
         do_judge_stage(
             execution.id, stage.ref_id, decision=body["decision"], user=Actor.from_request(request),
-            judgment_input=body.get("input"),
+            judgment_input=body.get("input"), comment=body["comment"],
         )
         return Response(_document(execution.id))
 
@@ -219,3 +225,21 @@ class ExecutionViewSet(RestrictedReadOnlyViewSet):
         stage = self._stage(execution, self._body()["stage"])
         do_skip_wait(execution.id, stage.ref_id, user=Actor.from_request(request))
         return Response(_document(execution.id))
+
+    @extend_schema(
+        summary="Evaluate an expression against an execution",
+        description="As a stage of the execution would see it (its trigger, parameters, stages' outputs); needs "
+        "read. Secrets stay references. A failing expression is a 400 at /expression.",
+        request=EvaluateSerializer,
+        responses={200: EvaluationSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def evaluate(self, request, pk=None):
+        execution = self.get_object()
+        body = self._body()
+        stage = self._stage(execution, body["stage"]) if body.get("stage") else None
+        try:
+            value = json_safe(ExpressionScope(execution, stage=stage).evaluate(body["expression"]), "result")
+        except (ExpressionError, NotJsonSafe) as error:
+            raise exceptions.ValidationError({"expression": [str(error)]}) from None
+        return Response({"result": value})

@@ -183,3 +183,22 @@ class JudgeSerializer(StageActionSerializer):
         required=False, allow_null=True, allow_blank=True, max_length=1000,
         help_text="One of the stage's judgmentInputs, when it offers some.",
     )
+    comment = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=2000,
+        help_text="Why: kept with the stage as judgmentComment, and in the audit log.",
+    )
+
+
+class EvaluateSerializer(serializers.Serializer):
+    """An expression to evaluate against an execution, as a stage of it would see it."""
+
+    expression = serializers.CharField(max_length=10_000, trim_whitespace=False,
+                                       help_text="Text with ${...}, e.g. ${trigger.user} or ${#stage('Bake').outputs}.")
+    stage = serializers.CharField(required=False, max_length=100,
+                                  help_text="The refId of the stage it is evaluated for (#stage, #judgment from it).")
+
+
+class EvaluationSerializer(serializers.Serializer):
+    """The value the expression gave."""
+
+    result = serializers.JSONField(allow_null=True)

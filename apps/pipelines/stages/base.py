@@ -48,6 +48,7 @@ class TaskResult:
 
 # The kinds of value a stage field holds, for the stage editor's forms and the API's stage-type list.
 FIELD_KINDS = ("string", "text", "integer", "number", "boolean", "choice", "list", "object", "duration")
+SCALAR_ITEM_KINDS = ("string", "integer", "number")
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,29 @@ class StageField:
     required: bool = False
     default: Any = None
     choices: tuple[str, ...] = ()
+    # A ``list`` of objects declares the fields of each item (``judgmentInputs``: ``value``); a list of
+    # plain values says what kind each one is (``item_kind``: string, integer or number).
+    items: tuple[StageField, ...] = ()
+    item_kind: str = "string"
 
     def __post_init__(self) -> None:
         if self.kind not in FIELD_KINDS:
             raise ValueError(f"stage field {self.name!r}: kind {self.kind!r} is not one of {', '.join(FIELD_KINDS)}")
+        if self.item_kind not in SCALAR_ITEM_KINDS:
+            raise ValueError(f"stage field {self.name!r}: item_kind must be one of {', '.join(SCALAR_ITEM_KINDS)}")
+        if self.kind == "choice" and not self.choices:
+            raise ValueError(f"stage field {self.name!r}: a choice needs its choices")
+
+    def describe(self) -> dict[str, Any]:
+        """The field as the API's stage-type list and the editor read it (JSON names, camelCase)."""
+        described: dict[str, Any] = {
+            "name": self.name, "kind": self.kind, "label": self.label or self.name, "help": self.help,
+            "required": self.required, "default": self.default, "choices": list(self.choices),
+        }
+        if self.kind == "list":
+            described["items"] = [item.describe() for item in self.items]
+            described["itemKind"] = self.item_kind
+        return described
 
 
 class Task:
@@ -116,6 +136,8 @@ class StageType:
 
     type_name: ClassVar[str]
     label: ClassVar[str] = ""
+    # One sentence on what the stage does, for the editor's "add stage" menu and the API.
+    description: ClassVar[str] = ""
     # The fields of the stage's definition, in the order the editor shows them.
     fields: ClassVar[tuple[StageField, ...]] = ()
     # Keys that must be present (and not null) in the stage definition; by
@@ -129,6 +151,8 @@ class StageType:
     secret_fields: ClassVar[tuple[str, ...]] = ()
     # True when a person may skip the stage while it runs (a wait).
     skippable: ClassVar[bool] = False
+    # True for a stage type only the engine plans (a synthetic stage): the editor does not offer it.
+    internal: ClassVar[bool] = False
     # True when run() calls the outside world (HTTP, a cluster): the engine
     # then runs it with no transaction open and the stage row unlocked.
     performs_io: ClassVar[bool] = False
@@ -150,6 +174,11 @@ class StageType:
         locked path (one transaction for the step).
         """
         return self.performs_io or self.evaluates_expressions
+
+    def describe(self) -> dict[str, Any]:
+        """The stage type as the API's stage-type list and the editor's forms read it."""
+        return {"type": self.type_name, "label": self.label or self.type_name, "description": self.description,
+                "skippable": self.skippable, "fields": [field.describe() for field in self.fields]}
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         """Return problems with a stage definition beyond missing required fields."""
@@ -216,3 +245,8 @@ def get_stage_type(type_name: str) -> StageType | None:
 
 def all_stage_types() -> dict[str, StageType]:
     return dict(_REGISTRY)
+
+
+def offered_stage_types() -> list[StageType]:
+    """The stage types a person may write in a pipeline (not the engine's internal ones), by label."""
+    return sorted((kind for kind in _REGISTRY.values() if not kind.internal), key=lambda kind: kind.describe()["label"])

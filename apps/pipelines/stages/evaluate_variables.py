@@ -2,14 +2,20 @@
 
 from apps.pipelines.expressions import ExpressionError, has_expressions
 from apps.pipelines.problems import Problem
-from apps.pipelines.stages.base import StageType, TaskResult, register
+from apps.pipelines.stages.base import StageField, StageType, TaskResult, register
 
 
 @register
 class EvaluateVariablesStage(StageType):
     type_name = "evaluateVariables"
     label = "Evaluate Variables"
-    required_fields = ("variables",)
+    description = "Evaluates named values in order; later stages read them by name."
+    fields = (
+        StageField("variables", "list", label="Variables", required=True, items=(
+            StageField("key", label="Name", required=True),
+            StageField("value", label="Value", required=True, help="Text or an expression; may use earlier names."),
+        )),
+    )
     # Each variable may use the ones before it, so they are evaluated here, in order.
     lazy_fields = ("variables",)
     evaluates_expressions = True

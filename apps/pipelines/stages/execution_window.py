@@ -16,6 +16,7 @@ WINDOW_KEYS = ("restrictExecutionDuringTimeWindow", "restrictedExecutionWindow")
 class ExecutionWindowStage(StageType):
     type_name = "restrictExecutionDuringTimeWindow"
     label = "Execution window"
+    internal = True
 
     def run(self, stage, scope, runtime) -> TaskResult:
         return TaskResult.succeeded()

@@ -6,7 +6,7 @@ context, with Spinnaker's keys (``judgmentStatus``, ``judgmentInput``,
 """
 
 from apps.pipelines.problems import Problem
-from apps.pipelines.stages.base import StageType, TaskResult, register
+from apps.pipelines.stages.base import StageField, StageType, TaskResult, register
 
 CONTINUE = "continue"
 STOP = "stop"
@@ -26,6 +26,14 @@ def judgment_options(stage_context: dict) -> list[str]:
 class ManualJudgmentStage(StageType):
     type_name = "manualJudgment"
     label = "Manual Judgment"
+    description = "Waits for a person to continue or stop the pipeline, optionally choosing an input."
+    fields = (
+        StageField("instructions", "text", label="Instructions", help="What the judge should check; may use ${...}."),
+        StageField("judgmentInputs", "list", label="Judgment inputs", items=(StageField("value", label="Value"),),
+                   help="Options the judge chooses from; later stages read the choice as judgmentInput."),
+        StageField("selectedStageRoles", "list", label="Judge roles",
+                   help="Teams allowed to judge, one per line; empty: anyone who may execute."),
+    )
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         problems = []

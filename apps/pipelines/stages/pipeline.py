@@ -15,7 +15,7 @@ import logging
 
 from apps.pipelines.choices import COMPLETE, Status
 from apps.pipelines.problems import ActionRefused, InvalidDocument, Problem
-from apps.pipelines.stages.base import StageType, TaskResult, register
+from apps.pipelines.stages.base import StageField, StageType, TaskResult, register
 from apps.pipelines.stages.runtime import ExecutionSummary, StageRuntime
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,13 @@ MAX_DEPTH = 10
 class PipelineStage(StageType):
     type_name = "pipeline"
     label = "Pipeline"
-    required_fields = ("pipeline",)
+    description = "Starts another pipeline and, by default, waits for it to end."
+    fields = (
+        StageField("application", label="Application", help="The child's application; empty: this one."),
+        StageField("pipeline", label="Pipeline", required=True, help="The child pipeline's name or id."),
+        StageField("pipelineParameters", "object", label="Parameters", help="The child's parameters by name."),
+        StageField("waitForCompletion", "boolean", label="Wait for completion", default=True),
+    )
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         """The child's application and pipeline are strings, its parameters an object."""

@@ -3,7 +3,7 @@
 from django.utils import timezone
 
 from apps.pipelines.problems import Problem
-from apps.pipelines.stages.base import StageType, TaskResult, register
+from apps.pipelines.stages.base import StageField, StageType, TaskResult, register
 
 
 def _is_expression(value) -> bool:
@@ -14,7 +14,11 @@ def _is_expression(value) -> bool:
 class WaitStage(StageType):
     type_name = "wait"
     label = "Wait"
-    required_fields = ("waitTime",)
+    description = "Waits a number of seconds; a person may skip the rest of the wait."
+    fields = (
+        StageField("waitTime", "integer", label="Wait time (seconds)", required=True,
+                   help="Whole seconds, or an expression such as ${parameters.delay}."),
+    )
     skippable = True
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:

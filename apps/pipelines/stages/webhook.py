@@ -54,7 +54,7 @@ from apps.pipelines.models import StageExecution
 from apps.pipelines.problems import Problem, pointer_join
 from apps.pipelines.scope import ExpressionScope
 from apps.pipelines.secrets.resolution import using_secrets
-from apps.pipelines.stages.base import StageType, TaskResult, register
+from apps.pipelines.stages.base import StageField, StageType, TaskResult, register
 from apps.pipelines.stages.json_path import MISSING, JsonPathError, parse_json_path, read_json_path
 
 logger = logging.getLogger(__name__)
@@ -434,13 +434,40 @@ def _step(context: dict, key: str) -> TaskResult:
     return _poll(context, webhook)
 
 
+WEBHOOK_FIELDS = (
+    StageField("url", label="URL", required=True, help="http or https; may use ${...} and ${#secret('name')}."),
+    StageField("method", "choice", label="Method", choices=METHODS, default="POST"),
+    StageField("customHeaders", "object", label="Headers", help="Header names to values."),
+    StageField("payload", "object", label="Payload", help="Sent as the JSON body."),
+    StageField("failFastStatusCodes", "list", label="Fail-fast status codes", item_kind="integer"),
+    StageField("retryStatusCodes", "list", label="Retry status codes", item_kind="integer",
+               help="Tried again besides 5xx and 429."),
+    StageField("waitForCompletion", "boolean", label="Wait for completion", default=False),
+    StageField("statusUrlResolution", "choice", label="Status URL", choices=STATUS_URL_RESOLUTIONS,
+               default="getMethod"),
+    StageField("statusUrlJsonPath", label="Status URL JSON path", help="With webhookResponse."),
+    StageField("statusJsonPath", label="Status JSON path", help="Where the status is in the status response."),
+    StageField("progressJsonPath", label="Progress JSON path"),
+    StageField("successStatuses", label="Success statuses", help="Comma-separated, e.g. SUCCESS, DONE."),
+    StageField("canceledStatuses", label="Canceled statuses"),
+    StageField("terminalStatuses", label="Terminal statuses"),
+    StageField("waitBeforeMonitor", "number", label="Wait before polling (seconds)", default=0),
+    StageField("monitorPollIntervalSeconds", "number", label="Poll interval (seconds)"),
+    StageField("cancelEndpoint", label="Cancel URL", help="Called when the execution is canceled."),
+    StageField("cancelMethod", "choice", label="Cancel method", choices=METHODS, default="POST"),
+    StageField("cancelPayload", "object", label="Cancel payload"),
+    StageField("signalCancellation", "boolean", label="Signal cancellation", default=True),
+)
+
+
 @register
 class WebhookStage(StageType):
     """Spinnaker's ``webhook`` stage: an HTTP call, optionally followed by polling a status URL."""
 
     type_name = "webhook"
     label = "Webhook"
-    required_fields = ("url",)
+    description = "Calls a URL and, when asked, polls a status URL until the remote work ends."
+    fields = WEBHOOK_FIELDS
     performs_io = True
     secret_fields = ("url", "customHeaders", "payload", "cancelEndpoint", "cancelPayload")
 

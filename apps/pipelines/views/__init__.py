@@ -10,7 +10,9 @@ live render a fragment of themselves (``?fragment=...``) that
 """
 
 from apps.pipelines.views.applications import application_detail, applications, run_pipeline
+from apps.pipelines.views.create import new_application, new_pipeline
 from apps.pipelines.views.editor import (
+    convert_document,
     describe_notification,
     describe_trigger,
     edit_pipeline,
@@ -29,9 +31,11 @@ from apps.pipelines.views.steering import (
 )
 
 __all__ = [
-    "StageView", "application_detail", "application_secrets", "applications", "cancel_execution", "delete_secret",
+    "StageView", "application_detail", "application_secrets", "applications", "cancel_execution", "convert_document",
+    "delete_secret",
     "describe_notification",
-    "describe_trigger", "edit_pipeline", "execution_detail", "graph_layout", "judge_stage", "pause_execution",
+    "describe_trigger", "edit_pipeline", "execution_detail", "graph_layout", "judge_stage", "new_application",
+    "new_pipeline", "pause_execution",
     "pipeline_diff", "restart_stage", "restore_revision", "resume_execution", "run_pipeline", "skip_wait",
     "stage_panel",
 ]

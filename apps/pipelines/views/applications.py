@@ -14,12 +14,13 @@ from django.shortcuts import redirect, render
 
 from apps.accounts.permissions import EXECUTE, READ, WRITE, can
 from apps.pipelines.checks import check_permission
-from apps.pipelines.choices import Status
+from apps.pipelines.choices import STATUS_GROUPS
 from apps.pipelines.filtersets import ExecutionFilterSet
 from apps.pipelines.forms import RunPipelineForm
 from apps.pipelines.models import Application, Execution, Pipeline, StageExecution
 from apps.pipelines.problems import InvalidDocument
 from apps.pipelines.services import ActionRefused, do_start_execution
+from apps.pipelines.views.charts import runs_chart
 from apps.pipelines.views.common import readable, stage_title, state_version, web_actor, with_timings
 
 APPLICATIONS_PER_PAGE = 50
@@ -109,13 +110,15 @@ def application_detail(request, name: str):
     pipelines = list(application.pipelines.only("id", "name", "application_id").order_by("name"))
     rows = [(pipeline, by_pipeline.get(pipeline.id, [])) for pipeline in pipelines]
     executions = [execution for _, shown in rows for execution in shown]
+    rows = [(pipeline, shown, runs_chart(shown)) for pipeline, shown in rows]
     context = {
         "application": application,
         "rows": rows,
         "filterset": filterset,
-        "statuses": Status.values,
-        "chosen_statuses": request.GET.getlist("status"),
-        "filtered": bool(request.GET.getlist("status") or request.GET.get("trigger_type")),
+        "status_groups": [(name, statuses[0]) for name, statuses in STATUS_GROUPS.items()],
+        "chosen_groups": request.GET.getlist("status_group"),
+        "filtered": bool(request.GET.getlist("status") or request.GET.getlist("status_group")
+                         or request.GET.get("trigger_type")),
         "trigger_types": trigger_types(application, request.GET.get("trigger_type", "")),
         "may_execute": can(request.user, EXECUTE, application),
         "may_write": can(request.user, WRITE, application),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.db.models import Prefetch
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -13,13 +16,16 @@ from apps.accounts.permissions import WRITE, can
 from apps.pipelines.checks import check_permission
 from apps.pipelines.definition import identity_problems, unified_diff
 from apps.pipelines.definition.trigger_types import get_trigger_type, trigger_status
-from apps.pipelines.forms import DiffForm, PipelineEditorForm, RestoreForm, dump_document
-from apps.pipelines.models import Pipeline
+from apps.pipelines.forms import DiffForm, PipelineEditorForm, RestoreForm, dump_document, parsed_or_problems
+from apps.pipelines.models import Execution, Pipeline, StageExecution
 from apps.pipelines.problems import InvalidDocument
 from apps.pipelines.services import do_restore_revision, do_update_pipeline
+from apps.pipelines.stages.base import offered_stage_types
+from apps.pipelines.views.charts import stage_durations_chart
 from apps.pipelines.views.common import readable, web_actor
 
 REVISIONS_SHOWN = 50
+RUNS_CHARTED = 20
 
 
 def _words(value, default: str = "any") -> str:
@@ -85,12 +91,21 @@ def describe_notification(notification: dict) -> str:
     return NOTIFICATION_WORDS[kind](notification) + " " + ", ".join(moments)
 
 
+def last_runs(pipeline: Pipeline) -> list[Execution]:
+    """The pipeline's newest executions with their top-level stages' timings: two queries."""
+    stages = StageExecution.objects.filter(parent__isnull=True).only(
+        "id", "execution_id", "name", "status", "start_time", "end_time", "position").order_by("position")
+    return list(Execution.objects.filter(pipeline=pipeline).only("id", "pipeline_id", "created_at", "status")
+                .order_by("-created_at").prefetch_related(Prefetch("stages", queryset=stages))[:RUNS_CHARTED])
+
+
 def editor_context(request, pipeline: Pipeline, form: PipelineEditorForm) -> dict:
-    """What the editor shows beside the text: triggers and notifications in words, and the revisions."""
+    """What the editor shows: the document for the stage editor, the stage types' fields, the text, revisions."""
     definition = pipeline.definition
     listed = definition.get("triggers") if isinstance(definition.get("triggers"), list) else []
     status = trigger_status(pipeline)
     triggers = [(describe_trigger(t), status.get(index, "")) for index, t in enumerate(listed) if isinstance(t, dict)]
+    shown, _ = parsed_or_problems(form["text"].value() or "")
     notifications = [n for n in definition.get("notifications") or [] if isinstance(n, dict)]
     revisions = list(pipeline.revisions.defer("definition").order_by("-number")[:REVISIONS_SHOWN])
     newest = revisions[0].number if revisions else 1
@@ -102,7 +117,14 @@ def editor_context(request, pipeline: Pipeline, form: PipelineEditorForm) -> dic
         "triggers": triggers,
         "notifications": [describe_notification(notification) for notification in notifications],
         "revisions": revisions,
+        "stage_chart": stage_durations_chart(last_runs(pipeline)),
         "diff_form": DiffForm(initial={"base": max(newest - 1, 1), "other": newest}),
+        # The stage editor works on the document the text holds; a text that does not parse opens as text.
+        "document": shown,
+        "stage_types": [stage_type.describe() for stage_type in offered_stage_types()],
+        "view": "text" if shown is None or (request.POST.get("view") or request.GET.get("view")) == "text"
+        else "visual",
+        "unsaved": request.method == "POST",
     }
 
 
@@ -127,7 +149,8 @@ def handle_editor_post(request, pipeline: Pipeline) -> tuple[PipelineEditorForm,
     saved = do_update_pipeline(pipeline, form.document, user=web_actor(request))
     number = saved.revisions.order_by("-number").values_list("number", flat=True).first()
     messages.success(request, f"Saved as revision {number}.")
-    url = reverse("pipelines:edit", args=[pipeline.id]) + f"?format={form.cleaned_data['format']}"
+    view = "text" if request.POST.get("view") == "text" else "visual"
+    url = reverse("pipelines:edit", args=[pipeline.id]) + f"?format={form.cleaned_data['format']}&view={view}"
     return form, redirect(url)
 
 
@@ -143,6 +166,32 @@ def edit_pipeline(request, pipeline_id):
         fmt = "json" if request.GET.get("format") == "json" else "yaml"
         form = PipelineEditorForm(initial={"text": dump_document(pipeline.definition, fmt), "format": fmt})
     return render(request, "pipelines/editor.html", editor_context(request, pipeline, form))
+
+
+@login_required
+@require_POST
+def convert_document(request):
+    """The editor's two views of one document: ``text`` parsed (or its problems), or ``document`` as ``format`` text.
+
+    Reads nothing stored and needs no permission beyond signing in; the body is
+    bounded by DATA_UPLOAD_MAX_MEMORY_SIZE and the document by parse_document's limits.
+    """
+    if "text" in request.POST:
+        document, problems = parsed_or_problems(request.POST["text"])
+        if document is None:
+            return JsonResponse({"problems": [{"pointer": p, "message": m, "line": line} for p, m, line in problems]},
+                                status=400)
+        return JsonResponse({"document": document})
+    fmt = request.POST.get("format")
+    try:
+        document = json.loads(request.POST.get("document", ""))
+        text = dump_document(document, fmt) if isinstance(document, dict) and fmt in ("yaml", "json") else None
+    except (ValueError, RecursionError):
+        text = None
+    if text is None:
+        message = "document must be a JSON object (not nested too deeply) and format yaml or json"
+        return JsonResponse({"problems": [{"pointer": "", "message": message, "line": None}]}, status=400)
+    return JsonResponse({"text": text})
 
 
 def diff_lines(diff: str) -> list[tuple[str, str]]:

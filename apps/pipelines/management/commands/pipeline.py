@@ -6,7 +6,9 @@ printed one per line as ``pointer: message``); executing with ``--wait``
 exits 0 only when the execution SUCCEEDED.
 """
 
+import getpass
 import json
+import os
 import sys
 import time
 import uuid
@@ -34,8 +36,18 @@ from apps.pipelines.services import (
     do_start_execution,
 )
 
-# The command line acts with the operator's shell access: audited as "cli".
-CLI_USER = Actor(username="cli", source=AuditSource.CLI)
+
+def operating_system_user() -> str:
+    """Who ran the command on this machine, as the operating system knows them."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for the process's uid (a bare container)
+        return f"uid-{os.getuid()}"
+
+
+# The command line acts with the operator's shell access, recorded as the operating system user who ran it
+# ("cli:root"); people elsewhere use the ``cdp`` command, which acts as its token's user.
+CLI_USER = Actor(username=f"cli:{operating_system_user()}", source=AuditSource.CLI)
 
 
 class Command(BaseCommand):
@@ -67,6 +79,7 @@ class Command(BaseCommand):
         decision.add_argument("--continue", dest="decision", action="store_const", const="continue")
         decision.add_argument("--stop", dest="decision", action="store_const", const="stop")
         judge.add_argument("--input", default=None)
+        judge.add_argument("--comment", default="", help="Why; kept with the stage.")
 
         skip = actions.add_parser("skip-wait", help="End a running wait, or a wait for an execution window, now.")
         skip.add_argument("execution_id")
@@ -165,9 +178,10 @@ class Command(BaseCommand):
     def handle_show(self, execution_id, **options):
         self._print_json(execution_document(self._execution(execution_id)))
 
-    def handle_judge(self, execution_id, stage_ref_id, decision, input, **options):
+    def handle_judge(self, execution_id, stage_ref_id, decision, input, comment, **options):
         execution = self._execution(execution_id)
-        do_judge_stage(execution.id, stage_ref_id, decision=decision, user=CLI_USER, judgment_input=input)
+        do_judge_stage(execution.id, stage_ref_id, decision=decision, user=CLI_USER, judgment_input=input,
+                       comment=comment)
         self._print_json(execution_document(self._execution(execution_id)))
 
     def handle_skip_wait(self, execution_id, stage_ref_id, **options):
