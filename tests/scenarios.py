@@ -4,7 +4,9 @@ Fixtures (services, workers, the shop/blog world and its people) are in ``tests/
 server for stages that call out is ``tests/hookserver.py``. Everything here is a plain function or value.
 """
 
-from django.db import connection
+import threading
+
+from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -68,6 +70,26 @@ def failing(ref_id, requisites=(), **options):
 def stages_of(execution) -> dict[str, StageExecution]:
     """The execution's stages as they are in the database now, by refId."""
     return {stage.ref_id: stage for stage in StageExecution.objects.filter(execution_id=execution.id)}
+
+
+def row_lock_free(model, pk) -> bool:
+    """Whether another connection can lock ``model``'s row ``pk`` at once (NOWAIT, in a thread of its own)."""
+    outcome = []
+
+    def probe():
+        try:
+            with transaction.atomic():
+                model.objects.select_for_update(nowait=True).filter(id=pk).first()
+            outcome.append(True)
+        except DatabaseError:
+            outcome.append(False)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return outcome[0]
 
 
 # --- Executions shaped by hand (no worker runs them) ----------------------------------------------

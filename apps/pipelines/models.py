@@ -244,6 +244,11 @@ class StageExecution(StatusTracked):
     # worker died, its message vanished); written only when non-zero, and
     # the stage fails at ENGINE_MAX_STEP_ATTEMPTS.
     step_failures = models.PositiveIntegerField(default=0)
+    # True while a started stage's context still waits to be evaluated: a
+    # stage whose definition holds expressions starts RUNNING with this set,
+    # and its next step evaluates them with no row lock held, then applies
+    # them (engine/evaluation.py). Read only while the stage is RUNNING or PAUSED.
+    awaiting_evaluation = models.BooleanField(default=False)
     # A synthetic stage (planned by a composite stage when it started, to run
     # before or after its own tasks) points to that stage; top-level stages to none.
     parent = models.ForeignKey(

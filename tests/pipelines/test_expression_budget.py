@@ -3,11 +3,10 @@
 Every expression here once held a worker (and the row lock it evaluated under) for seconds to hours.
 """
 
-import threading
 import time
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import connection
 from rq import SimpleWorker
 
 from apps.pipelines.choices import Status
@@ -17,7 +16,7 @@ from apps.pipelines.models import Execution, StageExecution
 from apps.pipelines.services import do_start_execution
 from apps.pipelines.stages.evaluate_variables import EvaluateVariablesStage
 from tests.conftest import wait_for_execution
-from tests.scenarios import save, stages_of
+from tests.scenarios import row_lock_free, save, stages_of
 
 
 def error_for(text, variables=None, budget=None) -> ExpressionError:
@@ -174,26 +173,6 @@ def test_a_context_field_over_budget_fails_its_stage_at_start(workers):
     assert stage.context["exception"]["details"]["error"].startswith("waitTime: ${4000000^4000000}: the power")
 
 
-def _row_lock_free(model, pk) -> bool:
-    """Whether another connection can lock ``model``'s row ``pk`` at once (run in a thread of its own)."""
-    outcome = []
-
-    def probe():
-        try:
-            with transaction.atomic():
-                model.objects.select_for_update(nowait=True).filter(id=pk).first()
-            outcome.append(True)
-        except DatabaseError:
-            outcome.append(False)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=probe)
-    thread.start()
-    thread.join()
-    return outcome[0]
-
-
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks are PostgreSQL's")
 def test_a_stage_evaluating_its_variables_holds_no_row_lock(transactional_db, clean_redis, monkeypatch):
     """While evaluateVariables evaluates, a cancel or the sweeper can lock its stage and its execution."""
@@ -201,7 +180,7 @@ def test_a_stage_evaluating_its_variables_holds_no_row_lock(transactional_db, cl
     original = EvaluateVariablesStage.run
 
     def observed(self, stage, scope, runtime):
-        seen.append((_row_lock_free(StageExecution, stage.id), _row_lock_free(Execution, stage.execution_id)))
+        seen.append((row_lock_free(StageExecution, stage.id), row_lock_free(Execution, stage.execution_id)))
         return original(self, stage, scope, runtime)
 
     monkeypatch.setattr(EvaluateVariablesStage, "run", observed)

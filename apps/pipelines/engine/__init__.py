@@ -29,8 +29,12 @@ The modules, each depending only on those above it:
   behind a running one of its pipeline;
 * :mod:`.recovery` — recording a crash as a stage's (or an execution's)
   failure in a fresh transaction, so no step can wedge the engine;
+* :mod:`.locking` — the stage-row lock a step takes (with the stages it
+  alone may start), and a step for a stage whose execution is not running;
+* :mod:`.evaluation` — finishing the start of a stage whose inputs hold
+  expressions, evaluated with no lock held under the token its start claimed;
 * :mod:`.steps` — running a stage's step: claims for I/O, results, timeouts,
-  execution windows; run tokens and the stage-row lock;
+  execution windows; run tokens;
 * :mod:`.control` — acting on an execution: wake, cancel, pause, resume,
   restart, and the cancel hooks of canceled stages;
 * :mod:`.sweeper` — recovering work whose message went missing.

@@ -128,9 +128,10 @@ def _reset_stage(stage: StageExecution, restart_details: dict | None) -> None:
     stage.outputs = {}
     stage.tasks = []
     stage.start_time = stage.end_time = stage.next_run_at = None
+    stage.awaiting_evaluation = False  # (one canceled before its context was evaluated)
     stage.run_token += 1
     stage.save(update_fields=["context", "status", "outputs", "tasks", "start_time", "end_time", "next_run_at",
-                              "run_token"])
+                              "run_token", "awaiting_evaluation"])
 
 
 def _reopen_parent(stage: StageExecution, rerun_tasks: bool) -> None:

@@ -30,7 +30,7 @@ from apps.pipelines.choices import ACTIVE, CONTINUABLE, Status, SyntheticOwner
 from apps.pipelines.engine import composite
 from apps.pipelines.engine.dispatch import Dispatch
 from apps.pipelines.engine.errors import crash_context, error_context
-from apps.pipelines.expressions import ExpressionError, is_truthy
+from apps.pipelines.expressions import ExpressionError, has_expressions, is_truthy
 from apps.pipelines.jsonsafe import json_safe
 from apps.pipelines.models import Execution, StageExecution
 from apps.pipelines.scope import ExpressionScope
@@ -187,32 +187,90 @@ def start_stage(
 ) -> bool:
     """Move a stage out of NOT_STARTED: SKIPPED, failed on a bad expression, or RUNNING with a job queued.
 
-    A composite stage plans its synthetic stages here and starts the first
-    before stages. Returns False when a stage ended as it started (the
-    execution must then be advanced).
+    A stage whose inputs hold expressions (:func:`evaluates_at_start`) is
+    not evaluated here, under the caller's locks: it becomes RUNNING with
+    ``awaiting_evaluation`` set and a fresh run token, and its next step
+    evaluates it with no lock held, then finishes starting it
+    (:mod:`.evaluation`) if that token still holds. Any other stage is
+    evaluated (which costs nothing) and started at once.
 
-    Anything that raises while the stage's context is prepared or its
-    synthetic stages are planned (an expression, its type's hooks, a value
-    JSON cannot hold) fails this stage, in this transaction, with the error
-    and the phase ``start``; database errors (which abort the transaction)
-    are left to the caller.
+    Returns False when a stage ended as it started (the execution must then
+    be advanced).
     """
-    now = timezone.now()
-    stage.start_time = now
-    raw = {key: value for key, value in stage.definition.items() if key not in STRUCTURAL_KEYS}
-    failure = None
+    if evaluates_at_start(stage):
+        _await_evaluation(execution, stage, dispatch)
+        return True
+    stage.start_time = timezone.now()
+    evaluated, failure = evaluate_start(execution, stage, stages)
+    return finish_start(execution, stage, stages, dispatch, evaluated, failure)
+
+
+def stage_inputs(stage: StageExecution) -> dict:
+    """The stage's definition without the keys that describe the graph: its inputs, before expressions."""
+    return {key: value for key, value in stage.definition.items() if key not in STRUCTURAL_KEYS}
+
+
+def evaluates_at_start(stage: StageExecution) -> bool:
+    """Whether starting the stage evaluates an expression: ``${`` in an input it does not evaluate itself
+    (its type's ``lazy_fields``), or a ``stageEnabled`` expression."""
+    inputs = stage_inputs(stage)
+    enabled = inputs.get("stageEnabled")
+    if isinstance(enabled, dict) and isinstance(enabled.get("expression"), str):
+        return True
+    stage_type = get_stage_type(stage.type)
     try:
-        evaluated = _evaluate_context(execution, stage, stages, raw)
+        lazy = stage_type.lazy_fields if stage_type else ()
+    except Exception:  # noqa: BLE001  (a type that crashes here crashes again in evaluate_start, failing its stage)
+        return True
+    return has_expressions([value for key, value in inputs.items() if key not in lazy])
+
+
+def _await_evaluation(execution: Execution, stage: StageExecution, dispatch: Dispatch) -> None:
+    """Start the stage with its context still to be evaluated: by its next step, the one queued here."""
+    stage.status = Status.RUNNING
+    stage.start_time = stage.next_run_at = timezone.now()
+    stage.awaiting_evaluation = True
+    stage.run_token += 1  # the claim: only the step holding this token may finish the start
+    _save_started(stage, ["status", "start_time", "next_run_at", "run_token", "awaiting_evaluation"])
+    dispatch.run_stage(stage)
+    dispatch.changed(execution, stage)
+
+
+def evaluate_start(
+    execution: Execution, stage: StageExecution, stages: list[StageExecution] | None
+) -> tuple[dict | None, dict | None]:
+    """The stage's evaluated context and the error context of a failure: (None, None) when it is skipped.
+
+    Anything that raises while the context is prepared (an expression, a
+    value JSON cannot hold, a crash) fails this stage with the error and the
+    phase ``start``; database errors (which abort the transaction) are left
+    to the caller.
+    """
+    try:
+        return _evaluate_context(execution, stage, stages, stage_inputs(stage)), None
     except ExpressionError as error:
-        evaluated, failure = None, error_context(str(error))
+        return None, error_context(str(error))
     except DatabaseError:
         raise
     except Exception as error:  # noqa: BLE001  (a crash at start fails this stage, never the whole step)
         logger.exception("stage %s (%s) crashed while starting", stage.id, stage.type)
-        evaluated, failure = None, crash_context("start", error)
+        return None, crash_context("start", error)
+
+
+def finish_start(
+    execution: Execution, stage: StageExecution, stages: list[StageExecution] | None, dispatch: Dispatch,
+    evaluated: dict | None, failure: dict | None,
+) -> bool:
+    """Start the locked stage from what :func:`evaluate_start` gave: SKIPPED, failed, or RUNNING with a job.
+
+    A composite stage plans its synthetic stages here, from its evaluated
+    context, and starts the first before stages; a plan that fails or
+    crashes fails the stage. Returns False when the stage ended as it started.
+    """
+    now = timezone.now()
     if evaluated is None:
-        skipped = failure is None
-        status = Status.SKIPPED if skipped else failure_status(raw)
+        raw = stage_inputs(stage)
+        status = Status.SKIPPED if failure is None else failure_status(raw)
         _finish_without_running(stage, status, raw if failure is None else {**raw, **failure}, now)
         dispatch.changed(execution, stage)
         return False
@@ -228,14 +286,21 @@ def start_stage(
     if stage.tasks:
         return _start_composite(execution, stage, stages, synthetic, dispatch)
     stage.next_run_at = now
-    fields = ["context", "status", "start_time", "run_token", "next_run_at"]
-    if stage.step_failures:  # a restarted stage starts its count again
-        stage.step_failures = 0
-        fields.append("step_failures")
-    stage.save(update_fields=fields)
+    _save_started(stage, ["context", "status", "start_time", "run_token", "next_run_at"])
     dispatch.run_stage(stage)
     dispatch.changed(execution, stage)
     return True
+
+
+def _save_started(stage: StageExecution, fields: list[str]) -> None:
+    """Save a starting stage; a restarted one starts its count of lost steps again, an evaluated one waits no more."""
+    if stage.step_failures:
+        stage.step_failures = 0
+        fields.append("step_failures")
+    if stage.awaiting_evaluation and "awaiting_evaluation" not in fields:
+        stage.awaiting_evaluation = False
+        fields.append("awaiting_evaluation")
+    stage.save(update_fields=fields)
 
 
 def _plan_synthetic(stage: StageExecution) -> tuple[list, dict | None]:
@@ -275,7 +340,7 @@ def _finish_without_running(stage: StageExecution, status: Status, context: dict
     stage.context = context
     stage.status = status
     stage.end_time = now
-    stage.save(update_fields=["context", "status", "start_time", "end_time"])
+    _save_started(stage, ["context", "status", "start_time", "end_time"])
 
 
 # --- Composite stages (see composite.py) ------------------------------------------------------------
@@ -293,12 +358,12 @@ def _start_composite(
     if not befores:
         composite.set_task(stage, 0, Status.RUNNING)
         stage.next_run_at = timezone.now()
-        stage.save(update_fields=fields)
+        _save_started(stage, fields)
         dispatch.run_stage(stage)
         dispatch.changed(execution, stage)
         return True
     _wake_at_timeout(stage, dispatch)
-    stage.save(update_fields=fields)
+    _save_started(stage, fields)
     dispatch.changed(execution, stage)
     started = [start_stage(execution, row, stages, dispatch) for row in befores if not row.requisite_ref_ids]
     return all(started)

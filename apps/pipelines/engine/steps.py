@@ -9,13 +9,14 @@ Locks. Running a task locks only its stage row (so parallel branches really
 run in parallel), and when the stages after it wait on it alone, starts them
 under that same lock: nothing else can start them. On PostgreSQL those
 NOT_STARTED stages are locked with it, in the same statement and in
-``position`` order (see :func:`_lock_stage`). Anything else is left to
+``position`` order (see :func:`~apps.pipelines.engine.locking.lock_stage`). Anything else is left to
 :func:`~apps.pipelines.engine.graph.advance_execution`, which takes the
 execution's lock after this step's transaction has ended, keeping the lock
 order (execution before stages). A task that calls the outside world
 (``performs_io``), or evaluates expressions itself (``runs_unlocked``),
 runs with no transaction open and no lock held: its step is claimed first by
-bumping the run token.
+bumping the run token. So does the first step of a stage whose start
+evaluates expressions, claimed as it started (:mod:`.evaluation`).
 
 Duplicate messages. Each job carries the stage's ``run_token`` as it was when
 the job was scheduled; scheduling a new job bumps the token, so a job with a
@@ -40,17 +41,17 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from apps.pipelines import enqueue
-from apps.pipelines.choices import COMPLETE, CONTINUABLE, Status
+from apps.pipelines.choices import CONTINUABLE, Status
 from apps.pipelines.engine import composite
 from apps.pipelines.engine.composite import running_seconds, timeout_seconds
 from apps.pipelines.engine.dispatch import Dispatch
 from apps.pipelines.engine.errors import ADVANCE, RECORD, RUN, TIMEOUT, WINDOW, StepCrash, error_context, is_transient
-from apps.pipelines.engine.graph import cancel_stage, failure_status, start_stage
+from apps.pipelines.engine.evaluation import start_claimed
+from apps.pipelines.engine.graph import failure_status, start_stage
+from apps.pipelines.engine.locking import hold_stage, lock_stage
 from apps.pipelines.engine.recovery import advance_execution, fail_crashed_stage
 from apps.pipelines.expressions import ExpressionError
 from apps.pipelines.jsonsafe import json_safe
@@ -116,17 +117,21 @@ def _run_step(stage_id, token: int, runtime: StageRuntime, keep_inline: bool) ->
     next instead of queueing it.
     """
     dispatch = Dispatch(keep_one_inline=keep_inline)
-    claimed = None
+    claimed = evaluate = None
     must_advance = False
     with transaction.atomic():
-        stage = _lock_stage(stage_id)
+        stage = lock_stage(stage_id)
         if stage is None or stage.status != Status.RUNNING or stage.run_token != token:
             return None
         if stage.execution.status != Status.RUNNING:
-            _hold_stage(stage.execution, stage, dispatch)
+            hold_stage(stage.execution, stage, dispatch)
             return None
         runner = _runner(stage)
-        if runner is _BETWEEN_SYNTHETIC_STAGES:
+        if stage.awaiting_evaluation:
+            # Its start evaluates expressions: with no lock held, under the token
+            # its start claimed (see evaluation.py). Nothing to write here.
+            evaluate = stage
+        elif runner is _BETWEEN_SYNTHETIC_STAGES:
             # A composite parent's wake-up (its timeout, possibly early; a resume) is used up:
             # advancing decides what comes next, and schedules the next wake-up.
             stage.next_run_at = None
@@ -144,6 +149,8 @@ def _run_step(stage_id, token: int, runtime: StageRuntime, keep_inline: bool) ->
         else:
             must_advance = _record(stage, _run_task(stage, runner, runtime), dispatch)
             dispatch.send_on_commit()
+    if evaluate is not None:
+        return start_claimed(evaluate, keep_inline)
     if claimed is not None:
         try:
             must_advance, dispatch = _run_claimed(claimed, runner, runtime, keep_inline)
@@ -154,46 +161,6 @@ def _run_step(stage_id, token: int, runtime: StageRuntime, keep_inline: bool) ->
     if must_advance:
         return advance_execution(stage.execution_id, keep_inline=keep_inline)
     return dispatch.inline
-
-
-def _lock_stage(stage_id) -> StageExecution | None:
-    """Lock the stage (its execution and application loaded); on PostgreSQL also the stages it alone may start.
-
-    One round trip instead of two per completed step: the same
-    ``SELECT ... FOR UPDATE`` locks the NOT_STARTED stages that wait on this
-    stage alone, in ``position`` order (this stage first, as a restart locks
-    them), and keeps them on ``stage.startable_next`` for :func:`_continue_chain`.
-    Nothing but this stage's step starts them, so the extra locks contend
-    with nobody else's step. The subquery reads the statement's snapshot; the
-    rows locked are the latest versions, which :func:`_continue_chain` checks
-    again. Elsewhere the downstream stages are read when needed.
-    """
-    wanted = Q(id=stage_id)
-    if connection.vendor == "postgresql":
-        wanted |= Q(id__in=RawSQL(_STARTABLE_NEXT_SQL, [stage_id, Status.NOT_STARTED]))
-    rows = list(
-        StageExecution.objects.select_for_update(of=("self",))
-        .select_related("execution__application")
-        .defer("execution__definition", "execution__trigger", "execution__parameters")
-        .filter(wanted)
-        .order_by("position")
-    )
-    stage = next((row for row in rows if str(row.id) == str(stage_id)), None)
-    if stage is not None and connection.vendor == "postgresql":
-        stage.startable_next = [row for row in rows if row is not stage]
-    return stage
-
-
-# The NOT_STARTED stages of the same execution that wait on stage %s alone. A list column that
-# holds something else (a corrupt row) matches nothing here: the step then fails where it reads it.
-_STARTABLE_NEXT_SQL = f"""
-    SELECT down.id FROM {StageExecution._meta.db_table} down
-    JOIN {StageExecution._meta.db_table} up ON down.execution_id = up.execution_id
-    WHERE up.id = %s AND down.status = %s
-    AND CASE WHEN jsonb_typeof(down.requisite_ref_ids) = 'array' THEN jsonb_array_length(down.requisite_ref_ids) END = 1
-    AND down.ref_id IN (SELECT jsonb_array_elements_text(
-        CASE WHEN jsonb_typeof(up.next_ref_ids) = 'array' THEN up.next_ref_ids ELSE '[]'::jsonb END))
-"""
 
 
 def _run_claimed(
@@ -235,7 +202,7 @@ def _drop_connection() -> None:
 
 def _record_claimed(claimed: StageExecution, result: TaskResult, dispatch: Dispatch) -> bool:
     with transaction.atomic():
-        stage = _lock_stage(claimed.id)
+        stage = lock_stage(claimed.id)
         if stage is None or stage.run_token != claimed.run_token or stage.status not in (Status.RUNNING, Status.PAUSED):
             return False  # canceled or restarted meanwhile
         if stage.status == Status.PAUSED or stage.execution.status != Status.RUNNING:
@@ -259,25 +226,11 @@ def _record(stage: StageExecution, result: TaskResult, dispatch: Dispatch) -> bo
         return not _continue_chain(stage.execution, stage, dispatch)
 
 
-def _hold_stage(execution: Execution, stage: StageExecution, dispatch: Dispatch) -> None:
-    """A step for a stage whose execution is not running: it waits (paused) or will never run (ended)."""
-    if execution.status in COMPLETE:
-        cancel_stage(stage, dispatch)
-    elif execution.status == Status.PAUSED:
-        # Started as the pause committed; resume runs it again.
-        stage.status = Status.PAUSED
-        stage.save(update_fields=["status"])
-    else:
-        return
-    dispatch.changed(execution, stage)
-    dispatch.send_on_commit()
-
-
 def _continue_chain(execution: Execution, stage: StageExecution, dispatch: Dispatch) -> bool:
     """Start the stages that wait on ``stage`` alone; False when the execution's lock is needed instead."""
     if stage.status not in CONTINUABLE or not stage.next_ref_ids:
         return False
-    downstream = getattr(stage, "startable_next", None)  # locked with the stage (see _lock_stage)
+    downstream = getattr(stage, "startable_next", None)  # locked with the stage (see lock_stage)
     if downstream is None:
         downstream = list(execution.stages.filter(ref_id__in=stage.next_ref_ids).order_by())
     if len(downstream) != len(set(stage.next_ref_ids)):
