@@ -202,10 +202,10 @@ class ExpressionScope:
     def pipeline_id(self, name: str, application: str | None = None, required: bool = True) -> str | None:
         """``#pipelineId('name')``: the id of a pipeline of this application (or ``application``) by its name."""
         application = application or self.execution.application.name
-        found = Pipeline.objects.filter(application__name=application, name=name).values_list("id", flat=True).first()
+        found = Pipeline.objects.filter(application__name__iexact=application, name=name).first()
         if found is None and required:
             raise LookupError(f"no pipeline named {name!r} in application {application!r}")
-        return None if found is None else str(found)
+        return None if found is None else found.spinnaker_id
 
     def resolved_artifact(self, key: str, wanted: str) -> dict:
         """``#triggerResolvedArtifact(name)`` / ``ByType(type)``: the first artifact the trigger bound with it."""

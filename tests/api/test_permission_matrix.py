@@ -83,7 +83,7 @@ class Target:
 def shaped_executions(pipeline: Pipeline) -> dict[str, str]:
     """One execution per steering action, each in a state where that action is legal; ids by action."""
     made = {name: do_start_execution(pipeline, user="setup") for name in
-            ("judge", "cancel", "pause", "resume", "restart", "skip-wait")}
+            ("judge", "cancel", "pause", "resume", "restart", "skip-wait", "evaluate")}
     # Waiting at the judgment, whose context names the roles, as the engine evaluates it from the definition.
     set_status(made["judge"], Status.RUNNING, **{"1": Status.SUCCEEDED, "2": Status.RUNNING})
     StageExecution.objects.filter(execution=made["judge"], ref_id="2").update(
@@ -247,6 +247,8 @@ ENDPOINTS = {
                                  lambda t: {"stage": "2", "decision": "continue"}),
     "executions.skip-wait": Endpoint("execution-skip-wait", "POST", execution_url("skip-wait"),
                                      lambda t: {"stage": "1"}),
+    "executions.evaluate": Endpoint("execution-evaluate", "POST", execution_url("evaluate"),
+                                    lambda t: {"expression": "${execution.application}"}),
     "audit-events.list": Endpoint("audit-event-list", "GET", lambda t: "/api/audit-events/", scoped=False),
     "tokens.list": Endpoint("token-list", "GET", lambda t: "/api/tokens/", scoped=False),
     "tokens.create": Endpoint("token-list", "POST", lambda t: "/api/tokens/", lambda t: {"name": "matrix"},
@@ -272,7 +274,7 @@ NOT_IN_MATRIX = {
 
 # One row per endpoint, one column per role, in the order of ROLES.
 # Reads are 200 to whoever reads shop; writes 2xx to alice and root; executing 2xx to erin, dave, ci-bot and
-# root, except judging, which needs the stage's role as well (dave; root is in every role). charlie gets 404
+# root (evaluating an expression against an execution is executing: it may fetch URLs), except judging, which needs the stage's role as well (dave; root is in every role). charlie gets 404
 # for anything of shop and empty lists. Anyone signed in may create an application (and gets every right on
 # it) and validate a document. A token cannot issue tokens (issue_token), so ci-bot's token request is 403.
 # An application's secrets: their names to its readers; setting, replacing and deleting them to its writers.
@@ -312,6 +314,7 @@ ROWS = {
     "executions.restart":     (401, 404, 403, 403, 200, 200, 200, 200),
     "executions.judge":       (401, 404, 403, 403, 403, 200, 403, 200),
     "executions.skip-wait":   (401, 404, 403, 403, 200, 200, 200, 200),
+    "executions.evaluate":    (401, 404, 403, 403, 200, 200, 200, 200),
     "audit-events.list":      (401, 200, 200, 200, 200, 200, 200, 200),
     "tokens.list":            (401, 200, 200, 200, 200, 200, 200, 200),
     "tokens.create":          (401, 201, 201, 201, 201, 201, 403, 201),

@@ -20,14 +20,18 @@ from apps.accounts.audit import Actor
 from apps.accounts.permissions import READ
 from apps.pipelines.api.serializers_executions import (
     CancelSerializer,
+    EvaluateSerializer,
+    EvaluationSerializer,
     ExecutionDocumentSerializer,
     ExecutionSummarySerializer,
     JudgeSerializer,
     StageActionSerializer,
     StartExecutionSerializer,
 )
+from apps.pipelines.evaluation import check_evaluate_expression
 from apps.pipelines.filtersets import ExecutionFilterSet
 from apps.pipelines.models import Execution, Pipeline, StageExecution
+from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.services import (
     do_cancel_execution,
     do_judge_stage,
@@ -88,6 +92,7 @@ SERIALIZERS = {
     "restart": StageActionSerializer,
     "judge": JudgeSerializer,
     "skip_wait": StageActionSerializer,
+    "evaluate": EvaluateSerializer,
 }
 DOCUMENT_RESPONSE = OpenApiResponse(ExecutionDocumentSerializer, description="The execution after the change.")
 REFUSED_RESPONSE = OpenApiResponse(ErrorsSerializer, description="The execution's current state does not allow this.")
@@ -148,7 +153,7 @@ class ExecutionViewSet(RestrictedReadOnlyViewSet):
         pipeline = (
             Pipeline.objects.restrict(request.user, READ)
             .select_related("application")
-            .filter(_pipeline_lookup(body["pipeline"]), application__name=body["application"])
+            .filter(_pipeline_lookup(body["pipeline"]), application__name__iexact=body["application"])
             .first()
         )
         if pipeline is None:
@@ -219,3 +224,26 @@ class ExecutionViewSet(RestrictedReadOnlyViewSet):
         stage = self._stage(execution, self._body()["stage"])
         do_skip_wait(execution.id, stage.ref_id, user=Actor.from_request(request))
         return Response(_document(execution.id))
+
+    @extend_schema(
+        summary="Evaluate an expression against the execution",
+        description="As Spinnaker's evaluateExpression, to debug an expression before saving it: evaluated as a "
+        "stage's context is (what cannot be resolved is left as written, and `summary` says why), within the "
+        "expression budgets (EXPRESSION_* settings). Needs **execute** on the application: an expression may make "
+        "the platform fetch URLs (`#jsonFromUrl`), as running a stage does. Nothing is saved.",
+        request=EvaluateSerializer,
+        responses={
+            200: EvaluationSerializer,
+            400: OpenApiResponse(ErrorsSerializer, description="The expression is malformed, refused, or over budget."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def evaluate(self, request, pk=None):
+        execution = self.get_object()
+        body = self._body()
+        outcome = check_evaluate_expression(
+            Actor.from_request(request), execution, body["expression"], body.get("stageId")
+        )
+        if "error" in outcome:
+            raise InvalidDocument([Problem("/expression", outcome["error"])])
+        return Response(outcome)

@@ -183,3 +183,33 @@ class JudgeSerializer(StageActionSerializer):
         required=False, allow_null=True, allow_blank=True, max_length=1000,
         help_text="One of the stage's judgmentInputs, when it offers some.",
     )
+
+
+class EvaluateSerializer(serializers.Serializer):
+    """An expression to evaluate against the execution, optionally as one of its stages would."""
+
+    expression = serializers.CharField(
+        trim_whitespace=False,
+        help_text="Text with ${...} expressions, e.g. \"${trigger.user}\"; at most EXPRESSION_MAX_LENGTH characters.",
+    )
+    stageId = serializers.CharField(  # noqa: N815  (Spinnaker's name)
+        required=False, allow_blank=True, max_length=100,
+        help_text="Evaluate as this stage's expressions are: its context and its ancestors' outputs by bare name.",
+    )
+
+    def validate_expression(self, value: str) -> str:
+        from django.conf import settings
+
+        limit = settings.EXPRESSION_MAX_LENGTH
+        if len(value) > limit:
+            raise serializers.ValidationError(f"must be at most {limit:,} characters long (EXPRESSION_MAX_LENGTH)")
+        return value
+
+
+class EvaluationSerializer(serializers.Serializer):
+    """What an expression gave: its value, and why any part of it was left as text."""
+
+    value = serializers.JSONField(help_text="The value; a part that could not be resolved is left as written.")
+    summary = serializers.DictField(
+        required=False, help_text="Spinnaker's expressionEvaluationSummary: each expression left as text, and why."
+    )

@@ -138,8 +138,8 @@ class Command(BaseCommand):
         self.stdout.write(str(pipeline.id))
 
     def handle_execute(self, application, name, param, wait, timeout, **options):
-        pipeline = Pipeline.objects.select_related("application").filter(application__name=application, name=name)
-        pipeline = pipeline.first()
+        pipelines = Pipeline.objects.select_related("application")
+        pipeline = pipelines.filter(application__name__iexact=application, name=name).first()
         if pipeline is None:
             raise CommandError(f"no pipeline {name!r} in application {application!r}")
         parameters = {}
