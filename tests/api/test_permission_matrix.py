@@ -274,7 +274,8 @@ NOT_IN_MATRIX = {
 
 # One row per endpoint, one column per role, in the order of ROLES.
 # Reads are 200 to whoever reads shop; writes 2xx to alice and root; executing 2xx to erin, dave, ci-bot and
-# root (evaluating an expression against an execution is executing: it may fetch URLs), except judging, which needs the stage's role as well (dave; root is in every role). charlie gets 404
+# root (evaluating an expression against an execution is executing: it may fetch URLs), except judging,
+# which needs the stage's role as well (dave; root is in every role). charlie gets 404
 # for anything of shop and empty lists. Anyone signed in may create an application (and gets every right on
 # it) and validate a document. A token cannot issue tokens (issue_token), so ci-bot's token request is 403.
 # An application's secrets: their names to its readers; setting, replacing and deleting them to its writers.
