@@ -27,9 +27,11 @@ class DetachedScope(ExpressionScope):
     """A scope whose root is given (``context``), with stages given as Spinnaker stage objects."""
 
     def __init__(self, root: dict, stages: list[StageExecution], current: StageExecution | None):
-        execution = root.get("execution") if isinstance(root.get("execution"), dict) else {}
-        application = Application(name=str(execution.get("application") or ""))
-        trigger = root.get("trigger") if isinstance(root.get("trigger"), dict) else {}
+        execution = root.get("execution")
+        named = execution.get("application") if isinstance(execution, dict) else None
+        application = Application(name=str(named or ""))
+        trigger = root.get("trigger")
+        trigger = trigger if isinstance(trigger, dict) else {}
         super().__init__(Execution(application=application, trigger=trigger), stages, current)
         self._root = {**(current.context if current is not None else {}), **root}
 
@@ -66,7 +68,8 @@ def evaluate_entry(entry: Any) -> dict:
     """One entry of a batch: ``{"expression", "context", "stages"?, "currentStageContext"?}``."""
     if not isinstance(entry, dict):
         return {"error": "must be an object with expression and context"}
-    root = entry.get("context") if isinstance(entry.get("context"), dict) else {}
+    context = entry.get("context")
+    root: dict = context if isinstance(context, dict) else {}
     stages = [_stage(data, index) for index, data in enumerate(entry.get("stages") or [])]
     current = None
     if isinstance(entry.get("currentStageContext"), dict):

@@ -55,12 +55,12 @@ class SpelEvaluator(simpleeval.EvalWithCompoundTypes):
         self, variables: Mapping[str, Any], functions: Mapping[str, Callable[..., Any]], budget: Budget | None = None
     ):
         self.budget = budget or Budget()
-        callables = {
+        callables: dict[str, Callable[..., Any]] = {
             **HELPERS,
             "spel_add": functools.partial(concatenate, self.budget),
             **{f"fn_{name}": function for name, function in functions.items()},
         }
-        operators = {
+        operators: dict[Any, Callable[..., Any]] = {
             **_OPERATORS,
             ast.Mult: functools.partial(multiply, self.budget),
             ast.Pow: functools.partial(power, self.budget),
@@ -68,7 +68,9 @@ class SpelEvaluator(simpleeval.EvalWithCompoundTypes):
         super().__init__(operators=operators, functions=callables, names=variables)
         for name in ("list", "tuple", "dict", "set"):  # added by EvalWithCompoundTypes; never needed here
             self.functions.pop(name, None)
-        self.nodes = {node_type: handler for node_type, handler in self.nodes.items() if node_type in _ALLOWED_NODES}
+        self.nodes: dict[type, Callable[..., Any]] = {
+            node_type: handler for node_type, handler in self.nodes.items() if node_type in _ALLOWED_NODES
+        }
         # The elements a selection or projection is visiting, innermost last: names are read from it (#this).
         self._elements: list[Any] = []
         # The calls the translator emits for SpEL constructs that are not plain functions.
@@ -100,7 +102,7 @@ class SpelEvaluator(simpleeval.EvalWithCompoundTypes):
 
     def _receiver(self, node: ast.expr) -> tuple[bool, Any]:
         """Evaluate what a property, index or method applies to; (True, None) when ``?.`` met null."""
-        if _is_helper_call(node, "spel_safe"):
+        if isinstance(node, ast.Call) and _is_helper_call(node, "spel_safe"):
             value = self._eval(node.args[0])
             return value is None, value
         return False, self._eval(node)
@@ -117,7 +119,8 @@ class SpelEvaluator(simpleeval.EvalWithCompoundTypes):
     def _eval_call(self, node: ast.Call) -> Any:
         if isinstance(node.func, ast.Attribute):
             return self._call_method(node.func, node.args)
-        name = node.func.id  # the translator only emits calls of plain names or of methods
+        assert isinstance(node.func, ast.Name)  # the translator only emits calls of plain names or of methods
+        name = node.func.id
         if name == "spel_elvis":
             # Lazy, like SpEL: the fallback is only evaluated when the value is null or ''.
             value = self._eval(node.args[0])
@@ -251,7 +254,7 @@ def _describe(node: ast.expr) -> str:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         if node.func.id == "spel_safe":
             return _describe(node.args[0])
-        if node.func.id == "spel_var":
+        if node.func.id == "spel_var" and isinstance(node.args[0], ast.Constant):
             return str(node.args[0].value)
         if node.func.id.startswith("fn_"):
             return f"#{node.func.id[3:]}(...)"

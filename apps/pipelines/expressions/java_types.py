@@ -207,6 +207,7 @@ def _parse_instant(text: Any) -> JavaInstant:
 
 def _between(unit: JavaChronoUnit, start: Any, end: Any) -> int:
     """ChronoUnit.X.between(a, b): whole units from a to b (two Instants, two LocalDates or two Dates)."""
+    seconds: float
     if isinstance(start, JavaLocalDate) and isinstance(end, JavaLocalDate):
         seconds = (end.date - start.date).days * 86400
     elif isinstance(start, JavaInstant | JavaDate) and isinstance(end, JavaInstant | JavaDate):

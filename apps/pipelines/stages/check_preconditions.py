@@ -84,7 +84,7 @@ class CheckPreconditionsStage(StageType):
         return problems
 
     def run(self, stage, scope, runtime) -> TaskResult:
-        results = []
+        results: list[dict] = []
         halt_status = None
         for index, precondition in enumerate(stage.context.get("preconditions") or []):
             context = precondition.get("context") or {}
