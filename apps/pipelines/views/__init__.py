@@ -17,7 +17,13 @@ from apps.pipelines.views.editor import (
     pipeline_diff,
     restore_revision,
 )
-from apps.pipelines.views.executions import StageView, execution_detail, graph_layout, stage_panel
+from apps.pipelines.views.executions import (
+    StageView,
+    evaluate_expression,
+    execution_detail,
+    graph_layout,
+    stage_panel,
+)
 from apps.pipelines.views.secrets import application_secrets, delete_secret
 from apps.pipelines.views.steering import (
     cancel_execution,
@@ -31,7 +37,8 @@ from apps.pipelines.views.steering import (
 __all__ = [
     "StageView", "application_detail", "application_secrets", "applications", "cancel_execution", "delete_secret",
     "describe_notification",
-    "describe_trigger", "edit_pipeline", "execution_detail", "graph_layout", "judge_stage", "pause_execution",
+    "describe_trigger", "edit_pipeline", "evaluate_expression", "execution_detail", "graph_layout", "judge_stage",
+    "pause_execution",
     "pipeline_diff", "restart_stage", "restore_revision", "resume_execution", "run_pipeline", "skip_wait",
     "stage_panel",
 ]
