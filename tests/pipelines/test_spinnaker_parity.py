@@ -331,3 +331,19 @@ def test_helpers_about_deployments_are_refused_saying_why():
     outcome = batch("${#deployedServerGroups()}")
     [entry] = outcome["summary"].values()
     assert "needs the server groups deploy stages create" in entry[0]["description"]
+
+
+@pytest.mark.django_db
+def test_evaluate_variables_keeps_a_value_it_cannot_resolve_and_fails_only_when_asked():
+    variables = [{"key": "a", "value": "${10}"}, {"key": "b", "value": "this one should fail: ${a * c}"}]
+    for fail_on_failed, expected in ((False, Status.SUCCEEDED), (True, Status.TERMINAL)):
+        stage = {"refId": "1", "name": "Vars", "type": "evaluateVariables", "variables": variables,
+                 "failOnFailedExpressions": fail_on_failed}
+        execution = do_start_execution(save(stage, name=f"vars-{fail_on_failed}"))
+        row = rows(execution)["1"]
+
+        result = get_stage_type("evaluateVariables").run(row, ExpressionScope(execution, stage=row), None)
+
+        assert result.status == expected
+        assert result.context["variables"][1]["value"] == "this one should fail: ${a * c}"
+        assert "a * c" in result.context[SUMMARY_KEY]
