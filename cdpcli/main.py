@@ -195,7 +195,7 @@ def pipeline_execute(api: Client, args):
 
 def pipeline_eval(api: Client, args):
     """An expression evaluated against one of the pipeline's executions, as its stages see it."""
-    body = {"expression": args.expression, **({"stage": args.stage} if args.stage else {})}
+    body = {"expression": args.expression, **({"stageId": args.stage} if args.stage else {})}
     return api.post(f"executions/{args.execution}/evaluate/", body), "execution"
 
 
@@ -271,11 +271,11 @@ def pipeline_commands(commands) -> None:
     execute.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="With --wait (600).")
     execute.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="With --wait: how often (2).")
     execute.set_defaults(run=pipeline_execute)
-    evaluate = actions.add_parser("eval", help="Evaluate an expression against an execution (needs read); "
+    evaluate = actions.add_parser("eval", help="Evaluate an expression against an execution (needs execute); "
                                                "exit 1 with the problem if it fails.")
     evaluate.add_argument("execution", help="The execution's id.")
     evaluate.add_argument("expression", help="Text with ${...}, e.g. '${trigger.user}'.")
-    evaluate.add_argument("--stage", help="The refId of the stage it is evaluated for.")
+    evaluate.add_argument("--stage", help="Evaluate as this stage would: its id (`id` in the execution JSON).")
     evaluate.set_defaults(run=pipeline_eval)
 
 

@@ -153,7 +153,7 @@ class ApplicationConsumer(LiveUpdatesConsumer):
 
     def find(self) -> Subscription | None:
         name = self.scope["url_route"]["kwargs"]["application_name"]
-        application_id = Application.objects.filter(name=name).values_list("pk", flat=True).first()
+        application_id = Application.objects.named(name).values_list("pk", flat=True).first()
         if application_id is None:
             return None
         return Subscription(application_group(name), application_id, name)

@@ -77,6 +77,27 @@ class RunPipelineForm(forms.Form):
             self.add_error(field, problem.message if field else str(problem))
 
 
+class EvaluateForm(forms.Form):
+    """An expression to try against an execution, optionally as one of its stages sees it."""
+
+    expression = forms.CharField(strip=False, widget=forms.Textarea(attrs={"rows": 2}), label="Expression")
+    stage = forms.ChoiceField(required=False, label="As stage")
+
+    def __init__(self, *args, stages=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["stage"].choices = [("", "— the execution —")] + [
+            (str(stage.id), f"{stage.name} ({stage.ref_id})") for stage in stages
+        ]
+
+    def clean_expression(self) -> str:
+        from django.conf import settings
+
+        value = self.cleaned_data["expression"]
+        if len(value) > settings.EXPRESSION_MAX_LENGTH:
+            raise forms.ValidationError(f"At most {settings.EXPRESSION_MAX_LENGTH:,} characters.")
+        return value
+
+
 class CancelForm(forms.Form):
     """Why an execution is canceled (optional)."""
 

@@ -6,6 +6,7 @@ import uuid
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.functions import Lower
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from apps.pipelines.choices import ACTIVE, COMPLETE, Status, SyntheticOwner
@@ -18,9 +19,12 @@ from apps.pipelines.querysets import (
     StageExecutionQuerySet,
 )
 
+# Spinnaker's application names: letters (either case), digits, hyphens, underscores and dots. Two names that
+# differ only in case are the same application (the unique constraint below, and Application.objects.named).
 application_name_validator = RegexValidator(
-    r"^[a-z0-9][a-z0-9-]{0,62}$",
-    "Application names are lowercase letters, digits and hyphens, starting with a letter or digit.",
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
+    "Application names are letters, digits, hyphens, underscores and dots (at most 63), starting with a letter "
+    "or digit; names differing only in case are the same application.",
 )
 
 
@@ -44,6 +48,7 @@ class Application(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [models.UniqueConstraint(Lower("name"), name="unique_application_name_any_case")]
         permissions = [
             ("execute_application", "Can run, cancel and judge the application's pipelines"),
             ("manage_application", "Can grant and revoke permissions in the application"),
@@ -127,6 +132,13 @@ class Pipeline(models.Model):
 
     def __str__(self) -> str:
         return f"{self.application.name}/{self.name}"
+
+    @property
+    def spinnaker_id(self) -> str:
+        """The pipeline's id as Spinnaker knows it (the document's ``id``): its UUID, or the opaque id an export
+        brought (``services.do_save_pipeline``), which ``pipeline`` stages and ``#pipelineId`` resolve."""
+        document_id = self.definition.get("id") if isinstance(self.definition, dict) else None
+        return document_id if isinstance(document_id, str) and document_id else str(self.id)
 
 
 class PipelineRevision(models.Model):

@@ -10,6 +10,10 @@ from apps.accounts.permissions import RestrictedQuerySet
 class ApplicationQuerySet(RestrictedQuerySet):
     """Applications: ``restrict`` keeps those the user holds a grant on."""
 
+    def named(self, name):
+        """The application called ``name``, in any case (Spinnaker's names are case-insensitive)."""
+        return self.filter(name__iexact=name)
+
 
 class PipelineQuerySet(RestrictedQuerySet):
     """Pipelines, restricted through their application."""

@@ -11,6 +11,7 @@ state allows it (:class:`ActionRefused`, 409), and validate their input
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 
 from django.db import IntegrityError, transaction
@@ -99,11 +100,15 @@ def do_delete_application(application: Application, *, user: Actor | str) -> Non
 # --- Pipelines ----------------------------------------------------------------------------------
 
 
+# What an exported, non-UUID pipeline id may be to be kept: no spaces, slashes or control characters.
+OPAQUE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}")
+
+
 def check_save_pipeline(user: Actor | str, application_name) -> None:
     """A person saves pipelines only into an existing application they may write in; operators anywhere."""
     if acting_user(user) is None:
         return
-    application = Application.objects.filter(name=application_name).first() if isinstance(
+    application = Application.objects.named(application_name).first() if isinstance(
         application_name, str) else None
     if application is None:
         raise PermissionRefused(f"no application {application_name!r}: create it first", field="application")
@@ -123,14 +128,19 @@ def do_save_pipeline(document: dict, *, user: Actor | str = "") -> tuple[Pipelin
     check_secret_references(document)
     check_run_as_users(actor, document)
     with transaction.atomic():
-        application, _ = Application.objects.get_or_create(name=document["application"])
+        application = Application.objects.named(document["application"]).first()
+        if application is None:
+            application = Application.objects.create(name=document["application"])
+        document["application"] = application.name  # as it was first written, whatever case this one uses
         pipeline = (
             Pipeline.objects.select_for_update().filter(application=application, name=document["name"]).first()
         )
         created = pipeline is None
         if created:
             pipeline = Pipeline(id=_reusable_id(document.get("id")), application=application, name=document["name"])
-        document["id"] = str(pipeline.id)
+            document["id"] = _opaque_id(document.get("id")) or str(pipeline.id)
+        else:
+            document["id"] = pipeline.spinnaker_id
         pipeline.definition = document
         pipeline.updated_by = actor.username
         pipeline.save()
@@ -176,6 +186,21 @@ def do_delete_pipeline(pipeline: Pipeline, *, user: Actor | str) -> None:
         record("pipeline.deleted", user, application=pipeline.application, object_type="pipeline",
                object_id=pipeline.id, details={"name": pipeline.name})
         pipeline.delete()
+
+
+def _opaque_id(candidate) -> str | None:
+    """An exported id that is not a UUID (``pipeline1``), kept as the pipeline's Spinnaker id when it is free.
+
+    Spinnaker's ids are opaque strings: a ``pipeline`` stage of another exported pipeline may name it.
+    """
+    if not isinstance(candidate, str) or not OPAQUE_ID.fullmatch(candidate):
+        return None
+    try:
+        uuid.UUID(candidate)
+        return None  # a UUID is the pipeline's own (see _reusable_id)
+    except ValueError:
+        pass
+    return None if Pipeline.objects.filter(definition__id=candidate).exists() else candidate
 
 
 def _reusable_id(candidate) -> uuid.UUID:
@@ -244,7 +269,8 @@ def do_start_execution(
     actor = Actor.of(user)
     check_start_execution(actor, pipeline, own_trigger=own_trigger)
     definition = copy.deepcopy(pipeline.definition)
-    resolved = resolve_parameters(definition, parameters or {})
+    # A child pipeline is passed its parent's parameters even when it does not declare them (as in Orca).
+    resolved = resolve_parameters(definition, parameters or {}, pass_undeclared=parent_stage is not None)
     trigger = {"type": "manual", "user": actor.username or "anonymous", **(trigger or {}), "parameters": resolved}
     with transaction.atomic():
         execution = Execution.objects.create(

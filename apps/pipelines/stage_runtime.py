@@ -22,13 +22,13 @@ class ServiceRuntime(StageRuntime):
     """A :class:`StageRuntime` backed by the models and the service functions."""
 
     def find_pipeline(self, application: str, reference: str) -> Pipeline | None:
-        """A pipeline by id (Spinnaker stores the child's id) or, for hand-written pipelines, by name."""
-        queryset = Pipeline.objects.select_related("application").filter(application__name=application)
+        """A pipeline by id (Spinnaker stores the child's id: a UUID, or an export's opaque id) or by name."""
+        queryset = Pipeline.objects.select_related("application").filter(application__name__iexact=application)
         try:
             found = queryset.filter(id=uuid.UUID(reference)).first()
-        except ValueError:  # not an id: a name
+        except ValueError:  # not a UUID: an exported pipeline's opaque id, or a name
             found = None
-        return found or queryset.filter(name=reference).first()
+        return found or queryset.filter(definition__id=reference).first() or queryset.filter(name=reference).first()
 
     def run_as_refusal(self, execution: Execution, pipeline: Pipeline) -> str | None:
         """Why ``execution``'s identity may not start a pipeline of ``pipeline``'s application now (None: it may).

@@ -20,6 +20,7 @@ urlpatterns = [
     path("pipelines/<uuid:pipeline_id>/restore/", views.restore_revision, name="restore"),
     path("executions/<uuid:execution_id>/", views.execution_detail, name="execution"),
     path("executions/<uuid:execution_id>/cancel/", views.cancel_execution, name="cancel"),
+    path("executions/<uuid:execution_id>/evaluate/", views.evaluate_expression, name="evaluate"),
     path("executions/<uuid:execution_id>/pause/", views.pause_execution, name="pause"),
     path("executions/<uuid:execution_id>/resume/", views.resume_execution, name="resume"),
     path("executions/<uuid:execution_id>/stages/<uuid:stage_id>/", views.stage_panel, name="stage"),

@@ -96,7 +96,7 @@ class Target:
 def shaped_executions(pipeline: Pipeline) -> dict[str, str]:
     """One execution per steering action, each in a state where that action is legal; ids by action."""
     made = {name: do_start_execution(pipeline, user="setup") for name in
-            ("judge", "cancel", "pause", "resume", "restart", "skip-wait")}
+            ("judge", "cancel", "pause", "resume", "restart", "skip-wait", "evaluate")}
     # Waiting at the judgment, whose context names the roles, as the engine evaluates it from the definition.
     set_status(made["judge"], Status.RUNNING, **{"1": Status.SUCCEEDED, "2": Status.RUNNING})
     StageExecution.objects.filter(execution=made["judge"], ref_id="2").update(
@@ -329,9 +329,8 @@ ENDPOINTS = {
                                      lambda t: {"type": "slack", "address": "deploys", "when": ["pipeline.failed"]}),
     "subscriptions.delete": Endpoint("application-notification", "DELETE",
                                      lambda t: f"/api/applications/{t.application}/notifications/{t.subscription}/"),
-    "executions.evaluate": Endpoint("execution-evaluate", "POST",
-                                    lambda t: f"/api/executions/{t.executions['judge']}/evaluate/",
-                                    lambda t: {"expression": "${execution.name} by ${trigger.user}"}),
+    "executions.evaluate": Endpoint("execution-evaluate", "POST", execution_url("evaluate"),
+                                    lambda t: {"expression": "${execution.application}"}),
     "audit-events.list": Endpoint("audit-event-list", "GET", lambda t: "/api/audit-events/", scoped=False),
     "tokens.list": Endpoint("token-list", "GET", lambda t: "/api/tokens/", scoped=False),
     "tokens.create": Endpoint("token-list", "POST", lambda t: "/api/tokens/", lambda t: {"name": "matrix"},
@@ -366,7 +365,8 @@ NOT_IN_MATRIX = {
 
 # One row per endpoint, one column per role, in the order of ROLES.
 # Reads are 200 to whoever reads shop; writes 2xx to alice and root; executing 2xx to erin, dave, ci-bot and
-# root, except judging, which needs the stage's role as well (dave; root is in every role). charlie gets 404
+# root (evaluating an expression against an execution is executing: it may fetch URLs), except judging,
+# which needs the stage's role as well (dave; root is in every role). charlie gets 404
 # for anything of shop and empty lists. Anyone signed in may create an application (and gets every right on
 # it), validate a document and read the stage types; whoever reads an execution may evaluate expressions against
 # it. A token cannot issue tokens (issue_token), so ci-bot's token request is 403.
@@ -412,7 +412,7 @@ ROWS = {
     "subscriptions.list":     (401, 404, 200, 200, 200, 200, 200, 200),
     "subscriptions.create":   (401, 404, 403, 201, 403, 403, 403, 201),
     "subscriptions.delete":   (401, 404, 403, 204, 403, 403, 403, 204),
-    "executions.evaluate":    (401, 404, 200, 200, 200, 200, 200, 200),
+    "executions.evaluate":    (401, 404, 403, 403, 200, 200, 200, 200),
     "audit-events.list":      (401, 200, 200, 200, 200, 200, 200, 200),
     "tokens.list":            (401, 200, 200, 200, 200, 200, 200, 200),
     "tokens.create":          (401, 201, 201, 201, 201, 201, 403, 201),

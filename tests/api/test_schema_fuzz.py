@@ -119,6 +119,14 @@ KNOWN_FIELDS = {
     "host": ["unix:///var/run/docker.sock", "", NUL],
     "registries": [["shop"], [NUL]],
     "password": ["registry-pass", NUL],
+    # Expressions that reach each part of the evaluator: a miss left as text, a Java type, a selection, a
+    # helper about the execution, one refused, one over budget, a URL helper refused by the outbound policy.
+    "expression": [
+        "${trigger.user}", "${nope.deeper}", "${T(java.time.LocalDate).now().plusDays(1)}",
+        "${execution.stages.?[status == 'RUNNING'].![name]}", "${#stage('Approve').hasSucceeded}",
+        "${T(java.lang.System).exit(1)}", "${'a' * 100000000}", "${#jsonFromUrl('http://127.0.0.1:9/')}", NUL,
+    ],
+    "stageId": ["", "not-a-stage"],
 }
 # Tokens are issued only from a signed-in session, never with another token: these go with a session cookie.
 SESSION_ONLY = {"POST /api/tokens/", "POST /api/service-accounts/{username}/tokens/"}

@@ -138,8 +138,8 @@ def test_cdp_executes_and_waits_then_judges_with_a_comment(cdp, alice, workers):
     assert judgment["context"]["judgmentComment"] == "Looks good"
     evaluated = cdp("pipeline", "eval", started["id"], "${#judgment('Approve')} by ${trigger.user}", token=alice)
     assert evaluated.returncode == 0, evaluated.stderr
-    assert json.loads(evaluated.stdout) == {"result": "ship by alice"}
-    failed = cdp("pipeline", "eval", started["id"], "${nope.nothing}", token=alice)
+    assert json.loads(evaluated.stdout) == {"value": "ship by alice"}
+    failed = cdp("pipeline", "eval", started["id"], "${'a' * 100000000}", token=alice)  # over the size budget
     assert failed.returncode == 1 and failed.stderr.startswith("/expression: ")
     listing = cdp("-o", "table", "execution", "list", "--application", "shop", token=alice).stdout
     assert started["id"] in listing and listing.splitlines()[0].split()[:4] == ["ID", "APPLICATION", "NAME", "STATUS"]

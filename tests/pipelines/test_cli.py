@@ -86,9 +86,9 @@ def test_save_creates_then_updates_by_application_and_name_and_prints_the_id(tmp
 
 @pytest.mark.django_db
 def test_save_refuses_an_invalid_file_and_saves_nothing(tmp_path):
-    code, _, err = run("save", write(tmp_path, {**PIPELINE, "stages": [{"refId": "1", "type": "wait"}]}))
+    code, _, err = run("save", write(tmp_path, {**PIPELINE, "stages": [{"refId": "1", "type": "wiat"}]}))
     assert code == 1
-    assert "/stages/0/name" in err
+    assert "/stages/0/type" in err
     assert not Pipeline.objects.exists()
 
 

@@ -388,8 +388,10 @@ def test_a_missing_application_and_name_are_both_reported():
     assert problems_of({}) == [("/application", "is required"), ("/name", "is required")]
 
 
-def test_an_application_name_with_capitals_is_reported_with_the_naming_rule():
-    assert "lowercase letters, digits and hyphens" in message_at(pipeline(application="Checkout"), "/application")
+def test_an_application_name_with_a_space_or_a_slash_is_reported_with_the_naming_rule():
+    rule = "letters, digits, hyphens, underscores and dots"
+    assert rule in message_at(pipeline(application="check out"), "/application")
+    assert rule in message_at(pipeline(application="a/b"), "/application")
 
 
 def test_a_blank_or_too_long_pipeline_name_is_reported():

@@ -158,9 +158,9 @@ def test_expressions_see_trigger_parameters_variables_and_earlier_stages(workers
         "type": "expression", "expression": "${target == 'eu-alice'}", "passed": True, "failPipeline": True}
 
 
-def test_an_expression_error_fails_the_stage_naming_the_expression(workers):
+def test_an_expression_error_fails_the_stage_naming_the_expression_when_it_asks_to(workers):
     workers.start(1)
-    pipeline = save([wait("1", "${trigger.nothingHere}")])
+    pipeline = save([wait("1", "${trigger.nothingHere}", failOnFailedExpressions=True)])
 
     execution = wait_for_execution(do_start_execution(pipeline).id)
 

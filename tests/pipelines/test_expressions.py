@@ -5,6 +5,7 @@ import copy
 import pytest
 
 from apps.pipelines.expressions import ExpressionError, evaluate, expression_syntax_errors, is_truthy
+from apps.pipelines.expressions.java_types import ALLOWED_TYPES
 
 VARIABLES = {
     "trigger": {
@@ -170,7 +171,9 @@ def test_it_reads_properties_named_like_python_keywords():
 
 def test_it_reads_a_map_key_rather_than_a_python_method():
     assert run("${trigger.payload.size}") == 3
-    assert "trigger has no property 'keys'" in error_for("${trigger.keys}").reason
+    # A name that is a Python method of dict (or str.format) reads the map key: absent, so null.
+    assert run("${trigger.keys}") is None
+    assert run("${trigger.format}") is None
 
 
 def test_it_returns_null_from_safe_navigation_on_null():
@@ -179,22 +182,17 @@ def test_it_returns_null_from_safe_navigation_on_null():
     assert run("${trigger?.tag}") == "v12"
 
 
-def test_it_reports_a_missing_property_with_its_path():
-    error = error_for("${trigger.payload.nope}")
-    assert error.reason == "trigger.payload has no property 'nope'"
-    assert str(error) == "${trigger.payload.nope}: trigger.payload has no property 'nope'"
+def test_a_missing_map_key_is_null_as_in_orca_pipelines():
+    # Orca evaluates pipelines with unknown keys allowed: a key a map lacks reads as null.
+    assert run("${trigger.payload.nope}") is None
+    assert run("${trigger?.nope}") is None
+    assert run("${trigger['nope']}") is None
+    assert run("${parameters['region'] ?: 'us-east-1'}") == "us-east-1"
 
 
-def test_it_reports_a_missing_property_after_safe_navigation():
-    assert error_for("${trigger?.nope}").reason == "trigger has no property 'nope'"
-
-
-def test_it_reports_a_missing_property_of_a_top_level_variable():
-    assert error_for("${trigger.nope}").reason == "trigger has no property 'nope'"
-
-
-def test_it_reports_a_missing_key_read_with_brackets():
-    assert "has no property 'nope'" in error_for("${trigger['nope']}").reason
+def test_reading_a_property_of_a_missing_key_names_the_null_path():
+    error = error_for("${trigger.payload.nope.deeper}")
+    assert str(error) == "${trigger.payload.nope.deeper}: trigger.payload.nope is null; cannot read 'deeper'"
 
 
 def test_it_reports_a_list_index_out_of_range():
@@ -429,10 +427,12 @@ def test_it_reports_bad_input_to_a_builtin_function():
 # Errors
 
 
-def test_it_reports_an_unknown_variable_by_name():
+def test_an_unknown_variable_is_null_and_reading_from_it_names_it():
+    assert run("${nope}") is None
+    assert run("${nope ?: 'fallback'}") == "fallback"
     error = error_for("${nope.foo}")
     assert error.expression == "nope.foo"
-    assert error.reason == "unknown variable 'nope'"
+    assert error.reason == "nope is null; cannot read 'foo'"
 
 
 def test_it_reports_an_unknown_function_by_name():
@@ -456,11 +456,14 @@ def test_it_reports_an_invalid_regular_expression():
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("${T(java.lang.Runtime).getRuntime()}", "type references T(...) are not supported"),
-        ("${new java.io.File('x')}", "constructor calls (new ...) are not supported"),
+        ("${T(java.lang.Runtime).getRuntime()}", "the type java.lang.Runtime is not allowed in expressions"),
+        ("${new java.io.File('x')}", "the type java.io.File is not allowed in expressions"),
+        ("${T(java.time.LocalDate).now().atStartOfDay()}", "method atStartOfDay() is not supported"),
+        ("${new java.net.URL('http://example.com').openConnection()}", "method openConnection() is not supported"),
         ("${trigger.tag = 'x'}", "assignment (=) is not supported"),
         ("${@bean}", "bean references (@name) are not supported"),
-        ("${trigger.tags.?[true]}", "collection selection and projection"),
+        ("${trigger.tags.?[#this.length()]}", "a selection's criterion must be true or false"),
+        ("${trigger.tag.?[true]}", "selection and projection apply to a list or a map"),
         ("${(1 + 2}", "unbalanced parentheses: missing ')'"),
         ("${1 + 2)}", "unbalanced parentheses: unexpected ')'"),
         ("${1 +}", "unexpected end of the expression"),
@@ -484,7 +487,10 @@ def test_it_explains_unsupported_or_malformed_syntax(text, reason):
         "${'a'.__class__.__mro__}",
         "${trigger.__dict__}",
         "${trigger._private}",
-        "${trigger.format}",
+        "${T(java.lang.String).__class__}",
+        "${T(java.util.UUID).randomUUID().__class__}",
+        "${new java.util.Date().__reduce__()}",
+        "${T(java.lang.Math).random.__self__}",
         "${trigger.tag.mro()}",
         "${trigger.tag.format('x')}",
         "${trigger.tag.upper()}",
@@ -526,7 +532,8 @@ def test_it_reports_one_syntax_error_per_malformed_expression():
     errors = expression_syntax_errors("${(1 + 2} ok ${trigger.tag} ${T(java.lang.System)} ${a = 1}")
     assert errors == [
         "${(1 + 2}: unbalanced parentheses: missing ')'",
-        "${T(java.lang.System)}: type references T(...) are not supported",
+        "${T(java.lang.System)}: the type java.lang.System is not allowed in expressions; the allowed types are: "
+        + ", ".join(sorted(ALLOWED_TYPES)),
         "${a = 1}: assignment (=) is not supported; use == to compare",
     ]
 

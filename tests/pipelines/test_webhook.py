@@ -212,6 +212,22 @@ def test_wait_for_completion_polls_the_same_url_until_success(workers, hook_serv
     assert by_ref["1"].context["statusEndpoint"] == hook_server.url("/job")
 
 
+def test_wait_for_completion_without_a_status_path_succeeds_on_the_first_2xx_poll_as_orca_does(
+    workers, hook_server
+):
+    workers.start(1, **FAST)
+    hook_server.script("/job", Reply(200, {"accepted": True}))
+    hook_server.script("/job", Reply(503, {}), Reply(200, {"whatever": "shape"}), method="GET")
+    stage = hook(hook_server.url("/job"), waitForCompletion=True, statusUrlResolution="getMethod",
+                 monitorPollIntervalSeconds=0.1, retryStatusCodes=[503])
+
+    execution, by_ref = run([stage])
+
+    assert execution.status == Status.SUCCEEDED
+    assert len(hook_server.calls("/job", "GET")) == 2
+    assert by_ref["1"].outputs["webhook"]["monitor"]["body"] == {"whatever": "shape"}
+
+
 def test_wait_for_completion_polls_the_location_header_and_retries_a_failed_poll(workers, hook_server):
     workers.start(1, **FAST)
     hook_server.script("/builds", Reply(202, {}, {"Location": "/builds/7"}))
@@ -376,7 +392,7 @@ def test_a_bad_literal_url_is_refused_when_saving():
 
     with pytest.raises(InvalidDocument) as refused:
         save([hook("http://hooks.example.com/x", method="FETCH", waitForCompletion=True)])
-    assert {p.pointer for p in refused.value.problems} == {"/stages/0/method", "/stages/0/statusJsonPath"}
+    assert {p.pointer for p in refused.value.problems} == {"/stages/0/method"}
 
     # An expression is checked when the stage runs.
     save([hook("${parameters.target}")], parameterConfig=[{"name": "target"}])

@@ -160,7 +160,7 @@ def test_a_reader_sees_no_run_approve_or_cancel_buttons(people, shop):
     editor = page(client, f"/pipelines/{shop.id}/edit/")
 
     assert 'data-action="run"' not in application
-    for action in ("approve", "stop-judgment", "cancel", "pause", "restart", "skip-wait"):
+    for action in ("approve", "stop-judgment", "cancel", "pause", "restart", "skip-wait", "evaluate"):
         assert f'data-action="{action}"' not in execution_page
     assert "judgment-banner" not in execution_page
     assert 'data-action="save"' not in editor and 'data-action="validate"' in editor
@@ -176,6 +176,7 @@ def test_a_reader_is_refused_every_action_with_403(people, shop):
     refused = {
         f"/pipelines/{shop.id}/run/": {"parameter-p0": "prod"},
         f"{base}/cancel/": {"reason": "no"},
+        f"{base}/evaluate/": {"expression": "${trigger.user}"},
         f"{base}/pause/": {},
         f"{base}/resume/": {},
         f"{base}/stages/{first.id}/restart/": {},
@@ -520,7 +521,7 @@ def test_the_editor_validates_and_shows_each_problem_at_its_pointer_and_line(peo
     html = response.content.decode()
     assert response.status_code == 200
     assert re.search(r'data-pointer="/stages/0/waitTime" data-line="7"', html)
-    assert re.search(r'data-pointer="/stages/1/name" data-line="8"', html)
+    assert 'data-pointer="/stages/1/name"' not in html  # a stage without a name is named after its type
     assert re.search(r'data-pointer="/stages/1/requisiteStageRefIds/0" data-line="10"', html)
     assert 'class="goto-line" data-line="7"' in html
     assert "waitTime: soon" in html  # the text stays as typed
@@ -771,3 +772,43 @@ def test_the_execution_page_costs_the_same_queries_for_more_stages(people):
 
     assert few == many <= 8
     assert page(client, f"/executions/{large.id}/").count("judgment-banner") == 12
+
+
+# --- The expression box ---------------------------------------------------------------------------
+
+
+def test_an_executor_evaluates_an_expression_against_the_execution_from_its_page(people, shop):
+    execution = running_judgment(shop)
+    client = client_for(people["dave"])
+    assert 'data-action="evaluate"' in page(client, f"/executions/{execution.id}/")
+
+    response = client.post(f"/executions/{execution.id}/evaluate/",
+                           {"expression": "${#stage('Wait').status} for ${parameters.env} in ${nowhere}"})
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "SUCCEEDED for staging in ${nowhere}" in body
+    assert 'id="evaluation-summary"' in body and "nowhere" in body
+
+
+def test_the_expression_box_evaluates_as_a_chosen_stage(people, shop):
+    execution = running_judgment(shop)
+    judgment = stage(execution, "2")
+    client = client_for(people["dave"])
+
+    response = client.post(f"/executions/{execution.id}/evaluate/",
+                           {"expression": "${#currentStage().name}", "stage": str(judgment.id)})
+
+    assert "Approve" in response.content.decode()
+
+
+def test_the_expression_box_shows_a_refused_or_over_long_expression(people, shop, settings):
+    execution = running_judgment(shop)
+    client = client_for(people["dave"])
+    settings.EXPRESSION_MAX_LENGTH = 20
+
+    too_long = client.post(f"/executions/{execution.id}/evaluate/", {"expression": "${'" + "a" * 30 + "'}"})
+    over_budget = client.post(f"/executions/{execution.id}/evaluate/", {"expression": "${'ab' * 10000000}"})
+
+    assert too_long.status_code == 400 and "At most 20 characters" in too_long.content.decode()
+    assert over_budget.status_code == 200 and 'data-evaluation="error"' in over_budget.content.decode()

@@ -28,11 +28,10 @@ from apps.pipelines.api.serializers_executions import (
     StageActionSerializer,
     StartExecutionSerializer,
 )
-from apps.pipelines.expressions import ExpressionError
+from apps.pipelines.evaluation import check_evaluate_expression
 from apps.pipelines.filtersets import ExecutionFilterSet
-from apps.pipelines.jsonsafe import NotJsonSafe, json_safe
 from apps.pipelines.models import Execution, Pipeline, StageExecution
-from apps.pipelines.scope import ExpressionScope
+from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.services import (
     do_cancel_execution,
     do_judge_stage,
@@ -154,7 +153,7 @@ class ExecutionViewSet(RestrictedReadOnlyViewSet):
         pipeline = (
             Pipeline.objects.restrict(request.user, READ)
             .select_related("application")
-            .filter(_pipeline_lookup(body["pipeline"]), application__name=body["application"])
+            .filter(_pipeline_lookup(body["pipeline"]), application__name__iexact=body["application"])
             .first()
         )
         if pipeline is None:
@@ -227,19 +226,24 @@ class ExecutionViewSet(RestrictedReadOnlyViewSet):
         return Response(_document(execution.id))
 
     @extend_schema(
-        summary="Evaluate an expression against an execution",
-        description="As a stage of the execution would see it (its trigger, parameters, stages' outputs); needs "
-        "read. Secrets stay references. A failing expression is a 400 at /expression.",
+        summary="Evaluate an expression against the execution",
+        description="As Spinnaker's evaluateExpression, to debug an expression before saving it: evaluated as a "
+        "stage's context is (what cannot be resolved is left as written, and `summary` says why), within the "
+        "expression budgets (EXPRESSION_* settings). Needs **execute** on the application: an expression may make "
+        "the platform fetch URLs (`#jsonFromUrl`), as running a stage does. Nothing is saved.",
         request=EvaluateSerializer,
-        responses={200: EvaluationSerializer},
+        responses={
+            200: EvaluationSerializer,
+            400: OpenApiResponse(ErrorsSerializer, description="The expression is malformed, refused, or over budget."),
+        },
     )
     @action(detail=True, methods=["post"])
     def evaluate(self, request, pk=None):
         execution = self.get_object()
         body = self._body()
-        stage = self._stage(execution, body["stage"]) if body.get("stage") else None
-        try:
-            value = json_safe(ExpressionScope(execution, stage=stage).evaluate(body["expression"]), "result")
-        except (ExpressionError, NotJsonSafe) as error:
-            raise exceptions.ValidationError({"expression": [str(error)]}) from None
-        return Response({"result": value})
+        outcome = check_evaluate_expression(
+            Actor.from_request(request), execution, body["expression"], body.get("stageId")
+        )
+        if "error" in outcome:
+            raise InvalidDocument([Problem("/expression", outcome["error"])])
+        return Response(outcome)

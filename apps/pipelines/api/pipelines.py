@@ -14,6 +14,7 @@ import json
 import yaml
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.shortcuts import get_object_or_404
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from drf_spectacular.types import OpenApiTypes
@@ -149,7 +150,7 @@ EXPORT_FORMATS = {renderer.format: renderer for renderer in (DocumentJSONRendere
 
 def readable_application(user, name: str) -> Application:
     """The application a new pipeline goes into: 404 at /application if the user may not read it (or it is missing)."""
-    application = Application.objects.restrict(user, READ).filter(name=name).first()
+    application = Application.objects.restrict(user, READ).named(name).first()
     if application is None:
         raise exceptions.NotFound({"application": f"no application {name!r} (or you may not read it); create it first"})
     return application
@@ -212,6 +213,13 @@ class ApplicationViewSet(RestrictedModelViewSet):
     ordering_fields = ["name", "created_at"]
     ordering = ["name"]
     lookup_field = "name"
+    lookup_value_regex = "[^/]+"  # Spinnaker's application names may hold dots
+
+    def get_object(self):
+        """The application named in the URL, in any case: Spinnaker's application names are case-insensitive."""
+        application = get_object_or_404(self.filter_queryset(self.get_queryset()), name__iexact=self.kwargs["name"])
+        self.check_object_permissions(self.request, application)
+        return application
 
     def get_serializer_class(self):
         if self.action in ("update", "partial_update"):

@@ -63,7 +63,7 @@ REFUSED = OpenApiResponse(ErrorsSerializer, description="You may not manage this
 def readable_application(request, name: str) -> Application:
     """The application named in the URL, if the user may read it; 404 otherwise."""
     # No name has a NUL in it, and PostgreSQL refuses to compare with one.
-    found = Application.objects.restrict(request.user, READ).filter(name=name)
+    found = Application.objects.restrict(request.user, READ).named(name)
     application = None if "\x00" in name else found.first()
     if application is None:
         raise exceptions.NotFound(f"No application {name!r}.")

@@ -190,15 +190,30 @@ class JudgeSerializer(StageActionSerializer):
 
 
 class EvaluateSerializer(serializers.Serializer):
-    """An expression to evaluate against an execution, as a stage of it would see it."""
+    """An expression to evaluate against the execution, optionally as one of its stages would."""
 
-    expression = serializers.CharField(max_length=10_000, trim_whitespace=False,
-                                       help_text="Text with ${...}, e.g. ${trigger.user} or ${#stage('Bake').outputs}.")
-    stage = serializers.CharField(required=False, max_length=100,
-                                  help_text="The refId of the stage it is evaluated for (#stage, #judgment from it).")
+    expression = serializers.CharField(
+        trim_whitespace=False,
+        help_text="Text with ${...} expressions, e.g. \"${trigger.user}\"; at most EXPRESSION_MAX_LENGTH characters.",
+    )
+    stageId = serializers.CharField(  # noqa: N815  (Spinnaker's name)
+        required=False, allow_blank=True, max_length=100,
+        help_text="Evaluate as this stage's expressions are: its context and its ancestors' outputs by bare name.",
+    )
+
+    def validate_expression(self, value: str) -> str:
+        from django.conf import settings
+
+        limit = settings.EXPRESSION_MAX_LENGTH
+        if len(value) > limit:
+            raise serializers.ValidationError(f"must be at most {limit:,} characters long (EXPRESSION_MAX_LENGTH)")
+        return value
 
 
 class EvaluationSerializer(serializers.Serializer):
-    """The value the expression gave."""
+    """What an expression gave: its value, and why any part of it was left as text."""
 
-    result = serializers.JSONField(allow_null=True)
+    value = serializers.JSONField(help_text="The value; a part that could not be resolved is left as written.")
+    summary = serializers.DictField(
+        required=False, help_text="Spinnaker's expressionEvaluationSummary: each expression left as text, and why."
+    )

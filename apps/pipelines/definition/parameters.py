@@ -74,7 +74,7 @@ def _as_parameter_text(value: Any) -> str | None:
     return None
 
 
-def resolve_parameters(doc: dict, given: dict) -> dict:
+def resolve_parameters(doc: dict, given: dict, pass_undeclared: bool = False) -> dict:
     """Return an execution's parameters: the given values, checked, plus defaults for the rest.
 
     Every parameter declared in ``parameterConfig`` gets a value: the given
@@ -83,6 +83,9 @@ def resolve_parameters(doc: dict, given: dict) -> dict:
     every problem, at ``/parameters/<name>``: a required parameter left
     empty, a value that is not one of the options, a name the pipeline does
     not declare, a value that is an object or a list.
+
+    With ``pass_undeclared`` (a parent pipeline starting this one), values for names the pipeline does not
+    declare are passed on as given, as Orca's DependentPipelineStarter does, instead of being refused.
     """
     config = doc.get("parameterConfig")
     given = given or {}
@@ -93,7 +96,7 @@ def resolve_parameters(doc: dict, given: dict) -> dict:
     ]
     names = [parameter["name"] for parameter in declared]
     problems: list[Problem] = []
-    resolved: dict[str, str] = {}
+    resolved: dict[str, Any] = {}
     for parameter in declared:
         name = parameter["name"]
         if name in resolved:
@@ -105,9 +108,18 @@ def resolve_parameters(doc: dict, given: dict) -> dict:
             resolved[name] = value
     known = ", ".join(names) or "(none)"
     for name in given:
-        if name not in names:
-            where = pointer_join("/parameters", str(name))
+        if name in names:
+            continue
+        where = pointer_join("/parameters", str(name))
+        if not pass_undeclared:
             problems.append(Problem(where, f"is not a parameter of this pipeline; known: {known}"))
+            continue
+        text = _as_parameter_text(given[name])
+        reason = unstorable_text(text) if text is not None else None
+        if reason:
+            problems.append(Problem(where, reason))
+        else:
+            resolved[str(name)] = given[name] if text is None else text
     if problems:
         raise InvalidDocument(problems)
     return resolved

@@ -24,13 +24,14 @@ def identity_problems(document: dict, pipeline) -> list[Problem]:
     """A saved pipeline keeps its application, name and id: a document naming others is refused."""
     problems = []
     application = document.get("application")
-    if isinstance(application, str) and application != pipeline.application.name:
+    if isinstance(application, str) and application.lower() != pipeline.application.name.lower():
         message = f"must be {pipeline.application.name!r}: a pipeline cannot move to another application"
         problems.append(Problem("/application", message))
     name = document.get("name")
     if isinstance(name, str) and name != pipeline.name:
         message = f"must be {pipeline.name!r}: pipelines cannot be renamed; save a new one and delete this one"
         problems.append(Problem("/name", message))
-    if document.get("id") not in (None, "", str(pipeline.id)):
-        problems.append(Problem("/id", f"must be {str(pipeline.id)!r}, this pipeline's id, or be left out"))
+    own_id = pipeline.spinnaker_id
+    if document.get("id") not in (None, "", own_id, str(pipeline.id)):
+        problems.append(Problem("/id", f"must be {own_id!r}, this pipeline's id, or be left out"))
     return problems

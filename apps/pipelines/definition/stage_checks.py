@@ -35,7 +35,8 @@ def stages_problems(stages: Any) -> list[Problem]:
     for index, stage in items:
         pointer = pointer_join("/stages", index)
         problems += _ref_id_problems(stage, pointer, index, first_index)
-        problems += required_text(stage, "name", pointer, MAX_STAGE_NAME_LENGTH)
+        if stage.get("name") is not None:  # Orca names a stage without one after its type (services._stage_rows)
+            problems += required_text(stage, "name", pointer, MAX_STAGE_NAME_LENGTH)
         problems += _stage_type_problems(stage, pointer)
         problems += _requisite_problems(stage, pointer, first_index)
         problems += _stage_option_problems(stage, pointer)

@@ -332,7 +332,7 @@ def _evaluate_context(
         if not is_truthy(scope.evaluate(expression)):
             return None
     evaluated = {key: value for key, value in raw.items() if key in lazy}
-    evaluated.update(scope.evaluate({key: value for key, value in raw.items() if key not in lazy}))
+    evaluated.update(scope.evaluate_context({key: value for key, value in raw.items() if key not in lazy}))
     return json_safe(evaluated, "context")
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.pipelines.choices import ACTIVE, Status
 from apps.pipelines.engine.dispatch import Dispatch
+from apps.pipelines.engine.errors import error_context
 from apps.pipelines.engine.graph import advance_locked, complete_execution, lock_execution
 from apps.pipelines.models import Execution, Pipeline
 
@@ -92,5 +93,11 @@ def _buffer(execution: Execution, dispatch: Dispatch) -> None:
 def _begin(execution: Execution, dispatch: Dispatch) -> None:
     execution.status = Status.RUNNING
     execution.start_time = timezone.now()
+    if not execution.stages.exists():
+        # As Orca's StartExecutionHandler: a pipeline with nothing to run has not done what it was asked.
+        execution.exception = error_context("No initial stages found")["exception"]
+        execution.save(update_fields=["status", "start_time", "exception"])
+        complete_execution(execution, Status.TERMINAL, dispatch)
+        return
     execution.save(update_fields=["status", "start_time"])
     advance_locked(execution, dispatch)

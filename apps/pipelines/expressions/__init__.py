@@ -24,7 +24,6 @@ Java-style method tables) and ``functions`` (the built-in ``#functions``). Calle
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -33,8 +32,9 @@ from apps.pipelines.expressions.errors import ExpressionError, Refusal, describe
 from apps.pipelines.expressions.evaluator import SpelEvaluator
 from apps.pipelines.expressions.functions import BUILTIN_FUNCTIONS
 from apps.pipelines.expressions.scanner import scan
+from apps.pipelines.expressions.summary import SUMMARY_KEY, Summary
 from apps.pipelines.expressions.translator import compile_expression
-from apps.pipelines.expressions.values import is_truthy, to_text
+from apps.pipelines.expressions.values import is_truthy, plain, to_text
 
 __all__ = [
     "BUILTIN_FUNCTIONS",
@@ -42,6 +42,8 @@ __all__ = [
     "Limits",
     "OverBudget",
     "ExpressionError",
+    "SUMMARY_KEY",
+    "Summary",
     "evaluate",
     "expression_syntax_errors",
     "expression_texts",
@@ -56,6 +58,7 @@ def evaluate(
     functions: dict[str, Callable[..., Any]] | None = None,
     budget: Budget | None = None,
     field: str = "",
+    summary: Summary | None = None,
 ) -> Any:
     """Evaluate every ``${...}`` in ``value`` and return a new structure; the input is never changed.
 
@@ -72,9 +75,13 @@ def evaluate(
     Every expression evaluated with one ``budget`` shares its limits (``budget``: CPU time, value sizes,
     integer sizes); without one, this call gets a fresh budget from the settings. An expression over
     budget raises ExpressionError saying which limit it passed.
+
+    With a ``summary``, evaluation follows Orca's rules for a stage's context instead of raising: an
+    expression that fails, or whose value is null, is left as the text it was (``${...}`` included) and
+    the failure is recorded in the summary. Going over budget still raises: it is a limit, not a mistake.
     """
     evaluator = SpelEvaluator(variables, {**BUILTIN_FUNCTIONS, **(functions or {})}, budget)
-    return _walk(value, evaluator, field)
+    return _walk(value, evaluator, field, summary)
 
 
 def expression_syntax_errors(text: str) -> list[str]:
@@ -120,19 +127,19 @@ def has_expressions(value: Any) -> bool:
     return False
 
 
-def _walk(value: Any, evaluator: SpelEvaluator, field: str) -> Any:
+def _walk(value: Any, evaluator: SpelEvaluator, field: str, summary: Summary | None) -> Any:
     if isinstance(value, str):
         try:
-            return _evaluate_string(value, evaluator)
+            return _evaluate_string(value, evaluator, summary)
         except ExpressionError as error:
             error.field = error.field or field or None
             raise
     if isinstance(value, dict):
-        return {key: _walk(item, evaluator, _join(field, str(key))) for key, item in value.items()}
+        return {key: _walk(item, evaluator, _join(field, str(key)), summary) for key, item in value.items()}
     if isinstance(value, list):
-        return [_walk(item, evaluator, f"{field}[{index}]") for index, item in enumerate(value)]
+        return [_walk(item, evaluator, f"{field}[{index}]", summary) for index, item in enumerate(value)]
     if isinstance(value, tuple):
-        return tuple(_walk(item, evaluator, f"{field}[{index}]") for index, item in enumerate(value))
+        return tuple(_walk(item, evaluator, f"{field}[{index}]", summary) for index, item in enumerate(value))
     return value
 
 
@@ -140,19 +147,23 @@ def _join(field: str, key: str) -> str:
     return f"{field}.{key}" if field else key
 
 
-def _evaluate_string(text: str, evaluator: SpelEvaluator) -> Any:
+def _evaluate_string(text: str, evaluator: SpelEvaluator, summary: Summary | None) -> Any:
     if "${" not in text:
         return text
     spans, unterminated = scan(text)
     if unterminated is not None:
-        raise unterminated
+        if summary is None:
+            raise unterminated
+        summary.failed(text, unterminated.reason, field=unterminated.field)
+        return text
     first = spans[0]
     if len(spans) == 1 and not text[: first.start].strip() and not text[first.end :].strip():
-        return _evaluate_expression(first.expression, evaluator)
+        value = _evaluate_expression(first.expression, evaluator, summary)
+        return text if value is _LEFT_AS_TEXT else value
     pieces, position, length = [], 0, len(text)
     for span in spans:
-        value = _evaluate_expression(span.expression, evaluator)
-        piece = "" if value is None else to_text(value)
+        value = _evaluate_expression(span.expression, evaluator, summary)
+        piece = text[span.start : span.end] if value is _LEFT_AS_TEXT else "" if value is None else to_text(value)
         length += len(piece)
         limit = evaluator.budget.limits.max_value_size
         if length > limit:
@@ -164,15 +175,35 @@ def _evaluate_string(text: str, evaluator: SpelEvaluator) -> Any:
     return "".join(pieces)
 
 
-def _evaluate_expression(expression: str, evaluator: SpelEvaluator) -> Any:
+# What a failed expression gives under a summary: the caller keeps the expression's own text.
+_LEFT_AS_TEXT = object()
+
+
+def _evaluate_expression(expression: str, evaluator: SpelEvaluator, summary: Summary | None = None) -> Any:
+    try:
+        result = _run(expression, evaluator)
+    except ExpressionError as error:
+        if summary is None or error.over_budget:
+            raise
+        summary.failed(expression, error.reason)
+        return _LEFT_AS_TEXT
+    if result is None and summary is not None:
+        summary.not_found(expression)
+        return _LEFT_AS_TEXT
+    # A typed result may be a structure shared with the variables: plain() hands out a copy the caller may
+    # change, with Java values (dates, UUIDs) as their text.
+    return plain(result)
+
+
+def _run(expression: str, evaluator: SpelEvaluator) -> Any:
     try:
         evaluator.budget.check_length(expression)
-        result = evaluator.eval(expression, previously_parsed=compile_expression(expression))
+        return evaluator.eval(expression, previously_parsed=compile_expression(expression))
     except ExpressionError as error:  # raised by a caller's function evaluating expressions of its own
-        raise ExpressionError(expression, error.reason) from error
+        raise ExpressionError(expression, error.reason, over_budget=error.over_budget) from error
+    except OverBudget as refusal:
+        raise ExpressionError(expression, str(refusal), over_budget=True) from refusal
     except Refusal as refusal:
         raise ExpressionError(expression, str(refusal)) from refusal
     except Exception as error:  # noqa: BLE001  (whatever went wrong, callers only have to handle ExpressionError)
         raise ExpressionError(expression, describe_exception(error)) from error
-    # A typed result may be a structure shared with the variables: hand out a copy the caller may change.
-    return copy.deepcopy(result) if isinstance(result, dict | list) else result

@@ -14,12 +14,17 @@ class ExpressionError(Exception):
     message then starts with it.
     """
 
-    def __init__(self, expression: str, reason: str, whole_string: bool = False, field: str | None = None):
+    def __init__(
+        self, expression: str, reason: str, whole_string: bool = False, field: str | None = None,
+        over_budget: bool = False,
+    ):
         super().__init__(expression, reason, whole_string)
         self.expression = expression
         self.reason = reason
         self.whole_string = whole_string
         self.field = field
+        # Passed a time or size limit (budget.OverBudget): never left as text, always a failure.
+        self.over_budget = over_budget
 
     def __str__(self) -> str:
         shown = self.expression if self.whole_string else "${" + self.expression + "}"

@@ -9,15 +9,20 @@ from typing import Any
 import simpleeval
 
 from apps.pipelines.expressions.errors import Refusal
+from apps.pipelines.expressions.java_types import METHOD_NAMES as JAVA_METHOD_NAMES
+from apps.pipelines.expressions.java_types import instance_methods
 from apps.pipelines.expressions.regex import compile_regex
-from apps.pipelines.expressions.values import is_integer, matches, to_text, type_name
+from apps.pipelines.expressions.values import JavaValue, is_integer, matches, to_java_string, type_name
 
 
 def check_member_name(name: str) -> None:
     """Refuse a property or method name that could reach Python internals; raises Refusal."""
     # simpleeval's own attribute rules (no "_" or "func_" prefixes, no format/mro...), applied to every
     # property and method name, even though properties are only ever map keys here.
-    if name.startswith(tuple(simpleeval.DISALLOW_PREFIXES)) or name in simpleeval.DISALLOW_METHODS:
+    # (``format`` is one of them, and also SimpleDateFormat's method: only that table's entry is ever called.)
+    if name.startswith(tuple(simpleeval.DISALLOW_PREFIXES)) or (
+        name in simpleeval.DISALLOW_METHODS and name not in JAVA_METHOD_NAMES
+    ):
         raise Refusal(f"access to '{name}' is not allowed")
 
 
@@ -88,7 +93,7 @@ def _index_of(items: list | tuple, item: Any) -> int:
 
 _COMMON_METHODS: dict[str, Callable[..., Any]] = {
     "equals": lambda value, other: value == other,
-    "toString": lambda value: to_text(value),
+    "toString": lambda value: to_java_string(value),
 }
 _STRING_METHODS: dict[str, Callable[..., Any]] = {
     **_COMMON_METHODS,
@@ -129,7 +134,7 @@ _MAP_METHODS: dict[str, Callable[..., Any]] = {
     "size": lambda mapping: len(mapping),
     "values": lambda mapping: list(mapping.values()),
 }
-ALL_METHOD_NAMES = frozenset({*_STRING_METHODS, *_LIST_METHODS, *_MAP_METHODS})
+ALL_METHOD_NAMES = frozenset({*_STRING_METHODS, *_LIST_METHODS, *_MAP_METHODS, *JAVA_METHOD_NAMES})
 
 
 def java_method(receiver: Any, name: str, path: str) -> Callable[..., Any]:
@@ -144,6 +149,8 @@ def java_method(receiver: Any, name: str, path: str) -> Callable[..., Any]:
         table = _LIST_METHODS
     elif isinstance(receiver, int | float):
         table = _COMMON_METHODS
+    elif isinstance(receiver, JavaValue):
+        table = {**_COMMON_METHODS, **instance_methods(receiver)}
     else:
         table = {}
     if name not in table:

@@ -8,6 +8,7 @@ import keyword
 import math
 
 from apps.pipelines.expressions.errors import Refusal
+from apps.pipelines.expressions.java_types import java_type
 from apps.pipelines.expressions.methods import ALL_METHOD_NAMES, check_member_name
 from apps.pipelines.expressions.tokens import Token, tokenize
 
@@ -27,6 +28,7 @@ _COMPARISONS = {
     "ge": ">=",
 }
 _OPERATOR_WORDS = {"and", "or", "not", "matches", "instanceof", "between", "div", "mod", *_COMPARISONS}
+_SELECTIONS = ("?", "!", "^", "$")
 _MISSING = {
     ")": "unbalanced parentheses: missing ')'",
     "]": "missing ']'",
@@ -192,8 +194,12 @@ class _Translator:
         """A property ``.name`` or a method call ``.name(...)`` on ``receiver`` (the '.' is consumed)."""
         token = self._next()
         if token.kind != "name":
-            if token.key in ("?", "!", "^", "$") and self._peek().key == "[":
-                raise Refusal("collection selection and projection (.?[...], .![...]) are not supported")
+            if token.key in _SELECTIONS and self._accept("["):
+                # Selection .?[...] (all), .^[...] (first), .$[...] (last), projection .![...]: the criterion is
+                # evaluated once per element, with the element as #this, by the evaluator (spel_select).
+                criterion = self._ternary()
+                self._expect("]")
+                return f"spel_select({receiver}, {token.key!r}, {criterion})"
             raise Refusal(f"expected a property or method name after '.', found {token.describe()}")
         name = token.text
         check_member_name(name)
@@ -244,10 +250,15 @@ class _Translator:
         word = token.key
         if word in _LITERAL_WORDS:
             return _LITERAL_WORDS[word]
-        if token.text == "T" and self._peek().key == "(":
-            raise Refusal("type references T(...) are not supported")
+        if token.text == "T" and self._accept("("):
+            name = self._type_name()
+            self._expect(")")
+            return f"spel_type({name!r})"
         if word == "new":
-            raise Refusal("constructor calls (new ...) are not supported")
+            name = self._type_name()
+            if not self._accept("("):
+                raise Refusal(f"new {name} needs its arguments in parentheses: new {name}(...)")
+            return f"spel_new({', '.join([repr(name), *filter(None, [self._arguments()])])})"
         if word in _OPERATOR_WORDS:
             raise Refusal(f"unexpected operator {token.describe()}")
         if self._peek().key == "(":
@@ -256,7 +267,20 @@ class _Translator:
             return f"spel_var({token.text!r})"  # a variable called "from" cannot be a Python name
         return token.text
 
+    def _type_name(self) -> str:
+        """A dotted Java type name (``java.util.UUID``), which must be on the allow-list; raises Refusal."""
+        parts = [self._next()]
+        while self._peek().key == "." and self._peek(1).kind == "name":
+            self.index += 1
+            parts.append(self._next())
+        if any(part.kind != "name" for part in parts):
+            raise Refusal(f"expected a type name, found {parts[-1].describe()}")
+        name = ".".join(part.text for part in parts)
+        return java_type(name).name
+
     def _function_call(self, name: str) -> str:
+        if name in ("root", "this") and self._peek().key != "(":
+            return f"spel_{name}()"  # SpEL's variables: the evaluation's root object, the current element
         if not self._accept("("):
             raise Refusal(f"'#{name}' must be called as a function: #{name}(...)")
         return f"fn_{name}({self._arguments()})"

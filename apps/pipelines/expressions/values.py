@@ -22,10 +22,19 @@ def is_truthy(value: Any) -> bool:
     return bool(value)
 
 
+class JavaValue:
+    """A value of one of the Java types expressions may use (``java_types``); shown as Java's toString()."""
+
+    def java_string(self) -> str:
+        raise NotImplementedError
+
+
 def to_text(value: Any) -> str:
     """How SpEL shows a value inside a string: as is for strings, true/false, null, JSON for maps and lists."""
     if isinstance(value, str):
         return value
+    if isinstance(value, JavaValue):
+        return value.java_string()
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -37,7 +46,29 @@ def to_text(value: Any) -> str:
 
 def to_json(value: Any) -> str:
     """Compact JSON, as ``#toJson`` and text rendering of maps and lists produce it."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return json.dumps(plain(value), separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def to_java_string(value: Any) -> str:
+    """Java's ``toString()``: ``{key=value, ...}`` for a map, ``[a, b]`` for a list, ``1.0`` for a double."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{to_java_string(key)}={to_java_string(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(to_java_string(item) for item in value) + "]"
+    if isinstance(value, float) and math.isfinite(value) and value == int(value) and abs(value) < 1e7:
+        return f"{value:.1f}"
+    return to_text(value)
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every Java value in it replaced by its text, so results are plain JSON data."""
+    if isinstance(value, JavaValue):
+        return value.java_string()
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
 
 
 def type_name(value: Any) -> str:

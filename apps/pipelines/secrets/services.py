@@ -99,7 +99,7 @@ def unknown_secret_problems(document) -> list[Problem]:
     if not found:
         return []
     name = document.get("application")
-    existing = set(Secret.objects.filter(application__name=name, name__in={ref for _, ref in found})
+    existing = set(Secret.objects.filter(application__name__iexact=name, name__in={ref for _, ref in found})
                    .values_list("name", flat=True)) if isinstance(name, str) else set()
     return [
         Problem(pointer, f"application {name!r} has no secret {secret!r}; set it first (the application's "

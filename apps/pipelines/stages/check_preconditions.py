@@ -1,11 +1,20 @@
-"""The ``checkPreconditions`` stage: expression preconditions, each able to fail the pipeline or halt its branch."""
+"""The ``checkPreconditions`` stage: preconditions, each able to fail the pipeline or halt its branch.
+
+Orca's precondition types: ``expression`` (a SpEL expression that must be true), ``stageStatus`` (the stage
+named ``stageName`` has the status ``stageStatus``) and ``clusterSize`` (the number of server groups of a
+cluster). A document with a ``clusterSize`` precondition loads, as in Spinnaker, but the check fails when
+it runs: this platform has no clusters to count yet. An empty list checks nothing and succeeds, as Orca's
+(which plans one check per precondition) does.
+"""
 
 from apps.pipelines.choices import Status
 from apps.pipelines.expressions import ExpressionError, has_expressions, is_truthy
 from apps.pipelines.problems import Problem
 from apps.pipelines.stages.base import StageField, StageType, TaskResult, register
 
-SUPPORTED_PRECONDITION_TYPES = ("expression",)
+SUPPORTED_PRECONDITION_TYPES = ("expression", "stageStatus")
+# Orca's precondition types that need what this platform does not have yet, and what that is.
+UNAVAILABLE_PRECONDITION_TYPES = {"clusterSize": "deployed clusters to count server groups in"}
 
 
 def _evaluated(expression, scope, field):
@@ -18,17 +27,45 @@ def _evaluated(expression, scope, field):
     return expression
 
 
+def _context_problems(kind: str, context, where: str) -> list[Problem]:
+    if kind == "expression" and (not isinstance(context, dict) or context.get("expression") in (None, "")):
+        return [Problem(f"{where}/context/expression", "is required for an expression precondition")]
+    if kind == "stageStatus":
+        return [
+            Problem(f"{where}/context/{key}", "is required for a stageStatus precondition")
+            for key in ("stageName", "stageStatus")
+            if not isinstance(context, dict) or context.get(key) in (None, "")
+        ]
+    return []
+
+
+def _passes(precondition: dict, index: int, scope) -> bool:
+    """Whether one precondition holds; raises LookupError for a type that cannot be checked here."""
+    kind = precondition.get("type")
+    context = precondition.get("context") or {}
+    if kind in UNAVAILABLE_PRECONDITION_TYPES:
+        raise LookupError(f"precondition type {kind!r} needs {UNAVAILABLE_PRECONDITION_TYPES[kind]}, "
+                          "which this platform does not have yet")
+    if kind == "stageStatus":
+        named = [stage for stage in scope.stages if stage.name == context.get("stageName")]
+        return bool(named) and named[0].status == str(context.get("stageStatus")).upper()
+    field = f"preconditions[{index}].context.expression"
+    return is_truthy(_evaluated(context.get("expression"), scope, field))
+
+
 @register
 class CheckPreconditionsStage(StageType):
     type_name = "checkPreconditions"
     label = "Check Preconditions"
-    description = "Checks expressions; a false one fails the pipeline or stops this branch."
+    description = "Checks preconditions; a false one fails the pipeline or stops this branch."
     fields = (
         StageField("preconditions", "list", label="Preconditions", required=True, items=(
-            StageField("type", "choice", label="Type", required=True, choices=SUPPORTED_PRECONDITION_TYPES,
+            StageField("type", "choice", label="Type", required=True,
+                       choices=(*SUPPORTED_PRECONDITION_TYPES, *UNAVAILABLE_PRECONDITION_TYPES),
                        default="expression"),
             StageField("context", "object", label="Context", required=True,
-                       help='{"expression": "${...}", "failureMessage": "..."}'),
+                       help='{"expression": "${...}", "failureMessage": "..."}, or for stageStatus '
+                            '{"stageName": "...", "stageStatus": "SUCCEEDED"}'),
             StageField("failPipeline", "boolean", label="Fail pipeline", default=True,
                        help="Unchecked: only this branch stops."),
         )),
@@ -42,8 +79,8 @@ class CheckPreconditionsStage(StageType):
         preconditions = stage.get("preconditions")
         if preconditions is None:
             return []
-        if not isinstance(preconditions, list) or not preconditions:
-            return [Problem(f"{pointer}/preconditions", "must be a non-empty list of preconditions")]
+        if not isinstance(preconditions, list):
+            return [Problem(f"{pointer}/preconditions", "must be a list of preconditions")]
         problems = []
         for index, precondition in enumerate(preconditions):
             where = f"{pointer}/preconditions/{index}"
@@ -54,12 +91,11 @@ class CheckPreconditionsStage(StageType):
             if kind in (None, ""):
                 problems.append(Problem(f"{where}/type", "is required"))
                 continue
-            if kind not in SUPPORTED_PRECONDITION_TYPES:
-                problems.append(Problem(f"{where}/type", f"unknown precondition type {kind!r}; use 'expression'"))
+            if kind not in SUPPORTED_PRECONDITION_TYPES and kind not in UNAVAILABLE_PRECONDITION_TYPES:
+                known = ", ".join(map(repr, (*SUPPORTED_PRECONDITION_TYPES, *UNAVAILABLE_PRECONDITION_TYPES)))
+                problems.append(Problem(f"{where}/type", f"unknown precondition type {kind!r}; known types: {known}"))
                 continue
-            context = precondition.get("context")
-            if not isinstance(context, dict) or context.get("expression") in (None, ""):
-                problems.append(Problem(f"{where}/context/expression", "is required for an expression precondition"))
+            problems += _context_problems(kind, precondition.get("context"), where)
             if "failPipeline" in precondition and not isinstance(precondition["failPipeline"], bool):
                 problems.append(Problem(f"{where}/failPipeline", "must be true or false"))
         return problems
@@ -69,10 +105,12 @@ class CheckPreconditionsStage(StageType):
         halt_status = None
         for index, precondition in enumerate(stage.context.get("preconditions") or []):
             context = precondition.get("context") or {}
-            field = f"preconditions[{index}].context"
             try:
-                passed = is_truthy(_evaluated(context.get("expression"), scope, f"{field}.expression"))
-                message = scope.evaluate(context.get("failureMessage"), field=f"{field}.failureMessage")
+                passed = _passes(precondition, index, scope)
+                message = scope.evaluate(context.get("failureMessage"),
+                                         field=f"preconditions[{index}].context.failureMessage")
+            except LookupError as error:
+                return TaskResult.failed(str(error), context={"preconditionResults": results})
             except ExpressionError as error:
                 return TaskResult.failed(f"precondition {index}: {error}", context={"preconditionResults": results})
             fail_pipeline = precondition.get("failPipeline", True) is not False

@@ -1,6 +1,6 @@
 """The ``evaluateVariables`` stage: named values, evaluated in order, that later stages read by name."""
 
-from apps.pipelines.expressions import ExpressionError, has_expressions
+from apps.pipelines.expressions import SUMMARY_KEY, ExpressionError, Summary, has_expressions
 from apps.pipelines.problems import Problem
 from apps.pipelines.stages.base import StageField, StageType, TaskResult, register
 
@@ -49,12 +49,22 @@ class EvaluateVariablesStage(StageType):
         return has_expressions(stage.definition.get("variables"))
 
     def run(self, stage, scope, runtime) -> TaskResult:
+        """As Orca: a value that cannot be resolved is kept as written and listed in expressionEvaluationSummary;
+        the stage fails for it only with ``failOnFailedExpressions`` (and always over a budget limit)."""
         values: dict = {}
+        summary = Summary()
         for index, variable in enumerate(stage.definition.get("variables") or []):
             try:
                 field = f"variables[{index}].value"
-                values[variable["key"]] = scope.evaluate(variable.get("value"), extra_variables=values, field=field)
+                values[variable["key"]] = scope.evaluate(
+                    variable.get("value"), extra_variables=values, field=field, summary=summary
+                )
             except ExpressionError as error:
                 return TaskResult.failed(f"variable {variable['key']!r}: {error}")
         evaluated = [{"key": key, "value": value} for key, value in values.items()]
-        return TaskResult.succeeded(outputs=values, context={"variables": evaluated})
+        context: dict = {"variables": evaluated}
+        if summary:
+            context[SUMMARY_KEY] = summary.as_context()
+            if stage.definition.get("failOnFailedExpressions") is True:
+                return TaskResult.failed(summary.describe(), context=context)
+        return TaskResult.succeeded(outputs=values, context=context)

@@ -1,4 +1,7 @@
-"""The ``wait`` stage: waits ``waitTime`` seconds without holding a worker; a person may skip it."""
+"""The ``wait`` stage: waits ``waitTime`` seconds (none given: 0, as in Orca) without holding a worker.
+
+A person may skip it.
+"""
 
 from django.utils import timezone
 
@@ -15,9 +18,10 @@ class WaitStage(StageType):
     type_name = "wait"
     label = "Wait"
     description = "Waits a number of seconds; a person may skip the rest of the wait."
+    # Orca waits 0 s when waitTime is missing.
     fields = (
-        StageField("waitTime", "integer", label="Wait time (seconds)", required=True,
-                   help="Whole seconds, or an expression such as ${parameters.delay}."),
+        StageField("waitTime", "integer", label="Wait time (seconds)", default=0,
+                   help="Whole seconds, or an expression such as ${parameters.delay}; none waits 0 s."),
     )
     skippable = True
 
@@ -32,7 +36,8 @@ class WaitStage(StageType):
     def run(self, stage, scope, runtime) -> TaskResult:
         if stage.context.get("skipRemainingWait"):
             return TaskResult.succeeded(context={"waitSkipped": True})
-        seconds = _as_seconds(stage.context.get("waitTime"))
+        wait_time = stage.context.get("waitTime")
+        seconds = 0 if wait_time is None else _as_seconds(wait_time)
         if seconds is None:
             return TaskResult.failed(f"waitTime {stage.context.get('waitTime')!r} is not a whole number of seconds")
         # Time the execution spent paused does not count towards the wait.

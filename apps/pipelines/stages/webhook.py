@@ -20,7 +20,8 @@ Spinnaker's webhook stage, one step at a time:
    the response's Location, ``webhookResponse`` the value at
    ``statusUrlJsonPath`` in its body) and is polled with GET every
    ``monitorPollIntervalSeconds`` (default ``WEBHOOK_MONITOR_INTERVAL_SECONDS``),
-   after ``waitBeforeMonitor`` seconds. The value at ``statusJsonPath`` decides:
+   after ``waitBeforeMonitor`` seconds. Without ``statusJsonPath`` the first 2xx
+   status response succeeds (as in Orca); otherwise the value there decides:
    one of ``successStatuses`` succeeds, ``terminalStatuses`` fails,
    ``canceledStatuses`` cancels the stage (and so the execution), a number is a
    percentage (100 succeeds); anything else keeps polling. The latest status
@@ -320,8 +321,8 @@ def _status_url(context: dict, url: str, response: outbound.OutboundResponse, bo
 def _poll(context: dict, webhook: dict) -> TaskResult:
     """GET the status URL once and decide from the status it reports."""
     status_url = str(context.get("statusEndpoint") or webhook.get("statusEndpoint") or "")
-    if not status_url or not context.get("statusJsonPath"):
-        return TaskResult.failed("waitForCompletion needs a status URL and statusJsonPath")
+    if not status_url:
+        return TaskResult.failed("waitForCompletion needs a status URL")
     url = str(context.get("url") or "").strip()
     try:
         # customHeaders go to the origin of the url the author wrote, not to one the response named.
@@ -348,7 +349,12 @@ def _monitor_failed(webhook: dict, monitor: dict, error: str) -> TaskResult:
 
 
 def _decide(context: dict, webhook: dict, monitor: dict, status_url: str) -> TaskResult:
-    """The stage's status from the value at statusJsonPath in a status response."""
+    """The stage's status from the value at statusJsonPath in a status response.
+
+    Without a statusJsonPath, as in Orca, the first 2xx status response succeeds.
+    """
+    if context.get("statusJsonPath") in (None, ""):
+        return _result(Status.SUCCEEDED, {**webhook, "monitor": monitor})
     path = str(context.get("statusJsonPath"))
     try:
         value = read_json_path(monitor["body"], path)
@@ -564,8 +570,6 @@ def _completion_problems(stage: dict, pointer: str) -> list[Problem]:
                 problems.append(Problem(pointer_join(pointer, key), str(error)))
     if stage.get("waitForCompletion") is not True:
         return problems
-    if stage.get("statusJsonPath") in (None, ""):
-        problems.append(Problem(pointer_join(pointer, "statusJsonPath"), "is required to wait for completion"))
     if stage.get("statusUrlResolution") == "webhookResponse" and stage.get("statusUrlJsonPath") in (None, ""):
         problems.append(
             Problem(pointer_join(pointer, "statusUrlJsonPath"), "is required with statusUrlResolution webhookResponse")

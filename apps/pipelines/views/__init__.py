@@ -19,7 +19,13 @@ from apps.pipelines.views.editor import (
     pipeline_diff,
     restore_revision,
 )
-from apps.pipelines.views.executions import StageView, execution_detail, graph_layout, stage_panel
+from apps.pipelines.views.executions import (
+    StageView,
+    evaluate_expression,
+    execution_detail,
+    graph_layout,
+    stage_panel,
+)
 from apps.pipelines.views.secrets import application_secrets, delete_secret
 from apps.pipelines.views.steering import (
     cancel_execution,
@@ -34,8 +40,8 @@ __all__ = [
     "StageView", "application_detail", "application_secrets", "applications", "cancel_execution", "convert_document",
     "delete_secret",
     "describe_notification",
-    "describe_trigger", "edit_pipeline", "execution_detail", "graph_layout", "judge_stage", "new_application",
-    "new_pipeline", "pause_execution",
+    "describe_trigger", "edit_pipeline", "evaluate_expression", "execution_detail", "graph_layout", "judge_stage",
+    "new_application", "new_pipeline", "pause_execution",
     "pipeline_diff", "restart_stage", "restore_revision", "resume_execution", "run_pipeline", "skip_wait",
     "stage_panel",
 ]

@@ -8,16 +8,26 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.views.decorators.http import require_POST
 
 from apps.pipelines.checks import AllowedActions, allowed_actions
 from apps.pipelines.choices import COMPLETE
 from apps.pipelines.documents import stage_tasks
 from apps.pipelines.engine.composite import depth as composite_depth
 from apps.pipelines.engine.composite import order_key
-from apps.pipelines.forms import CancelForm, JudgmentForm
+from apps.pipelines.evaluation import check_evaluate_expression
+from apps.pipelines.forms import CancelForm, EvaluateForm, JudgmentForm
 from apps.pipelines.models import Execution, StageExecution, epoch_millis
+from apps.pipelines.problems import InvalidDocument
 from apps.pipelines.stages.manual_judgment import judgment_options
-from apps.pipelines.views.common import duration_ms, format_duration, readable, stage_title, state_version
+from apps.pipelines.views.common import (
+    duration_ms,
+    format_duration,
+    readable,
+    stage_title,
+    state_version,
+    web_actor,
+)
 
 NODE_WIDTH, NODE_HEIGHT, COLUMN_GAP, ROW_GAP, MARGIN = 210, 62, 48, 14, 8
 
@@ -143,6 +153,7 @@ def execution_context(request, execution: Execution) -> dict:
         "allowed": allowed,
         "is_complete": execution.status in COMPLETE,
         "cancel_form": CancelForm(),
+        "evaluate_form": EvaluateForm(stages=stages),
         "start_ms": epoch_millis(execution.start_time),
         "end_ms": epoch_millis(execution.end_time),
         "duration": format_duration(duration_ms(execution.start_time, execution.end_time)),
@@ -181,3 +192,27 @@ def stage_panel(request, execution_id, stage_id):
                      execution_id=execution_id)
     return render(request, "pipelines/_stage_panel.html", stage_panel_context(StageView(stage, errors=stage_errors(
         stage))))
+
+
+@login_required
+@require_POST
+def evaluate_expression(request, execution_id):
+    """The expression box: what an expression gives against this execution now (execute; see evaluation.py)."""
+    execution = readable(Execution.objects.select_related("application"), request.user, id=execution_id)
+    stages = sorted(execution.stages.all(), key=order_key)
+    form = EvaluateForm(request.POST, stages=stages)
+    outcome: dict = {}
+    if form.is_valid():
+        try:
+            outcome = check_evaluate_expression(
+                web_actor(request), execution, form.cleaned_data["expression"], form.cleaned_data["stage"] or None
+            )
+        except InvalidDocument as invalid:
+            outcome = {"error": str(invalid)}
+
+    def pretty(value) -> str:
+        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+    context = {"form": form, "outcome": outcome, "value_json": pretty(outcome.get("value")),
+               "summary_json": pretty(outcome["summary"]) if outcome.get("summary") else ""}
+    return render(request, "pipelines/_evaluation.html", context, status=200 if form.is_valid() else 400)

@@ -21,6 +21,7 @@ from apps.accounts.models import AuditSource
 from apps.pipelines.choices import COMPLETE, Status
 from apps.pipelines.definition import parse_document, validate_pipeline
 from apps.pipelines.documents import execution_document
+from apps.pipelines.evaluation import evaluate_batch
 from apps.pipelines.models import Execution, Pipeline
 from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.secrets.services import unknown_secret_problems
@@ -95,6 +96,11 @@ class Command(BaseCommand):
         resume = actions.add_parser("resume", help="Resume a paused execution.")
         resume.add_argument("execution_id")
 
+        evaluate = actions.add_parser(
+            "eval", help="Evaluate expressions: a JSON list of {expression, context, stages?, currentStageContext?}."
+        )
+        evaluate.add_argument("--batch", required=True, metavar="FILE", help="The JSON file ('-' reads stdin).")
+
         restart = actions.add_parser("restart", help="Run a finished stage and everything after it again.")
         restart.add_argument("execution_id")
         restart.add_argument("stage_ref_id")
@@ -145,8 +151,8 @@ class Command(BaseCommand):
         self.stdout.write(str(pipeline.id))
 
     def handle_execute(self, application, name, param, wait, timeout, **options):
-        pipeline = Pipeline.objects.select_related("application").filter(application__name=application, name=name)
-        pipeline = pipeline.first()
+        pipelines = Pipeline.objects.select_related("application")
+        pipeline = pipelines.filter(application__name__iexact=application, name=name).first()
         if pipeline is None:
             raise CommandError(f"no pipeline {name!r} in application {application!r}")
         parameters = {}
@@ -174,6 +180,15 @@ class Command(BaseCommand):
             time.sleep(0.2)
             execution.refresh_from_db()
         return execution
+
+    def handle_eval(self, batch, **options):
+        """Print one {"value": ...} (with "summary" when text was left) or {"error": ...} per entry, in order."""
+        text = sys.stdin.read() if batch == "-" else Path(batch).read_text(encoding="utf-8")
+        try:
+            entries = json.loads(text)
+        except ValueError as error:
+            self._fail([Problem("", f"is not JSON: {error}")])
+        self._print_json(evaluate_batch(entries))
 
     def handle_show(self, execution_id, **options):
         self._print_json(execution_document(self._execution(execution_id)))
