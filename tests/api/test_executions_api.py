@@ -405,18 +405,23 @@ def test_judging_a_stage_that_is_not_a_judgment_is_409(people, shop):
     assert response.status_code == 409
 
 
-def test_an_expression_is_evaluated_against_an_execution_as_its_stages_see_it(people, shop):
+def test_an_expression_is_evaluated_against_an_execution_by_those_who_may_run_it(people, shop):
     execution = running_judgment(shop)
     url = f"/api/executions/{execution.id}/evaluate/"
-    client = client_for(people["bob"])
+    client = client_for(people["dave"])
 
     answer = client.post(url, {"expression": "${parameters.env}-${execution.name}"}, format="json")
     secret = client.post(url, {"expression": "${#secret('deploy-token')}"}, format="json")
-    broken = client.post(url, {"expression": "${trigger.nothingHere}"}, format="json")
-    unknown_stage = client.post(url, {"expression": "${1}", "stage": "9"}, format="json")
+    left = client.post(url, {"expression": "${trigger.nothingHere.deeper}"}, format="json")
+    over_budget = client.post(url, {"expression": "${'a' * 100000000}"}, format="json")
+    unknown_stage = client.post(url, {"expression": "${1}", "stageId": "9"}, format="json")
+    reader = client_for(people["bob"]).post(url, {"expression": "${1}"}, format="json")
 
-    assert answer.status_code == 200 and answer.json() == {"result": "staging-deliver"}
-    assert "deploy-token" in secret.json()["result"], "a secret stays a reference"
-    assert broken.status_code == 400 and broken.json()["errors"][0]["pointer"] == "/expression"
-    assert "nothingHere" in broken.json()["errors"][0]["message"]
-    assert unknown_stage.status_code == 400 and unknown_stage.json()["errors"][0]["pointer"] == "/stage"
+    assert answer.status_code == 200 and answer.json() == {"value": "staging-deliver"}
+    assert "deploy-token" in secret.json()["value"], "a secret stays a reference"
+    # As Orca evaluates a stage's context: what cannot be resolved is left as written, and the summary says why.
+    assert left.status_code == 200 and left.json()["summary"]
+    assert left.json()["value"] == "${trigger.nothingHere.deeper}"
+    assert over_budget.status_code == 400 and over_budget.json()["errors"][0]["pointer"] == "/expression"
+    assert unknown_stage.status_code == 400 and unknown_stage.json()["errors"][0]["pointer"] == "/stageId"
+    assert reader.status_code == 403, "evaluating may fetch URLs: it needs execute, as running a stage does"

@@ -101,8 +101,8 @@ def test_cdp_lists_gets_saves_and_validates_as_the_tokens_user(cdp, alice):
     got = json.loads(cdp("pipeline", "get", "--application", "shop", "--name", "quick", token=alice).stdout)
     assert got["id"] == str(quick.id)
     refused = cdp("pipeline", "validate", "-", token=alice, stdin='{"application": "shop", "name": "x", '
-                  '"stages": [{"refId": "1", "name": "W", "type": "wait"}]}')
-    assert refused.returncode == 1 and "/stages/0/waitTime: is required" in refused.stderr
+                  '"stages": [{"refId": "1", "name": "W", "type": "wiat"}]}')
+    assert refused.returncode == 1 and "/stages/0/type: unknown stage type 'wiat'" in refused.stderr
     assert cdp("pipeline", "validate", "quick.yml", token=alice).returncode == 0
     assert cdp("pipeline", "delete", "--application", "shop", "--name", "quick", token=alice).returncode == 0
     assert not Pipeline.objects.filter(name="quick").exists()

@@ -431,10 +431,10 @@ def test_a_stage_that_is_not_an_object_is_reported():
     assert problems_of(pipeline(stage(), "wait")) == [("/stages/1", "must be an object")]
 
 
-def test_a_stage_without_ref_id_type_or_name_is_reported_for_each():
+def test_a_stage_without_ref_id_or_type_is_reported_for_each():
+    # A stage without a name is named after its type, as Orca does.
     assert problems_of(pipeline({"waitTime": 5})) == [
         ("/stages/0/refId", "is required"),
-        ("/stages/0/name", "is required"),
         ("/stages/0/type", "is required"),
     ]
 
@@ -514,7 +514,7 @@ def test_a_diamond_is_not_a_cycle():
 
 @pytest.mark.parametrize(
     ("type_name", "field"),
-    [("wait", "waitTime"), ("checkPreconditions", "preconditions"), ("evaluateVariables", "variables")],
+    [("evaluateVariables", "variables"), ("webhook", "url")],
 )
 def test_a_built_in_stage_type_reports_its_missing_required_field(type_name, field):
     bare = {key: value for key, value in stage(type=type_name).items() if key != field}

@@ -59,7 +59,7 @@ class CheckPreconditionsStage(StageType):
     label = "Check Preconditions"
     description = "Checks preconditions; a false one fails the pipeline or stops this branch."
     fields = (
-        StageField("preconditions", "list", label="Preconditions", required=True, items=(
+        StageField("preconditions", "list", label="Preconditions", items=(
             StageField("type", "choice", label="Type", required=True,
                        choices=(*SUPPORTED_PRECONDITION_TYPES, *UNAVAILABLE_PRECONDITION_TYPES),
                        default="expression"),
