@@ -12,6 +12,8 @@ class ApplicationQuerySet(RestrictedQuerySet):
 
     def named(self, name):
         """The application called ``name``, in any case (Spinnaker's names are case-insensitive)."""
+        if "\x00" in str(name):  # no name holds NUL, and PostgreSQL refuses it in a query's text
+            return self.none()
         return self.filter(name__iexact=name)
 
 

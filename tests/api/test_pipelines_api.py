@@ -242,7 +242,8 @@ def test_validate_answers_valid_for_a_good_document(charlie):
 
 
 def test_validate_lists_every_problem_of_a_bad_document(charlie):
-    bad = document(stages=[{"refId": "1", "name": "Wait", "type": "wait", "requisiteStageRefIds": ["9"]}])
+    bad = document(stages=[{"refId": "1", "name": "Wait", "type": "wait", "waitTime": "soon",
+                            "requisiteStageRefIds": ["9"]}])
     response = client_for(charlie).post("/api/pipelines/validate/", bad, format="json")
     assert response.status_code == 200
     assert response.json()["valid"] is False

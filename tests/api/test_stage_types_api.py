@@ -21,7 +21,7 @@ def test_every_stage_type_a_person_may_write_is_listed_with_its_fields(client):
     assert {"wait", "manualJudgment", "checkPreconditions", "evaluateVariables", "webhook", "pipeline"} <= set(listed)
     assert "restrictExecutionDuringTimeWindow" not in listed, "the engine plans that one itself"
     wait = {field["name"]: field for field in listed["wait"]["fields"]}["waitTime"]
-    assert (wait["kind"], wait["required"], wait["label"]) == ("integer", True, "Wait time (seconds)")
+    assert (wait["kind"], wait["required"], wait["label"]) == ("integer", False, "Wait time (seconds)")  # none: 0 s
     method = {field["name"]: field for field in listed["webhook"]["fields"]}["method"]
     assert (method["kind"], method["default"], "PATCH" in method["choices"]) == ("choice", "POST", True)
     inputs = {field["name"]: field for field in listed["manualJudgment"]["fields"]}["judgmentInputs"]

@@ -217,7 +217,7 @@ class ApplicationViewSet(RestrictedModelViewSet):
 
     def get_object(self):
         """The application named in the URL, in any case: Spinnaker's application names are case-insensitive."""
-        application = get_object_or_404(self.filter_queryset(self.get_queryset()), name__iexact=self.kwargs["name"])
+        application = get_object_or_404(self.filter_queryset(self.get_queryset()).named(self.kwargs["name"]))
         self.check_object_permissions(self.request, application)
         return application
 
