@@ -91,7 +91,7 @@ def test_a_spinnaker_export_is_imported_into_this_application_under_its_own_name
 
 def test_a_broken_file_is_refused_with_its_problems_and_nothing_is_saved(people):
     client = client_for(people["alice"])
-    document = {**SPINNAKER_EXPORT, "stages": [{"refId": "1", "name": "W", "type": "wait"}]}
+    document = {**SPINNAKER_EXPORT, "stages": [{"refId": "1", "name": "W", "type": "wait", "waitTime": "soon"}]}
     upload = SimpleUploadedFile("export.yml", json.dumps(document).encode())
     not_yaml = SimpleUploadedFile("export.yml", b"stages: [unclosed")
 
