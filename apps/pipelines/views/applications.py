@@ -104,7 +104,7 @@ def trigger_types(application: Application, chosen: str) -> list[str]:
 @login_required
 def application_detail(request, name: str):
     """An application's pipelines, each with its recent executions as stage bars, filtered by status and trigger."""
-    application = readable(Application.objects, request.user, name__iexact=name)
+    application = readable(Application.objects.named(name), request.user)
     filterset = ExecutionFilterSet(request.GET or None, queryset=Execution.objects.filter(application=application))
     by_pipeline = recent_executions(filterset.qs)
     pipelines = list(application.pipelines.only("id", "name", "application_id").order_by("name"))

@@ -32,7 +32,7 @@ class SecretForm(forms.Form):
 @login_required
 def application_secrets(request, name: str):
     """The list of the application's secrets, and (for writers) the form that sets one."""
-    application = readable(Application.objects, request.user, name__iexact=name)
+    application = readable(Application.objects.named(name), request.user)
     form = SecretForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         check_permission(web_actor(request), WRITE, application)
@@ -58,7 +58,7 @@ def application_secrets(request, name: str):
 @require_POST
 def delete_secret(request, name: str, secret: str):
     """Delete one secret (write); pipelines using it fail when they reach it."""
-    application = readable(Application.objects, request.user, name__iexact=name)
+    application = readable(Application.objects.named(name), request.user)
     found = get_object_or_404(Secret.objects.select_related("application"), application=application, name=secret)
     do_delete_secret(found, user=web_actor(request))
     messages.success(request, f"Deleted secret {found.name}.")
