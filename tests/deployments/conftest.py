@@ -176,3 +176,26 @@ def load_balancer_dir(tmp_path, settings):
             os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
         except (OSError, ValueError):
             pass
+
+
+@pytest.fixture
+def canary_images(engine, docker_client, tmp_path):
+    """The canary tests' busybox CGI images (tests/deployments/canary_images.py) on the engine; names by version."""
+    from tests.deployments.canary_images import build_canary_images
+
+    if not Path(BUSYBOX).exists():
+        missing_service("busybox (apt-get install busybox-static)")
+    context = tmp_path / "canary-image"
+    context.mkdir()
+    return build_canary_images(docker_client, context, BUSYBOX, engine)
+
+
+@pytest.fixture
+def prometheus(engine, docker_client, tmp_path):
+    """A real Prometheus on a free 127.0.0.1 port scraping this test's containers every second
+    (tests/deployments/prometheus.py); stopped afterwards."""
+    from tests.deployments.prometheus import start_prometheus
+
+    running = start_prometheus(tmp_path / "prometheus", engine, free_port())
+    yield running
+    running.stop()
