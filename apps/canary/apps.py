@@ -12,7 +12,9 @@ class CanaryConfig(AppConfig):
 
     def ready(self) -> None:
         # Models can be imported only once the registry is ready, hence here and not at the top.
-        from apps.canary import governance
-        from apps.canary import stage  # noqa: F401  (registers the kayentaCanary stage type)
+        from apps.canary import (
+            governance,
+            stage,  # noqa: F401  (registers the kayentaCanary stage type)
+        )
 
         governance.register()

@@ -166,7 +166,8 @@ def _canary_problems(canary, pointer: str) -> list[Problem]:
                             for key in ("allowedIncrease", "allowedDecrease", "criticalIncrease", "criticalDecrease")
                             if effect.get(key) is not None and not (_number(effect[key]) and effect[key] > 0))
             if effect.get("measure") is not None and effect["measure"] not in EFFECT_MEASURES:
-                problems.append(Problem(f"{pointer}/effectSize/measure", f"must be one of {', '.join(EFFECT_MEASURES)}"))
+                problems.append(Problem(f"{pointer}/effectSize/measure",
+                                        f"must be one of {', '.join(EFFECT_MEASURES)}"))
     outliers = canary.get("outliers")
     if outliers is not None:
         if not isinstance(outliers, dict):

@@ -179,6 +179,7 @@ def do_delete_config(config: CanaryConfig, *, actor: Actor | str) -> None:
     """Delete a canary config (needs write on its application), audited."""
     check_write_configs(actor, config.application)
     with transaction.atomic():
-        record("canary_config.deleted", actor, application=config.application, object_type="canary_config", object_id=str(config.pk),
+        record("canary_config.deleted", actor, application=config.application, object_type="canary_config",
+               object_id=str(config.pk),
                details={"name": config.name})
         config.delete()

@@ -158,7 +158,8 @@ class KayentaCanaryStage(StageType):
             return [Problem(f"{pointer}/canaryConfig", "must be an object (Spinnaker's canaryConfig)")]
         problems = []
         if config.get("canaryConfigId") in (None, ""):
-            problems.append(Problem(f"{pointer}/canaryConfig/canaryConfigId", "is required: a canary config's id or name"))
+            problems.append(Problem(f"{pointer}/canaryConfig/canaryConfigId",
+                                    "is required: a canary config's id or name"))
         problems.extend(_scope_problems(config.get("scopes"), f"{pointer}/canaryConfig/scopes"))
         if not any(_is_expression(v) for v in config.values()):
             try:
@@ -233,7 +234,9 @@ class KayentaCanaryStage(StageType):
         first = next(iter(scopes.values()), None)
         if first is None:
             raise CanaryRefused("canaryConfig.scopes: at least one scope is needed")
-        metrics, samples, queries = [], {}, {}
+        metrics: list[dict] = []
+        samples: dict[str, tuple[list[float], list[float]]] = {}
+        queries: dict[str, dict[str, str]] = {}
         for metric in document["metrics"]:
             scope = scopes.get(metric.get("scopeName") or "default", first)
             step = float(scope.get("step") or DEFAULT_STEP)
@@ -246,7 +249,8 @@ class KayentaCanaryStage(StageType):
                                          location=str(scope.get(location_key) or ""), extended=extended)
                 except QueryUnresolved as unresolved:
                     raise CanaryRefused(f"metric {metric['name']}: {unresolved}") from None
-                queries.setdefault(metric["name"], {})["canary" if scope_key == "experimentScope" else "baseline"] = query
+                side = "canary" if scope_key == "experimentScope" else "baseline"
+                queries.setdefault(metric["name"], {})[side] = query
                 pair.append(query_range(account, query, start=start, end=end, step=step).values)
             samples[metric["name"]] = (pair[0], pair[1])
             metrics.append({"name": metric["name"], "groups": metric.get("groups") or None,
