@@ -149,6 +149,12 @@ class KayentaCanaryStage(StageType):
                          help="canaryConfigId, lifetimeDuration, canaryAnalysisIntervalMins, scopes, "
                               "scoreThresholds, metricsAccountName (Spinnaker's fields)."),)
     performs_io = True
+    panel_template = "canary/_report.html"
+
+    def panel_context(self, stage) -> dict:
+        from apps.canary.report import report_context  # the page's drawing, not needed to run the stage
+
+        return report_context(stage)
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         config = stage.get("canaryConfig")
