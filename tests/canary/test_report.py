@@ -23,7 +23,8 @@ STAGE = {"refId": "1", "name": "Canary", "type": "kayentaCanary", "canaryConfig"
 def analysed_stage() -> StageExecution:
     execution = start(save([STAGE], name="canary"))
     stage = StageExecution.objects.get(execution=execution, ref_id="1")
-    metrics = [{"name": m["name"], "groups": m["groups"], "settings": metric_settings(m)} for m in HTTP_PRESET["metrics"]]
+    metrics = [{"name": m["name"], "groups": m["groups"], "settings": metric_settings(m)}
+               for m in HTTP_PRESET["metrics"]]
     verdict = judge(metrics, {"http-error-rate": ([0.2, 0.21, 0.19, 0.2, 0.22], [0.0, 0.01, 0.0, 0.0, 0.02]),
                               "http-latency-mean": ([0.01] * 5, [0.01] * 5)}, {"Errors": 70, "Latency": 30})
     CanaryAnalysis.objects.create(stage=stage, application=execution.application, config_name="preset",
