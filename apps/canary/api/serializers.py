@@ -4,7 +4,6 @@ from rest_framework import serializers
 
 from apps.accounts.api.serializers import BaseGrantSerializer, GranteeSerializer
 from apps.canary.governance import ACCOUNT_ACTIONS
-
 from apps.canary.models import CanaryAnalysis, CanaryConfig, PrometheusAccount
 
 
