@@ -59,7 +59,8 @@ class CanaryAnalysisSerializer(serializers.ModelSerializer):
 
     Each interval: ``interval``, ``start``, ``end``, ``score``, ``groups`` (score and counts per
     group), ``criticalFailures`` and ``metrics``: per metric its ``classification``, ``reason``,
-    ``canary`` and ``baseline`` samples (after NaN and outlier handling), what was ``removed``,
+    ``canary`` and ``baseline`` samples (after NaN and outlier handling; the last interval's only, its
+    cumulative window holding the earlier ones'), what was ``removed``,
     the ``test`` (U, p-value, Hodges-Lehmann estimate and interval, bounds, effect size) and the
     PromQL ``queries`` run.
     """
