@@ -16,9 +16,11 @@ from apps.pipelines.problems import InvalidDocument
 
 class PrometheusAccountForm(forms.ModelForm):
     new_password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
-                                   label="Password", help_text="Write-only basic auth password. Leave empty to keep the one held.")
+                                   label="Password",
+                                   help_text="Write-only basic auth password. Leave empty to keep the one held.")
     new_bearer_token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
-                                       label="Bearer token", help_text="Write-only bearer token. Leave empty to keep the one held.")
+                                       label="Bearer token",
+                                       help_text="Write-only bearer token. Leave empty to keep the one held.")
     clear_credentials = forms.BooleanField(required=False, label="Clear the password and the token")
 
     class Meta:
