@@ -5,8 +5,11 @@ every person's action (cancel, pause, resume, restart, skip) adds an
 :class:`~apps.pipelines.models.Event` row in the transaction that makes the
 change, so the log holds exactly what committed: a rolled-back change leaves
 no event, and no committed change lacks one. The engine's ``Dispatch``
-collects a transaction's events in an :class:`EventBuffer` and writes them
-with one multi-row INSERT per transaction, just before it commits.
+collects a transaction's events in an :class:`EventBuffer`. On PostgreSQL
+the events buffered so far go in the same statement as the UPDATE of the
+next execution or stage the engine saves (a data-modifying ``WITH``), so a
+step sends no INSERT of its own; what is left is written with one
+multi-row INSERT just before the transaction commits.
 Kinds: ``execution.status`` and ``stage.status`` (``status`` and
 ``previous_status``), ``stage.judged`` (payload: decision, input),
 ``execution.canceled`` (payload: reason), ``execution.paused``,
@@ -79,12 +82,12 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from apps.pipelines.fields import next_sequence, take_moves
+from apps.pipelines.fields import next_sequence, peek_moves, take_moves
 from apps.pipelines.models import Event, EventCursor, Execution, StageExecution
 
 logger = logging.getLogger(__name__)
@@ -101,6 +104,12 @@ PRUNE_MAX_BATCHES = 20
 
 # --- Writing -------------------------------------------------------------------------------------
 
+# The columns an INSERT writes, in order: every one but the id and the transaction id (set by the database).
+COLUMNS = (
+    "kind", "created_at", "execution_id", "application_id", "application_name", "pipeline_id", "pipeline_name",
+    "stage_id", "stage_ref_id", "stage_name", "stage_type", "status", "previous_status", "actor", "payload",
+)
+
 
 def new_event(
     kind: str,
@@ -114,22 +123,23 @@ def new_event(
     at: datetime | None = None,
 ) -> Event:
     """An unsaved event about ``execution`` (its application loaded) and optionally one of its stages."""
-    return Event(
-        kind=kind,
-        created_at=at or datetime.now(UTC),
-        execution_id=execution.id,
-        application_id=execution.application_id,
-        application_name=execution.application.name,
-        pipeline_id=execution.pipeline_id,
-        pipeline_name=execution.name,
-        stage_id=stage.id if stage is not None else None,
-        stage_ref_id=stage.ref_id if stage is not None else "",
-        stage_name=stage.name if stage is not None else "",
-        stage_type=stage.type if stage is not None else "",
-        status=status,
-        previous_status=previous_status,
-        actor=actor,
-        payload=payload or {},
+    values = _event_values(kind, execution, stage, status, previous_status, actor, payload, at)
+    return Event(**dict(zip(COLUMNS, values, strict=True)))
+
+
+def _event_values(
+    kind: str, execution: Execution, stage: StageExecution | None, status: str = "", previous_status: str = "",
+    actor: str = "", payload: dict | None = None, at: datetime | None = None,
+) -> tuple:
+    """An event's column values, in ``COLUMNS`` order: the engine writes them without building an Event."""
+    return (
+        kind, at or datetime.now(UTC), execution.id, execution.application_id, execution.application.name,
+        execution.pipeline_id, execution.name,
+        stage.id if stage is not None else None,
+        stage.ref_id if stage is not None else "",
+        stage.name if stage is not None else "",
+        stage.type if stage is not None else "",
+        status, previous_status, actor, payload or {},
     )
 
 
@@ -139,13 +149,19 @@ class EventBuffer:
     ``track`` the executions and stages a transaction changes, ``note`` what
     a person did, and call ``write`` inside the transaction, before it
     commits: one INSERT for all of them, in the order they happened.
+
+    :meth:`save` saves a row with the events buffered so far in the same
+    statement (PostgreSQL), so a step whose writes all go through it sends
+    no INSERT of its own.
     """
 
-    __slots__ = ("_tracked", "_noted")
+    __slots__ = ("_tracked", "_noted", "_since")
 
     def __init__(self) -> None:
         self._tracked: dict[int, tuple[Execution | StageExecution, Execution]] = {}
-        self._noted: list[tuple[int, Event]] = []
+        self._noted: list[tuple[int, tuple]] = []
+        # Every move or note numbered after this one is in the buffer when the count says so (see save()).
+        self._since = next_sequence()
 
     def track(self, execution: Execution, stage: StageExecution | None = None) -> None:
         """Record the status moves of ``execution`` (and ``stage``) when the buffer is written."""
@@ -155,46 +171,126 @@ class EventBuffer:
 
     def note(self, kind: str, execution: Execution, stage: StageExecution | None = None, **details) -> None:
         """Add an event for an action (``actor``, ``payload``, ...); it takes its place among the moves."""
-        self._noted.append((next_sequence(), new_event(kind, execution, stage, **details)))
+        self._noted.append((next_sequence(), _event_values(kind, execution, stage, **details)))
 
     def write(self) -> int:
         """Insert the buffered events with one INSERT (none when there are none); returns how many."""
+        rows = self._take()
+        if rows:
+            _insert_rows(rows)
+        return len(rows)
+
+    def save(self, row: Execution | StageExecution, fields: list[str]) -> None:
+        """``row.save(update_fields=fields)``; on PostgreSQL the events buffered so far go in the same statement.
+
+        The UPDATE becomes ``WITH logged AS (INSERT INTO event ...) UPDATE ...``:
+        one round trip instead of two, in the same transaction as before. The
+        log must keep the order things happened in, so this is done only when
+        every status move and note numbered since the last write is in the
+        buffer (a move on a row not tracked yet would otherwise be written
+        after later ones); else the events wait for :meth:`write`. Track the
+        row first for its own moves to go with it.
+        """
+        if connection.vendor != "postgresql" or not self._holds_every_move():
+            row.save(update_fields=fields)
+            return
+        rows = self._take()
+        if not rows:
+            row.save(update_fields=fields)
+            return
+        prefix, placeholders = _insert_sql(connection.vendor)
+        with_events = _WithEvents(f"{prefix} {', '.join([placeholders] * len(rows))}", _insert_values(rows))
+        with connection.execute_wrapper(with_events):
+            row.save(update_fields=fields)
+        if not with_events.used:  # the save sent no UPDATE (nothing to save)
+            _insert_rows(rows)
+
+    def _holds_every_move(self) -> bool:
+        """Whether every move and note numbered since the last write is buffered (this thread's only, then)."""
+        now = next_sequence()
+        held = sum(1 for sequence, _ in self._noted if sequence > self._since)
+        for row, _ in self._tracked.values():
+            held += sum(1 for move in peek_moves(row) if move.sequence > self._since)
+        complete = held == now - self._since - 1
+        if complete:
+            self._since = now
+        return complete
+
+    def _take(self) -> list[tuple]:
+        """The buffered events' values in the order they happened; forgets them."""
         ordered = list(self._noted)
         for row, execution in self._tracked.values():
             stage = row if isinstance(row, StageExecution) else None
             kind = "stage.status" if stage is not None else "execution.status"
             for move in take_moves(row):
-                event = new_event(kind, execution, stage, status=move.status, previous_status=move.previous, at=move.at)
-                ordered.append((move.sequence, event))
+                values = _event_values(kind, execution, stage, move.status, move.previous, at=move.at)
+                ordered.append((move.sequence, values))
         self._noted.clear()
         self._tracked.clear()
-        if not ordered:
-            return 0
         ordered.sort(key=lambda pair: pair[0])
-        insert_events([event for _, event in ordered])
-        return len(ordered)
+        return [values for _, values in ordered]
+
+
+class _WithEvents:
+    """An execute wrapper putting an INSERT of events in front of the next UPDATE, as a data-modifying WITH."""
+
+    __slots__ = ("sql", "params", "used")
+
+    def __init__(self, sql: str, params: list) -> None:
+        self.sql, self.params, self.used = sql, params, False
+
+    def __call__(self, execute, sql, params, many, context):
+        if self.used or many or not sql.startswith("UPDATE "):
+            return execute(sql, params, many, context)
+        self.used = True
+        return execute(f"WITH logged_events AS ({self.sql}) {sql}", [*self.params, *(params or ())], many, context)
 
 
 def insert_events(events: list[Event]) -> None:
-    """One multi-row INSERT of unsaved events, asking nothing back.
+    """One multi-row INSERT of unsaved events, asking nothing back."""
+    _insert_rows([tuple(getattr(event, name) for name in COLUMNS) for event in events])
+
+
+def _insert_rows(rows: list[tuple]) -> None:
+    """One multi-row INSERT of events' values (``COLUMNS`` order), asking nothing back.
 
     ``bulk_create`` would do the same with ``RETURNING`` the ids and the
     database-set ``xact`` and copy them onto each object; the engine writes
     events in every step's transaction and never reads them back, so that
-    work (about half the cost of the write) is left out.
+    work (about half the cost of the write), and building Event instances,
+    is left out.
     """
-    fields = _insert_fields()
-    values = [field.get_db_prep_save(getattr(event, field.attname), connection) for event in events
-              for field in fields]
-    prefix, row = _insert_sql(connection.vendor)
+    prefix, placeholders = _insert_sql(connection.vendor)
     with connection.cursor() as cursor:
-        cursor.execute(f"{prefix} {', '.join([row] * len(events))}", values)
+        cursor.execute(f"{prefix} {', '.join([placeholders] * len(rows))}", _insert_values(rows))
+
+
+def _insert_values(rows: list[tuple]) -> list:
+    """The rows' values as the database takes them: text and numbers as they are, the rest through their field."""
+    prepared = _prepared_fields(connection.vendor)
+    values = []
+    for row in rows:
+        for value, field in zip(row, prepared, strict=True):
+            values.append(value if field is None else field.get_db_prep_save(value, connection))
+    return values
+
+
+@functools.cache
+def _prepared_fields(vendor: str) -> tuple:
+    """Per column, the field whose ``get_db_prep_save`` converts its values, or None for text and integers."""
+    return tuple(
+        None if isinstance(field, models.CharField | models.IntegerField) else field for field in _insert_fields()
+    )
 
 
 @functools.cache
 def _insert_fields() -> tuple:
-    """Every column but the id and the transaction id, both set by the database."""
-    return tuple(field for field in Event._meta.concrete_fields if field.name not in ("id", "xact"))
+    """The fields of ``COLUMNS``, which must be every column but the id and the transaction id."""
+    fields = tuple(Event._meta.get_field(name) for name in COLUMNS)
+    others = {field.name for field in Event._meta.concrete_fields} - set(COLUMNS)
+    if others != {"id", "xact"}:
+        raise ImproperlyConfigured(f"eventlog.COLUMNS does not match the Event model: {sorted(others)}")
+    return fields
 
 
 @functools.cache

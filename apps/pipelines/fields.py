@@ -63,6 +63,11 @@ def next_sequence() -> int:
     return next(_sequence)
 
 
+def peek_moves(instance) -> list[StatusMove]:
+    """The status moves made on ``instance`` since the last ``take_moves``, oldest first; keeps them."""
+    return instance.__dict__.get(MOVES_ATTRIBUTE, [])
+
+
 def take_moves(instance) -> list[StatusMove]:
     """The status moves made on ``instance`` since the last call, oldest first; forgets them."""
     return instance.__dict__.pop(MOVES_ATTRIBUTE, [])

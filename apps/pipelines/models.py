@@ -162,8 +162,13 @@ class Execution(StatusTracked):
     """One run of a pipeline, with a frozen copy of the definition it ran."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="executions")
-    pipeline = models.ForeignKey(Pipeline, on_delete=models.SET_NULL, null=True, related_name="executions")
+    # No index of their own: execution_app_recent and execution_pipeline_recent lead with them.
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="executions", db_index=False
+    )
+    pipeline = models.ForeignKey(
+        Pipeline, on_delete=models.SET_NULL, null=True, related_name="executions", db_index=False
+    )
     name = models.CharField(max_length=200)
     status = StatusField(max_length=20, choices=Status.choices, default=Status.NOT_STARTED)
     definition = models.JSONField(help_text="The pipeline document as it was when the execution started.")
@@ -231,7 +236,9 @@ class StageExecution(StatusTracked):
     """One stage of an execution: evaluated context, outputs, status and timings."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="stages")
+    # No index of its own: unique_stage_ref_per_execution leads with it (every stage UPDATE that moves
+    # an indexed column pays for each index).
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="stages", db_index=False)
     ref_id = models.CharField(max_length=100)
     position = models.PositiveIntegerField(default=0, help_text="Index of the stage in the pipeline's stages list.")
     type = models.CharField(max_length=100)

@@ -27,7 +27,8 @@ class Dispatch:
 
     Every job and event goes to Redis in one pipelined round trip (plus one
     for the events' sequence numbers). The same changes go to the durable
-    event log (``eventlog.py``) with one INSERT just before the commit.
+    event log (``eventlog.py``): with the UPDATE of a row saved through
+    :meth:`save`, or with one INSERT just before the commit.
     """
 
     runs: list[tuple[str, int, float]] = field(default_factory=list)
@@ -58,6 +59,12 @@ class Dispatch:
         if stage is not None:
             change.stages[stage.ref_id] = stage_change(stage)
         self.events.track(execution, stage)
+
+    def save(self, execution: Execution, stage: StageExecution | None, fields: list[str]) -> None:
+        """Save the stage (the execution itself when None) with ``update_fields`` and log their status moves,
+        on PostgreSQL in the same statement as the UPDATE (:meth:`EventBuffer.save`)."""
+        self.events.track(execution, stage)
+        self.events.save(stage if stage is not None else execution, fields)
 
     def send_on_commit(self) -> None:
         """Write the transaction's events to the log (inside it); send the rest once it commits (at once

@@ -98,9 +98,10 @@ def advance_execution(execution_id, keep_inline: bool = False) -> tuple[str, int
     return dispatch.inline
 
 
-def advance_locked(execution: Execution, dispatch: Dispatch) -> None:
-    """The reconciliation step; the caller holds the execution's row lock."""
-    stages = list(execution.stages.all())
+def advance_locked(execution: Execution, dispatch: Dispatch, stages: list[StageExecution] | None = None) -> None:
+    """The reconciliation step; the caller holds the execution's row lock (and may pass its stages, just read)."""
+    if stages is None:
+        stages = list(execution.stages.all())
     progressed = True
     while progressed:
         # Composite parents first: a synthetic stage's end may end its parent, whose end may halt the execution.
@@ -174,7 +175,7 @@ def complete_execution(execution: Execution, status: Status, dispatch: Dispatch)
     """End the execution; after commit, wake its parent's stage and let a waiting execution start."""
     execution.status = status
     execution.end_time = timezone.now()
-    execution.save(update_fields=["status", "end_time"])
+    dispatch.save(execution, None, ["status", "end_time"])
     dispatch.changed(execution)
     if execution.parent_stage_id is not None:
         dispatch.wake.append(str(execution.parent_stage_id))
@@ -231,7 +232,8 @@ def _await_evaluation(execution: Execution, stage: StageExecution, dispatch: Dis
     stage.start_time = stage.next_run_at = timezone.now()
     stage.awaiting_evaluation = True
     stage.run_token += 1  # the claim: only the step holding this token may finish the start
-    _save_started(stage, ["status", "start_time", "next_run_at", "run_token", "awaiting_evaluation"])
+    fields = ["status", "start_time", "next_run_at", "run_token", "awaiting_evaluation"]
+    _save_started(execution, stage, fields, dispatch)
     dispatch.run_stage(stage)
     dispatch.changed(execution, stage)
 
@@ -271,7 +273,7 @@ def finish_start(
     if evaluated is None:
         raw = stage_inputs(stage)
         status = Status.SKIPPED if failure is None else failure_status(raw)
-        _finish_without_running(stage, status, raw if failure is None else {**raw, **failure}, now)
+        _finish_without_running(execution, stage, status, raw if failure is None else {**raw, **failure}, now, dispatch)
         dispatch.changed(execution, stage)
         return False
     # A restarted stage keeps its restartDetails.
@@ -280,19 +282,21 @@ def finish_start(
     stage.run_token += 1
     synthetic, failure = _plan_synthetic(stage)
     if failure is not None:
-        _finish_without_running(stage, failure_status(stage.context), {**stage.context, **failure}, now)
+        _finish_without_running(
+            execution, stage, failure_status(stage.context), {**stage.context, **failure}, now, dispatch
+        )
         dispatch.changed(execution, stage)
         return False
     if stage.tasks:
         return _start_composite(execution, stage, stages, synthetic, dispatch)
     stage.next_run_at = now
-    _save_started(stage, ["context", "status", "start_time", "run_token", "next_run_at"])
+    _save_started(execution, stage, ["context", "status", "start_time", "run_token", "next_run_at"], dispatch)
     dispatch.run_stage(stage)
     dispatch.changed(execution, stage)
     return True
 
 
-def _save_started(stage: StageExecution, fields: list[str]) -> None:
+def _save_started(execution: Execution, stage: StageExecution, fields: list[str], dispatch: Dispatch) -> None:
     """Save a starting stage; a restarted one starts its count of lost steps again, an evaluated one waits no more."""
     if stage.step_failures:
         stage.step_failures = 0
@@ -300,7 +304,7 @@ def _save_started(stage: StageExecution, fields: list[str]) -> None:
     if stage.awaiting_evaluation and "awaiting_evaluation" not in fields:
         stage.awaiting_evaluation = False
         fields.append("awaiting_evaluation")
-    stage.save(update_fields=fields)
+    dispatch.save(execution, stage, fields)
 
 
 def _plan_synthetic(stage: StageExecution) -> tuple[list, dict | None]:
@@ -336,11 +340,13 @@ def _evaluate_context(
     return json_safe(evaluated, "context")
 
 
-def _finish_without_running(stage: StageExecution, status: Status, context: dict, now) -> None:
+def _finish_without_running(
+    execution: Execution, stage: StageExecution, status: Status, context: dict, now, dispatch: Dispatch
+) -> None:
     stage.context = context
     stage.status = status
     stage.end_time = now
-    _save_started(stage, ["context", "status", "start_time", "end_time"])
+    _save_started(execution, stage, ["context", "status", "start_time", "end_time"], dispatch)
 
 
 # --- Composite stages (see composite.py) ------------------------------------------------------------
@@ -358,12 +364,12 @@ def _start_composite(
     if not befores:
         composite.set_task(stage, 0, Status.RUNNING)
         stage.next_run_at = timezone.now()
-        _save_started(stage, fields)
+        _save_started(execution, stage, fields, dispatch)
         dispatch.run_stage(stage)
         dispatch.changed(execution, stage)
         return True
     _wake_at_timeout(stage, dispatch)
-    _save_started(stage, fields)
+    _save_started(execution, stage, fields, dispatch)
     dispatch.changed(execution, stage)
     started = [start_stage(execution, row, stages, dispatch) for row in befores if not row.requisite_ref_ids]
     return all(started)

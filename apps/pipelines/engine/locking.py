@@ -10,10 +10,11 @@ can start them under its own lock (:func:`lock_stage`). Lock order as in
 from __future__ import annotations
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from apps.pipelines.choices import COMPLETE, Status
+from apps.pipelines.engine.compiled import CompiledQuery
 from apps.pipelines.engine.dispatch import Dispatch
 from apps.pipelines.engine.graph import cancel_stage
 from apps.pipelines.models import Execution, StageExecution
@@ -30,22 +31,27 @@ def lock_stage(stage_id) -> StageExecution | None:
     extra locks contend with nobody else's step. The subquery reads the
     statement's snapshot; the rows locked are the latest versions, which
     ``_continue_chain`` checks again. Elsewhere the downstream stages are
-    read when needed.
+    read when needed. The query is compiled once (:mod:`.compiled`).
     """
+    stage_id = StageExecution._meta.pk.to_python(stage_id)
+    rows = _LOCK_STAGE.run(stage_id)
+    stage = next((row for row in rows if row.id == stage_id), None)
+    if stage is not None and connection.vendor == "postgresql":
+        stage.startable_next = [row for row in rows if row is not stage]  # type: ignore[attr-defined]
+    return stage
+
+
+def _stage_and_startable_next(stage_id) -> QuerySet[StageExecution]:
     wanted = Q(id=stage_id)
     if connection.vendor == "postgresql":
         wanted |= Q(id__in=RawSQL(_STARTABLE_NEXT_SQL, [stage_id, Status.NOT_STARTED]))
-    rows = list(
+    return (
         StageExecution.objects.select_for_update(of=("self",))
         .select_related("execution__application")
         .defer("execution__definition", "execution__trigger", "execution__parameters")
         .filter(wanted)
         .order_by("position")
     )
-    stage = next((row for row in rows if str(row.id) == str(stage_id)), None)
-    if stage is not None and connection.vendor == "postgresql":
-        stage.startable_next = [row for row in rows if row is not stage]
-    return stage
 
 
 # The NOT_STARTED stages of the same execution that wait on stage %s alone. A list column that
@@ -58,6 +64,10 @@ _STARTABLE_NEXT_SQL = f"""
     AND down.ref_id IN (SELECT jsonb_array_elements_text(
         CASE WHEN jsonb_typeof(up.next_ref_ids) = 'array' THEN up.next_ref_ids ELSE '[]'::jsonb END))
 """
+
+
+# Built and compiled once (per thread): every step of the engine runs it.
+_LOCK_STAGE: CompiledQuery[StageExecution] = CompiledQuery(_stage_and_startable_next, locks=True)
 
 
 def hold_stage(execution: Execution, stage: StageExecution, dispatch: Dispatch) -> None:

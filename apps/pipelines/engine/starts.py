@@ -93,11 +93,12 @@ def _buffer(execution: Execution, dispatch: Dispatch) -> None:
 def _begin(execution: Execution, dispatch: Dispatch) -> None:
     execution.status = Status.RUNNING
     execution.start_time = timezone.now()
-    if not execution.stages.exists():
+    stages = list(execution.stages.all())  # read once: for the check below and for advancing
+    if not stages:
         # As Orca's StartExecutionHandler: a pipeline with nothing to run has not done what it was asked.
         execution.exception = error_context("No initial stages found")["exception"]
         execution.save(update_fields=["status", "start_time", "exception"])
         complete_execution(execution, Status.TERMINAL, dispatch)
         return
-    execution.save(update_fields=["status", "start_time"])
-    advance_locked(execution, dispatch)
+    dispatch.save(execution, None, ["status", "start_time"])
+    advance_locked(execution, dispatch, stages)

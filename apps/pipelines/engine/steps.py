@@ -375,7 +375,7 @@ def _apply_result(stage: StageExecution, result: TaskResult, dispatch: Dispatch)
     stage.status = status
     stage.end_time = timezone.now()
     stage.next_run_at = None
-    stage.save(update_fields=fields)
+    dispatch.save(stage.execution, stage, fields)
     return True
 
 

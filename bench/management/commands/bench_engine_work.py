@@ -9,17 +9,27 @@ stage. Both are the same from run to run for the same code, so comparing two
 trees (run the command in each, on a database of its own) shows what a change
 costs the engine even when the machine is noisy. The pipeline, its executions
 and their events are deleted afterwards.
+
+The worker runs no periodic jobs during the burst: they run by the clock (at
+most once a second), so how many ran would follow how slow the machine was,
+and on a loaded one the sweeper would even re-queue steps it took for lost.
+Delivering the run's events to the registered consumers (notifications,
+triggers, ...) is then counted on its own line, after the burst, until they
+have all been taken.
 """
 
 from __future__ import annotations
 
 import cProfile
+import math
 import pstats
+import time
 
 from django.core.management.base import BaseCommand
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.pipelines import eventlog
 from apps.pipelines.enqueue import engine_queue
 from apps.pipelines.models import Application, Event
 from apps.pipelines.services import do_save_pipeline, do_start_execution
@@ -45,6 +55,7 @@ class Command(BaseCommand):
             for _ in range(executions):
                 do_start_execution(pipeline)
             calls, statements = _count(queue)
+            delivery = _count_delivery()
         finally:
             Application.objects.filter(name=APPLICATION).delete()
             Event.objects.filter(application_name=APPLICATION).delete()
@@ -52,6 +63,14 @@ class Command(BaseCommand):
         self.stdout.write(f"{executions} executions x {stages} stages on one burst worker")
         self.stdout.write(f"python calls:   {calls:,} ({calls / total:,.0f} per stage)")
         self.stdout.write(f"sql statements: {statements:,} ({statements / total:.2f} per stage)")
+        if delivery is None:
+            self.stdout.write("event delivery: not counted (the run's events did not become final within 60 s)")
+            return
+        events, calls, statements = delivery
+        self.stdout.write(
+            f"event delivery to {len(eventlog.CONSUMERS)} consumers afterwards ({events:,} events): "
+            f"{calls / total:,.0f} python calls and {statements / total:.2f} sql statements per stage"
+        )
 
 
 def _chain(count: int) -> list[dict]:
@@ -70,9 +89,37 @@ def _chain(count: int) -> list[dict]:
 def _count(queue) -> tuple[int, int]:
     """Run the queue dry on one burst worker in this process; its Python calls and SQL statements."""
     worker = EngineWorker([queue], connection=queue.connection)
+    worker._next_periodic_check = math.inf  # no periodic jobs in the burst (see the module docstring)
     profile = cProfile.Profile()
     with CaptureQueriesContext(connection) as queries:
         profile.enable()
         worker.work(burst=True, logging_level="WARNING")
         profile.disable()
     return pstats.Stats(profile).total_calls, len(queries.captured_queries)
+
+
+def _count_delivery(timeout: float = 60.0) -> tuple[int, int, int] | None:
+    """Deliver the run's events to every registered consumer; how many, and the Python calls and SQL it took.
+
+    None when the events did not become final (readable) in time: a long
+    transaction elsewhere on the server holds them back (see eventlog.py).
+    """
+    written = Event.objects.filter(application_name=APPLICATION).count()
+    deadline = time.monotonic() + timeout
+    while not eventlog.read_after(*_last_event(), 1):
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
+    profile = cProfile.Profile()
+    with CaptureQueriesContext(connection) as queries:
+        profile.enable()
+        while eventlog.run_consumers(budget_seconds=60.0):
+            pass
+        profile.disable()
+    return written, pstats.Stats(profile).total_calls, len(queries.captured_queries)
+
+
+def _last_event() -> tuple[int, int]:
+    """The cursor just before the run's last event."""
+    last = Event.objects.filter(application_name=APPLICATION).order_by("-xact", "-id").values_list("xact", "id")[0]
+    return last[0], last[1] - 1
