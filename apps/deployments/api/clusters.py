@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 
@@ -21,6 +21,7 @@ from apps.deployments.api.serializers import (
 from apps.deployments.models import Instance, LoadBalancer, ServerGroup
 from apps.deployments.services.actions import ACTIONS, EngineFailed, do_server_group_action
 from apps.pipelines.api.secrets import readable_application
+from cdplatform.api.schema import ErrorsSerializer
 
 
 def clusters_of(application) -> dict:
@@ -81,7 +82,11 @@ class ServerGroupActionView(generics.GenericAPIView):
                     "(resized up to this one's size) and disables this one. Disabling, destroying or resizing to 0 "
                     "the last enabled group of a cluster with a traffic guard is refused (409).",
         parameters=[OpenApiParameter("action", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(ACTIONS))],
-        request=ServerGroupActionSerializer, responses=ServerGroupActionResultSerializer)
+        request=ServerGroupActionSerializer, responses={
+            200: ServerGroupActionResultSerializer,
+            409: OpenApiResponse(ErrorsSerializer, description="A traffic guard or the cluster's state refuses it."),
+            503: OpenApiResponse(ErrorsSerializer, description="The account's Docker engine or the load balancer "
+                                                               "failed or did not answer.")})
     def post(self, request, name: str, account: str, server_group: str, action: str):
         group = live_group(readable_application(request, name), account, server_group)
         body = ServerGroupActionSerializer(data=request.data)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, serializers, status
 from rest_framework.response import Response
 
@@ -10,6 +10,7 @@ from apps.accounts.audit import Actor
 from apps.deployments.models import TrafficGuard
 from apps.deployments.services.traffic_guards import do_add_traffic_guard, do_remove_traffic_guard, guards_of
 from apps.pipelines.api.secrets import readable_application
+from cdplatform.api.schema import ErrorsSerializer
 
 
 class TrafficGuardSerializer(serializers.Serializer):
@@ -35,7 +36,8 @@ class TrafficGuardsView(generics.GenericAPIView):
         return Response(guards_of(readable_application(request, name)))
 
     @extend_schema(summary="Guard a cluster of the application (write)", request=TrafficGuardSerializer,
-                   responses={201: TrafficGuardSerializer(many=True)})
+                   responses={201: TrafficGuardSerializer(many=True), 409: OpenApiResponse(
+                       ErrorsSerializer, description="Another application guards that cluster.")})
     def post(self, request, name: str):
         application = readable_application(request, name)
         body = TrafficGuardSerializer(data=request.data)
