@@ -33,6 +33,7 @@ EXPOSE 8080
 CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
 """
 DEPLOY_STAGE = "2"  # "Deploy to test (eu)" of deliver.yml
+SMOKE_STAGE = "4"  # "Smoke tests": also checks that the cluster deployed has a server group
 
 
 def source_dir() -> Path:
@@ -78,6 +79,10 @@ def docker_stages(document: dict, source: Path) -> list[dict]:
     port = settings.DEMO_LOAD_BALANCER_PORT
     stages = []
     for stage in document["stages"]:
+        if stage["refId"] == SMOKE_STAGE:
+            stage = {**stage, "preconditions": [*stage.get("preconditions", []), {
+                "type": "clusterSize", "failPipeline": True, "context": {
+                    "credentials": "local", "cluster": "demo-test", "comparison": ">=", "expected": 1}}]}
         if stage["refId"] != DEPLOY_STAGE:
             stages.append(stage)
             continue

@@ -62,11 +62,12 @@ def test_with_the_engine_the_demo_bakes_and_deploys_red_black_behind_its_load_ba
         assert stages["bake"]["type"] == "bake" and stages["bake"]["context"] == str(tmp_path / "demo-app")
         assert stages["2"]["type"] == "deploy" and stages["2"]["requisiteStageRefIds"] == ["bake", "lb"]
         assert stages["2"]["clusters"][0]["strategy"] == "redblack"
+        assert stages["4"]["preconditions"][-1]["type"] == "clusterSize"
 
         execution = Execution.objects.get(pipeline__name="deliver")
         wait_for_stage(execution.id, "5", {Status.RUNNING}, timeout=120)  # bake, deploy, smoke tests done
         ran = stages_of(Execution.objects.get(pk=execution.pk))
-        assert ran["bake"].status == ran["2"].status == Status.SUCCEEDED
+        assert ran["bake"].status == ran["2"].status == ran["4"].status == Status.SUCCEEDED
         assert ran["bake"].outputs["image"] == "demo/web:1.0.0"
         group = ServerGroup.objects.get(cluster="demo-test", destroyed_at=None)
         assert (group.name, group.image, group.enabled) == ("demo-test-v000", "demo/web:1.0.0", True)
