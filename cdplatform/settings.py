@@ -325,6 +325,8 @@ LOAD_BALANCER_NGINX = env_str("LOAD_BALANCER_NGINX", "nginx")
 LOAD_BALANCER_DRAIN_SECONDS = env_float("LOAD_BALANCER_DRAIN_SECONDS", 2.0, minimum=0)
 # Seconds between the checks that keep each server group at its desired capacity.
 SERVER_GROUP_RECONCILE_SECONDS = env_int("SERVER_GROUP_RECONCILE_SECONDS", 5, minimum=1)
+# The port of the demo's load balancer (bin/run's demo pipeline deploys behind it when a Docker engine answers).
+DEMO_LOAD_BALANCER_PORT = env_int("DEMO_LOAD_BALANCER_PORT", 8089, minimum=1)
 
 # --- Canary analysis (apps/canary: Prometheus metrics accounts, the kayentaCanary stage) ----------
 # A Prometheus server canary analyses may query as the metrics account "prometheus" with no other

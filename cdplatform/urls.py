@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("apps.accounts.urls")),
     path("", include("apps.pipelines.urls")),
+    path("", include("apps.deployments.urls")),
     path("", include("apps.triggers.urls")),
     path("", include("apps.notifications.urls")),
     path("", include("apps.canary.urls")),

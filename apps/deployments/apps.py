@@ -13,9 +13,12 @@ class DeploymentsConfig(AppConfig):
     def ready(self) -> None:
         # Models can be imported only once the registry is ready, hence here and not at the top.
         from apps.deployments import governance
+        from apps.deployments.demo import docker_demo
         from apps.deployments.stages import builtin  # noqa: F401  (registers the deployments' stage types)
+        from apps.pipelines.demo_hooks import register_demo_hook
 
         governance.register()
+        register_demo_hook(docker_demo)
         register_periodic_jobs()
 
 

@@ -40,6 +40,7 @@ from apps.accounts.services import do_create_token, do_grant
 from apps.canary.models import CanaryAnalysis
 from apps.canary.presets import HTTP_PRESET
 from apps.canary.services import do_save_account, do_save_config
+from apps.deployments.models import ServerGroup, TrafficGuard
 from apps.deployments.services.accounts import do_save_docker_account, do_save_registry_account
 from apps.notifications.models import Delivery
 from apps.notifications.services import do_create_subscription
@@ -144,6 +145,7 @@ def build_world() -> SimpleNamespace:
     do_grant(shop, judges, "read", actor="setup")
     record("service_account.created", "setup", object_type="service_account", object_id="ci-bot")
     build_accounts(users)
+    build_server_groups(users)
 
     tokens = {name: do_create_token(user, "laptop")[0].pk for name, user in users.items() if name != "bot"}
     bot_token, bot_secret = do_create_token(users["bot"], "deploy")
@@ -202,6 +204,22 @@ def canary_rows(application: Application, execution_id: str) -> tuple[int, int]:
     analysis = CanaryAnalysis.objects.create(stage=stage, application=application, config_name=config.name,
                                              config=config.document, account_name="prometheus")
     return config.pk, analysis.pk
+
+
+def build_server_groups(users: dict) -> None:
+    """Each application's one enabled server group, in a cluster with a traffic guard, on an engine of its own
+    (shop's: erin deploys): a permitted disable is refused by the guard (409) before the engine (unreachable here)
+    is asked anything."""
+    for application in ("shop", "secret"):
+        app = Application.objects.get(name=application)
+        account, _ = do_save_docker_account({"name": f"{application}-deploys", "host": "tcp://127.0.0.1:2375"},
+                                            actor="setup")
+        if application == "shop":
+            do_grant(account, users["erin"], "deploy", actor="setup")
+        ServerGroup.objects.create(application=app, account=account, cluster=f"{application}-web",
+                                   name=f"{application}-web-v000", version=0, image="web:1", desired=1, enabled=True,
+                                   spec={"containerPort": 8080})
+        TrafficGuard.objects.create(application=app, account=account, cluster=f"{application}-web")
 
 
 def notification_rows(application: Application, execution_id: str) -> tuple[int, int]:
@@ -365,6 +383,18 @@ ENDPOINTS = {
     "trigger-events.detail": Endpoint("trigger-event-detail", "GET",
                                       lambda t: f"/api/trigger-events/{t.trigger_event}/"),
     "clusters.list": Endpoint("application-clusters", "GET", lambda t: f"/api/applications/{t.application}/clusters/"),
+    "server-groups.action": Endpoint(
+        "server-group-action", "POST",
+        lambda t: f"/api/applications/{t.application}/server-groups/{t.application}-deploys/{t.application}-web-v000/"
+                  "disable/"),
+    "traffic-guards.list": Endpoint("traffic-guards", "GET",
+                                    lambda t: f"/api/applications/{t.application}/traffic-guards/"),
+    "traffic-guards.add": Endpoint("traffic-guards", "POST",
+                                   lambda t: f"/api/applications/{t.application}/traffic-guards/",
+                                   lambda t: {"account": f"{t.application}-deploys", "stack": "api"}),
+    "traffic-guards.remove": Endpoint(
+        "traffic-guard", "DELETE", lambda t: f"/api/applications/{t.application}/traffic-guards/"
+                                             f"{t.application}-deploys/{t.application}-web/"),
     **account_endpoints("docker-accounts", "docker-account", "engine", {"host": "unix:///run/docker.sock"}),
     **account_endpoints("registry-accounts", "registry-account", "registry",
                         {"address": "127.0.0.1:5001", "password": "registry-pass-2"}),
@@ -464,6 +494,11 @@ ROWS = {
     # Accounts are granted on their own (Fiat's accounts): bob reads shop's two, erin deploys to them, alice
     # manages them; dave and ci-bot hold nothing on them, so they are 404 to them. Only an administrator adds one.
     "clusters.list":                 (401, 404, 200, 200, 200, 200, 200, 200),
+    # execute on the application and deploy on the account (only erin has both); the guard then refuses (409).
+    "server-groups.action":          (401, 404, 403, 403, 409, 403, 403, 409),
+    "traffic-guards.list":           (401, 404, 200, 200, 200, 200, 200, 200),
+    "traffic-guards.add":            (401, 404, 403, 201, 403, 403, 403, 201),
+    "traffic-guards.remove":         (401, 404, 403, 204, 403, 403, 403, 204),
     "docker-accounts.list":          (401, 200, 200, 200, 200, 200, 200, 200),
     "docker-accounts.detail":        (401, 404, 200, 200, 200, 404, 404, 200),
     "docker-accounts.create":        (401, 403, 403, 403, 403, 403, 403, 201),
@@ -584,9 +619,10 @@ def visible(world, role: str) -> dict[str, set]:
                                              .values_list("pk", flat=True)),
         "/api/tokens/": {world.tokens[role]},
         "/api/service-accounts/": SERVICE_ACCOUNTS_SEEN[role],
-        # root also sees the zero-configuration engine account ``local``.
+        # root also sees the zero-configuration engine account ``local``, and both server groups' engines.
         "/api/docker-accounts/": {f"{name}-engine" for name in ACCOUNTS_SEEN[role]} | (
-            {"local"} if role == "root" else set()),
+            {"local", "shop-deploys", "secret-deploys"} if role == "root" else set()) | (
+            {"shop-deploys"} if role == "erin" else set()),
         "/api/registry-accounts/": {f"{name}-registry" for name in ACCOUNTS_SEEN[role]},
         "/api/prometheus-accounts/": {f"{name}-metrics" for name in ACCOUNTS_SEEN[role]},
         "/api/canary-analyses/": set(CanaryAnalysis.objects.filter(application__name__in=apps)

@@ -192,3 +192,18 @@ def test_a_job_that_exits_3_fails_with_its_logs_and_one_that_succeeds_gives_its_
     assert stages["bad"].status == Status.TERMINAL and stages["bad"].context["exitCode"] == 3
     assert "checking" in stages["bad"].context["jobLog"] and "broken" in stages["bad"].context["jobLog"]
     assert "exited with 3" in str(stages["bad"].context["exception"])
+
+
+def test_a_cluster_size_precondition_counts_the_clusters_server_groups_on_the_engine(platform):
+    first_deploy(platform)
+
+    def check(comparison: str, expected: int, cluster: str = "shop-web"):
+        return run([{"refId": "1", "name": "Size", "type": "checkPreconditions", "preconditions": [
+            {"type": "clusterSize", "context": {"credentials": "local", "regions": [], "cluster": cluster,
+                                                "comparison": comparison, "expected": expected}}]}], "size")
+
+    assert check("==", 1).status == Status.SUCCEEDED
+    refused = check(">=", 2)
+    assert refused.status == Status.TERMINAL
+    assert "has 1 server group(s), expected >= 2" in str(stages_of(refused)["1"].context.get("exception"))
+    assert check("==", 0, "shop-api").status == Status.SUCCEEDED

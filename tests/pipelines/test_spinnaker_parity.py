@@ -120,15 +120,17 @@ def test_an_empty_list_of_preconditions_loads_and_checks_nothing():
     assert run_task("checkPreconditions", {"preconditions": []}).status == Status.SUCCEEDED
 
 
+@pytest.mark.django_db
 def test_a_cluster_size_precondition_loads_and_says_why_it_cannot_be_checked():
-    precondition = {"type": "clusterSize", "context": {"cluster": "orders-prod", "expected": 1}}
+    precondition = {"type": "clusterSize", "context": {"credentials": "prod", "regions": ["us-east-1"],
+                                                       "cluster": "orders-prod", "comparison": "==", "expected": 1}}
     stage = {"refId": "1", "name": "Check", "type": "checkPreconditions", "preconditions": [precondition]}
     assert validate_pipeline(document(stage)) == []
 
     result = run_task("checkPreconditions", {"preconditions": [precondition]})
 
     assert result.status == Status.TERMINAL
-    assert "precondition type 'clusterSize' needs deployed clusters" in result.error
+    assert "clusterSize: there is no Docker engine account 'prod'" in result.error
 
 
 def test_an_unknown_precondition_type_is_still_refused_naming_the_known_ones():

@@ -7,13 +7,21 @@ the engine; a constant number of queries whatever the size.
 from __future__ import annotations
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema
-from rest_framework import generics
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 
-from apps.deployments.api.serializers import ApplicationClustersSerializer
+from apps.accounts.audit import Actor
+from apps.deployments.api.serializers import (
+    ApplicationClustersSerializer,
+    ServerGroupActionResultSerializer,
+    ServerGroupActionSerializer,
+)
 from apps.deployments.models import Instance, LoadBalancer, ServerGroup
+from apps.deployments.services.actions import ACTIONS, EngineFailed, do_server_group_action
 from apps.pipelines.api.secrets import readable_application
+from cdplatform.api.schema import ErrorsSerializer
 
 
 def clusters_of(application) -> dict:
@@ -42,3 +50,52 @@ class ApplicationClustersView(generics.GenericAPIView):
                    responses=ApplicationClustersSerializer)
     def get(self, request, name: str):
         return Response(ApplicationClustersSerializer(clusters_of(readable_application(request, name))).data)
+
+
+class EngineUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The Docker engine or the load balancer failed."
+
+
+def live_group(application, account: str, name: str) -> ServerGroup:
+    """The application's live server group ``name`` on ``account``; 404 otherwise."""
+    if "\x00" in account or "\x00" in name:
+        raise exceptions.NotFound()
+    group = (ServerGroup.objects.filter(application=application, account__name=account, name=name, destroyed_at=None)
+             .select_related("account", "application").first())
+    if group is None:
+        raise exceptions.NotFound(f"No live server group {name!r} on account {account!r}.")
+    return group
+
+
+class ServerGroupActionView(generics.GenericAPIView):
+    """Resize, enable, disable, destroy or roll back one server group (execute on the application, deploy on the
+    account); 409 when a traffic guard or the cluster's state refuses it."""
+
+    serializer_class = ServerGroupActionSerializer
+    pagination_class = None
+    filter_backends: list = []
+
+    @extend_schema(
+        summary="Resize, enable, disable, destroy or roll back a server group",
+        description="`resize` needs `capacity.desired`; `rollback` enables the cluster's previous server group "
+                    "(resized up to this one's size) and disables this one. Disabling, destroying or resizing to 0 "
+                    "the last enabled group of a cluster with a traffic guard is refused (409).",
+        parameters=[OpenApiParameter("action", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(ACTIONS))],
+        request=ServerGroupActionSerializer, responses={
+            200: ServerGroupActionResultSerializer,
+            409: OpenApiResponse(ErrorsSerializer, description="A traffic guard or the cluster's state refuses it."),
+            503: OpenApiResponse(ErrorsSerializer, description="The account's Docker engine or the load balancer "
+                                                               "failed or did not answer.")})
+    def post(self, request, name: str, account: str, server_group: str, action: str):
+        group = live_group(readable_application(request, name), account, server_group)
+        body = ServerGroupActionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        desired = body.validated_data.get("capacity", {}).get("desired")
+        if action == "resize" and desired is None:
+            raise exceptions.ValidationError({"capacity": {"desired": ["This field is required for a resize."]}})
+        try:
+            details = do_server_group_action(group, action, actor=Actor.from_request(request), desired=desired)
+        except EngineFailed as error:
+            raise EngineUnavailable(str(error)) from None
+        return Response({"action": action, "serverGroup": group.name, "details": details})

@@ -127,3 +127,21 @@ class ApplicationClustersSerializer(serializers.Serializer):
     application = serializers.CharField()
     clusters = ClusterSerializer(many=True)
     loadBalancers = LoadBalancerSerializer(many=True)
+
+
+class CapacitySerializer(serializers.Serializer):
+    desired = serializers.IntegerField(min_value=0, max_value=100)
+
+
+class ServerGroupActionSerializer(serializers.Serializer):
+    """A server group action's body: ``capacity.desired`` for a resize, nothing for the others."""
+
+    capacity = CapacitySerializer(required=False)
+
+
+class ServerGroupActionResultSerializer(serializers.Serializer):
+    """What a server group action did."""
+
+    action = serializers.CharField()
+    serverGroup = serializers.CharField()
+    details = serializers.DictField()

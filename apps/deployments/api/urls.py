@@ -1,8 +1,9 @@
 """Routes of the deployments API: accounts (engines, registries) and their grants."""
 
-from django.urls import path
+from django.urls import path, re_path
 
-from apps.deployments.api.clusters import ApplicationClustersView
+from apps.deployments.api.clusters import ApplicationClustersView, ServerGroupActionView
+from apps.deployments.api.traffic_guards import TrafficGuardsView, TrafficGuardView
 from apps.deployments.api.views import (
     DockerAccountPermissionsView,
     DockerAccountViewSet,
@@ -17,6 +18,12 @@ router.register("registry-accounts", RegistryAccountViewSet, basename="registry-
 
 urlpatterns = [
     path("applications/<str:name>/clusters/", ApplicationClustersView.as_view(), name="application-clusters"),
+    path("applications/<str:name>/traffic-guards/", TrafficGuardsView.as_view(), name="traffic-guards"),
+    path("applications/<str:name>/traffic-guards/<str:account>/<str:cluster>/", TrafficGuardView.as_view(),
+         name="traffic-guard"),
+    re_path(r"^applications/(?P<name>[^/]+)/server-groups/(?P<account>[^/]+)/(?P<server_group>[^/]+)/"
+            r"(?P<action>resize|enable|disable|destroy|rollback)/$", ServerGroupActionView.as_view(),
+            name="server-group-action"),
     path("docker-accounts/<str:name>/permissions/", DockerAccountPermissionsView.as_view(),
          name="docker-account-permissions"),
     path("registry-accounts/<str:name>/permissions/", RegistryAccountPermissionsView.as_view(),

@@ -7,7 +7,7 @@ which answer problems with JSON pointers; credentials go in and never come out.
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.response import Response
 
@@ -23,6 +23,7 @@ from apps.deployments.services.accounts import (
     do_save_docker_account,
     do_save_registry_account,
 )
+from cdplatform.api.schema import ErrorsSerializer
 from cdplatform.api.viewsets import RestrictedViewSetMixin
 
 
@@ -90,7 +91,8 @@ class RegistryAccountViewSet(AccountViewSet):
                          request=s.DockerAccountWriteSerializer, responses={201: s.DockerAccountSerializer}),
     update=extend_schema(summary="Change a Docker engine account (manage)", request=s.DockerAccountWriteSerializer,
                          responses=s.DockerAccountSerializer),
-    destroy=extend_schema(summary="Delete a Docker engine account (manage)", responses={204: None}),
+    destroy=extend_schema(summary="Delete a Docker engine account (manage)", responses={204: None, 409: OpenApiResponse(
+        ErrorsSerializer, description="The account still runs server groups or load balancers.")}),
 )
 class DockerAccountViewSet(AccountViewSet):
     """Docker engines server groups are deployed to."""

@@ -24,7 +24,7 @@ from apps.accounts.audit import Actor, record
 from apps.accounts.permissions import DEPLOY, MANAGE, PermissionRefused, is_superuser, require
 from apps.deployments.credentials import encrypted
 from apps.deployments.models import LOCAL_ACCOUNT, DockerAccount, RegistryAccount, account_name_validator
-from apps.pipelines.problems import InvalidDocument, Problem
+from apps.pipelines.problems import ActionRefused, InvalidDocument, Problem
 
 HOST_PATTERN = re.compile(r"^(unix:///[^\s\x00]{1,200}|tcp://[A-Za-z0-9.\-\[\]:]{1,200})$")
 ADDRESS_PATTERN = re.compile(r"^[A-Za-z0-9.\-]{1,200}(:\d{1,5})?$")
@@ -187,10 +187,18 @@ def do_save_docker_account(document: dict, *, actor: Actor | str) -> tuple[Docke
 
 
 def do_delete_account(account: DockerAccount | RegistryAccount, *, actor: Actor | str) -> None:
-    """Delete an engine or registry account (needs manage on it), audited."""
+    """Delete an engine or registry account (needs manage on it), audited. An engine that still runs server groups
+    or load balancers is refused (ActionRefused): destroy them first; its destroyed groups' history goes with it."""
     check_manage_account(actor, account)
     kind = "docker_account" if isinstance(account, DockerAccount) else "registry_account"
     with transaction.atomic():
+        if isinstance(account, DockerAccount):
+            live = account.server_groups.filter(destroyed_at=None).count()
+            balancers = account.load_balancers.count()
+            if live or balancers:
+                raise ActionRefused(f"account {account.name} still has {live} live server group(s) and {balancers} "
+                                    "load balancer(s): destroy them first")
+            account.server_groups.all().delete()
         record(f"{kind}.deleted", actor, object_type=kind, object_id=account.name)
         account.delete()
 

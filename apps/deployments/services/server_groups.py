@@ -14,8 +14,10 @@ traffic guard (:func:`check_traffic_guard`) is checked here, whoever asks.
 from __future__ import annotations
 
 import math
+import time
 import uuid
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -171,7 +173,8 @@ def do_set_traffic(group: ServerGroup, *, enabled: bool, instances: int | None =
 
 
 def do_resize(group: ServerGroup, desired: int) -> ServerGroup:
-    """Start or remove containers until the group has ``desired``; removed ones leave its load balancers first."""
+    """Start or remove containers until the group has ``desired``; removed ones leave its load balancers first and
+    keep running for LOAD_BALANCER_DRAIN_SECONDS when they were taking traffic, so no request to them fails."""
     if desired == 0:
         check_traffic_guard(group)
     ServerGroup.objects.filter(pk=group.pk).update(desired=desired)
@@ -185,6 +188,8 @@ def do_resize(group: ServerGroup, desired: int) -> ServerGroup:
             Instance.objects.filter(pk__in=[row.pk for row in removed]).update(
                 ended_at=timezone.now(), ended_reason="removed by a resize", health=InstanceHealth.DOWN)
             apply_load_balancers(group)
+            if any(row.health == InstanceHealth.UP for row in removed):
+                time.sleep(settings.LOAD_BALANCER_DRAIN_SECONDS)  # requests in flight to them finish first
             for row in removed:
                 provider.remove_container(client, row.container_id)
         refresh(group, client)

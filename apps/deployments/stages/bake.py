@@ -5,7 +5,8 @@ the outbound policy, or a path under BAKE_LOCAL_ROOTS; ``ref``: a branch, tag
 or commit) or a ``context`` directory under BAKE_LOCAL_ROOTS. The image is
 built on the engine of ``dockerAccount`` (default ``local``), tagged
 ``<registry address>/<imageName>:<tag>`` for each of ``tags`` and pushed to
-the registry account ``account``. Outputs: ``repository``, ``tag``,
+the registry account ``account`` (without ``account`` it is tagged
+``<imageName>:<tag>`` and stays on that engine, for deploys to it). Outputs: ``repository``, ``tag``,
 ``digest``, ``image`` (by digest) and Spinnaker's ``artifacts``; the build
 log is kept in the stage's context (``buildLog``).
 """
@@ -85,7 +86,8 @@ class BakeStage(StageType):
     performs_io = True
     fields = (
         StageField("cloudProvider", "choice", "Cloud provider", choices=("docker",), default="docker"),
-        StageField("account", label="Registry account", required=True, help="Where the image is pushed."),
+        StageField("account", label="Registry account",
+                   help="Where the image is pushed; without one it stays on the engine it was built on."),
         StageField("imageName", label="Image name", required=True, help="e.g. shop/web"),
         StageField("tags", "list", "Tags", help="Expressions allowed, e.g. ${trigger.tag}; default: the commit"),
         StageField("repository", label="Git repository", help="An http(s) URL or a path under BAKE_LOCAL_ROOTS"),
@@ -121,9 +123,9 @@ class BakeStage(StageType):
 
     def _bake(self, stage) -> TaskResult:
         context = stage.context
-        registry = registry_account(stage, context.get("account"))
+        registry = registry_account(stage, context["account"]) if context.get("account") else None
         engine = docker_account(stage, context.get("dockerAccount") or LOCAL_ACCOUNT, "dockerAccount")
-        repository = f"{registry.address}/{context['imageName']}"
+        repository = f"{registry.address}/{context['imageName']}" if registry else context["imageName"]
         with tempfile.TemporaryDirectory(prefix="cdp-bake-") as work:
             commit = ""
             if context.get("repository"):
@@ -145,15 +147,17 @@ class BakeStage(StageType):
                 digest = ""
                 for tag in tags:
                     image.tag(repository, tag)
-                    digest = provider.push_image(client, repository, tag, registry)
+                    if registry is not None:
+                        digest = provider.push_image(client, repository, tag, registry)
         return TaskResult.succeeded(outputs=bake_outputs(repository, tags, digest, built.image_id, commit),
                                     context={"buildLog": provider.tail(built.log)})
 
 
 def bake_outputs(repository: str, tags: list[str], digest: str, image_id: str, commit: str) -> dict:
     """What later stages read: the image by digest and Spinnaker's ``docker/image`` artifacts."""
+    image = f"{repository}@{digest}" if digest else f"{repository}:{tags[0]}"  # not pushed: by its tag on the engine
     artifacts = [{"type": "docker/image", "name": repository, "version": tag, "reference": f"{repository}:{tag}",
                   "metadata": {"digest": digest}} for tag in tags]
     return {"repository": repository, "tag": tags[0], "tags": tags, "digest": digest,
-            "image": f"{repository}@{digest}", "imageId": image_id, "commit": commit, "artifacts": artifacts,
-            "deploymentDetails": [{"ami": f"{repository}@{digest}", "imageId": image_id, "cloudProvider": "docker"}]}
+            "image": image, "imageId": image_id, "commit": commit, "artifacts": artifacts,
+            "deploymentDetails": [{"ami": image, "imageId": image_id, "cloudProvider": "docker"}]}

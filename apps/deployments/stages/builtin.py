@@ -1,3 +1,10 @@
 """Imports every stage type of deployments, so that each registers itself."""
 
-from apps.deployments.stages import bake, clusters, deploy, images_and_jobs, load_balancers  # noqa: F401
+from apps.deployments.stages import (  # noqa: F401
+    bake,
+    clusters,
+    deploy,
+    images_and_jobs,
+    load_balancers,
+    preconditions,
+)

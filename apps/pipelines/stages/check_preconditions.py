@@ -2,10 +2,13 @@
 
 Orca's precondition types: ``expression`` (a SpEL expression that must be true), ``stageStatus`` (the stage
 named ``stageName`` has the status ``stageStatus``) and ``clusterSize`` (the number of server groups of a
-cluster). A document with a ``clusterSize`` precondition loads, as in Spinnaker, but the check fails when
-it runs: this platform has no clusters to count yet. An empty list checks nothing and succeeds, as Orca's
-(which plans one check per precondition) does.
+cluster). ``clusterSize`` is registered by the app that has clusters (``register_precondition``: the
+deployments app); without it a document with one loads, as in Spinnaker, but the check fails when it runs.
+An empty list checks nothing and succeeds, as Orca's (which plans one check per precondition) does.
 """
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from apps.pipelines.choices import Status
 from apps.pipelines.expressions import ExpressionError, has_expressions, is_truthy
@@ -15,6 +18,23 @@ from apps.pipelines.stages.base import StageField, StageType, TaskResult, regist
 SUPPORTED_PRECONDITION_TYPES = ("expression", "stageStatus")
 # Orca's precondition types that need what this platform does not have yet, and what that is.
 UNAVAILABLE_PRECONDITION_TYPES = {"clusterSize": "deployed clusters to count server groups in"}
+
+
+@dataclass(frozen=True)
+class PreconditionType:
+    """A precondition type another app provides: its context's problems (given the context and its pointer), and
+    its check (given the context with expressions evaluated, and the stage), which returns whether it holds and
+    the message when it does not; it raises LookupError when it cannot check."""
+
+    problems: Callable[[object, str], list[Problem]]
+    check: Callable[[dict, object], tuple[bool, str]]
+
+
+REGISTERED: dict[str, PreconditionType] = {}
+
+
+def register_precondition(kind: str, precondition: PreconditionType) -> None:
+    REGISTERED[kind] = precondition
 
 
 def _evaluated(expression, scope, field):
@@ -28,6 +48,8 @@ def _evaluated(expression, scope, field):
 
 
 def _context_problems(kind: str, context, where: str) -> list[Problem]:
+    if kind in REGISTERED:
+        return REGISTERED[kind].problems(context, f"{where}/context")
     if kind == "expression" and (not isinstance(context, dict) or context.get("expression") in (None, "")):
         return [Problem(f"{where}/context/expression", "is required for an expression precondition")]
     if kind == "stageStatus":
@@ -39,18 +61,23 @@ def _context_problems(kind: str, context, where: str) -> list[Problem]:
     return []
 
 
-def _passes(precondition: dict, index: int, scope) -> bool:
-    """Whether one precondition holds; raises LookupError for a type that cannot be checked here."""
+def _passes(precondition: dict, index: int, scope, stage) -> tuple[bool, str]:
+    """Whether one precondition holds, and why not (empty: its failureMessage says); raises LookupError for a
+    type that cannot be checked here."""
     kind = precondition.get("type")
     context = precondition.get("context") or {}
+    if kind in REGISTERED:
+        evaluated = {key: scope.evaluate(value, field=f"preconditions[{index}].context.{key}")
+                     if has_expressions(value) else value for key, value in context.items() if key != "failureMessage"}
+        return REGISTERED[kind].check(evaluated, stage)
     if kind in UNAVAILABLE_PRECONDITION_TYPES:
         raise LookupError(f"precondition type {kind!r} needs {UNAVAILABLE_PRECONDITION_TYPES[kind]}, "
                           "which this platform does not have yet")
     if kind == "stageStatus":
         named = [stage for stage in scope.stages if stage.name == context.get("stageName")]
-        return bool(named) and named[0].status == str(context.get("stageStatus")).upper()
+        return bool(named) and named[0].status == str(context.get("stageStatus")).upper(), ""
     field = f"preconditions[{index}].context.expression"
-    return is_truthy(_evaluated(context.get("expression"), scope, field))
+    return is_truthy(_evaluated(context.get("expression"), scope, field)), ""
 
 
 @register
@@ -106,7 +133,7 @@ class CheckPreconditionsStage(StageType):
         for index, precondition in enumerate(stage.context.get("preconditions") or []):
             context = precondition.get("context") or {}
             try:
-                passed = _passes(precondition, index, scope)
+                passed, reason = _passes(precondition, index, scope, stage)
                 message = scope.evaluate(context.get("failureMessage"),
                                          field=f"preconditions[{index}].context.failureMessage")
             except LookupError as error:
@@ -117,7 +144,7 @@ class CheckPreconditionsStage(StageType):
             results.append({"type": precondition.get("type"), "expression": context.get("expression"),
                             "passed": passed, "failPipeline": fail_pipeline})
             if not passed:
-                message = message or "precondition is false"
+                message = message or reason or "precondition is false"
                 if fail_pipeline:
                     return TaskResult.failed(message, context={"preconditionResults": results})
                 halt_status = halt_status or message

@@ -1,5 +1,9 @@
 """``manage.py seed_demo``: the demo application, its pipeline, an admin login, and one running execution.
 
+The pipeline is ``demo/deliver.yml`` as the registered demo hooks change it
+(``apps.pipelines.demo_hooks``): with a reachable Docker engine it bakes and
+deploys the demo application red/black; each hook says what it did.
+
 Idempotent: the admin keeps the password it was given the first time (kept
 in ``var/demo-admin-password``); the pipeline is saved again (a new revision
 only when it changed); an execution is started unless one is still running.
@@ -14,6 +18,7 @@ from django.core.management.base import BaseCommand
 
 from apps.pipelines.choices import ACTIVE, Status
 from apps.pipelines.definition import parse_document
+from apps.pipelines.demo_hooks import apply_demo_hooks
 from apps.pipelines.models import Pipeline
 from apps.pipelines.services import do_save_pipeline, do_start_execution
 
@@ -54,7 +59,9 @@ class Command(BaseCommand):
         return password
 
     def _ensure_pipeline(self) -> Pipeline:
-        document = parse_document(DEMO_PIPELINE.read_text())
+        document, lines = apply_demo_hooks(parse_document(DEMO_PIPELINE.read_text()))
+        for line in lines:
+            self.stdout.write(line)
         existing = Pipeline.objects.filter(application__name=document["application"], name=document["name"]).first()
         if existing is not None:
             unchanged = {k: v for k, v in existing.definition.items() if k != "id"} == document
