@@ -1,7 +1,7 @@
 """``docker`` triggers: a new image tag in a registry account, from the registry's notifications or by polling.
 
 A trigger names a registry ``account`` (``apps/deployments``' registry
-accounts) — or, as older Spinnaker documents do, only the ``registry``'s
+accounts; one not configured yet loads, and fires once it is) — or, as older Spinnaker documents do, only the ``registry``'s
 address, matched against the accounts with that address — a ``repository``
 and optionally ``tag``, a regex (absent: any tag). Two ways in:
 
@@ -71,13 +71,16 @@ class DockerKind(TriggerKind):
         account = trigger.get("account")
         if not problems and not account and not trigger.get("registry"):
             problems.append(Problem(pointer_join(pointer, "account"), "is required (a registry account's name)"))
-        elif not problems and account and not RegistryAccount.objects.filter(name=account).exists():
-            problems.append(Problem(pointer_join(pointer, "account"), f"there is no registry account {account!r}"))
+        # An account not configured here is no error, as in Spinnaker (a document is often imported before its
+        # accounts are set up): the trigger fires once a registry account of that name exists.
         return problems + pattern_problem(trigger.get("tag"), pointer_join(pointer, "tag"))
 
     def describe(self, trigger: dict) -> str:
-        where = (f"registry account {trigger['account']}" if trigger.get("account")
-                 else f"registry {words(trigger.get('registry'))}")
+        account = trigger.get("account")
+        where = f"registry {words(trigger.get('registry'))}"
+        if account:
+            missing = not RegistryAccount.objects.filter(name=account).exists()
+            where = f"registry account {account}" + (" (not configured here yet)" if missing else "")
         return (f"Runs when an image is pushed to {where}"
                 f" (repository {words(trigger.get('repository'))}, tag {words(trigger.get('tag'))})")
 
