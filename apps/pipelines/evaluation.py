@@ -32,7 +32,8 @@ class DetachedScope(ExpressionScope):
         application = Application(name=str(named or ""))
         trigger = root.get("trigger")
         trigger = trigger if isinstance(trigger, dict) else {}
-        super().__init__(Execution(application=application, trigger=trigger), stages, current)
+        # Detached evaluation is the operator's (``manage.py pipeline eval``): it acts as the system.
+        super().__init__(Execution(application=application, trigger=trigger, run_as_system=True), stages, current)
         self._root = {**(current.context if current is not None else {}), **root}
 
     def variables(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
+from apps.accounts.permissions import READ, can
 from apps.pipelines.choices import Status
 from apps.pipelines.expressions import SUMMARY_KEY, Budget, ExpressionError, Summary, evaluate, has_expressions
 from apps.pipelines.expressions.remote import UrlFunctions
@@ -200,12 +201,28 @@ class ExpressionScope:
         raise LookupError(f"no manualJudgment stage named {name!r} with a judgment input in this execution")
 
     def pipeline_id(self, name: str, application: str | None = None, required: bool = True) -> str | None:
-        """``#pipelineId('name')``: the id of a pipeline of this application (or ``application``) by its name."""
-        application = application or self.execution.application.name
-        found = Pipeline.objects.filter(application__name__iexact=application, name=name).first()
+        """``#pipelineId('name')``: the id of a pipeline of this application (or ``application``) by its name.
+
+        A pipeline of another application is found only when the identity the execution acts as may read that
+        application; otherwise it is not there, as for a name no pipeline has.
+        """
+        own = self.execution.application.name
+        application = application or own
+        found = Pipeline.objects.filter(application__name__iexact=application, name=name).select_related(
+            "application").first()
+        if found is not None and application.lower() != own.lower() and not self._may_read(found.application):
+            found = None
         if found is None and required:
             raise LookupError(f"no pipeline named {name!r} in application {application!r}")
         return None if found is None else found.spinnaker_id
+
+    def _may_read(self, application) -> bool:
+        """Whether the identity this execution acts as may read ``application`` (an operator's start may)."""
+        execution = self.execution
+        if execution.run_as_system:
+            return True
+        user = execution.run_as if execution.run_as_id else None
+        return user is not None and user.is_active and can(user, READ, application)
 
     def resolved_artifact(self, key: str, wanted: str) -> dict:
         """``#triggerResolvedArtifact(name)`` / ``ByType(type)``: the first artifact the trigger bound with it."""

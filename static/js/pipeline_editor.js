@@ -25,18 +25,38 @@
     {name: "required", kind: "boolean", label: "Required", default: false},
     {name: "options", kind: "list", label: "Options", items: [{name: "value", kind: "string", label: "Value"}]}
   ];
+  // A trigger's own fields come from its type's declaration (#trigger-types); these are every trigger's.
   var TRIGGER_FIELDS = [
     {name: "type", kind: "string", label: "Type", required: true, suggestions: TRIGGER_TYPES},
-    {name: "enabled", kind: "boolean", label: "Enabled", default: true}
+    {name: "enabled", kind: "boolean", label: "Enabled", default: true},
+    {name: "runAsUser", kind: "string", label: "Run as", help: "A service account of your team (optional)."}
   ];
   var NOTIFICATION_FIELDS = [
-    {name: "type", kind: "string", label: "Type", required: true, suggestions: NOTIFICATION_TYPES},
+    {name: "type", kind: "choice", label: "Type", required: true, choices: NOTIFICATION_TYPES},
     {name: "address", kind: "string", label: "Address", help: "A channel, an e-mail address or a URL."},
-    {name: "when", kind: "list", label: "When", itemKind: "string", help: "One per line: " + NOTIFICATION_WHEN.join(", ")}
+    {name: "when", kind: "checks", label: "When", choices: NOTIFICATION_WHEN}
+  ];
+  var STAGE_NOTIFICATION_WHEN = ["stage.starting", "stage.complete", "stage.failed", "manualJudgment",
+    "manualJudgmentContinue", "manualJudgmentStop"];
+  // What happens when a stage fails, as Deck offers it: each choice is a set of the three flags.
+  var ON_FAILURE = [
+    {value: "pipeline", text: "Halt the entire pipeline", flags: {}},
+    {value: "branch", text: "Halt this branch of the pipeline", flags: {failPipeline: false}},
+    {value: "branchThenFail", text: "Halt this branch and fail the pipeline once other branches complete",
+      flags: {failPipeline: false, completeOtherBranchesThenFail: true}},
+    {value: "ignore", text: "Ignore the failure", flags: {failPipeline: false, continuePipeline: true}}
+  ];
+  var WINDOW_FIELDS = [
+    {name: "whitelist", kind: "list", label: "Allowed hours", items: [
+      {name: "startHour", kind: "integer", label: "From hour", default: 9},
+      {name: "startMin", kind: "integer", label: "min", default: 0},
+      {name: "endHour", kind: "integer", label: "To hour", default: 17},
+      {name: "endMin", kind: "integer", label: "min", default: 0}]},
+    {name: "days", kind: "list", itemKind: "integer", label: "Days", help: "1 = Sunday ... 7 = Saturday; none: every day"}
   ];
   var NODE_W = 170, NODE_H = 44, COL_GAP = 50, ROW_GAP = 16, MARGIN = 12;
 
-  var state = {doc: null, types: {}, selected: null, view: "visual", docChanged: false, textChanged: false,
+  var state = {doc: null, types: {}, triggerTypes: {}, optionsOpen: false, selected: null, view: "visual", docChanged: false, textChanged: false,
     unsaved: false, submitting: false, validateTimer: null, problems: []};
   var form, textarea;
 
@@ -222,6 +242,8 @@
       choices.forEach(function (choice) {
         control.appendChild(el("option", {value: choice, text: choice, selected: String(value) === choice}));
       });
+    } else if (kind === "checks") {
+      return checksControl(field, value, onChange, where);
     } else if (kind === "list") {
       return field.items && field.items.length ? itemsControl(field, value, onChange, where) : linesControl(field, value, onChange, where, id);
     } else if (kind === "object") {
@@ -250,6 +272,22 @@
     if (field.help) parts.push(el("div", {"class": "help", text: field.help}));
     var wide = kind === "text" || kind === "object";
     return el("div", {"class": "field" + (kind === "boolean" ? " boolean" : "") + (wide ? " wide" : "")}, parts);
+  }
+
+  function checksControl(field, value, onChange, where) {
+    // A list whose items are chosen among known values, one checkbox each (unknown values kept).
+    var chosen = Array.isArray(value) ? value.map(String) : [];
+    var box = el("fieldset", {"class": "checks", "data-pointer": where, "data-field": field.name},
+      [el("legend", {text: field.label || field.name})]);
+    field.choices.concat(chosen.filter(function (c) { return field.choices.indexOf(c) < 0; })).forEach(function (choice) {
+      var input = el("input", {type: "checkbox", value: choice, checked: chosen.indexOf(choice) >= 0, onchange: function () {
+        chosen = chosen.filter(function (c) { return c !== choice; });
+        if (input.checked) chosen.push(choice);
+        onChange(chosen.length ? chosen : undefined);
+      }});
+      box.appendChild(el("label", {"class": "check"}, [input, document.createTextNode(" " + choice)]));
+    });
+    return box;
   }
 
   function jsonControl(value, onChange, id) {
@@ -425,9 +463,80 @@
         }, where + pointer(field.name)));
       });
     }
+    holder.appendChild(stageOptions(stage, where, described ? described.fields : []));
     holder.appendChild(el("button", {type: "button", "class": "danger", id: "remove-stage", text: "Remove stage",
       onclick: function () { removeStage(state.selected); }}));
     showProblems();
+  }
+
+  // --- Options every stage has (Orca's): when it runs, what its failure does, timeout, window, notices --
+
+  function onFailureOf(stage) {
+    if (stage.continuePipeline === true) return "ignore";
+    if (stage.failPipeline === false) return stage.completeOtherBranchesThenFail === true ? "branchThenFail" : "branch";
+    return "pipeline";
+  }
+
+  function failureControl(stage, where) {
+    var control = el("select", {id: "opt-onFailure", "data-pointer": where + "/failPipeline", onchange: function () {
+      ["failPipeline", "continuePipeline", "completeOtherBranchesThenFail"].forEach(function (k) { delete stage[k]; });
+      var picked = ON_FAILURE.filter(function (o) { return o.value === control.value; })[0];
+      Object.keys(picked.flags).forEach(function (k) { stage[k] = picked.flags[k]; });
+      changed(false);
+    }});
+    ON_FAILURE.forEach(function (option) {
+      control.appendChild(el("option", {value: option.value, text: option.text, selected: option.value === onFailureOf(stage)}));
+    });
+    return el("div", {"class": "field wide"}, [el("label", {"for": "opt-onFailure", text: "If the stage fails"}), control]);
+  }
+
+  function stageOptions(stage, where, declared) {
+    var own = declared.map(function (f) { return f.name; });
+    var box = el("details", {"class": "stage-options", id: "stage-options", open: state.optionsOpen ? "open" : null,
+      ontoggle: function () { state.optionsOpen = box.open; }}, [el("summary", {text: "Execution options"})]);
+    var grid = box.appendChild(el("div", {"class": "fields-grid"}));
+    function add(field, value, onChange, at) {
+      if (own.indexOf(field.name) < 0) grid.appendChild(fieldControl(field, value, onChange, at || where + pointer(field.name)));
+    }
+    var enabled = stage.stageEnabled && typeof stage.stageEnabled === "object" ? stage.stageEnabled.expression : undefined;
+    add({name: "stageEnabled", kind: "string", label: "Run only when",
+      help: "An expression, e.g. ${parameters.env == 'prod'}; empty: always."}, enabled, function (v) {
+      setKey(stage, "stageEnabled", v === undefined ? undefined : {type: "expression", expression: v});
+      changed(false);
+    }, where + "/stageEnabled/expression");
+    grid.appendChild(failureControl(stage, where));
+    add({name: "stageTimeoutMs", kind: "integer", label: "Timeout (ms)", help: "Empty: the stage type's own."},
+      stage.stageTimeoutMs, function (v) {
+        setKey(stage, "stageTimeoutMs", v);
+        setKey(stage, "overrideTimeout", v === undefined ? undefined : true);
+        changed(false);
+      });
+    add({name: "restrictExecutionDuringTimeWindow", kind: "boolean", label: "Run only in a time window"},
+      stage.restrictExecutionDuringTimeWindow, function (v) {
+        setKey(stage, "restrictExecutionDuringTimeWindow", v ? true : undefined);
+        if (v && !stage.restrictedExecutionWindow) stage.restrictedExecutionWindow = {whitelist: [{startHour: 9, startMin: 0, endHour: 17, endMin: 0}]};
+        if (!v) delete stage.restrictedExecutionWindow;
+        changed(true);
+      });
+    if (stage.restrictExecutionDuringTimeWindow === true) {
+      var window = stage.restrictedExecutionWindow && typeof stage.restrictedExecutionWindow === "object" ?
+        stage.restrictedExecutionWindow : (stage.restrictedExecutionWindow = {});
+      WINDOW_FIELDS.forEach(function (field) {
+        grid.appendChild(fieldControl(field, window[field.name], function (v, structural) {
+          setKey(window, field.name, v); changed(structural);
+        }, where + pointer("restrictedExecutionWindow", field.name)));
+      });
+    }
+    add({name: "sendNotifications", kind: "boolean", label: "Send notifications for this stage"},
+      stage.sendNotifications, function (v) { setKey(stage, "sendNotifications", v ? true : undefined); changed(true); });
+    if (stage.sendNotifications === true) {
+      add({name: "notifications", kind: "list", label: "Stage notifications", items: NOTIFICATION_FIELDS.map(function (f) {
+        return f.name === "when" ? {name: "when", kind: "checks", label: "When", choices: STAGE_NOTIFICATION_WHEN} : f;
+      })}, stage.notifications, function (v, structural) { setKey(stage, "notifications", v); changed(structural); });
+    }
+    add({name: "comments", kind: "text", label: "Comments", help: "Shown with the stage; expressions allowed."},
+      stage.comments, function (v) { setKey(stage, "comments", v); changed(false); });
+    return box;
   }
 
   // --- Parameters, triggers, notifications -----------------------------------------------------------
@@ -438,20 +547,24 @@
     return rest;
   }
 
-  function entriesForm(holderId, key, fields, label) {
+  function entriesForm(holderId, key, common, label, ownFields) {
     var holder = document.getElementById(holderId);
     holder.textContent = "";
     var list = Array.isArray(state.doc[key]) ? state.doc[key] : [];
-    var known = fields.map(function (f) { return f.name; });
-    var withRest = fields.concat(key === "parameterConfig" ? [] : [{name: "__rest", kind: "object", label: "Other settings (JSON)",
-      help: "The rest of the entry, in Spinnaker's shape."}]);
     list.forEach(function (item, index) {
+      if (typeof item !== "object" || item === null || Array.isArray(item)) return;  // validation names it
+      var fields = common.concat(ownFields ? ownFields(item) : []);
+      var known = fields.map(function (f) { return f.name; });
+      var withRest = fields.concat(key === "parameterConfig" || !Object.keys(restOf(item, known)).length ? [] :
+        [{name: "__rest", kind: "object", label: "Other settings (JSON)",
+          help: "Keys the form does not show, in Spinnaker's shape."}]);
       var row = el("div", {"class": "item entry", "data-index": index});
       withRest.forEach(function (field) {
         var isRest = field.name === "__rest";
         var value = isRest ? restOf(item, known) : item[field.name];
         if (isRest && !Object.keys(value).length) value = undefined;
         row.appendChild(fieldControl(field, value, function (v, structural) {
+          if (field.name === "type" && key === "triggers") structural = true;  // its own fields change
           if (isRest) {
             Object.keys(restOf(item, known)).forEach(function (k) { delete item[k]; });
             if (v && typeof v === "object" && !Array.isArray(v)) Object.keys(v).forEach(function (k) { if (known.indexOf(k) < 0) item[k] = v[k]; });
@@ -467,7 +580,7 @@
     holder.appendChild(el("button", {type: "button", "class": "add-item", "data-add": key, text: "Add " + label,
       onclick: function () {
         var fresh = {};
-        fields.forEach(function (f) { if (f.default !== undefined && f.default !== null && f.kind !== "boolean") fresh[f.name] = f.default; });
+        common.forEach(function (f) { if (f.default !== undefined && f.default !== null && f.kind !== "boolean") fresh[f.name] = f.default; });
         if (key === "triggers") fresh.enabled = true;
         state.doc[key] = list;
         list.push(fresh);
@@ -478,7 +591,9 @@
   function renderForms() {
     renderStageForm();
     entriesForm("parameters-form", "parameterConfig", PARAMETER_FIELDS, "parameter");
-    entriesForm("triggers-form", "triggers", TRIGGER_FIELDS, "trigger");
+    entriesForm("triggers-form", "triggers", TRIGGER_FIELDS, "trigger", function (trigger) {
+      return state.triggerTypes[trigger.type] || [];
+    });
     entriesForm("notifications-form", "notifications", NOTIFICATION_FIELDS, "notification");
     showProblems();
   }
@@ -562,6 +677,11 @@
     var typesData = document.getElementById("stage-types"), docData = document.getElementById("pipeline-document");
     if (!form || !typesData || !docData) return;
     JSON.parse(typesData.textContent).forEach(function (type) { state.types[type.type] = type; });
+    var triggerData = document.getElementById("trigger-types");
+    if (triggerData) {
+      state.triggerTypes = JSON.parse(triggerData.textContent) || {};
+      TRIGGER_FIELDS[0] = {name: "type", kind: "choice", label: "Type", required: true, choices: Object.keys(state.triggerTypes)};
+    }
     state.doc = JSON.parse(docData.textContent);
     state.textChanged = state.doc === null;
     if (form.dataset.unsaved === "true") markUnsaved();

@@ -349,3 +349,32 @@ def test_evaluate_variables_keeps_a_value_it_cannot_resolve_and_fails_only_when_
         assert result.status == expected
         assert result.context["variables"][1]["value"] == "this one should fail: ${a * c}"
         assert "a * c" in result.context[SUMMARY_KEY]
+
+
+# --- #pipelineIdInApplication reads another application only for who may read it -----------------
+
+
+@pytest.mark.django_db
+def test_pipeline_id_in_another_application_needs_read_on_it():
+    from django.contrib.auth.models import User
+
+    from apps.accounts.audit import Actor
+    from apps.accounts.services import do_grant
+
+    save({"refId": "1", "type": "wait"}, application="payments", name="deploy", id="payments-deploy")
+    pipeline = save({"refId": "1", "type": "wait"})
+    reader, stranger = User.objects.create_user("reader"), User.objects.create_user("stranger")
+    for user in (reader, stranger):
+        for action in ("read", "execute"):
+            do_grant(pipeline.application, user, action, actor="setup")
+    do_grant(Application.objects.get(name="payments"), reader, "read", actor="setup")
+    expression = "${#pipelineIdInApplication('deploy', 'payments')}"
+
+    def evaluated(user):
+        execution = do_start_execution(pipeline, user=Actor(username=user.username, user=user) if user else "")
+        return ExpressionScope(execution).evaluate(expression)
+
+    assert evaluated(reader) == "payments-deploy"
+    assert evaluated(None) == "payments-deploy"  # an operator's start
+    with pytest.raises(ExpressionError, match="no pipeline named 'deploy' in application 'payments'"):
+        evaluated(stranger)  # as for a pipeline that does not exist

@@ -85,15 +85,18 @@ def build_pipeline(page: Page, hook_url: str) -> None:
     page.click("[data-add=parameterConfig]")
     page.locator("#parameters-form [data-field=name]").fill("version")
     page.locator("#parameters-form [data-field=default]").fill("1.0")
-    # A trigger and a notification in Spinnaker's shape: their common keys as fields, the rest as JSON.
-    page.click("[data-add=triggers]")
-    page.locator("#triggers-form [data-field=type]").fill("git")
-    page.locator("#triggers-form [data-field=__rest]").fill(
-        '{"source": "github", "project": "shop", "slug": "web", "branch": "main"}')
-    page.click("[data-add=notifications]")
-    page.locator("#notifications-form [data-field=type]").fill("slack")
+    # A trigger and a notification, each through fields: the trigger's are those its type declares.
+    page.click("#triggers-form [data-add=triggers]")
+    page.locator("#triggers-form [data-field=type]").select_option("git")
+    page.locator("#triggers-form [data-field=source]").select_option("github")
+    page.locator("#triggers-form [data-field=project]").fill("shop")
+    page.locator("#triggers-form [data-field=slug]").fill("web")
+    page.locator("#triggers-form [data-field=branch]").fill("main")
+    page.click("#notifications-form [data-add=notifications]")
+    page.locator("#notifications-form [data-field=type]").select_option("slack")
     page.locator("#notifications-form [data-field=address]").fill("deploys")
-    page.locator("#notifications-form [data-field=when]").fill("pipeline.complete\npipeline.failed")
+    page.locator("#notifications-form [data-field=when] input[value='pipeline.complete']").check()
+    page.locator("#notifications-form [data-field=when] input[value='pipeline.failed']").check()
     # Each new stage waits on the one chosen before it: a chain, drawn as the stages were added.
     expect(page.locator("#editor-graph .editor-node")).to_have_count(3)
     expect(page.locator("#editor-graph path.edge")).to_have_count(2)

@@ -25,6 +25,7 @@ from apps.deployments.models import LOCAL_ACCOUNT
 from apps.deployments.providers import docker as provider
 from apps.deployments.providers.engines import EngineUnreachable, engine_client
 from apps.deployments.stages.common import (
+    ProviderStage,
     StageRefused,
     docker_account,
     is_expression,
@@ -34,7 +35,7 @@ from apps.deployments.stages.common import (
 )
 from apps.pipelines.outbound import OutboundError, check_url
 from apps.pipelines.problems import Problem
-from apps.pipelines.stages.base import StageField, StageType, TaskResult, register
+from apps.pipelines.stages.base import StageField, TaskResult, register
 
 IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -80,7 +81,7 @@ def fetch_repository(repository: str, ref: str, directory: Path) -> str:
 
 
 @register
-class BakeStage(StageType):
+class BakeStage(ProviderStage):
     type_name = "bake"
     label = "Bake (Docker)"
     performs_io = True
@@ -102,8 +103,6 @@ class BakeStage(StageType):
         problems = string_problems(stage, pointer, ("account", "imageName", "repository", "ref", "context",
                                                     "dockerfile", "dockerAccount"))
         problems += mapping_problems(stage, pointer, "buildArgs")
-        if stage.get("cloudProvider", "docker") != "docker":
-            problems.append(Problem(f"{pointer}/cloudProvider", "only docker is supported"))
         if not stage.get("repository") and not stage.get("context"):
             problems.append(Problem(f"{pointer}/repository", "a repository or a context directory is required"))
         name = stage.get("imageName")

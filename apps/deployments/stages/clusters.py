@@ -16,11 +16,11 @@ from __future__ import annotations
 import time
 
 from apps.deployments.services import server_groups as groups
-from apps.deployments.stages.common import StageRefused, docker_account
+from apps.deployments.stages.common import ProviderStage, StageRefused, docker_account
 from apps.deployments.stages.deploy import drain_pending, guarded
 from apps.deployments.stages.targets import TARGETS, cluster_groups, target_group
 from apps.pipelines.problems import Problem
-from apps.pipelines.stages.base import StageField, StageType, Task, TaskResult, register
+from apps.pipelines.stages.base import StageField, Task, TaskResult, register
 
 TARGET_FIELDS: tuple[StageField, ...] = (
     StageField("cloudProvider", "choice", choices=("docker",), default="docker"),
@@ -119,7 +119,7 @@ class MoveTraffic(Task):
         return TaskResult.succeeded(context={"disabledAt": time.time()})
 
 
-class ClusterStage(StageType):
+class ClusterStage(ProviderStage):
     fields = (StageField("account", required=True), StageField("cluster", required=True))
 
 
@@ -172,7 +172,7 @@ def target_problems(stage: dict, pointer: str) -> list[Problem]:
     return []
 
 
-class ServerGroupStage(StageType):
+class ServerGroupStage(ProviderStage):
     performs_io = True
     fields = TARGET_FIELDS
 
@@ -234,7 +234,7 @@ class ResizeServerGroupStage(ServerGroupStage):
 
 
 @register
-class RollbackServerGroupStage(StageType):
+class RollbackServerGroupStage(ProviderStage):
     """EXPLICIT: enable ``restoreServerGroupName``, then disable ``rollbackServerGroupName``. PREVIOUS_IMAGE:
     deploy the cluster's previous image as a new server group, red/black."""
 

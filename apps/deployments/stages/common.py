@@ -1,12 +1,58 @@
-"""What the deployments' stage types share: whom the stage acts as, the accounts it may use, field checks."""
+"""What the deployments' stage types share: the providers they serve, whom the stage acts as, the accounts it
+may use, field checks."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from apps.accounts.permissions import PermissionRefused
 from apps.deployments.models import LOCAL_ACCOUNT, DockerAccount, RegistryAccount
+from apps.deployments.providers.registry import PLATFORM_PROVIDER, built_provider, built_providers
 from apps.deployments.services.accounts import check_deploy, local_docker_account
 from apps.pipelines.checks import execution_actor
 from apps.pipelines.problems import Problem
+from apps.pipelines.stages.base import StageType
+
+# Where Spinnaker documents name a stage's cloud provider: the stage itself (Deck writes both of the first
+# two), or each of its clusters or load balancers (``provider`` in older exports).
+PROVIDER_KEYS = ("cloudProvider", "cloudProviderType", "provider")
+
+
+class ProviderStage(StageType):
+    """A stage type that acts on one cloud provider's resources: its field checks and its tasks are those of
+    the providers in ``serves``. A stage naming another provider (``cloudProvider: aws``) loads, as
+    Spinnaker's does, and fails when it starts with a message naming the provider; naming none means the
+    platform's own, ``docker``. ``items`` names the list whose entries each name a provider (``clusters``)."""
+
+    serves: ClassVar[tuple[str, ...]] = (PLATFORM_PROVIDER,)
+    items: ClassVar[str | None] = None
+
+    def named_providers(self, stage: dict) -> list[tuple[str, object]]:
+        """(pointer, value) of each provider the stage names, itself or in its ``items``."""
+        named: list[tuple[str, object]] = [(f"/{key}", stage[key]) for key in PROVIDER_KEYS
+                                           if stage.get(key) not in (None, "")]
+        entries = stage.get(self.items) if self.items else None
+        if isinstance(entries, list):
+            named += [(f"/{self.items}/{index}/{key}", entry[key]) for index, entry in enumerate(entries)
+                      if isinstance(entry, dict) for key in PROVIDER_KEYS if entry.get(key) not in (None, "")]
+        return named
+
+    def unavailable(self, stage: dict) -> str | None:
+        for pointer, value in self.named_providers(stage):
+            if not isinstance(value, str) or is_expression(value) or value in self.serves:
+                continue  # a wrong type is refused by missing_fields; an expression is known when it starts
+            field = pointer.lstrip("/").replace("/", ".")
+            if built_provider(value) is None:
+                return (f"{field}: {value!r} is a cloud provider this platform does not have "
+                        f"(built: {', '.join(built_providers())}), so this {self.type_name} stage cannot run here")
+            return (f"{field}: the {self.type_name} stage runs on {', '.join(self.serves)} here, "
+                    f"not on {value!r}")
+        return None
+
+    def missing_fields(self, stage: dict, pointer: str) -> list[Problem]:
+        wrong = [Problem(pointer + where, "must be a string naming a cloud provider, e.g. docker")
+                 for where, value in self.named_providers(stage) if not isinstance(value, str) or len(value) > 100]
+        return wrong + super().missing_fields(stage, pointer)
 
 
 class StageRefused(Exception):

@@ -26,10 +26,10 @@ from django.conf import settings
 from apps.deployments.providers.docker import ProviderError
 from apps.deployments.providers.engines import EngineUnreachable
 from apps.deployments.services import server_groups as groups
-from apps.deployments.stages.common import StageRefused, docker_account, is_expression
+from apps.deployments.stages.common import ProviderStage, StageRefused, docker_account, is_expression
 from apps.deployments.stages.targets import cluster_groups, upstream_image
 from apps.pipelines.problems import Problem
-from apps.pipelines.stages.base import StageField, StageType, Task, TaskResult, register
+from apps.pipelines.stages.base import StageField, Task, TaskResult, register
 
 STRATEGIES = ("highlander", "redblack", "rollingredblack", "none")
 FAILURES = (StageRefused, ProviderError, EngineUnreachable, groups.TrafficGuarded)
@@ -57,8 +57,6 @@ def cluster_problems(cluster, pointer: str) -> list[Problem]:
     if not isinstance(cluster, dict):
         return [Problem(pointer, "must be an object")]
     problems = []
-    if cluster.get("cloudProvider", "docker") != "docker":
-        problems.append(Problem(f"{pointer}/cloudProvider", "only docker is supported"))
     if not cluster.get("account"):
         problems.append(Problem(f"{pointer}/account", "is required: a Docker engine account"))
     if cluster.get("strategy", "redblack") not in STRATEGIES:
@@ -79,9 +77,10 @@ def cluster_problems(cluster, pointer: str) -> list[Problem]:
 
 
 @register
-class DeployStage(StageType):
+class DeployStage(ProviderStage):
     type_name = "deploy"
     label = "Deploy"
+    items = "clusters"
     fields = (StageField("clusters", "list", "Clusters", required=True, help=(
         "[{cloudProvider: docker, account, application, stack, freeFormDetails, strategy, capacity: {desired}, image, "
         "containerPort, command, env, resources, healthCheck: {path, port}, loadBalancers, maxRemainingAsgs, "
@@ -126,7 +125,7 @@ class CollectDeployOutputs(Task):
 
 
 @register
-class CreateServerGroupStage(StageType):
+class CreateServerGroupStage(ProviderStage):
     """One cluster of a deploy: create, wait for health, enable, then the strategy's after stages."""
 
     type_name = "createServerGroup"

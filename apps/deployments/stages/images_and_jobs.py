@@ -10,11 +10,17 @@ from docker.errors import APIError, DockerException, NotFound
 from apps.deployments.models import LOCAL_ACCOUNT
 from apps.deployments.providers import docker as provider
 from apps.deployments.providers.engines import engine_client
-from apps.deployments.stages.common import StageRefused, docker_account, mapping_problems, string_problems
+from apps.deployments.stages.common import (
+    ProviderStage,
+    StageRefused,
+    docker_account,
+    mapping_problems,
+    string_problems,
+)
 from apps.deployments.stages.deploy import guarded
 from apps.deployments.stages.targets import cluster_groups
 from apps.pipelines.problems import Problem
-from apps.pipelines.stages.base import StageField, StageType, Task, TaskResult, register
+from apps.pipelines.stages.base import StageField, Task, TaskResult, register
 
 SELECTIONS = ("NEWEST", "OLDEST", "LARGEST", "FAIL")
 PROPERTY_LINE = re.compile(r"^SPINNAKER_PROPERTY_([A-Za-z0-9_]+)=(.*)$")
@@ -22,7 +28,7 @@ CONFIG_LINE = re.compile(r"^SPINNAKER_CONFIG_JSON=(.*)$")
 
 
 @register
-class FindImageStage(StageType):
+class FindImageStage(ProviderStage):
     """The image of a cluster's server group, chosen as Spinnaker's findImageFromCluster does."""
 
     type_name = "findImage"
@@ -125,7 +131,7 @@ class WaitForJob(Task):
 
 
 @register
-class RunJobStage(StageType):
+class RunJobStage(ProviderStage):
     """A container run to completion on an engine (Spinnaker's runJob)."""
 
     type_name = "runJob"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from apps.deployments.models import account_name_validator
 from apps.deployments.services import server_groups as groups
-from apps.deployments.stages.common import docker_account
+from apps.deployments.stages.common import ProviderStage, docker_account
 from apps.deployments.stages.deploy import guarded
 from apps.pipelines.problems import Problem
-from apps.pipelines.stages.base import StageField, StageType, TaskResult, register
+from apps.pipelines.stages.base import StageField, TaskResult, register
 
 
 def listener_problems(listeners, pointer: str) -> list[Problem]:
@@ -38,8 +38,9 @@ def balancer_problems(balancer, pointer: str) -> list[Problem]:
 
 
 @register
-class UpsertLoadBalancerStage(StageType):
+class UpsertLoadBalancerStage(ProviderStage):
     type_name = "upsertLoadBalancer"
+    items = "loadBalancers"
     label = "Create or change load balancers"
     performs_io = True
     fields = (StageField("loadBalancers", "list", "Load balancers", required=True, help=(

@@ -69,6 +69,8 @@ def _stage_type_problems(stage: dict, pointer: str) -> list[Problem]:
     if stage_type is None:
         known = ", ".join(sorted(all_stage_types()))
         return [Problem(where, f"unknown stage type {type_name!r}; known types: {known}")]
+    if stage_type.unavailable(stage) is not None:
+        return []  # it loads; it fails when it starts, saying why (StageType.unavailable)
     return stage_type.missing_fields(stage, pointer) + stage_type.validate(stage, pointer)
 
 

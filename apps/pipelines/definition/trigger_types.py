@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.pipelines.problems import Problem
+from apps.pipelines.stages.base import StageField
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class TriggerType:
     # check_saver(user, trigger, pointer): raise PermissionRefused when the person saving may not use what the
     # trigger names (a registry account they may not read); operators are not checked.
     check_saver: Callable[[Any, dict, str], None] | None = None
+    # The type's own fields (beside ``type``, ``enabled`` and ``runAsUser``), declared as a stage type's are,
+    # for the editor's trigger forms.
+    fields: tuple[StageField, ...] = ()
 
 
 TRIGGER_TYPES: dict[str, TriggerType] = {}
@@ -68,6 +72,11 @@ def trigger_secret_fields(name: Any) -> tuple[str, ...]:
     """The fields of a trigger of type ``name`` that may hold a secret reference (none for an unknown type)."""
     kind = get_trigger_type(name)
     return kind.secret_fields if kind is not None else ()
+
+
+def trigger_type_fields() -> dict[str, list[dict]]:
+    """Each registered type's fields as the editor's forms read them, by type name."""
+    return {name: [field.describe() for field in kind.fields] for name, kind in sorted(TRIGGER_TYPES.items())}
 
 
 def register_trigger_status(reader: Callable[[Any], dict[int, str]]) -> None:

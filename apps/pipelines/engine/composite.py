@@ -133,9 +133,12 @@ def task_runner(stage: StageExecution, stage_type: StageType) -> StageType | Tas
 def plan(stage: StageExecution, stage_type: StageType) -> list[StageExecution]:
     """Materialize the stage's tasks and create its synthetic stages (NOT_STARTED); returns the new rows.
 
-    Raises PlanningError when the stage type's plan is invalid, too deep, or
-    the stage type raised while planning.
+    Raises PlanningError when the stage cannot run here (StageType.unavailable: a cloud provider not
+    built), when the stage type's plan is invalid or too deep, or the stage type raised while planning.
     """
+    reason = stage_type.unavailable(stage.context)
+    if reason is not None:
+        raise PlanningError(reason)
     try:
         tasks = list(stage_type.task_graph(stage))
         sides = {SyntheticOwner.STAGE_BEFORE: stage_type.before_stages(stage),

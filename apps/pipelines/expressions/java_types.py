@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from apps.pipelines.expressions.errors import Refusal
+from apps.pipelines.expressions.java_random import JavaGenerator
 from apps.pipelines.expressions.values import JavaValue, is_integer, type_name
 
 UTC = dt.UTC
@@ -306,9 +307,9 @@ def _uuid_from_string(text: Any) -> JavaUUID:
 
 @dataclass(frozen=True, eq=False)
 class JavaRandom(JavaValue):
-    """java.util.Random (Python's generator: the numbers differ from the JVM's for the same seed)."""
+    """java.util.Random, with Java's own generator: a seed gives the JVM's numbers."""
 
-    generator: random.Random
+    generator: JavaGenerator
 
     def java_string(self) -> str:
         return "java.util.Random"
@@ -316,11 +317,11 @@ class JavaRandom(JavaValue):
 
 def _next_int(source: JavaRandom, bound: Any = None) -> int:
     if bound is None:
-        return source.generator.randint(*_INT_RANGE)
+        return source.generator.next_int()
     limit = _whole(bound, _INT_RANGE, "nextInt")
     if limit <= 0:
         raise Refusal("nextInt(bound): the bound must be positive")
-    return source.generator.randrange(limit)
+    return source.generator.next_int(limit)
 
 
 @dataclass(frozen=True)
@@ -383,7 +384,7 @@ def _math_round(value: Any) -> int:
 
 
 def _new_random(*seed: Any) -> JavaRandom:
-    return JavaRandom(random.Random(_long(seed[0]) if seed else None))
+    return JavaRandom(JavaGenerator(_long(seed[0]) if seed else None))
 
 
 _TYPES = [
@@ -496,9 +497,11 @@ INSTANCE_METHODS: dict[type, dict[str, Callable[..., Any]]] = {
     JavaUUID: {"version": lambda value: value.value.version or 0},
     JavaRandom: {
         "nextInt": _next_int,
-        "nextLong": lambda source: source.generator.randint(*_LONG_RANGE),
-        "nextDouble": lambda source: source.generator.random(),
-        "nextBoolean": lambda source: source.generator.random() < 0.5,
+        "nextLong": lambda source: source.generator.next_long(),
+        "nextDouble": lambda source: source.generator.next_double(),
+        "nextFloat": lambda source: source.generator.next_float(),
+        "nextBoolean": lambda source: source.generator.next_boolean(),
+        "nextGaussian": lambda source: source.generator.next_gaussian_value(),
     },
     JavaURL: {
         f"get{part.title()}": functools.partial(_url_part, part)

@@ -191,6 +191,15 @@ class StageType:
         """Return problems with a stage definition beyond missing required fields."""
         return []
 
+    def unavailable(self, stage: dict) -> str | None:
+        """Why this stage, as written, cannot run on this platform, or None when it can.
+
+        A stage for a cloud provider this platform has not built (``cloudProvider: gce``) is one: its
+        document loads as Spinnaker's does (the type's own field checks, written for the providers it
+        serves, are not applied), and the stage fails when it starts, with this message.
+        """
+        return None
+
     def missing_fields(self, stage: dict, pointer: str) -> list[Problem]:
         return [
             Problem(pointer_join(pointer, name), f"is required for a {self.type_name} stage")

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.permissions import WRITE, can
 from apps.pipelines.checks import check_permission
 from apps.pipelines.definition import identity_problems, unified_diff
-from apps.pipelines.definition.trigger_types import get_trigger_type, trigger_status
+from apps.pipelines.definition.trigger_types import get_trigger_type, trigger_status, trigger_type_fields
 from apps.pipelines.forms import DiffForm, PipelineEditorForm, RestoreForm, dump_document, parsed_or_problems
 from apps.pipelines.models import Execution, Pipeline, StageExecution
 from apps.pipelines.problems import InvalidDocument
@@ -122,6 +122,7 @@ def editor_context(request, pipeline: Pipeline, form: PipelineEditorForm) -> dic
         # The stage editor works on the document the text holds; a text that does not parse opens as text.
         "document": shown,
         "stage_types": [stage_type.describe() for stage_type in offered_stage_types()],
+        "trigger_types": trigger_type_fields(),
         "view": "text" if shown is None or (request.POST.get("view") or request.GET.get("view")) == "text"
         else "visual",
         "unsaved": request.method == "POST",

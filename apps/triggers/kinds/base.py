@@ -19,6 +19,7 @@ import re2
 
 from apps.pipelines.definition.trigger_types import TriggerType, register_trigger_type
 from apps.pipelines.problems import Problem, pointer_join
+from apps.pipelines.stages.base import StageField
 
 # A trigger's regexes (branch, tag, payload constraints) run on RE2: linear time whatever the input.
 MAX_PATTERN_LENGTH = 1000
@@ -48,6 +49,8 @@ class TriggerKind:
 
     type: ClassVar[str] = ""
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    # The kind's fields for the editor's trigger form (Spinnaker's names), as a stage type declares its own.
+    fields: ClassVar[tuple[StageField, ...]] = ()
 
     def key(self, trigger: dict) -> str | None:
         """The lookup key of a saved trigger (None: it cannot fire, e.g. a required field is missing)."""
@@ -75,7 +78,8 @@ KINDS: dict[str, TriggerKind] = {}
 def register_kind(kind: TriggerKind) -> TriggerKind:
     """Register a kind here and with pipeline validation and the editor."""
     KINDS[kind.type] = kind
-    register_trigger_type(TriggerType(kind.type, kind.check, kind.describe, kind.secret_fields, kind.check_saver))
+    register_trigger_type(TriggerType(kind.type, kind.check, kind.describe, kind.secret_fields, kind.check_saver,
+                                      kind.fields))
     return kind
 
 

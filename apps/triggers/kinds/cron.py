@@ -20,6 +20,7 @@ from datetime import datetime
 from croniter import croniter
 
 from apps.pipelines.problems import Problem, pointer_join
+from apps.pipelines.stages.base import StageField
 from apps.triggers.kinds.base import TriggerKind, register_kind, words
 
 
@@ -98,6 +99,11 @@ def next_time(trigger: dict, after: datetime) -> datetime:
 
 class CronKind(TriggerKind):
     type = "cron"
+    fields = (
+        StageField("cronExpression", label="Cron expression", required=True,
+                   help="Quartz (0 0/12 * * * ?) or five fields (*/5 * * * *)"),
+        StageField("timeZone", label="Time zone", help="e.g. Europe/Paris; default UTC"),
+    )
 
     def key(self, trigger: dict) -> str | None:
         try:

@@ -1,9 +1,10 @@
 """``docker`` triggers: a new image tag in a registry account, from the registry's notifications or by polling.
 
 A trigger names a registry ``account`` (``apps/deployments``' registry
-accounts) — or, as older Spinnaker documents do, only the ``registry``'s
-address, matched against the accounts with that address — a ``repository``
-and optionally ``tag``, a regex (absent: any tag). Two ways in:
+accounts; one not configured yet loads, and fires once it is) — or, as
+older Spinnaker documents do, only the ``registry``'s address, matched
+against the accounts with that address — a ``repository`` and optionally
+``tag``, a regex (absent: any tag). Two ways in:
 
 - the registry's own notifications: its ``notifications.endpoints`` entry
   posts envelopes (``application/vnd.docker.distribution.events.v1+json``)
@@ -26,6 +27,7 @@ from __future__ import annotations
 from apps.accounts.permissions import READ, PermissionRefused, can
 from apps.deployments.models import RegistryAccount
 from apps.pipelines.problems import Problem, pointer_join
+from apps.pipelines.stages.base import StageField
 from apps.triggers.kinds.base import (
     Event,
     TriggerKind,
@@ -56,6 +58,12 @@ def address_key(address: str, repository: str) -> str:
 
 class DockerKind(TriggerKind):
     type = "docker"
+    fields = (
+        StageField("account", label="Registry account"),
+        StageField("registry", label="Registry address", help="Instead of an account: host[:port]"),
+        StageField("repository", label="Repository", required=True, help="e.g. shop/web"),
+        StageField("tag", label="Tag", help="A regular expression; empty: any tag"),
+    )
 
     def key(self, trigger: dict) -> str | None:
         account, registry, repository = (trigger.get(name) for name in ("account", "registry", "repository"))
@@ -71,13 +79,16 @@ class DockerKind(TriggerKind):
         account = trigger.get("account")
         if not problems and not account and not trigger.get("registry"):
             problems.append(Problem(pointer_join(pointer, "account"), "is required (a registry account's name)"))
-        elif not problems and account and not RegistryAccount.objects.filter(name=account).exists():
-            problems.append(Problem(pointer_join(pointer, "account"), f"there is no registry account {account!r}"))
+        # An account not configured here is no error, as in Spinnaker (a document is often imported before its
+        # accounts are set up): the trigger fires once a registry account of that name exists.
         return problems + pattern_problem(trigger.get("tag"), pointer_join(pointer, "tag"))
 
     def describe(self, trigger: dict) -> str:
-        where = (f"registry account {trigger['account']}" if trigger.get("account")
-                 else f"registry {words(trigger.get('registry'))}")
+        account = trigger.get("account")
+        where = f"registry {words(trigger.get('registry'))}"
+        if account:
+            missing = not RegistryAccount.objects.filter(name=account).exists()
+            where = f"registry account {account}" + (" (not configured here yet)" if missing else "")
         return (f"Runs when an image is pushed to {where}"
                 f" (repository {words(trigger.get('repository'))}, tag {words(trigger.get('tag'))})")
 

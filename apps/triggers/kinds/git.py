@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from apps.pipelines.problems import Problem, pointer_join
+from apps.pipelines.stages.base import StageField
 from apps.triggers.kinds.base import (
     Event,
     TriggerKind,
@@ -37,6 +38,14 @@ def git_key(source: str, project: str, slug: str) -> str:
 class GitKind(TriggerKind):
     type = "git"
     secret_fields = ("secret",)
+    fields = (
+        StageField("source", "choice", "Source", required=True, choices=SOURCES),
+        StageField("project", label="Project", required=True, help="The organisation or group"),
+        StageField("slug", label="Repository", required=True),
+        StageField("branch", label="Branch", help="A regular expression; empty: any branch"),
+        StageField("secret", label="Secret", help="A reference to an application secret, ${#secret('name')}: "
+                   "checks the hook's signature"),
+    )
 
     def key(self, trigger: dict) -> str | None:
         source, project, slug = (trigger.get(name) for name in ("source", "project", "slug"))

@@ -16,6 +16,7 @@ build reported twice is a replay. The execution sees ``${trigger.buildNumber}``,
 from __future__ import annotations
 
 from apps.pipelines.problems import Problem
+from apps.pipelines.stages.base import StageField
 from apps.triggers.kinds.base import Event, TriggerKind, register_kind, text_field, words
 
 
@@ -25,6 +26,10 @@ def jenkins_key(master: str, job: str) -> str:
 
 class JenkinsKind(TriggerKind):
     type = "jenkins"
+    fields = (
+        StageField("master", label="Jenkins master", required=True),
+        StageField("job", label="Job", required=True),
+    )
 
     def key(self, trigger: dict) -> str | None:
         master, job = trigger.get("master"), trigger.get("job")

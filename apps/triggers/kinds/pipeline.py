@@ -13,6 +13,7 @@ import uuid
 
 from apps.pipelines.choices import Status
 from apps.pipelines.problems import Problem, pointer_join
+from apps.pipelines.stages.base import StageField
 from apps.triggers.kinds.base import Event, TriggerKind, register_kind, text_field, words
 
 STATUS_WORDS = {Status.SUCCEEDED: "successful", Status.TERMINAL: "failed", Status.CANCELED: "canceled"}
@@ -24,6 +25,11 @@ def by_name(application: str, name: str) -> str:
 
 class PipelineKind(TriggerKind):
     type = "pipeline"
+    fields = (
+        StageField("application", label="Application", required=True),
+        StageField("pipeline", label="Pipeline", required=True, help="The pipeline's id"),
+        StageField("status", "list", "When it ends", help="successful, failed, canceled; default successful"),
+    )
 
     def key(self, trigger: dict) -> str | None:
         application, pipeline = trigger.get("application"), trigger.get("pipeline")

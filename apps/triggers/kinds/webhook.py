@@ -18,6 +18,7 @@ from typing import Any
 import re2
 
 from apps.pipelines.problems import Problem, pointer_join
+from apps.pipelines.stages.base import StageField
 from apps.triggers.kinds.base import (
     Event,
     TriggerKind,
@@ -44,6 +45,12 @@ def payload_value(payload: Any, name: str) -> Any:
 class WebhookKind(TriggerKind):
     type = "webhook"
     secret_fields = ("secret",)
+    fields = (
+        StageField("source", label="Source", required=True, help="The last part of /webhooks/webhook/<source>"),
+        StageField("secret", label="Secret", help="A reference to an application secret: ${#secret('name')}"),
+        StageField("payloadConstraints", "object", "Payload constraints",
+                   help="Keys of the payload and the regular expression each must match"),
+    )
 
     def key(self, trigger: dict) -> str | None:
         source = trigger.get("source")
