@@ -1,3 +1,3 @@
 """Imports every stage type of deployments, so that each registers itself."""
 
-from apps.deployments.stages import bake, clusters, deploy, images_and_jobs, load_balancers  # noqa: F401
+from apps.deployments.stages import bake, canary, clusters, deploy, images_and_jobs, load_balancers  # noqa: F401
