@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "apps.deployments",
     "apps.triggers",
     "apps.notifications",
+    "apps.canary",
     "bench",  # the benchmark commands (manage.py bench_engine, bench_api, bench_live)
 ]
 
@@ -324,6 +325,13 @@ LOAD_BALANCER_NGINX = env_str("LOAD_BALANCER_NGINX", "nginx")
 LOAD_BALANCER_DRAIN_SECONDS = env_float("LOAD_BALANCER_DRAIN_SECONDS", 2.0, minimum=0)
 # Seconds between the checks that keep each server group at its desired capacity.
 SERVER_GROUP_RECONCILE_SECONDS = env_int("SERVER_GROUP_RECONCILE_SECONDS", 5, minimum=1)
+
+# --- Canary analysis (apps/canary: Prometheus metrics accounts, the kayentaCanary stage) ----------
+# A Prometheus server canary analyses may query as the metrics account "prometheus" with no other
+# configuration (a stored account of that name takes its place). Its calls pass the OUTBOUND_URL_* policy.
+PROMETHEUS_URL = env_url("PROMETHEUS_URL", "", ("http", "https"))
+# Seconds one query to a metrics account may take.
+CANARY_QUERY_TIMEOUT_SECONDS = env_float("CANARY_QUERY_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 
 # --- Outbound calls (webhook stages; apps/pipelines/outbound.py) ----------
 # URL schemes an outbound call may use.

@@ -160,6 +160,9 @@ class StageType:
     # call out, that may take up to the expression budget, so the engine runs
     # it the same way, with no lock held that a cancel or the sweeper waits for.
     evaluates_expressions: ClassVar[bool] = False
+    # A template the execution page's stage panel includes for a stage of this type (a report, charts),
+    # with what :meth:`panel_context` gives; none by default.
+    panel_template: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -179,6 +182,10 @@ class StageType:
         """The stage type as the API's stage-type list and the editor's forms read it."""
         return {"type": self.type_name, "label": self.label or self.type_name, "description": self.description,
                 "skippable": self.skippable, "fields": [field.describe() for field in self.fields]}
+
+    def panel_context(self, stage: StageExecution) -> dict[str, Any]:
+        """What ``panel_template`` draws for ``stage`` (a bounded number of queries); nothing by default."""
+        return {}
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         """Return problems with a stage definition beyond missing required fields."""

@@ -19,6 +19,7 @@ from apps.pipelines.evaluation import check_evaluate_expression
 from apps.pipelines.forms import CancelForm, EvaluateForm, JudgmentForm
 from apps.pipelines.models import Execution, StageExecution, epoch_millis
 from apps.pipelines.problems import InvalidDocument
+from apps.pipelines.stages.base import get_stage_type
 from apps.pipelines.stages.manual_judgment import judgment_options
 from apps.pipelines.views.common import (
     duration_ms,
@@ -181,8 +182,12 @@ def stage_panel_context(view: StageView) -> dict:
     def pretty(value) -> str:
         return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
-    return {"view": view, "context_json": pretty(stage.context), "outputs_json": pretty(stage.outputs),
-            "definition_json": pretty(stage.definition), "tasks": stage_tasks(stage)}
+    context = {"view": view, "context_json": pretty(stage.context), "outputs_json": pretty(stage.outputs),
+               "definition_json": pretty(stage.definition), "tasks": stage_tasks(stage)}
+    kind = get_stage_type(stage.type)
+    if kind is not None and kind.panel_template:
+        context.update(stage_panel_template=kind.panel_template, stage_panel=kind.panel_context(stage))
+    return context
 
 
 @login_required
