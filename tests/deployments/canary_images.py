@@ -8,7 +8,7 @@ one short line need no lock), and ``/metrics`` (redirected by httpd to
 
 - ``http_requests_total{code="200"|"500"}``, a counter (both codes always present, 0 until seen);
 - ``http_request_duration_seconds``, a histogram (``_bucket{le}``, ``_sum``, ``_count``),
-  timed from ``/proc/uptime`` (hundredths of a second; busybox's ``date`` has no ``%N``).
+  timed with the clock busybox's ``adjtimex`` reads (microseconds; busybox's ``date`` has no ``%N``).
 
 The bad version answers every fifth request 500. ``/health`` is a static file, so health checks
 count nowhere. The page says the version, as the other test images do.
@@ -37,26 +37,29 @@ case "$REQUEST_URI" in
          print "# TYPE http_request_duration_seconds histogram"
          for (i = 1; i <= 6; i++) printf "http_request_duration_seconds_bucket{le=\"%s\"} %d\n", le[i], b[i] + 0
          printf "http_request_duration_seconds_bucket{le=\"+Inf\"} %d\n", n + 0
-         printf "http_request_duration_seconds_sum %.2f\n", s + 0
+         printf "http_request_duration_seconds_sum %.6f\n", s + 0
          printf "http_request_duration_seconds_count %d\n", n + 0
        }' "$LOG"
   exit 0
   ;;
 esac
-read -r START _ < /proc/uptime
+now() { adjtimex | awk '/tv_sec/ { s = $2 } /tv_usec/ { u = $2 } END { printf "%d.%06d", s, u }'; }
+START=$(now)
 CODE=200
 if [ "$FAIL_EVERY" -gt 0 ] 2>/dev/null; then
   SEEN=$(wc -l < "$LOG" 2>/dev/null || echo 0)
   [ $(( (SEEN + 1) % FAIL_EVERY )) -eq 0 ] && CODE=500
 fi
+BODY=$(cat /www/version)
+END=$(now)
+# Counted before answering: the next request reads the count.
+echo "$CODE $(awk -v a="$START" -v b="$END" 'BEGIN { printf "%.6f", b - a }')" >> "$LOG"
 if [ "$CODE" = 500 ]; then
   echo "Status: 500 Internal Server Error"
 fi
 echo "Content-Type: text/plain"
 echo ""
-cat /www/version
-read -r END _ < /proc/uptime
-echo "$CODE $(awk -v a="$START" -v b="$END" 'BEGIN { printf "%.2f", b - a }')" >> "$LOG"
+echo "$BODY"
 """
 
 DOCKERFILE = """FROM scratch

@@ -1,7 +1,8 @@
 """A stand-in for the canary analysis (``kayentaCanary``), for testing the canary strategy's own steps alone.
 
-Registered in the workers through STAGE_TYPE_MODULES and in the test process
-by the ``stand_in_analysis`` fixture. It checks what the strategy must give an
+Imported by the workers first (``workers.start(preload=...)``, in place of the canary
+app's) and in the test process by the ``stand_in_analysis`` fixture, which
+puts the canary app's back afterwards. It checks what the strategy must give an
 analysis — its scopes name the live, enabled baseline and canary server
 groups, each in its load balancer's targets — and then passes or fails as
 its ``canaryConfig.standIn`` says (``pass`` or ``fail``). The real analysis
@@ -10,10 +11,9 @@ is tested with Prometheus in test_canary_end_to_end.py.
 
 from apps.deployments.models import LoadBalancer, ServerGroup
 from apps.pipelines.problems import Problem
-from apps.pipelines.stages import StageType, TaskResult, register
+from apps.pipelines.stages import StageType, TaskResult, register, unregister
 
 
-@register
 class StandInAnalysis(StageType):
     type_name = "kayentaCanary"
     label = "Canary analysis (stand-in)"
@@ -38,7 +38,11 @@ class StandInAnalysis(StageType):
             if not ports or not ports <= targets:
                 return TaskResult.failed(f"{role} {pair[role]!r} is not in its load balancers")
             seen[role] = group.image
-        outputs = {"overallScore": 100 if config["standIn"] == "pass" else 0, "scopesSeen": seen}
+        outputs = {"canaryScores": [100.0 if config["standIn"] == "pass" else 0.0], "scopesSeen": seen}
         if config["standIn"] == "fail":
             return TaskResult.failed("score 0 is below marginal", context=outputs)
         return TaskResult.succeeded(outputs=outputs)
+
+
+unregister(StandInAnalysis.type_name)
+register(StandInAnalysis)

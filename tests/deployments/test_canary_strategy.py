@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -22,7 +23,7 @@ from apps.pipelines.choices import COMPLETE, Status
 from apps.pipelines.models import Execution
 from apps.pipelines.problems import InvalidDocument
 from apps.pipelines.services import do_save_pipeline, do_start_execution
-from apps.pipelines.stages import get_stage_type, unregister
+from apps.pipelines.stages import get_stage_type, register, unregister
 from tests.conftest import wait_for_execution
 from tests.deployments.test_deploy import free_port, get, load_balancer, run
 from tests.deployments.traffic import SteadyClient
@@ -31,22 +32,33 @@ from tests.scenarios import stages_of
 STAND_IN = "tests.deployments.canary_stand_in"
 
 
+@contextmanager
+def analysis_replaced():
+    """The canary app's kayentaCanary taken out of this process's registry for the block, and put back."""
+    installed = get_stage_type("kayentaCanary")
+    unregister("kayentaCanary")
+    try:
+        yield
+    finally:
+        unregister("kayentaCanary")
+        if installed is not None:
+            register(type(installed))
+
+
 @pytest.fixture
 def stand_in_analysis():
-    """The stand-in analysis, registered in this process for the test (and named for the workers)."""
-    if get_stage_type("kayentaCanary") is not None:
-        pytest.skip("the canary app's own kayentaCanary is installed: test_canary_end_to_end.py covers this")
-    importlib.import_module(STAND_IN)
-    yield STAND_IN
-    unregister("kayentaCanary")
-    sys.modules.pop(STAND_IN, None)
+    """The stand-in analysis, registered in this process for the test (and named for the workers to preload)."""
+    with analysis_replaced():
+        importlib.import_module(STAND_IN)
+        yield STAND_IN
+        sys.modules.pop(STAND_IN, None)
 
 
 @pytest.fixture
 def platform(workers, engine, load_balancer_dir, canary_images, stand_in_analysis):
     workers.start(1, DOCKER_OWNER_LABEL=engine, LOAD_BALANCER_STATE_DIR=str(load_balancer_dir),
                   DOCKER_HEALTH_INTERVAL_SECONDS="0.2", LOAD_BALANCER_DRAIN_SECONDS="1",
-                  SERVER_GROUP_RECONCILE_SECONDS="1", STAGE_TYPE_MODULES=stand_in_analysis)
+                  SERVER_GROUP_RECONCILE_SECONDS="1", preload=stand_in_analysis)
     local_docker_account()
     yield {"images": canary_images, "port": free_port()}
     workers.stop()
@@ -142,9 +154,7 @@ def test_a_canary_with_no_production_group_to_compare_with_fails_saying_so(platf
 
 @pytest.mark.django_db
 def test_a_canary_deploy_without_the_canary_analysis_installed_is_refused_naming_the_field():
-    if get_stage_type("kayentaCanary") is not None:
-        pytest.skip("the canary app is installed")
-    with pytest.raises(InvalidDocument) as refused:
+    with analysis_replaced(), pytest.raises(InvalidDocument) as refused:
         do_save_pipeline({"application": "shop", "name": "canary",
                           "stages": [canary_deploy("shop:2", "pass")]}, user="ops")
 

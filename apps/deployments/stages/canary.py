@@ -49,6 +49,8 @@ SERVER_GROUP_KEYS = ("cloudProvider", "account", "application", "stack", "contai
 PROMOTION_KEYS = ("delayBeforeDisableSec", "maxRemainingAsgs", "scaleDown")
 # The local refIds of deployCanary's steps; their position (from 1) makes the absolute refId.
 STEPS = ("baseline", "canary", "analysis", "promote", "cleanup")
+# What the strategy's verdict repeats of the analysis stage's outputs (Spinnaker's kayentaCanary outputs).
+VERDICT_KEYS = ("canaryScores", "lastScore", "canaryResult", "canaryAnalysisId")
 NOT_INSTALLED = (f"the canary strategy needs canary analysis, and no {ANALYSIS_STAGE_TYPE} stage type is installed "
                  "(add apps.canary to INSTALLED_APPS and configure a metrics account)")
 
@@ -86,7 +88,8 @@ def canary_problems(cluster: dict, pointer: str) -> list[Problem]:
     analysis = get_stage_type(ANALYSIS_STAGE_TYPE)
     if analysis is None:
         return [*problems, Problem(f"{pointer}/strategy", NOT_INSTALLED)]
-    definition = analysis_definition(cluster, ("", ""))
+    # The scopes are the server groups the strategy creates: named when they exist, so expressions here.
+    definition = analysis_definition(cluster, ("${baseline}", "${canary}"))
     return problems + analysis.missing_fields(definition, f"{pointer}/canary") + analysis.validate(
         definition, f"{pointer}/canary")
 
@@ -187,7 +190,7 @@ class CanaryVerdict(Task):
         ref = {step: f"{stage.ref_id}<{index}" for index, step in enumerate(STEPS, start=1)}
         analysis, promote = steps[ref["analysis"]], steps[ref["promote"]]
         verdict = {key: analysis.outputs.get(key, analysis.context.get(key))
-                   for key in ("overallScore", "overallResult", "canaryScores") if key in {
+                   for key in VERDICT_KEYS if key in {
                        **analysis.context, **analysis.outputs}}
         if promote.status == Status.SUCCEEDED:
             return TaskResult.succeeded(outputs={**verdict, "canaryPromoted": True,
