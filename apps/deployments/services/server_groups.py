@@ -256,7 +256,7 @@ def lb_targets(balancer: LoadBalancer) -> list[str]:
     sizes: dict[int, int] = {}
     for group, _ in rows:
         sizes[group] = sizes.get(group, 0) + 1
-    fixed = {group: float(shares[group]) for group in sizes if shares[group]}
+    fixed = {group: float(share) for group in sizes if (share := shares[group])}
     rest = max(0.0, 100.0 - sum(fixed.values()))
     others = sum(size for group, size in sizes.items() if group not in fixed)
 

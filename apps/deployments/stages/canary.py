@@ -97,7 +97,8 @@ def canary_problems(cluster: dict, pointer: str) -> list[Problem]:
 def analysis_definition(cluster: dict, scopes: tuple[str, str]) -> dict:
     """The analysis stage: the cluster's canaryConfig with its scopes set to the baseline and canary groups."""
     config = dict(canary_options(cluster).get("canaryConfig") or {})
-    given = config.get("scopes") if isinstance(config.get("scopes"), list) and config.get("scopes") else [{}]
+    scopes_given = config.get("scopes")
+    given: list = scopes_given if isinstance(scopes_given, list) and scopes_given else [{}]
     control, experiment = scopes
     config["scopes"] = [{**(scope if isinstance(scope, dict) else {}), "controlScope": control,
                          "experimentScope": experiment} for scope in given]
@@ -147,13 +148,13 @@ class DeployCanaryStage(StageType):
                 "trafficPercentage": options.get("trafficPercentage", DEFAULT_TRAFFIC_PERCENTAGE),
                 "continuePipeline": True}
         made = " && ".join(f"#stageByRefId('{ref[step]}').status == 'SUCCEEDED'" for step in ("baseline", "canary"))
-        scopes = tuple(f"${{#stageByRefId('{ref[step]}').outputs.serverGroup}}" for step in ("baseline", "canary"))
+        baseline, canary = (f"${{#stageByRefId('{ref[step]}').outputs.serverGroup}}" for step in ("baseline", "canary"))
         return [
             {**pair, "refId": "baseline", "name": f"Deploy baseline ({production})", "image": baseline_image,
              "freeFormDetails": detail(context, "baseline")},
             {**pair, "refId": "canary", "name": "Deploy canary", "image": context["image"],
              "freeFormDetails": detail(context, "canary")},
-            {**analysis_definition(context, scopes), "refId": "analysis",
+            {**analysis_definition(context, (baseline, canary)), "refId": "analysis",
              "requisiteStageRefIds": ["baseline", "canary"], "stageEnabled": when(made),
              "continuePipeline": True},
             {**common, **{key: context[key] for key in PROMOTION_KEYS if key in context},
