@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("apps.pipelines.urls")),
     path("", include("apps.triggers.urls")),
     path("", include("apps.notifications.urls")),
+    path("", include("apps.canary.urls")),
 ]
 
 handler404 = "cdplatform.views.not_found"

@@ -16,5 +16,8 @@ class CanaryConfig(AppConfig):
             governance,
             stage,  # noqa: F401  (registers the kayentaCanary stage type)
         )
+        from apps.canary.services import do_save_account
+        from apps.deployments.services.account_files import register_account_section
 
         governance.register()
+        register_account_section("prometheus", do_save_account)

@@ -13,7 +13,10 @@ A metric's ``query`` is Kayenta's Prometheus query (``type: prometheus``), in on
   The scope's label is ``server_group`` unless the scope's ``extendedScopeParams`` give
   ``scopeLabel``; with ``location``, ``locationLabel`` (default ``location``) is matched too.
   Kayenta's ``resourceType`` forms (``gce_instance``, ``aws_ec2_instance``) are refused: they
-  name cloud labels no server group here has.
+  name cloud labels no server group here has. Without ``sumByFields`` the selector is summed into
+  one series (``sum(...)``): Kayenta judges each series it gets on its own, and here a query must
+  give one. The selector is the metric's value as it is: for a counter, write a
+  ``customInlineTemplate`` with ``rate(...)``.
 
 Placeholders: ``${scope}``, ``${location}`` and any key of the scope's ``extendedScopeParams``.
 Values put into the query are escaped as PromQL string contents.

@@ -28,6 +28,7 @@ import re
 import time
 from datetime import datetime
 
+from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.permissions import PermissionRefused
@@ -133,6 +134,10 @@ def _scope_problems(scopes, pointer: str) -> list[Problem]:
         problems.extend(Problem(f"{where}/{key}", "is required: a server group's name")
                         for key in ("controlScope", "experimentScope")
                         if not isinstance(scope.get(key), str) or not scope.get(key))
+        step = scope.get("step")
+        if step is not None and not _is_expression(step) and (
+                isinstance(step, bool) or not isinstance(step, int | float) or step <= 0):
+            problems.append(Problem(f"{where}/step", "must be a number of seconds above 0"))
         extended = scope.get("extendedScopeParams")
         if extended is not None and not _is_expression(extended) and not isinstance(extended, dict):
             problems.append(Problem(f"{where}/extendedScopeParams", "must be an object of names to values"))
@@ -245,7 +250,7 @@ class KayentaCanaryStage(StageType):
         queries: dict[str, dict[str, str]] = {}
         for metric in document["metrics"]:
             scope = scopes.get(metric.get("scopeName") or "default", first)
-            step = float(scope.get("step") or DEFAULT_STEP)
+            step = _step(scope.get("step"))
             extended = scope.get("extendedScopeParams") or {}
             pair = []
             for scope_key, location_key in (("experimentScope", "experimentLocation"),
@@ -269,9 +274,30 @@ class KayentaCanaryStage(StageType):
 
     def _decide(self, analysis: CanaryAnalysis, verdict: dict, number: int, count: int, marginal: float,
                 passing: float, start: float, end: float) -> TaskResult:
+        """Record the interval's verdict (once, under the row's lock) and decide: go on, fail, or pass."""
         verdict.update(interval=number, start=_iso(start), end=_iso(end))
+        with transaction.atomic():
+            locked = CanaryAnalysis.objects.select_for_update().get(pk=analysis.pk)
+            if len(locked.intervals) != number - 1 or locked.status != "RUNNING":
+                # A run of this stage delivered twice recorded the interval first: the next run reads it.
+                return TaskResult.running(retry_after=0.0, context={"canaryAnalysisId": analysis.pk})
+            self._record(locked, verdict, number, count, marginal, passing)
+        return self._result(locked, verdict, number, count, marginal, passing)
+
+    def _record(self, analysis: CanaryAnalysis, verdict: dict, number: int, count: int, marginal: float,
+                passing: float) -> None:
+        # The windows are cumulative, so the last interval's samples hold the earlier ones': only its are kept.
+        for earlier in analysis.intervals:
+            for metric in earlier["metrics"]:
+                metric.update(canary=[], baseline=[], samplesKept=False)
         analysis.intervals = [*analysis.intervals, verdict]
         analysis.score = verdict["score"]
+        if verdict["score"] < marginal or number == count:
+            analysis.status = "SUCCEEDED" if verdict["score"] >= passing else "TERMINAL"  # pass >= marginal
+        analysis.save(update_fields=["intervals", "score", "status", "updated_at"])
+
+    def _result(self, analysis: CanaryAnalysis, verdict: dict, number: int, count: int, marginal: float,
+                passing: float) -> TaskResult:
         scores = [entry["score"] for entry in analysis.intervals]
         outputs = {
             "canaryAnalysisId": analysis.pk, "canaryScores": scores, "lastScore": verdict["score"],
@@ -284,15 +310,25 @@ class KayentaCanaryStage(StageType):
             error = f"interval {number} of {count} scored {verdict['score']:g}, below marginal {marginal:g}"
         elif number == count and verdict["score"] < passing:
             error = f"the last interval scored {verdict['score']:g}, below pass {passing:g}"
-        if error is not None or number == count:
-            analysis.status = "TERMINAL" if error else "SUCCEEDED"
-        analysis.save(update_fields=["intervals", "score", "status", "updated_at"])
         if error is not None:
             return TaskResult(Status.TERMINAL, context=context, outputs={**outputs, "canaryResult": "FAIL"},
                               error=error)
         if number == count:
             return TaskResult.succeeded(outputs={**outputs, "canaryResult": "PASS"}, context=context)
         return TaskResult(Status.RUNNING, context=context, outputs=outputs, retry_after=0.0)
+
+
+def _step(value) -> float:
+    """A scope's ``step``: seconds between samples (default 10), a positive number."""
+    if value in (None, ""):
+        return float(DEFAULT_STEP)
+    try:
+        step = float(value)
+    except (TypeError, ValueError):
+        raise CanaryRefused(f"canaryConfig.scopes: step {value!r} is not a number of seconds") from None
+    if not math.isfinite(step) or step <= 0:
+        raise CanaryRefused("canaryConfig.scopes: step must be a number of seconds above 0")
+    return step
 
 
 def _iso(epoch: float) -> str:

@@ -37,6 +37,9 @@ from rest_framework.test import APIClient
 from apps.accounts.audit import Actor, record
 from apps.accounts.models import AuditEvent, ServiceAccount
 from apps.accounts.services import do_create_token, do_grant
+from apps.canary.models import CanaryAnalysis
+from apps.canary.presets import HTTP_PRESET
+from apps.canary.services import do_save_account, do_save_config
 from apps.deployments.services.accounts import do_save_docker_account, do_save_registry_account
 from apps.notifications.models import Delivery
 from apps.notifications.services import do_create_subscription
@@ -91,6 +94,11 @@ class Target:
     trigger_event: str = ""
     delivery: int = 0
     subscription: int = 0
+    # The metrics account (bob reads, erin uses, alice manages; vault's granted to nobody), a canary config and a
+    # canary analysis of the target application.
+    metrics: str = ""
+    canary_config: int = 0
+    canary_analysis: int = 0
 
 
 def shaped_executions(pipeline: Pipeline) -> dict[str, str]:
@@ -147,14 +155,17 @@ def build_world() -> SimpleNamespace:
     shop_event, secret_event = (trigger_event(pipeline) for pipeline in (deliver, vault))
     notified = {app.name: notification_rows(app, execution) for app, execution in (
         (shop, shop_executions["judge"]), (vault.application, secret_execution))}
+    canary = {app.name: canary_rows(app, execution) for app, execution in (
+        (shop, shop_executions["judge"]), (vault.application, secret_execution))}
     return SimpleNamespace(
         users=users,
         tokens=tokens,
         bot_token=bot_secret,
         shop=Target("shop", str(deliver.id), "deliver", shop_executions, "shop-engine", "shop-registry",
-                    shop_event, *notified["shop"]),
+                    shop_event, *notified["shop"], "shop-metrics", *canary["shop"]),
         secret=Target("secret", str(vault.id), "vault", dict.fromkeys(shop_executions, secret_execution),
-                      "vault-engine", "vault-registry", secret_event, *notified["secret"]),
+                      "vault-engine", "vault-registry", secret_event, *notified["secret"], "vault-metrics",
+                      *canary["secret"]),
     )
 
 
@@ -174,10 +185,23 @@ def build_accounts(users: dict) -> None:
                                                 "username": "ci", "password": "registry-pass-1"}, actor="setup")
         engine, _ = do_save_docker_account({"name": f"{prefix}-engine", "host": "tcp://127.0.0.1:2375",
                                             "registries": [registry.name]}, actor="setup")
+        metrics, _ = do_save_account({"name": f"{prefix}-metrics", "url": "http://127.0.0.1:9090",
+                                      "bearerToken": "prom-token-1"}, actor="setup")
         if prefix == "shop":
             for account in (engine, registry):
                 for name, action in [("bob", "read"), ("erin", "deploy"), ("alice", "manage")]:
                     do_grant(account, users[name], action, actor="setup")
+            for name, action in [("bob", "read"), ("erin", "use"), ("alice", "manage")]:
+                do_grant(metrics, users[name], action, actor="setup")
+
+
+def canary_rows(application: Application, execution_id: str) -> tuple[int, int]:
+    """A canary config of the application and an analysis of its execution's first stage: their ids."""
+    config = do_save_config(application, HTTP_PRESET, actor="setup")
+    stage = StageExecution.objects.get(execution_id=execution_id, ref_id="1")
+    analysis = CanaryAnalysis.objects.create(stage=stage, application=application, config_name=config.name,
+                                             config=config.document, account_name="prometheus")
+    return config.pk, analysis.pk
 
 
 def notification_rows(application: Application, execution_id: str) -> tuple[int, int]:
@@ -248,7 +272,7 @@ def empty_the_application(target: Target) -> None:
     Pipeline.objects.filter(application__name=target.application).delete()
 
 
-def account_endpoints(kind: str, route: str, key: str, body: dict) -> dict:
+def account_endpoints(kind: str, route: str, key: str, body: dict, granting: str = "deploy") -> dict:
     """The rows of one kind of account: list, detail, create, change, delete and its grants."""
     detail = lambda t: f"/api/{kind}/{getattr(t, key)}/"  # noqa: E731
     grants = lambda t: f"/api/{kind}/{getattr(t, key)}/permissions/"  # noqa: E731
@@ -261,7 +285,7 @@ def account_endpoints(kind: str, route: str, key: str, body: dict) -> dict:
         f"{kind}.delete": Endpoint(f"{route}-detail", "DELETE", detail),
         f"{kind}.permissions": Endpoint(f"{route}-permissions", "GET", grants),
         f"{kind}.grant": Endpoint(f"{route}-permissions", "POST", grants,
-                                  lambda t: {"user": "charlie", "action": "deploy"}),
+                                  lambda t: {"user": "charlie", "action": granting}),
         f"{kind}.revoke": Endpoint(f"{route}-permissions", "DELETE", grants,
                                    lambda t: {"user": "bob", "action": "read"}),
     }
@@ -344,6 +368,23 @@ ENDPOINTS = {
     **account_endpoints("docker-accounts", "docker-account", "engine", {"host": "unix:///run/docker.sock"}),
     **account_endpoints("registry-accounts", "registry-account", "registry",
                         {"address": "127.0.0.1:5001", "password": "registry-pass-2"}),
+    **account_endpoints("prometheus-accounts", "prometheus-account", "metrics", {"url": "http://127.0.0.1:9091"},
+                        granting="use"),
+    "canary-configs.list": Endpoint("application-canary-configs", "GET",
+                                    lambda t: f"/api/applications/{t.application}/canary-configs/"),
+    "canary-configs.create": Endpoint("application-canary-configs", "POST",
+                                      lambda t: f"/api/applications/{t.application}/canary-configs/",
+                                      lambda t: {**HTTP_PRESET, "name": "matrix-canary"}),
+    "canary-configs.detail": Endpoint("canary-config-detail", "GET",
+                                      lambda t: f"/api/canary-configs/{t.canary_config}/"),
+    "canary-configs.update": Endpoint("canary-config-detail", "PUT",
+                                      lambda t: f"/api/canary-configs/{t.canary_config}/",
+                                      lambda t: {**HTTP_PRESET, "description": "changed"}),
+    "canary-configs.delete": Endpoint("canary-config-detail", "DELETE",
+                                      lambda t: f"/api/canary-configs/{t.canary_config}/"),
+    "canary-analyses.list": Endpoint("canary-analysis-list", "GET", lambda t: "/api/canary-analyses/", scoped=False),
+    "canary-analyses.detail": Endpoint("canary-analysis-detail", "GET",
+                                       lambda t: f"/api/canary-analyses/{t.canary_analysis}/"),
     "stage-types.list": Endpoint("stage-type-list", "GET", lambda t: "/api/stage-types/", scoped=False),
     "stage-types.detail": Endpoint("stage-type-detail", "GET", lambda t: "/api/stage-types/webhook/", scoped=False),
 }
@@ -439,6 +480,23 @@ ROWS = {
     "registry-accounts.permissions": (401, 404, 200, 200, 200, 404, 404, 200),
     "registry-accounts.grant":       (401, 404, 403, 201, 403, 404, 404, 201),
     "registry-accounts.revoke":      (401, 404, 403, 204, 403, 404, 404, 204),
+    # Metrics accounts as the other accounts (erin uses rather than deploys); canary configs and analyses as the
+    # application's other objects: read to see, write to change.
+    "prometheus-accounts.list":        (401, 200, 200, 200, 200, 200, 200, 200),
+    "prometheus-accounts.detail":      (401, 404, 200, 200, 200, 404, 404, 200),
+    "prometheus-accounts.create":      (401, 403, 403, 403, 403, 403, 403, 201),
+    "prometheus-accounts.update":      (401, 404, 403, 200, 403, 404, 404, 200),
+    "prometheus-accounts.delete":      (401, 404, 403, 204, 403, 404, 404, 204),
+    "prometheus-accounts.permissions": (401, 404, 200, 200, 200, 404, 404, 200),
+    "prometheus-accounts.grant":       (401, 404, 403, 201, 403, 404, 404, 201),
+    "prometheus-accounts.revoke":      (401, 404, 403, 204, 403, 404, 404, 204),
+    "canary-configs.list":     (401, 404, 200, 200, 200, 200, 200, 200),
+    "canary-configs.create":   (401, 404, 403, 201, 403, 403, 403, 201),
+    "canary-configs.detail":   (401, 404, 200, 200, 200, 200, 200, 200),
+    "canary-configs.update":   (401, 404, 403, 200, 403, 403, 403, 200),
+    "canary-configs.delete":   (401, 404, 403, 204, 403, 403, 403, 204),
+    "canary-analyses.list":    (401, 200, 200, 200, 200, 200, 200, 200),
+    "canary-analyses.detail":  (401, 404, 200, 200, 200, 200, 200, 200),
     "stage-types.list":       (401, 200, 200, 200, 200, 200, 200, 200),
     "stage-types.detail":     (401, 200, 200, 200, 200, 200, 200, 200),
 }
@@ -530,6 +588,9 @@ def visible(world, role: str) -> dict[str, set]:
         "/api/docker-accounts/": {f"{name}-engine" for name in ACCOUNTS_SEEN[role]} | (
             {"local"} if role == "root" else set()),
         "/api/registry-accounts/": {f"{name}-registry" for name in ACCOUNTS_SEEN[role]},
+        "/api/prometheus-accounts/": {f"{name}-metrics" for name in ACCOUNTS_SEEN[role]},
+        "/api/canary-analyses/": set(CanaryAnalysis.objects.filter(application__name__in=apps)
+                                     .values_list("pk", flat=True)),
         "/api/trigger-events/": set(TriggerMatch.objects.filter(application__name__in=apps)
                                     .values_list("pk", flat=True)),
     }
@@ -546,6 +607,7 @@ LIST_KEYS = {
     "/api/applications/": "name", "/api/pipelines/": "id", "/api/executions/": "id", "/api/audit-events/": "id",
     "/api/tokens/": "id", "/api/service-accounts/": "username", "/api/docker-accounts/": "name",
     "/api/registry-accounts/": "name", "/api/trigger-events/": "id", "/api/notification-deliveries/": "id",
+    "/api/prometheus-accounts/": "name", "/api/canary-analyses/": "id",
 }
 
 

@@ -49,6 +49,9 @@ from schemathesis.specs.openapi.checks import (
 
 from apps.accounts.models import ServiceAccount
 from apps.accounts.services import do_create_token, do_grant
+from apps.canary.models import CanaryAnalysis
+from apps.canary.presets import HTTP_PRESET
+from apps.canary.services import do_save_account, do_save_config
 from apps.deployments.services.accounts import do_save_docker_account, do_save_registry_account
 from apps.pipelines.choices import Status
 from apps.pipelines.models import Execution, Pipeline, StageExecution
@@ -85,6 +88,8 @@ KNOWN_ID = {
     "/api/executions/": ["known_waiting", "known_judging"],
     "/api/tokens/": ["known_token"],
     "/api/trigger-events/": ["known_trigger_event"],
+    "/api/canary-configs/": ["known_canary_config"],
+    "/api/canary-analyses/": ["known_canary_analysis"],
 }
 KNOWN_QUERY = {
     "application": ["shop", NUL],
@@ -119,6 +124,10 @@ KNOWN_FIELDS = {
     "host": ["unix:///var/run/docker.sock", "", NUL],
     "registries": [["shop"], [NUL]],
     "password": ["registry-pass", NUL],
+    "url": ["http://127.0.0.1:9090", "ftp://x", NUL],
+    "bearerToken": ["prom-token", NUL],
+    "metrics": [HTTP_PRESET["metrics"], [{"name": NUL, "query": {"type": "prometheus", "metricName": NUL}}]],
+    "classifier": [HTTP_PRESET["classifier"], {"groupWeights": {NUL: 1}}],
     # Expressions that reach each part of the evaluator: a miss left as text, a Java type, a selection, a
     # helper about the execution, one refused, one over budget, a URL helper refused by the outbound policy.
     "expression": [
@@ -219,6 +228,10 @@ def world(in_process):
     do_save_registry_account({"name": "shop", "address": "127.0.0.1:5000", "password": "pass-fuzz"}, actor="root")
     do_save_docker_account({"name": "shop", "host": "tcp://127.0.0.1:2375", "registries": ["shop"]}, actor="root")
     waiting = do_start_execution(pipeline, user="root")
+    do_save_account({"name": "shop", "url": "http://127.0.0.1:9090", "bearerToken": "prom-fuzz"}, actor="root")
+    canary_config = do_save_config(pipeline.application, HTTP_PRESET, actor="root")
+    analysis = CanaryAnalysis.objects.create(stage=StageExecution.objects.get(execution=waiting, ref_id="1"),
+                                             application=pipeline.application, config_name=canary_config.name)
     judging = do_start_execution(pipeline, parameters={"env": "prod"}, user="root")
     Execution.objects.filter(id=judging.id).update(status=Status.RUNNING)
     StageExecution.objects.filter(execution=judging, ref_id="1").update(status=Status.SUCCEEDED)
@@ -234,7 +247,8 @@ def world(in_process):
     return {
         "objects": {"known_pipeline": str(pipeline.id), "known_waiting": str(waiting.id),
                     "known_judging": str(judging.id), "known_token": str(token_row.id),
-                    "known_trigger_event": str(matched.id)},
+                    "known_trigger_event": str(matched.id), "known_canary_config": str(canary_config.id),
+                    "known_canary_analysis": str(analysis.id)},
         "bearer": {"Authorization": f"Bearer {token}"},
         "session": {"cookies": {"sessionid": session.cookies["sessionid"].value, "csrftoken": csrf},
                     "headers": {"X-CSRFToken": csrf}},

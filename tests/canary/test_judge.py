@@ -121,3 +121,28 @@ def test_ties_use_the_normal_approximation():
     interval = hodges_lehmann([1.0, 1, 2, 2], [1.0, 2, 2, 3])
     assert interval["method"] == "normal approximation" and interval["rank"] == 1
     assert (interval["lower"], interval["upper"]) == (-2, 1)
+
+
+def test_the_p_values_are_the_exact_ones():
+    """Canary 11..15 against 1..5: U = 25, only 1 of 252 arrangements that extreme each way: p = 2/252.
+    Interleaved: U = 15; P(U >= 15) = P(U <= 10) = (1+1+2+3+5+7+9+11+14+16+18)/252 = 87/252: p = 174/252."""
+    assert classify_metric("m", HIGH_FIVE, LOW_FIVE, settings()).test["pValue"] == pytest.approx(2 / 252)
+    interleaved = classify_metric("m", [2.0, 4, 6, 8, 10], [1.0, 3, 5, 7, 9], settings())
+    assert interleaved.test["pValue"] == pytest.approx(174 / 252)
+
+
+def test_the_common_language_effect_size_counts_pairs_won():
+    """cles: every pair won is 25/25 = 1.0, reaching allowedIncrease 1.0: High; interleaved, 15 pairs of 25
+    won is 0.6 (and the interval [-5, 7] clears no bound anyway): Pass."""
+    high = classify_metric("m", HIGH_FIVE, LOW_FIVE, settings(effectSize={"measure": "cles"}))
+    assert high.classification == "High" and high.test["effectSize"] == 1.0
+    interleaved = classify_metric("m", [2.0, 4, 6, 8, 10], [1.0, 3, 5, 7, 9], settings(effectSize={"measure": "cles"}))
+    assert interleaved.classification == "Pass" and interleaved.test["effectSize"] == pytest.approx(0.6)
+
+
+def test_a_critical_low_fails_only_past_the_critical_decrease():
+    """Canary 1..5 against 11..15 is Low with mean ratio 3/13 = 0.23: critical at criticalDecrease 1.0 (default),
+    not critical at criticalDecrease 0.1 (0.23 > 0.1), though still Low."""
+    assert classify_metric("m", LOW_FIVE, HIGH_FIVE, settings(critical=True)).critical
+    lenient = classify_metric("m", LOW_FIVE, HIGH_FIVE, settings(critical=True, effectSize={"criticalDecrease": 0.1}))
+    assert lenient.classification == "Low" and not lenient.critical

@@ -23,7 +23,8 @@ STAGE = {"refId": "1", "name": "Canary", "type": "kayentaCanary", "canaryConfig"
 def analysed_stage() -> StageExecution:
     execution = start(save([STAGE], name="canary"))
     stage = StageExecution.objects.get(execution=execution, ref_id="1")
-    metrics = [{"name": m["name"], "groups": m["groups"], "settings": metric_settings(m)} for m in HTTP_PRESET["metrics"]]
+    metrics = [{"name": m["name"], "groups": m["groups"], "settings": metric_settings(m)}
+               for m in HTTP_PRESET["metrics"]]
     verdict = judge(metrics, {"http-error-rate": ([0.2, 0.21, 0.19, 0.2, 0.22], [0.0, 0.01, 0.0, 0.0, 0.02]),
                               "http-latency-mean": ([0.01] * 5, [0.01] * 5)}, {"Errors": 70, "Latency": 30})
     CanaryAnalysis.objects.create(stage=stage, application=execution.application, config_name="preset",
@@ -59,3 +60,24 @@ def test_the_stage_panel_draws_the_scores_and_each_metrics_samples(people):
     assert html.count('class="canary-line"') == 2 and html.count('class="baseline-line"') == 2
     assert 'data-status="TERMINAL"' in html  # the one interval scored 0, below marginal
     assert "http-error-rate" in html and "(critical)" in html
+
+
+def test_an_interval_is_recorded_once_and_only_the_last_keeps_its_samples(people):
+    from apps.canary.stage import KayentaCanaryStage
+
+    stage = analysed_stage()
+    analysis = CanaryAnalysis.objects.get(stage=stage)
+    CanaryAnalysis.objects.filter(pk=analysis.pk).update(status="RUNNING")
+    second = dict(analysis.intervals[0], score=100.0)
+    kind = KayentaCanaryStage()
+
+    again = kind._decide(analysis, dict(second), 1, 2, 50, 75, 0, 10)  # interval 1 is there already
+    recorded = kind._decide(analysis, dict(second), 2, 2, 50, 75, 0, 20)
+
+    analysis.refresh_from_db()
+    assert again.status == "RUNNING" and again.retry_after == 0
+    assert recorded.status == "SUCCEEDED" and recorded.outputs["canaryScores"] == [0.0, 100.0]
+    assert analysis.status == "SUCCEEDED" and len(analysis.intervals) == 2
+    first = analysis.intervals[0]["metrics"][0]
+    assert first["canary"] == [] and first["samplesKept"] is False
+    assert analysis.intervals[1]["metrics"][0]["canary"] == [0.2, 0.21, 0.19, 0.2, 0.22]

@@ -2,6 +2,8 @@
 
 from rest_framework import serializers
 
+from apps.accounts.api.serializers import BaseGrantSerializer, GranteeSerializer
+from apps.canary.governance import ACCOUNT_ACTIONS
 from apps.canary.models import CanaryAnalysis, CanaryConfig, PrometheusAccount
 
 
@@ -57,7 +59,8 @@ class CanaryAnalysisSerializer(serializers.ModelSerializer):
 
     Each interval: ``interval``, ``start``, ``end``, ``score``, ``groups`` (score and counts per
     group), ``criticalFailures`` and ``metrics``: per metric its ``classification``, ``reason``,
-    ``canary`` and ``baseline`` samples (after NaN and outlier handling), what was ``removed``,
+    ``canary`` and ``baseline`` samples (after NaN and outlier handling; the last interval's only, its
+    cumulative window holding the earlier ones'), what was ``removed``,
     the ``test`` (U, p-value, Hodges-Lehmann estimate and interval, bounds, effect size) and the
     PromQL ``queries`` run.
     """
@@ -75,3 +78,17 @@ class CanaryAnalysisSerializer(serializers.ModelSerializer):
         fields = ["id", "application", "execution", "stage", "configName", "accountName", "status", "score",
                   "intervals", "createdAt"]
         read_only_fields = fields
+
+
+class MetricsAccountGrantSerializer(BaseGrantSerializer):
+    """A grant on a metrics account: a user or a group (name exactly one), and the action: read, use or manage."""
+
+    action = serializers.ChoiceField(choices=list(ACCOUNT_ACTIONS))
+
+
+class MetricsAccountGrantsSerializer(serializers.Serializer):
+    """Who may do what with a metrics account: users and groups, each with their actions."""
+
+    account = serializers.CharField()
+    users = GranteeSerializer(many=True)
+    groups = GranteeSerializer(many=True)

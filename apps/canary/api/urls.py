@@ -6,6 +6,7 @@ from apps.canary.api.views import (
     ApplicationCanaryConfigsView,
     CanaryAnalysisViewSet,
     CanaryConfigViewSet,
+    PrometheusAccountPermissionsView,
     PrometheusAccountViewSet,
 )
 from cdplatform.api.routers import ApiRouter
@@ -18,5 +19,7 @@ router.register("canary-analyses", CanaryAnalysisViewSet, basename="canary-analy
 urlpatterns = [
     path("applications/<str:name>/canary-configs/", ApplicationCanaryConfigsView.as_view(),
          name="application-canary-configs"),
+    path("prometheus-accounts/<str:name>/permissions/", PrometheusAccountPermissionsView.as_view(),
+         name="prometheus-account-permissions"),
     *router.urls,
 ]

@@ -7,12 +7,15 @@ application and changed with write; an analysis is read with read.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, mixins, status, viewsets
 from rest_framework.response import Response
 
+from apps.accounts.api.views import GrantsView
 from apps.accounts.audit import Actor
 from apps.canary.api import serializers as s
+from apps.canary.governance import ACCOUNT_ACTIONS
 from apps.canary.models import CanaryAnalysis, CanaryConfig, PrometheusAccount
 from apps.canary.services import (
     check_create_account,
@@ -134,3 +137,29 @@ class CanaryAnalysisViewSet(RestrictedViewSetMixin, viewsets.ReadOnlyModelViewSe
     queryset = CanaryAnalysis.objects.select_related("application", "stage")
     serializer_class = s.CanaryAnalysisSerializer
     filter_backends: list = []
+
+
+class PrometheusAccountPermissionsView(GrantsView):
+    """Who may read, use and manage a metrics account: listed with read, changed with manage."""
+
+    serializer_class = s.MetricsAccountGrantSerializer
+    object_key = "account"
+    queryset = PrometheusAccount.objects.all()
+
+    @extend_schema(summary="Who may do what with the metrics account", responses=s.MetricsAccountGrantsSerializer)
+    def get(self, request, name: str):
+        return super().get(request, name=name)
+
+    @extend_schema(summary="Grant a user or a group read, use or manage", request=s.MetricsAccountGrantSerializer,
+                   responses={201: s.MetricsAccountGrantsSerializer})
+    def post(self, request, name: str):
+        return super().post(request, name=name)
+
+    @extend_schema(summary="Revoke an action from a user or a group",
+                   description="The grant is named in a JSON body like POST's, or in query parameters.",
+                   request=s.MetricsAccountGrantSerializer, responses={204: None}, parameters=[
+                       OpenApiParameter("user", OpenApiTypes.STR, description="User to revoke from."),
+                       OpenApiParameter("group", OpenApiTypes.STR, description="Group to revoke from."),
+                       OpenApiParameter("action", OpenApiTypes.STR, enum=list(ACCOUNT_ACTIONS))])
+    def delete(self, request, name: str):
+        return super().delete(request, name=name)

@@ -1,7 +1,8 @@
 """Loading accounts from a YAML file (``manage.py accounts load FILE``): idempotent, all or nothing.
 
-The format (the README's): two lists, ``registries`` and ``docker``, of
-account documents as the API takes them. Registries are saved first, so an
+The format (the README's): lists, ``registries`` and ``docker`` (and those
+other apps add with :func:`register_account_section`, such as canary
+analysis' ``prometheus``), of account documents as the API takes them. Registries are saved first, so an
 engine may name a registry of the same file. Loading the same file again
 changes nothing; a file with any problem changes nothing either, and every
 problem is reported with its JSON pointer into the file.
@@ -27,6 +28,14 @@ SECTIONS: dict[str, Callable[..., tuple[Any, bool]]] = {
 }
 
 
+def register_account_section(name: str, save: Callable[..., tuple[Any, bool]]) -> None:
+    """Let a file list accounts of another kind under ``name``; ``save(document, actor=)`` returns (account, created).
+
+    Called from an app's ``ready()``; sections load in the order registered, after these two.
+    """
+    SECTIONS[name] = save
+
+
 @dataclass
 class LoadReport:
     """What a load did: the names created and the names whose documents were applied again."""
@@ -46,8 +55,8 @@ def parse_accounts_file(text: str) -> dict:
     if document is None:
         document = {}
     if not isinstance(document, dict):
-        raise InvalidDocument([Problem("", "must be a mapping with the lists 'docker' and 'registries'")])
-    problems = [Problem(pointer_join("", key), "is not a section; use docker or registries")
+        raise InvalidDocument([Problem("", f"must be a mapping with the lists {', '.join(SECTIONS)}")])
+    problems = [Problem(pointer_join("", key), f"is not a section; use {', '.join(SECTIONS)}")
                 for key in document if key not in SECTIONS]
     for section in SECTIONS:
         entries = document.get(section) or []
