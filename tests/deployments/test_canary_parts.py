@@ -73,7 +73,7 @@ def test_prometheus_finds_the_server_groups_containers_on_the_engine_and_labels_
         request(port)
 
     found = prometheus.wait_for(lambda: prometheus.query(
-        'http_requests_total{server_group="shop-web-canary-v000",code="500"} > 0'), 15, "the canary's 500s")
+        'http_requests_total{server_group="shop-web-canary-v000",code="500"} == 2'), 15, "the canary's two 500s")
     [series] = found
     assert series["metric"]["cluster"] == "shop-web-canary" and series["metric"]["application"] == "shop"
     assert series["value"][1] == "2"

@@ -245,12 +245,31 @@ def keep_every_group_at_capacity() -> None:
 
 
 def lb_targets(balancer: LoadBalancer) -> list[str]:
-    """Where a load balancer sends traffic: the UP instances of the live groups of its account that name it."""
-    groups = [pk for pk, names in ServerGroup.objects.filter(account=balancer.account, destroyed_at=None, enabled=True)
-              .values_list("pk", "load_balancers") if balancer.name in (names or [])]
-    rows = Instance.objects.filter(server_group__in=groups, ended_at=None, health=InstanceHealth.UP,
-                                   host_port__isnull=False)
-    return sorted(f"127.0.0.1:{port}" for port in rows.values_list("host_port", flat=True))
+    """Where a load balancer sends traffic: the UP instances of the live groups of its account that name it.
+
+    A group whose spec has ``trafficPercentage`` (a canary's baseline and canary) takes that share of the
+    traffic whatever its size; the other groups' instances share the rest evenly. With such a group each
+    target is ``address weight=N`` (nginx's weights, in tenths of a percent); without one, the bare address.
+    """
+    shares = {pk: (spec or {}).get("trafficPercentage") for pk, names, spec in ServerGroup.objects.filter(
+        account=balancer.account, destroyed_at=None, enabled=True).values_list("pk", "load_balancers", "spec")
+        if balancer.name in (names or [])}
+    rows = list(Instance.objects.filter(server_group__in=shares, ended_at=None, health=InstanceHealth.UP,
+                                        host_port__isnull=False).values_list("server_group_id", "host_port"))
+    if not any(shares[group] for group, _ in rows):
+        return sorted(f"127.0.0.1:{port}" for _, port in rows)
+    sizes: dict[int, int] = {}
+    for group, _ in rows:
+        sizes[group] = sizes.get(group, 0) + 1
+    fixed = {group: float(share) for group in sizes if (share := shares[group])}
+    rest = max(0.0, 100.0 - sum(fixed.values()))
+    others = sum(size for group, size in sizes.items() if group not in fixed)
+
+    def weight(group: int) -> int:
+        share = fixed[group] / sizes[group] if group in fixed else rest / others
+        return max(1, round(share * 10))
+
+    return sorted(f"127.0.0.1:{port} weight={weight(group)}" for group, port in rows)
 
 
 def apply_load_balancer(balancer: LoadBalancer) -> LoadBalancer:

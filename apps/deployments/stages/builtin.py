@@ -2,6 +2,7 @@
 
 from apps.deployments.stages import (  # noqa: F401
     bake,
+    canary,
     clusters,
     deploy,
     images_and_jobs,

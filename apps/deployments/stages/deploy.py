@@ -15,6 +15,10 @@ strategy does next as after stages:
   (the new group takes that share of the instances in traffic, the older
   ones the rest), then ``disableCluster``;
 - ``none``: nothing more.
+
+``canary`` (apps/deployments/stages/canary.py) plans a ``deployCanary`` stage
+instead of a ``createServerGroup``: a baseline and a canary beside the
+production group, the canary analysis, then promotion (red/black) or not.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ from apps.deployments.services import server_groups as groups
 from apps.deployments.stages.common import ProviderStage, StageRefused, docker_account, is_expression
 from apps.deployments.stages.targets import cluster_groups, upstream_image
 from apps.pipelines.problems import Problem
-from apps.pipelines.stages.base import StageField, Task, TaskResult, register
+from apps.pipelines.stages.base import StageField, Task, TaskResult, get_stage_type, register
 
-STRATEGIES = ("highlander", "redblack", "rollingredblack", "none")
+STRATEGIES = ("highlander", "redblack", "rollingredblack", "none", "canary")
+# The stage a canary cluster becomes (registered by apps/deployments/stages/canary.py).
+CANARY_STAGE_TYPE = "deployCanary"
 FAILURES = (StageRefused, ProviderError, EngineUnreachable, groups.TrafficGuarded)
 DEFAULT_WAIT_FOR_UP_SECONDS = 300
 
@@ -73,6 +79,13 @@ def cluster_problems(cluster, pointer: str) -> list[Problem]:
     if percentages is not None and (not isinstance(percentages, list) or not all(
             isinstance(p, int | float) and 0 < p <= 100 for p in percentages)):
         problems.append(Problem(f"{pointer}/targetPercentages", "must be a list of percentages, e.g. [50, 100]"))
+    share = cluster.get("trafficPercentage")
+    if share is not None and not is_expression(share) and (
+            isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 100):
+        problems.append(Problem(f"{pointer}/trafficPercentage", "must be a percentage between 0 and 100"))
+    if cluster.get("strategy") == "canary":
+        canary = get_stage_type(CANARY_STAGE_TYPE)
+        problems += canary.validate(cluster, pointer) if canary is not None else []
     return problems
 
 
@@ -84,7 +97,8 @@ class DeployStage(ProviderStage):
     fields = (StageField("clusters", "list", "Clusters", required=True, help=(
         "[{cloudProvider: docker, account, application, stack, freeFormDetails, strategy, capacity: {desired}, image, "
         "containerPort, command, env, resources, healthCheck: {path, port}, loadBalancers, maxRemainingAsgs, "
-        "scaleDown, delayBeforeDisableSec, rollback: {onFailure}, targetPercentages}]")),)
+        "scaleDown, delayBeforeDisableSec, rollback: {onFailure}, targetPercentages, trafficPercentage, canary: "
+        "{canaryConfig, trafficPercentage, capacity}}]")),)
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         clusters = stage.get("clusters")
@@ -103,7 +117,9 @@ class DeployStage(ProviderStage):
                 image = image or upstream_image(stage)
             name = groups.cluster_name(cluster.get("application") or stage.execution.application.name,
                                        cluster.get("stack") or "", cluster.get("freeFormDetails") or "")
-            planned.append({**cluster, "type": "createServerGroup", "name": f"Deploy {name}",
+            canary = cluster.get("strategy") == "canary"
+            planned.append({**cluster, "type": CANARY_STAGE_TYPE if canary else "createServerGroup",
+                            "name": f"{'Canary' if canary else 'Deploy'} {name}",
                             "image": cluster.get("image") or image or ""})
         return planned
 
@@ -118,7 +134,8 @@ class CollectDeployOutputs(Task):
 
     def run(self, stage, scope, runtime) -> TaskResult:
         server_groups: dict[str, list[str]] = {}
-        for child in stage.synthetic_stages.filter(type="createServerGroup").order_by("position"):
+        children = stage.synthetic_stages.filter(type__in=("createServerGroup", CANARY_STAGE_TYPE))
+        for child in children.order_by("position"):
             for location, names in (child.outputs.get("deploy.server.groups") or {}).items():
                 server_groups.setdefault(location, []).extend(names)
         return TaskResult.succeeded(outputs={"deploy.server.groups": server_groups})
@@ -134,6 +151,8 @@ class CreateServerGroupStage(ProviderStage):
               StageField("image"), StageField("strategy", "choice", choices=STRATEGIES, default="redblack"))
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
+        if stage.get("strategy") == "canary":
+            return [Problem(f"{pointer}/strategy", "canary is a strategy of the deploy stage's clusters")]
         return cluster_problems(stage, pointer)
 
     def task_graph(self, stage):
@@ -184,7 +203,8 @@ class CreateTask(Task):
             raise StageRefused("image: none given, and no bake or findImage stage upstream produced one")
         cluster = cluster_of(stage)
         before = [group.name for group in cluster_groups(account, cluster) if group.enabled]
-        spec = {key: context.get(key) for key in ("containerPort", "command", "env", "resources", "healthCheck")}
+        spec = {key: context.get(key) for key in ("containerPort", "command", "env", "resources", "healthCheck",
+                                                  "trafficPercentage")}
         group = groups.do_create_server_group(
             account=account, application=stage.execution.application, cluster=cluster, image=context["image"],
             desired=int((context.get("capacity") or {}).get("desired", 1)), spec=spec,
