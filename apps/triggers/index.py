@@ -37,7 +37,7 @@ def wanted_rows(pipeline: Pipeline) -> dict[int, TriggerIndex]:
     rows = {}
     for position, trigger in enumerate(triggers):
         kind = get_kind(trigger.get("type")) if isinstance(trigger, dict) else None
-        key = kind.key(trigger) if kind is not None else None
+        key = kind.lookup_key(trigger) if kind is not None else None
         if key is None:
             continue
         rows[position] = TriggerIndex(

@@ -52,6 +52,26 @@ class TriggerKind:
     # The kind's fields for the editor's trigger form (Spinnaker's names), as a stage type declares its own.
     fields: ClassVar[tuple[StageField, ...]] = ()
 
+    def is_placeholder(self, trigger: dict) -> bool:
+        """None of the kind's fields filled in: what Deck saves when "Add trigger" is clicked and left there.
+
+        As in Spinnaker, such a trigger loads (an exported document keeps it) and never fires: it is not checked
+        and not indexed, and the editor says what it lacks."""
+        return bool(self.fields) and all(trigger.get(field.name) in (None, "") for field in self.fields)
+
+    def lookup_key(self, trigger: dict) -> str | None:
+        """The key the trigger is indexed under, None for a placeholder or a trigger that cannot fire."""
+        return None if self.is_placeholder(trigger) else self.key(trigger)
+
+    def checked(self, trigger: dict, pointer: str) -> list[Problem]:
+        return [] if self.is_placeholder(trigger) else self.check(trigger, pointer)
+
+    def described(self, trigger: dict) -> str:
+        if self.is_placeholder(trigger):
+            needed = ", ".join(field.name for field in self.fields if field.required) or "its fields"
+            return f"Never runs: a {self.type} trigger with nothing filled in yet (it needs {needed})"
+        return self.describe(trigger)
+
     def key(self, trigger: dict) -> str | None:
         """The lookup key of a saved trigger (None: it cannot fire, e.g. a required field is missing)."""
         return ""
@@ -78,8 +98,8 @@ KINDS: dict[str, TriggerKind] = {}
 def register_kind(kind: TriggerKind) -> TriggerKind:
     """Register a kind here and with pipeline validation and the editor."""
     KINDS[kind.type] = kind
-    register_trigger_type(TriggerType(kind.type, kind.check, kind.describe, kind.secret_fields, kind.check_saver,
-                                      kind.fields))
+    register_trigger_type(TriggerType(kind.type, kind.checked, kind.described, kind.secret_fields,
+                                      kind.check_saver, kind.fields))
     return kind
 
 
