@@ -3,17 +3,28 @@ audit, constant queries, and — against the real engine and load balancer — w
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
 from apps.accounts.models import AuditEvent
 from apps.accounts.services import do_grant
-from apps.deployments.models import ServerGroup, TrafficGuard
+from apps.deployments.models import InstanceHealth, ServerGroup, TrafficGuard
+from apps.deployments.providers.docker import list_containers
+from apps.deployments.providers.engines import engine_client
 from apps.deployments.services.accounts import local_docker_account
+from apps.deployments.services.server_groups import (
+    apply_load_balancers,
+    changing,
+    do_destroy,
+    do_set_traffic,
+    keep_capacity,
+)
 from apps.pipelines.models import Application
 from tests.deployments.test_clusters_api import make_groups
 from tests.deployments.test_deploy import deploy, first_deploy, get, live, platform, run  # noqa: F401
@@ -158,3 +169,47 @@ def test_disable_enable_rollback_resize_and_destroy_move_traffic_without_a_faile
     assert list(AuditEvent.objects.filter(action__startswith="server_group.").values_list("action", flat=True)
                 .order_by("id")) == ["server_group.rollback", "server_group.enable", "server_group.disable",
                                      "server_group.resize", "server_group.resize", "server_group.destroy"]
+
+
+def test_the_keeper_working_from_a_stale_copy_neither_drops_an_enabled_group_nor_revives_a_destroyed_one(
+        platform):  # noqa: F811
+    first_deploy(platform)
+    assert run([deploy(platform["images"]["v2"])]).status == "SUCCEEDED"
+    # What the periodic keeper read at the start of its round, before a person rolled back.
+    stale_old, stale_new = (ServerGroup.objects.get(name=name) for name in ("shop-web-v000", "shop-web-v001"))
+    do_set_traffic(ServerGroup.objects.get(name="shop-web-v000"), enabled=True)
+    do_set_traffic(ServerGroup.objects.get(name="shop-web-v001"), enabled=False)
+    do_destroy(ServerGroup.objects.get(name="shop-web-v001"))
+
+    keep_capacity(stale_old)
+    keep_capacity(stale_new)
+    apply_load_balancers(stale_old)
+
+    assert get(platform["port"]) == (200, "v1")
+    assert set(ServerGroup.objects.get(name="shop-web-v000").instances.filter(ended_at=None)
+               .values_list("health", flat=True)) == {InstanceHealth.UP}
+    assert not ServerGroup.objects.get(name="shop-web-v001").instances.filter(ended_at=None).exists()
+    with engine_client(local_docker_account()) as client:
+        assert list_containers(client, server_group="shop-web-v001") == []
+
+
+def test_the_keeper_leaves_a_group_another_change_holds_for_its_next_round(platform):  # noqa: F811
+    first_deploy(platform)
+    group = ServerGroup.objects.get(name="shop-web-v000")
+    ServerGroup.objects.filter(pk=group.pk).update(desired=3)  # as a resize does before it starts containers
+    answers: list = []
+
+    def keeper_round() -> None:
+        try:
+            answers.append(keep_capacity(ServerGroup.objects.get(pk=group.pk)))
+        finally:
+            connection.close()
+
+    with changing(group):
+        keeper = threading.Thread(target=keeper_round)
+        keeper.start()
+        keeper.join(timeout=10)
+        assert answers == [[]]
+        assert group.instances.filter(ended_at=None).count() == 2
+    keep_capacity(ServerGroup.objects.get(pk=group.pk))
+    assert group.instances.filter(ended_at=None).count() == 3

@@ -4,8 +4,12 @@ The engine is the truth about what runs: :func:`refresh` reads a group's
 containers (by label) and brings its instance rows in line. A load
 balancer sends traffic to the UP instances of the enabled groups that name
 it; :func:`apply_load_balancer` writes that to the proxy after every change.
-Lock order: a load balancer row (``select_for_update``) is taken alone, after
-any server group change has committed.
+One change to a server group at a time, across processes (:func:`changing`):
+the periodic keeper, a stage and a person's action each read the group's
+``enabled``/``desired`` afresh under the group's lock, so none of them writes
+instance health from a stale copy (which would take a just-enabled group out
+of its load balancer). Lock order: a group's lock, then a load balancer row
+(``select_for_update``, taken alone after any server group change has committed).
 
 Callers check ``deploy`` on the account first (``check_deploy``); the
 traffic guard (:func:`check_traffic_guard`) is checked here, whoever asks.
@@ -14,9 +18,13 @@ traffic guard (:func:`check_traffic_guard`) is checked here, whoever asks.
 from __future__ import annotations
 
 import math
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import django_rq
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -27,10 +35,47 @@ from apps.deployments.providers import nginx
 from apps.deployments.providers.engines import engine_client
 
 MAX_VERSION = 1000
+# A change holds its group's lock for at most this long (an image pull, starting containers, a drain), and a
+# caller waits at most LOCK_WAIT_SECONDS for another change to finish before it is refused.
+LOCK_SECONDS = 600
+LOCK_WAIT_SECONDS = 120
+_held = threading.local()
 
 
 class TrafficGuarded(Exception):
     """The change would leave a guarded cluster with no enabled server group."""
+
+
+class ServerGroupBusy(provider.ProviderError):
+    """Another change to the server group did not finish within LOCK_WAIT_SECONDS."""
+
+
+@contextmanager
+def changing(group: ServerGroup, *, wait: bool = True) -> Iterator[bool]:
+    """Hold the group's lock (re-entrant within a thread) with the group's state re-read; yields True.
+
+    With ``wait=False`` it yields False at once when another change holds the lock (the keeper skips the group
+    this round); otherwise it waits up to LOCK_WAIT_SECONDS and raises ServerGroupBusy.
+    """
+    held = _held.__dict__.setdefault("groups", set())
+    if group.pk in held:
+        yield True
+        return
+    lock = django_rq.get_connection().lock(f"cdplatform:server-group:{group.pk}", timeout=LOCK_SECONDS,
+                                           blocking=wait, blocking_timeout=LOCK_WAIT_SECONDS)
+    if not lock.acquire():
+        if not wait:
+            yield False
+            return
+        raise ServerGroupBusy(f"{group.name} is busy with another change; try again when it has finished")
+    held.add(group.pk)
+    try:
+        group.refresh_from_db(fields=["enabled", "traffic_instances", "desired", "disabled_at", "destroyed_at"])
+        yield True
+    finally:
+        held.discard(group.pk)
+        if lock.owned():
+            lock.release()
 
 
 def cluster_name(application: str, stack: str = "", detail: str = "") -> str:
@@ -73,6 +118,11 @@ def refresh(group: ServerGroup, client=None) -> list[Instance]:
     if client is None:
         with engine_client(group.account) as own:
             return refresh(group, own)
+    with changing(group):
+        return _refresh(group, client)
+
+
+def _refresh(group: ServerGroup, client) -> list[Instance]:
     states = provider.list_containers(client, group.spec.get("containerPort"), server_group=group.name)
     by_id = {state.id: state for state in states}
     rows = {row.container_id: row for row in Instance.objects.filter(server_group=group, ended_at=None)}
@@ -134,8 +184,9 @@ def do_create_server_group(*, account: DockerAccount, application, cluster: str,
             continue
     else:
         raise provider.ProviderError(f"no free version for cluster {cluster}")
-    with engine_client(account) as client:
-        _start_instances(group, client, desired)
+    with changing(group), engine_client(account) as client:
+        # The keeper may have seen the new row first and started some already.
+        _start_instances(group, client, max(0, desired - len(refresh(group, client))))
         refresh(group, client)
     return group
 
@@ -162,19 +213,26 @@ def check_traffic_guard(group: ServerGroup) -> None:
 
 def do_set_traffic(group: ServerGroup, *, enabled: bool, instances: int | None = None) -> ServerGroup:
     """Enable the group (its first ``instances`` only, when given) or disable it; its load balancers follow."""
-    if not enabled or instances == 0:
-        check_traffic_guard(group)
-    ServerGroup.objects.filter(pk=group.pk).update(
-        enabled=enabled, traffic_instances=instances, disabled_at=None if enabled else timezone.now())
-    group.refresh_from_db()
-    refresh(group)
-    apply_load_balancers(group)
+    with changing(group):
+        if not enabled or instances == 0:
+            check_traffic_guard(group)
+        ServerGroup.objects.filter(pk=group.pk).update(
+            enabled=enabled, traffic_instances=instances, disabled_at=None if enabled else timezone.now())
+        group.refresh_from_db()
+        refresh(group)
+        apply_load_balancers(group)
     return group
 
 
 def do_resize(group: ServerGroup, desired: int) -> ServerGroup:
     """Start or remove containers until the group has ``desired``; removed ones leave its load balancers first and
     keep running for LOAD_BALANCER_DRAIN_SECONDS when they were taking traffic, so no request to them fails."""
+    with changing(group):
+        _resize(group, desired)
+    return group
+
+
+def _resize(group: ServerGroup, desired: int) -> None:
     if desired == 0:
         check_traffic_guard(group)
     ServerGroup.objects.filter(pk=group.pk).update(desired=desired)
@@ -194,11 +252,15 @@ def do_resize(group: ServerGroup, desired: int) -> ServerGroup:
                 provider.remove_container(client, row.container_id)
         refresh(group, client)
     apply_load_balancers(group)
-    return group
 
 
 def do_destroy(group: ServerGroup) -> None:
     """Take the group out of its load balancers, remove its containers, and keep its row as history."""
+    with changing(group):
+        _destroy(group)
+
+
+def _destroy(group: ServerGroup) -> None:
     check_traffic_guard(group)
     if group.enabled:
         do_set_traffic(group, enabled=False)
@@ -213,7 +275,17 @@ def do_destroy(group: ServerGroup) -> None:
 
 
 def keep_capacity(group: ServerGroup) -> list[str]:
-    """Replace the group's instances that exited or failed their health check, and start missing ones."""
+    """Replace the group's instances that exited or failed their health check, and start missing ones.
+
+    A group another change holds (a resize, a deploy's traffic move) is left for the next round, and a group
+    destroyed meanwhile is left alone."""
+    with changing(group, wait=False) as mine:
+        if not mine or group.destroyed_at is not None:
+            return []
+        return _keep_capacity(group)
+
+
+def _keep_capacity(group: ServerGroup) -> list[str]:
     notes = []
     with engine_client(group.account) as client:
         live = refresh(group, client)
