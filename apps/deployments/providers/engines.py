@@ -33,6 +33,18 @@ def engine_address(account: DockerAccount) -> str:
     return account.host or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
 
 
+class _AccountTLS(docker.tls.TLSConfig):
+    """TLS with the account's own CA and client certificate, whatever the environment says.
+
+    requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` override a session's ``verify``, which would check
+    the engine against the system's CAs instead of the account's; the client therefore ignores the environment
+    (its proxies too: an engine account says where the engine is)."""
+
+    def configure_client(self, client) -> None:
+        super().configure_client(client)
+        client.trust_env = False
+
+
 def _tls_config(account: DockerAccount, directory: Path):
     files = {}
     for name, pem in (("ca.pem", account.ca_cert), ("cert.pem", account.client_cert),
@@ -43,7 +55,7 @@ def _tls_config(account: DockerAccount, directory: Path):
             path.chmod(0o600)
             files[name] = str(path)
     client_cert = (files["cert.pem"], files["key.pem"]) if "cert.pem" in files and "key.pem" in files else None
-    return docker.tls.TLSConfig(client_cert=client_cert, ca_cert=files.get("ca.pem"),
+    return _AccountTLS(client_cert=client_cert, ca_cert=files.get("ca.pem"),
                                 verify=files.get("ca.pem", True) if account.tls_verify else False)
 
 
