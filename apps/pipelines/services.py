@@ -45,7 +45,7 @@ from apps.pipelines.definition import check_pipeline, identity_problems, resolve
 from apps.pipelines.governance import APPLICATION_ACTIONS
 from apps.pipelines.models import Application, Execution, Pipeline, PipelineRevision, StageExecution
 from apps.pipelines.problems import InvalidDocument, Problem
-from apps.pipelines.secrets.services import check_secret_references
+from apps.pipelines.secrets.services import check_secret_references, do_take_plain_trigger_secrets
 from apps.pipelines.stages.manual_judgment import CONTINUE, STOP, judgment_options
 
 # --- Applications -------------------------------------------------------------------------------
@@ -132,6 +132,7 @@ def do_save_pipeline(document: dict, *, user: Actor | str = "") -> tuple[Pipelin
         if application is None:
             application = Application.objects.create(name=document["application"])
         document["application"] = application.name  # as it was first written, whatever case this one uses
+        do_take_plain_trigger_secrets(document, application, user=actor)
         pipeline = (
             Pipeline.objects.select_for_update().filter(application=application, name=document["name"]).first()
         )

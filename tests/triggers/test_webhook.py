@@ -86,11 +86,47 @@ def test_saving_a_webhook_trigger_with_a_bad_constraint_is_refused_at_its_pointe
     assert pointers == ["/triggers/0/payloadConstraints/env", "/triggers/1/source"]
 
 
-def test_a_secret_must_reference_an_application_secret_that_exists():
+def test_a_secret_reference_must_name_an_application_secret_that_exists():
     from apps.pipelines.problems import InvalidDocument
 
-    for written in ("plain-text-secret", "${#secret('nope')}"):
+    for written in ("abc", "${#secret('nope')}"):
         with pytest.raises(InvalidDocument) as refused:
             do_save_pipeline({"application": "shop", "name": "deliver", "stages": [WAIT],
                               "triggers": [hook(secret=written)]})
         assert [problem.pointer for problem in refused.value.problems] == ["/triggers/0/secret"]
+
+
+def test_a_plain_secret_as_spinnaker_exports_it_is_moved_into_the_applications_secrets_on_save():
+    from apps.pipelines.models import Application, Secret
+    from apps.pipelines.secrets import crypto
+
+    document = {"application": "shop", "name": "deliver", "stages": [WAIT],
+                "triggers": [hook(), {"type": "git", "source": "github", "project": "acme", "slug": "web",
+                                      "secret": "plain-hook-key"}]}
+    pipeline, _ = do_save_pipeline(document, user="ops")
+
+    reference = "${#secret('deliver-trigger-1-secret')}"
+    assert pipeline.definition["triggers"][1]["secret"] == reference
+    assert "plain-hook-key" not in json.dumps(list(pipeline.revisions.values_list("definition", flat=True)))
+    secret = Secret.objects.get(application=Application.objects.get(name="shop"), name="deliver-trigger-1-secret")
+    assert crypto.decrypt(secret.ciphertext) == "plain-hook-key"
+
+    document["triggers"][1]["secret"] = "another-hook-key"  # importing the export again replaces the value
+    pipeline, _ = do_save_pipeline(document, user="ops")
+    assert pipeline.definition["triggers"][1]["secret"] == reference
+    secret.refresh_from_db()
+    assert crypto.decrypt(secret.ciphertext) == "another-hook-key"
+
+
+def test_a_plain_secret_with_no_encryption_key_saves_nothing(settings):
+    from apps.pipelines.models import Pipeline, Secret
+    from apps.pipelines.problems import InvalidDocument
+
+    settings.SECRETS_ENCRYPTION_KEYS, settings.SECRETS_USE_DEVELOPMENT_KEY = [], False
+    with pytest.raises(InvalidDocument) as refused:
+        do_save_pipeline({"application": "shop", "name": "deliver", "stages": [WAIT],
+                          "triggers": [hook(secret="plain-hook-key")]}, user="ops")
+    assert [problem.pointer for problem in refused.value.problems] == ["/triggers/0/secret"]
+    assert not Pipeline.objects.exists() and not Secret.objects.exists()
+
+

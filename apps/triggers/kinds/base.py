@@ -124,18 +124,20 @@ def text_field(trigger: dict, name: str, pointer: str, *, required: bool = False
 
 
 def secret_problem(trigger: dict, pointer: str) -> list[Problem]:
-    """A ``secret`` is a reference to an application secret: the document is read by every reader."""
-    from apps.pipelines.secrets.references import names_in
+    """A ``secret`` is a reference to an application secret, ``${#secret('name')}``, or plain text as Spinnaker
+    exports it, which saving moves into the application's secrets (every reader reads the document)."""
+    from apps.pipelines.secrets.references import mentions_secret
+    from apps.pipelines.secrets.services import MAX_VALUE_LENGTH, MIN_VALUE_LENGTH
 
     value = trigger.get("secret")
     if value in (None, ""):
         return []
+    where = pointer_join(pointer, "secret")
     if not isinstance(value, str):
-        return [Problem(pointer_join(pointer, "secret"), "must be a string")]
-    if not names_in(value)[0]:
-        return [Problem(pointer_join(pointer, "secret"),
-                        "must be a reference to an application secret, ${#secret('name')}: every reader of the "
-                        "application reads the document")]
+        return [Problem(where, "must be a string")]
+    if not mentions_secret(value) and not MIN_VALUE_LENGTH <= len(value) <= MAX_VALUE_LENGTH:
+        return [Problem(where, f"must be {MIN_VALUE_LENGTH} to {MAX_VALUE_LENGTH} characters long, or a reference "
+                               "to an application secret, ${#secret('name')}")]
     return []
 
 

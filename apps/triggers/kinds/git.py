@@ -43,8 +43,8 @@ class GitKind(TriggerKind):
         StageField("project", label="Project", required=True, help="The organisation or group"),
         StageField("slug", label="Repository", required=True),
         StageField("branch", label="Branch", help="A regular expression; empty: any branch"),
-        StageField("secret", label="Secret", help="A reference to an application secret, ${#secret('name')}: "
-                   "checks the hook's signature"),
+        StageField("secret", label="Secret", help="Checks the hook's signature: a reference to an application "
+                   "secret, ${#secret('name')}, or the value, which saving moves into the application's secrets"),
     )
 
     def key(self, trigger: dict) -> str | None:

@@ -47,7 +47,8 @@ class WebhookKind(TriggerKind):
     secret_fields = ("secret",)
     fields = (
         StageField("source", label="Source", required=True, help="The last part of /webhooks/webhook/<source>"),
-        StageField("secret", label="Secret", help="A reference to an application secret: ${#secret('name')}"),
+        StageField("secret", label="Secret", help="A reference to an application secret, ${#secret('name')}, or "
+                   "the value, which saving moves into the application's secrets"),
         StageField("payloadConstraints", "object", "Payload constraints",
                    help="Keys of the payload and the regular expression each must match"),
     )
