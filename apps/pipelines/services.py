@@ -42,10 +42,12 @@ from apps.pipelines.checks import (
     window_skip_refusal,
 )
 from apps.pipelines.definition import check_pipeline, identity_problems, resolve_parameters, validate_pipeline
+from apps.pipelines.definition.trigger_types import trigger_secret_fields
 from apps.pipelines.governance import APPLICATION_ACTIONS
 from apps.pipelines.models import Application, Execution, Pipeline, PipelineRevision, StageExecution
 from apps.pipelines.problems import InvalidDocument, Problem
-from apps.pipelines.secrets.services import check_secret_references, do_take_plain_trigger_secrets
+from apps.pipelines.secrets.references import mentions_secret, reference_text
+from apps.pipelines.secrets.services import check_secret_references, do_set_secret
 from apps.pipelines.stages.manual_judgment import CONTINUE, STOP, judgment_options
 
 # --- Applications -------------------------------------------------------------------------------
@@ -115,6 +117,35 @@ def check_save_pipeline(user: Actor | str, application_name) -> None:
     check_permission(user, WRITE, application, field="application")
 
 
+def _taken_secret_name(pipeline_name: str, index: int, field: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", pipeline_name).strip("-._")[:60] or "pipeline"
+    return f"{stem}-trigger-{index}-{field}"
+
+
+def _take_plain_trigger_secrets(document: dict, application: Application, *, user: Actor | str) -> dict:
+    """Move each plain value of a trigger field that holds a secret (a git trigger's ``secret``, as Spinnaker
+    exports it) into the application's secrets, and reference it instead: every reader of the application
+    reads the document, so the document never keeps the value. The secret is named after the pipeline, the
+    trigger's position and the field (saving the same document again replaces its value). Changes ``document``
+    in place; call it in the save's transaction."""
+    triggers = document.get("triggers")
+    for index, trigger in enumerate(triggers if isinstance(triggers, list) else []):
+        if not isinstance(trigger, dict):
+            continue
+        for field in trigger_secret_fields(trigger.get("type")):
+            value = trigger.get(field)
+            if not isinstance(value, str) or not value or mentions_secret(value):
+                continue
+            name = _taken_secret_name(str(document.get("name") or ""), index, field)
+            try:
+                do_set_secret(application, name, value, user=user)
+            except InvalidDocument as refused:
+                where = f"/triggers/{index}/{field}"
+                raise InvalidDocument([Problem(where, problem.message) for problem in refused.problems]) from None
+            trigger[field] = reference_text(name)
+    return document
+
+
 def do_save_pipeline(document: dict, *, user: Actor | str = "") -> tuple[Pipeline, bool]:
     """Create or update the pipeline named by the document's ``application`` and ``name``.
 
@@ -132,7 +163,7 @@ def do_save_pipeline(document: dict, *, user: Actor | str = "") -> tuple[Pipelin
         if application is None:
             application = Application.objects.create(name=document["application"])
         document["application"] = application.name  # as it was first written, whatever case this one uses
-        do_take_plain_trigger_secrets(document, application, user=actor)
+        _take_plain_trigger_secrets(document, application, user=actor)
         pipeline = (
             Pipeline.objects.select_for_update().filter(application=application, name=document["name"]).first()
         )

@@ -8,18 +8,15 @@ are in ``store.py``.
 
 from __future__ import annotations
 
-import re
-
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from apps.accounts.audit import Actor, record
 from apps.accounts.permissions import WRITE, require
-from apps.pipelines.definition.trigger_types import trigger_secret_fields
 from apps.pipelines.models import Application, Secret, secret_name_validator
 from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.secrets import crypto
-from apps.pipelines.secrets.references import mentions_secret, reference_text, references
+from apps.pipelines.secrets.references import references
 
 
 def check_permission(user: Actor | str, action: str, obj) -> None:
@@ -117,31 +114,3 @@ def check_secret_references(document) -> None:
     if problems:
         raise InvalidDocument(problems)
 
-
-def _taken_secret_name(pipeline_name: str, index: int, field: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", pipeline_name).strip("-._")[:60] or "pipeline"
-    return f"{stem}-trigger-{index}-{field}"
-
-
-def do_take_plain_trigger_secrets(document: dict, application: Application, *, user: Actor | str) -> dict:
-    """Move each plain value of a trigger field that holds a secret (a git trigger's ``secret``, as Spinnaker
-    exports it) into the application's secrets, and reference it instead: every reader of the application
-    reads the document, so the document never keeps the value. The secret is named after the pipeline, the
-    trigger's position and the field (saving the same document again replaces its value). Changes ``document``
-    in place; call it in the save's transaction."""
-    triggers = document.get("triggers")
-    for index, trigger in enumerate(triggers if isinstance(triggers, list) else []):
-        if not isinstance(trigger, dict):
-            continue
-        for field in trigger_secret_fields(trigger.get("type")):
-            value = trigger.get(field)
-            if not isinstance(value, str) or not value or mentions_secret(value):
-                continue
-            name = _taken_secret_name(str(document.get("name") or ""), index, field)
-            try:
-                do_set_secret(application, name, value, user=user)
-            except InvalidDocument as refused:
-                where = f"/triggers/{index}/{field}"
-                raise InvalidDocument([Problem(where, problem.message) for problem in refused.problems]) from None
-            trigger[field] = reference_text(name)
-    return document
