@@ -198,6 +198,14 @@ def test_naming_another_credential_source_replaces_the_one_held(tmp_path):
     assert "/context" in refused_pointers({"name": "k8s", "context": "local"})
 
 
+def test_a_kubeconfig_file_that_is_not_a_regular_file_is_refused_without_waiting_for_it(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+
+    problems = refused_pointers({"name": "k8s", "kubeconfigFile": str(tmp_path / "fifo")})
+
+    assert problems == {"/kubeconfigFile": "is not a regular file"}
+
+
 # --- Write-only contents ------------------------------------------------------------------------
 
 
@@ -247,6 +255,8 @@ def test_the_admin_saves_through_the_service_and_keeps_the_contents_when_left_em
     assert (account.kubeconfig, account.namespaces, account.omit_kinds) == (token, ["shop", "shop-test"], ["Secret"])
     assert bad.status_code == 200 and b"has no context &#x27;nope&#x27;" in bad.content
     assert AuditEvent.objects.filter(object_type="kubernetes_account", source="admin").count() == 2
+    grants = admin.get(f"/admin/deployments/kubernetesaccount/{account.pk}/permissions/")
+    assert grants.status_code == 200 and TOKEN.encode() not in grants.content
 
 
 # --- Who may do what ----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Loading accounts from a YAML file (``manage.py accounts load FILE``): idempotent, all or nothing.
 
 The format (the README's): lists, ``registries`` and ``docker`` (and those
-other apps add with :func:`register_account_section`, such as canary
+added with :func:`register_account_section`: this app's ``kubernetes``, canary
 analysis' ``prometheus``), of account documents as the API takes them. Registries are saved first, so an
 engine may name a registry of the same file. Loading the same file again
 changes nothing; a file with any problem changes nothing either, and every

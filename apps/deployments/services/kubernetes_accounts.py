@@ -53,6 +53,10 @@ MAX_LIST_ENTRIES = 200
 NAMESPACE_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # A kind (``Deployment``, ``deployment``) or a custom resource's kind with its group (``CronTab.stable.example.com``).
 KIND_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,62}(\.[a-z0-9]([a-z0-9.-]{0,188}[a-z0-9])?)?$")
+NAMESPACE_ENTRY = (NAMESPACE_PATTERN, "a namespace: lowercase letters, digits and hyphens, at most 63")
+KIND_ENTRY = (KIND_PATTERN, "a kind, e.g. Deployment or deployment")
+LIST_ENTRIES = {"namespaces": NAMESPACE_ENTRY, "omitNamespaces": NAMESPACE_ENTRY, "kinds": KIND_ENTRY,
+                "omitKinds": KIND_ENTRY}
 FILE_PATTERN = re.compile(r"^/[^\x00:]{1,1023}$")
 CONTEXT_PATTERN = re.compile(r"^[^\x00\s]{1,253}$")
 
@@ -75,8 +79,7 @@ def _list_problems(document: dict, key: str) -> list[Problem]:
         return [Problem(f"/{key}", "must be a list of names")]
     if len(value) > MAX_LIST_ENTRIES:
         return [Problem(f"/{key}", f"must have at most {MAX_LIST_ENTRIES} entries")]
-    pattern, hint = ((NAMESPACE_PATTERN, "a namespace: lowercase letters, digits and hyphens, at most 63")
-                     if "amespaces" in key else (KIND_PATTERN, "a kind, e.g. Deployment or deployment"))
+    pattern, hint = LIST_ENTRIES[key]
     return [Problem(f"/{key}/{index}", f"must be {hint}") for index, entry in enumerate(value)
             if not isinstance(entry, str) or not pattern.match(entry)]
 

@@ -8,6 +8,7 @@ the client when it connects, so a kubeconfig is checked the same way both times.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import yaml
@@ -45,6 +46,9 @@ def parse_kubeconfig(text: str) -> dict:
 def read_kubeconfig_file(path: str) -> str:
     """The text of the kubeconfig file at ``path``, read within the size bound; KubeconfigInvalid otherwise."""
     try:
+        # A FIFO or a device would block the read or never end it.
+        if not stat.S_ISREG(Path(path).stat().st_mode):
+            raise KubeconfigInvalid("is not a regular file")
         with Path(path).open("rb") as file:
             data = file.read(MAX_KUBECONFIG_BYTES + 1)
     except OSError as error:
