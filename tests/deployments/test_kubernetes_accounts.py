@@ -9,6 +9,7 @@ import os
 import socket
 import time
 from io import StringIO
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -32,6 +33,7 @@ from apps.deployments.providers.kubernetes.client import (
 )
 from apps.deployments.services.accounts import check_deploy
 from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
+from apps.deployments.stages.common import StageRefused, kubernetes_account
 from apps.pipelines.problems import InvalidDocument
 
 pytestmark = pytest.mark.django_db
@@ -101,7 +103,7 @@ kubernetes:
     second = load(tmp_path, text)
 
     assert "created kubernetes/k8s" in first and "created kubernetes/inline" in first
-    assert "created" not in second
+    assert second.split() == ["unchanged", "kubernetes/k8s", "unchanged", "kubernetes/inline"]
     assert (row(k8s), row(inline)) == before, "the second load wrote nothing, not even a new token"
     assert AuditEvent.objects.filter(object_type="kubernetes_account").count() == events == 2
     assert (k8s.kubeconfig_file, k8s.context, k8s.namespaces, k8s.omit_kinds) == (path, "local", ["shop", "shop-test"],
@@ -280,6 +282,23 @@ def test_deploying_to_a_kubernetes_account_needs_its_deploy_permission_direct_or
                                                                                                 False]
     assert list(KubernetesAccount.objects.restrict(outsider, "read")) == []
     assert list(KubernetesAccount.objects.restrict(deployer, DEPLOY)) == [account]
+
+
+def test_a_stage_gets_the_account_only_when_the_identity_it_acts_as_may_deploy_to_it():
+    account, _ = do_save_kubernetes_account({"name": "k8s", "kubeconfigContents": KUBECONFIG}, actor="ops")
+    reader, deployer = User.objects.create_user("bob"), User.objects.create_user("erin")
+    do_grant(account, reader, "read", actor="ops")
+    do_grant(account, deployer, "deploy", actor="ops")
+
+    def stage_run_as(user):
+        return SimpleNamespace(execution=SimpleNamespace(run_as_name=user.username, started_by=user.username,
+                                                         run_as_system=False, run_as_id=user.pk))
+
+    assert kubernetes_account(stage_run_as(deployer), "k8s") == account
+    with pytest.raises(StageRefused, match=r"^account: You may not deploy in kubernetes account k8s\.$"):
+        kubernetes_account(stage_run_as(reader), "k8s")
+    with pytest.raises(StageRefused, match=r"^account: there is no Kubernetes account 'nope'$"):
+        kubernetes_account(stage_run_as(deployer), "nope")
 
 
 def test_only_an_administrator_adds_an_account_and_only_managers_change_one(tmp_path):
