@@ -245,6 +245,7 @@ def test_the_admin_saves_through_the_service_and_keeps_the_contents_when_left_em
     form = {"name": "k8s", "kubeconfig_contents": KUBECONFIG, "kubeconfig_file": "", "context": "local",
             "namespaces": '["shop"]', "omit_namespaces": "[]", "kinds": "[]", "omit_kinds": '["Secret"]'}
 
+    assert admin.get("/admin/deployments/kubernetesaccount/add/").status_code == 200
     added = admin.post("/admin/deployments/kubernetesaccount/add/", form)
     account = KubernetesAccount.objects.get(name="k8s")
     token = account.kubeconfig
