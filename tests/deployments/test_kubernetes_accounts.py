@@ -422,10 +422,10 @@ def test_inline_certificates_live_in_a_private_directory_only_while_the_client_i
     with api_client(account) as again:
         assert open(again.configuration.ssl_ca_cert).read() == "-----BEGIN-----\n"
 
-    assert "/cdp-kube-" in authority
+    assert "/cdp-kubeconfig-" in authority
     assert not os.path.exists(authority) and not os.path.exists(again.configuration.ssl_ca_cert)
     # Nor does the library remember the certificate's contents once the client is closed.
-    assert not [name for name in kube_config._temp_files.values() if "/cdp-kube-" in name]
+    assert not [name for name in kube_config._temp_files.values() if "/cdp-kubeconfig-" in name]
 
 
 def test_a_client_whose_file_is_gone_or_whose_pod_has_no_service_account_says_so(tmp_path, monkeypatch):

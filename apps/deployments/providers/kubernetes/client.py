@@ -132,7 +132,7 @@ def _forget_files_in(directory: str) -> None:
 def api_client(account: KubernetesAccount) -> Iterator[kubernetes_client.ApiClient]:
     """An API client of the account's cluster, closed on exit; KubernetesUnreachable when its credentials do not
     load, or (on a request) when the API server does not answer."""
-    with tempfile.TemporaryDirectory(prefix="cdp-kube-") as directory:
+    with tempfile.TemporaryDirectory(prefix="cdp-kubeconfig-") as directory:
         try:
             try:
                 configuration = _configuration(account, directory)
