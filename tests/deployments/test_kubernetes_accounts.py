@@ -1,7 +1,7 @@
 """Kubernetes accounts: the YAML file's ``kubernetes`` section, kubeconfigs checked at their pointers, write-only
 contents, the deploy permission through the one permission model, the namespaces and kinds an account may touch,
-and API clients built from contents, a file and the worker pod's service account (no cluster needed: the API
-server is at a port nobody listens on, or a socket that never answers)."""
+and API clients built from contents, a file and the worker pod's service account: against an API server at a
+port nobody listens on or a socket that never answers, and at the end against the real test cluster's."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from io import StringIO
 from types import SimpleNamespace
 
 import pytest
+import yaml
 from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 from django.test import Client
 from kubernetes import client as kubernetes_client
+from kubernetes.client.exceptions import ApiException
 from kubernetes.config import incluster_config, kube_config
 from rest_framework.test import APIClient
 
@@ -478,3 +480,32 @@ def test_a_request_to_an_api_server_that_never_answers_ends_within_the_bound(mon
     assert time.monotonic() - started < 5
     assert str(unreachable.value) == (f"Kubernetes account 'k8s': the API server at http://127.0.0.1:{port} did not "
                                       "answer: timed out")
+
+
+# --- A real API server (tests/deployments/kubecluster.py) -------------------------------------------
+
+
+def test_clients_from_contents_and_from_a_file_with_its_context_talk_to_a_real_api_server(kube_cluster):
+    context = yaml.safe_load(kube_cluster.kubeconfig)["current-context"]
+    inline, _ = do_save_kubernetes_account({"name": "inline", "kubeconfigContents": kube_cluster.kubeconfig},
+                                           actor="ops")
+    from_file, _ = do_save_kubernetes_account({"name": "file", "kubeconfigFile": str(kube_cluster.kubeconfig_path),
+                                               "context": context}, actor="ops")
+
+    for account in (inline, from_file):
+        with api_client(account) as client:
+            namespaces = {item.metadata.name for item in kubernetes_client.CoreV1Api(client).list_namespace().items}
+        assert {"default", "kube-system"} <= namespaces, account.name
+
+
+def test_a_token_the_api_server_refuses_is_its_answer_not_an_unreachable_cluster(kube_cluster):
+    kubeconfig = yaml.safe_load(kube_cluster.kubeconfig)
+    for user in kubeconfig["users"]:
+        user["user"] = {"token": "not-a-token-it-knows"}
+    account, _ = do_save_kubernetes_account({"name": "wrong", "kubeconfigContents": yaml.safe_dump(kubeconfig)},
+                                            actor="ops")
+
+    with api_client(account) as client, pytest.raises(ApiException) as refused:
+        kubernetes_client.CoreV1Api(client).list_namespace()
+
+    assert refused.value.status == 401

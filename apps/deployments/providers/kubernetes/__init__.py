@@ -2,5 +2,6 @@
 
 ``client.py`` turns an account row into a configured ``kubernetes.client.ApiClient`` and decides which
 namespaces and kinds the account may touch; ``kubeconfig.py`` reads and checks kubeconfig documents, for the
-account services (on save) and for the client (on use).
+account services (on save) and for the client (on use); ``resources.py`` finds a kind's API resource through
+the dynamic client.
 """
