@@ -1,8 +1,11 @@
 """Deployment accounts in the admin: listed to those who may read them, saved and deleted through the services.
 
 Credentials are write-only here as everywhere: the form has a field to set
-(or, left empty, keep) the password or client key, and never shows it.
+(or, left empty, keep) the password, client key or kubeconfig contents, and never shows it.
 """
+
+from collections.abc import Callable
+from typing import Any
 
 from django import forms
 from django.contrib import admin
@@ -12,7 +15,7 @@ from apps.accounts.admin import GrantsAdminMixin, RestrictedAdminMixin
 from apps.accounts.audit import Actor
 from apps.accounts.models import AuditSource
 from apps.accounts.permissions import MANAGE, can, is_superuser
-from apps.deployments.models import DockerAccount, RegistryAccount
+from apps.deployments.models import DockerAccount, KubernetesAccount, RegistryAccount
 from apps.deployments.services.accounts import (
     do_delete_account,
     do_save_docker_account,
@@ -20,6 +23,7 @@ from apps.deployments.services.accounts import (
     docker_account_problems,
     registry_account_problems,
 )
+from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account, kubernetes_account_problems
 from apps.pipelines.problems import InvalidDocument
 
 
@@ -63,6 +67,33 @@ class DockerAccountForm(forms.ModelForm):
         return data
 
 
+class KubernetesAccountForm(forms.ModelForm):
+    kubeconfig_contents = forms.CharField(
+        required=False, strip=False, widget=forms.Textarea(attrs={"rows": 6}),
+        help_text="Write-only text of a kubeconfig. Leave empty to keep the one held; to use a file or the pod's "
+                  "service account instead, leave it empty and fill that in.")
+
+    class Meta:
+        model = KubernetesAccount
+        fields = ("name", "kubeconfig_file", "context", "in_cluster", "namespaces", "omit_namespaces", "kinds",
+                  "omit_kinds")
+
+    def document(self, data: dict) -> dict:
+        """The account document of the form's values, in the services' names."""
+        document = {"name": data.get("name") or self.instance.name, "kubeconfigFile": data.get("kubeconfig_file") or "",
+                    "context": data.get("context") or "", "serviceAccount": bool(data.get("in_cluster")),
+                    "namespaces": data.get("namespaces") or [], "omitNamespaces": data.get("omit_namespaces") or [],
+                    "kinds": data.get("kinds") or [], "omitKinds": data.get("omit_kinds") or []}
+        if data.get("kubeconfig_contents"):
+            document["kubeconfigContents"] = data["kubeconfig_contents"]
+        return document
+
+    def clean(self):
+        data = super().clean()
+        refuse(kubernetes_account_problems(self.document(data), existing=self.instance if self.instance.pk else None))
+        return data
+
+
 class AccountAdminMixin(GrantsAdminMixin, RestrictedAdminMixin):
     """Accounts: added by superusers, changed and deleted by their managers, always through the services."""
 
@@ -81,10 +112,13 @@ class AccountAdminMixin(GrantsAdminMixin, RestrictedAdminMixin):
     def document(self, obj, form) -> dict:
         raise NotImplementedError
 
+    # The service that saves this admin's kind of account (a staticmethod): (document, actor=) -> (account, created).
+    save_account: Callable[..., tuple[Any, bool]]
+
     def save_model(self, request, obj, form, change):
-        save = do_save_docker_account if isinstance(obj, DockerAccount) else do_save_registry_account
         try:
-            saved, _ = save(self.document(obj, form), actor=Actor.from_request(request, source=AuditSource.ADMIN))
+            saved, _ = self.save_account(self.document(obj, form),
+                                         actor=Actor.from_request(request, source=AuditSource.ADMIN))
         except InvalidDocument as error:
             raise forms.ValidationError(str(error)) from None
         obj.pk = saved.pk
@@ -106,6 +140,7 @@ class RegistryAccountAdmin(AccountAdminMixin, GuardedModelAdmin):
     """Registry accounts, their address and whether they hold credentials (never the credentials)."""
 
     form = RegistryAccountForm
+    save_account = staticmethod(do_save_registry_account)
     list_display = ("name", "address", "insecure", "username", "has_credentials")
     search_fields = ("name", "address")
 
@@ -125,6 +160,7 @@ class DockerAccountAdmin(AccountAdminMixin, GuardedModelAdmin):
     """Docker engine accounts: where they connect, the registries they pull from."""
 
     form = DockerAccountForm
+    save_account = staticmethod(do_save_docker_account)
     list_display = ("name", "host", "tls")
     search_fields = ("name", "host")
 
@@ -136,3 +172,17 @@ class DockerAccountAdmin(AccountAdminMixin, GuardedModelAdmin):
         if data.get("client_key"):
             document["clientKey"] = data["client_key"]
         return document
+
+
+@admin.register(KubernetesAccount)
+class KubernetesAccountAdmin(AccountAdminMixin, GuardedModelAdmin):
+    """Kubernetes accounts: where their credentials come from (never the kubeconfig's contents) and which
+    namespaces and kinds they may touch."""
+
+    form = KubernetesAccountForm
+    save_account = staticmethod(do_save_kubernetes_account)
+    list_display = ("name", "context", "kubeconfig_file", "in_cluster", "has_kubeconfig")
+    search_fields = ("name", "context")
+
+    def document(self, obj, form) -> dict:
+        return form.document({**form.cleaned_data, "name": obj.name})

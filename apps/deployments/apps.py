@@ -14,11 +14,14 @@ class DeploymentsConfig(AppConfig):
         # Models can be imported only once the registry is ready, hence here and not at the top.
         from apps.deployments import governance
         from apps.deployments.demo import docker_demo
+        from apps.deployments.services.account_files import register_account_section
+        from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
         from apps.deployments.stages import builtin  # noqa: F401  (registers the deployments' stage types)
         from apps.pipelines.demo_hooks import register_demo_hook
 
         governance.register()
         register_demo_hook(docker_demo)
+        register_account_section("kubernetes", do_save_kubernetes_account)
         register_periodic_jobs()
 
 

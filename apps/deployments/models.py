@@ -1,4 +1,5 @@
-"""Deployment accounts (Docker engines, registries) and their grant tables; server groups and load balancers."""
+"""Deployment accounts (Docker engines, registries, Kubernetes clusters) and their grant tables; server groups and
+load balancers."""
 
 from __future__ import annotations
 
@@ -85,6 +86,72 @@ class DockerAccount(models.Model):
     @property
     def has_client_key(self) -> bool:
         return bool(self.client_key)
+
+
+class KubernetesAccount(models.Model):
+    """A Kubernetes cluster manifests are deployed to, as Spinnaker's Clouddriver configures one.
+
+    Exactly one credential source: ``kubeconfig`` (the contents of a
+    kubeconfig, write-only and encrypted as a Docker client key is, with
+    ``kubeconfig_digest`` so saving the same contents again changes nothing),
+    ``kubeconfig_file`` (a path on the worker) or ``in_cluster`` (the service
+    account of the pod the worker runs in). ``context`` picks one of the
+    kubeconfig's contexts (blank: its current context). ``namespaces`` and
+    ``kinds``, when not empty, are the only namespaces and kinds the account
+    may touch; ``omit_namespaces`` and ``omit_kinds`` are never touched
+    (apps/deployments/providers/kubernetes/client.py checks both).
+    """
+
+    name = models.CharField(max_length=63, unique=True, validators=[account_name_validator])
+    kubeconfig = models.TextField(blank=True, editable=False)
+    # HMAC of the kubeconfig's plain contents (apps/deployments/services/kubernetes_accounts.py): telling the same
+    # contents from new ones without opening the token.
+    kubeconfig_digest = models.CharField(max_length=64, blank=True, editable=False)
+    kubeconfig_file = models.CharField(max_length=1024, blank=True,
+                                       help_text="Absolute path of a kubeconfig file on the worker.")
+    context = models.CharField(max_length=253, blank=True, help_text="The kubeconfig context; blank: its current one.")
+    in_cluster = models.BooleanField(default=False, help_text="The service account of the pod the worker runs in.")
+    namespaces = models.JSONField(default=list, blank=True,
+                                  help_text="The only namespaces it may touch; empty: any.")
+    omit_namespaces = models.JSONField(default=list, blank=True, help_text="Namespaces it never touches.")
+    kinds = models.JSONField(default=list, blank=True, help_text="The only kinds it may touch; empty: any.")
+    omit_kinds = models.JSONField(default=list, blank=True, help_text="Kinds it never touches.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("deploy_kubernetesaccount", "Can deploy, patch, scale and delete manifests on the cluster"),
+            ("manage_kubernetesaccount", "Can change the cluster account and grant permissions on it"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_kubeconfig(self) -> bool:
+        return bool(self.kubeconfig)
+
+
+class KubernetesAccountUserPermission(UserObjectPermissionBase):
+    """A permission on one Kubernetes cluster account granted to one user."""
+
+    content_object = models.ForeignKey(KubernetesAccount, on_delete=models.CASCADE)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        pass
+
+
+class KubernetesAccountGroupPermission(GroupObjectPermissionBase):
+    """A permission on one Kubernetes cluster account granted to a group (a team)."""
+
+    content_object = models.ForeignKey(KubernetesAccount, on_delete=models.CASCADE)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        pass
 
 
 class DockerAccountUserPermission(UserObjectPermissionBase):

@@ -42,6 +42,7 @@ from apps.canary.presets import HTTP_PRESET
 from apps.canary.services import do_save_account, do_save_config
 from apps.deployments.models import ServerGroup, TrafficGuard
 from apps.deployments.services.accounts import do_save_docker_account, do_save_registry_account
+from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
 from apps.notifications.models import Delivery
 from apps.notifications.services import do_create_subscription
 from apps.pipelines.checks import child_start_refusal
@@ -64,6 +65,13 @@ JUDGMENT = {
     "selectedStageRoles": [JUDGES],
 }
 STAGES = [WAIT, JUDGMENT]
+# A kubeconfig of a cluster nobody listens at: the accounts API never connects.
+KUBECONFIG = """
+clusters: [{name: matrix, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: matrix, user: {token: matrix-token-1}}]
+contexts: [{name: matrix, context: {cluster: matrix, user: matrix}}]
+current-context: matrix
+"""
 
 # What each role may read, and which service accounts it sees: stated here, not asked of the code under test.
 READABLE = {role: {"shop"} for role in ROLES} | {"anonymous": set(), "charlie": set(), "root": {"shop", "secret"}}
@@ -100,6 +108,8 @@ class Target:
     metrics: str = ""
     canary_config: int = 0
     canary_analysis: int = 0
+    # The Kubernetes account (bob reads, erin deploys, alice manages; vault's granted to nobody).
+    kubernetes: str = ""
 
 
 def shaped_executions(pipeline: Pipeline) -> dict[str, str]:
@@ -164,10 +174,10 @@ def build_world() -> SimpleNamespace:
         tokens=tokens,
         bot_token=bot_secret,
         shop=Target("shop", str(deliver.id), "deliver", shop_executions, "shop-engine", "shop-registry",
-                    shop_event, *notified["shop"], "shop-metrics", *canary["shop"]),
+                    shop_event, *notified["shop"], "shop-metrics", *canary["shop"], kubernetes="shop-kubernetes"),
         secret=Target("secret", str(vault.id), "vault", dict.fromkeys(shop_executions, secret_execution),
                       "vault-engine", "vault-registry", secret_event, *notified["secret"], "vault-metrics",
-                      *canary["secret"]),
+                      *canary["secret"], kubernetes="vault-kubernetes"),
     )
 
 
@@ -181,7 +191,8 @@ def trigger_event(pipeline: Pipeline) -> str:
 
 
 def build_accounts(users: dict) -> None:
-    """shop's engine and registry (bob reads, erin deploys, alice manages) and vault's, granted to nobody."""
+    """shop's engine, registry and Kubernetes account (bob reads, erin deploys, alice manages) and vault's,
+    granted to nobody."""
     for prefix in ("shop", "vault"):
         registry, _ = do_save_registry_account({"name": f"{prefix}-registry", "address": "127.0.0.1:5000",
                                                 "username": "ci", "password": "registry-pass-1"}, actor="setup")
@@ -189,8 +200,10 @@ def build_accounts(users: dict) -> None:
                                             "registries": [registry.name]}, actor="setup")
         metrics, _ = do_save_account({"name": f"{prefix}-metrics", "url": "http://127.0.0.1:9090",
                                       "bearerToken": "prom-token-1"}, actor="setup")
+        kubernetes, _ = do_save_kubernetes_account({"name": f"{prefix}-kubernetes", "kubeconfigContents": KUBECONFIG,
+                                                    "namespaces": [prefix]}, actor="setup")
         if prefix == "shop":
-            for account in (engine, registry):
+            for account in (engine, registry, kubernetes):
                 for name, action in [("bob", "read"), ("erin", "deploy"), ("alice", "manage")]:
                     do_grant(account, users[name], action, actor="setup")
             for name, action in [("bob", "read"), ("erin", "use"), ("alice", "manage")]:
@@ -398,6 +411,8 @@ ENDPOINTS = {
     **account_endpoints("docker-accounts", "docker-account", "engine", {"host": "unix:///run/docker.sock"}),
     **account_endpoints("registry-accounts", "registry-account", "registry",
                         {"address": "127.0.0.1:5001", "password": "registry-pass-2"}),
+    **account_endpoints("kubernetes-accounts", "kubernetes-account", "kubernetes",
+                        {"kubeconfigContents": KUBECONFIG, "namespaces": ["shop", "shop-test"]}),
     **account_endpoints("prometheus-accounts", "prometheus-account", "metrics", {"url": "http://127.0.0.1:9091"},
                         granting="use"),
     "canary-configs.list": Endpoint("application-canary-configs", "GET",
@@ -491,7 +506,7 @@ ROWS = {
     # Inbound trigger events: to the readers of the application whose trigger they matched.
     "trigger-events.list":    (401, 200, 200, 200, 200, 200, 200, 200),
     "trigger-events.detail":  (401, 404, 200, 200, 200, 200, 200, 200),
-    # Accounts are granted on their own (Fiat's accounts): bob reads shop's two, erin deploys to them, alice
+    # Accounts are granted on their own (Fiat's accounts): bob reads shop's three, erin deploys to them, alice
     # manages them; dave and ci-bot hold nothing on them, so they are 404 to them. Only an administrator adds one.
     "clusters.list":                 (401, 404, 200, 200, 200, 200, 200, 200),
     # execute on the application and deploy on the account (only erin has both); the guard then refuses (409).
@@ -515,6 +530,14 @@ ROWS = {
     "registry-accounts.permissions": (401, 404, 200, 200, 200, 404, 404, 200),
     "registry-accounts.grant":       (401, 404, 403, 201, 403, 404, 404, 201),
     "registry-accounts.revoke":      (401, 404, 403, 204, 403, 404, 404, 204),
+    "kubernetes-accounts.list":        (401, 200, 200, 200, 200, 200, 200, 200),
+    "kubernetes-accounts.detail":      (401, 404, 200, 200, 200, 404, 404, 200),
+    "kubernetes-accounts.create":      (401, 403, 403, 403, 403, 403, 403, 201),
+    "kubernetes-accounts.update":      (401, 404, 403, 200, 403, 404, 404, 200),
+    "kubernetes-accounts.delete":      (401, 404, 403, 204, 403, 404, 404, 204),
+    "kubernetes-accounts.permissions": (401, 404, 200, 200, 200, 404, 404, 200),
+    "kubernetes-accounts.grant":       (401, 404, 403, 201, 403, 404, 404, 201),
+    "kubernetes-accounts.revoke":      (401, 404, 403, 204, 403, 404, 404, 204),
     # Metrics accounts as the other accounts (erin uses rather than deploys); canary configs and analyses as the
     # application's other objects: read to see, write to change.
     "prometheus-accounts.list":        (401, 200, 200, 200, 200, 200, 200, 200),
@@ -624,6 +647,7 @@ def visible(world, role: str) -> dict[str, set]:
             {"local", "shop-deploys", "secret-deploys"} if role == "root" else set()) | (
             {"shop-deploys"} if role == "erin" else set()),
         "/api/registry-accounts/": {f"{name}-registry" for name in ACCOUNTS_SEEN[role]},
+        "/api/kubernetes-accounts/": {f"{name}-kubernetes" for name in ACCOUNTS_SEEN[role]},
         "/api/prometheus-accounts/": {f"{name}-metrics" for name in ACCOUNTS_SEEN[role]},
         "/api/canary-analyses/": set(CanaryAnalysis.objects.filter(application__name__in=apps)
                                      .values_list("pk", flat=True)),
@@ -642,7 +666,8 @@ def hidden(world, role: str) -> dict[str, set]:
 LIST_KEYS = {
     "/api/applications/": "name", "/api/pipelines/": "id", "/api/executions/": "id", "/api/audit-events/": "id",
     "/api/tokens/": "id", "/api/service-accounts/": "username", "/api/docker-accounts/": "name",
-    "/api/registry-accounts/": "name", "/api/trigger-events/": "id", "/api/notification-deliveries/": "id",
+    "/api/registry-accounts/": "name", "/api/kubernetes-accounts/": "name", "/api/trigger-events/": "id",
+    "/api/notification-deliveries/": "id",
     "/api/prometheus-accounts/": "name", "/api/canary-analyses/": "id",
 }
 

@@ -54,6 +54,7 @@ from apps.canary.presets import HTTP_PRESET
 from apps.canary.services import do_save_account, do_save_config
 from apps.deployments.models import DockerAccount, ServerGroup, TrafficGuard
 from apps.deployments.services.accounts import do_save_docker_account, do_save_registry_account
+from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
 from apps.pipelines.choices import Status
 from apps.pipelines.models import Execution, Pipeline, StageExecution
 from apps.pipelines.secrets.services import do_set_secret
@@ -80,6 +81,14 @@ PARAMETERS = [
 # (text with a NUL, which PostgreSQL cannot store; times in offsets it refuses). Lone surrogates, the other text
 # no database stores, are left to the plain tests below: Schemathesis cannot carry them through its own checks.
 NUL = "nul\x00"
+# A kubeconfig of a cluster nobody listens at (the accounts API never connects), and one with a worker command.
+KUBECONFIG = """
+clusters: [{name: fuzz, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: fuzz, user: {token: fuzz-token-1}}]
+contexts: [{name: fuzz, context: {cluster: fuzz, user: fuzz}}, {name: other, context: {cluster: fuzz}}]
+current-context: fuzz
+"""
+KUBECONFIG_WITH_EXEC = KUBECONFIG.replace("{token: fuzz-token-1}", "{exec: {command: /bin/true}}")
 KNOWN_PATH = {
     "name": ["shop", "local", NUL], "username": ["deployer"], "number": ["1", "2"], "secret": ["deploy-token", NUL],
     "type": ["wait", "manualJudgment", NUL],
@@ -128,6 +137,14 @@ KNOWN_FIELDS = {
     "password": ["registry-pass", NUL],
     "url": ["http://127.0.0.1:9090", "ftp://x", NUL],
     "bearerToken": ["prom-token", NUL],
+    "kubeconfigContents": [KUBECONFIG, KUBECONFIG_WITH_EXEC, "clusters: [", "- a list", NUL],
+    "kubeconfigFile": ["/nonexistent/kubeconfig", "relative/kubeconfig", NUL],
+    "context": ["fuzz", "other", "missing", NUL],
+    "serviceAccount": [True],
+    "namespaces": [["shop", "shop-test"], [NUL], ["Not_A_Label"]],
+    "omitNamespaces": [["kube-system"], [NUL]],
+    "kinds": [["Deployment", "service"], [NUL]],
+    "omitKinds": [["Secret"], ["not a kind"]],
     "metrics": [HTTP_PRESET["metrics"], [{"name": NUL, "query": {"type": "prometheus", "metricName": NUL}}]],
     "classifier": [HTTP_PRESET["classifier"], {"groupWeights": {NUL: 1}}],
     # Expressions that reach each part of the evaluator: a miss left as text, a Java type, a selection, a
@@ -231,6 +248,8 @@ def world(in_process):
     do_set_secret(pipeline.application, "deploy-token", "tok-fuzz-0", user="root")
     do_save_registry_account({"name": "shop", "address": "127.0.0.1:5000", "password": "pass-fuzz"}, actor="root")
     do_save_docker_account({"name": "shop", "host": "tcp://127.0.0.1:2375", "registries": ["shop"]}, actor="root")
+    do_save_kubernetes_account({"name": "shop", "kubeconfigContents": KUBECONFIG, "namespaces": ["shop"]},
+                               actor="root")
     # Two server groups of a guarded cluster on the (unreachable) engine: an action is refused by the guard or by
     # the engine not answering (503, documented), and never starts a container.
     engine = DockerAccount.objects.get(name="shop")

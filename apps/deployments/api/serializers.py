@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from apps.accounts.api.serializers import BaseGrantSerializer, GranteeSerializer
 from apps.deployments.governance import ACCOUNT_ACTIONS
-from apps.deployments.models import DockerAccount, RegistryAccount
+from apps.deployments.models import DockerAccount, KubernetesAccount, RegistryAccount
 
 
 class RegistryAccountSerializer(serializers.ModelSerializer):
@@ -64,6 +64,49 @@ class DockerAccountWriteSerializer(serializers.Serializer):
     clientCert = serializers.CharField(required=False, allow_blank=True)
     clientKey = serializers.CharField(required=False, allow_blank=True, write_only=True)
     registries = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class KubernetesAccountSerializer(serializers.ModelSerializer):
+    """A Kubernetes account, in Clouddriver's names: where its credentials come from (never the kubeconfig's
+    contents: ``hasKubeconfig`` says whether it holds some) and which namespaces and kinds it may touch."""
+
+    cloudProvider = serializers.SerializerMethodField()
+    hasKubeconfig = serializers.BooleanField(source="has_kubeconfig", read_only=True)
+    kubeconfigFile = serializers.CharField(source="kubeconfig_file", read_only=True)
+    serviceAccount = serializers.BooleanField(source="in_cluster", read_only=True)
+    namespaces = serializers.ListField(child=serializers.CharField(), read_only=True)
+    omitNamespaces = serializers.ListField(source="omit_namespaces", child=serializers.CharField(), read_only=True)
+    kinds = serializers.ListField(child=serializers.CharField(), read_only=True)
+    omitKinds = serializers.ListField(source="omit_kinds", child=serializers.CharField(), read_only=True)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
+
+    class Meta:
+        model = KubernetesAccount
+        fields = ["name", "cloudProvider", "hasKubeconfig", "kubeconfigFile", "context", "serviceAccount",
+                  "namespaces", "omitNamespaces", "kinds", "omitKinds", "createdAt", "updatedAt"]
+        read_only_fields = fields
+
+    def get_cloudProvider(self, obj) -> str:
+        return "kubernetes"
+
+
+class KubernetesAccountWriteSerializer(serializers.Serializer):
+    """A Kubernetes account to create or change: keys left out keep their value; one of ``kubeconfigContents``
+    (write-only), ``kubeconfigFile`` or ``serviceAccount: true`` names its credentials."""
+
+    name = serializers.CharField(required=False)
+    kubeconfigContents = serializers.CharField(required=False, allow_blank=True, write_only=True, trim_whitespace=False,
+                                               help_text="Write-only: the text of a kubeconfig (at most 256 KB).")
+    kubeconfigFile = serializers.CharField(required=False, allow_blank=True,
+                                           help_text="Absolute path of a kubeconfig file on the worker.")
+    context = serializers.CharField(required=False, allow_blank=True)
+    serviceAccount = serializers.BooleanField(required=False,
+                                              help_text="The service account of the pod the worker runs in.")
+    namespaces = serializers.ListField(child=serializers.CharField(), required=False)
+    omitNamespaces = serializers.ListField(child=serializers.CharField(), required=False)
+    kinds = serializers.ListField(child=serializers.CharField(), required=False)
+    omitKinds = serializers.ListField(child=serializers.CharField(), required=False)
 
 
 class AccountGrantSerializer(BaseGrantSerializer):

@@ -1,4 +1,4 @@
-"""Routes of the deployments API: accounts (engines, registries) and their grants."""
+"""Routes of the deployments API: accounts (engines, registries, Kubernetes clusters) and their grants."""
 
 from django.urls import path, re_path
 
@@ -7,6 +7,8 @@ from apps.deployments.api.traffic_guards import TrafficGuardsView, TrafficGuardV
 from apps.deployments.api.views import (
     DockerAccountPermissionsView,
     DockerAccountViewSet,
+    KubernetesAccountPermissionsView,
+    KubernetesAccountViewSet,
     RegistryAccountPermissionsView,
     RegistryAccountViewSet,
 )
@@ -15,6 +17,7 @@ from cdplatform.api.routers import ApiRouter
 router = ApiRouter()
 router.register("docker-accounts", DockerAccountViewSet, basename="docker-account")
 router.register("registry-accounts", RegistryAccountViewSet, basename="registry-account")
+router.register("kubernetes-accounts", KubernetesAccountViewSet, basename="kubernetes-account")
 
 urlpatterns = [
     path("applications/<str:name>/clusters/", ApplicationClustersView.as_view(), name="application-clusters"),
@@ -28,5 +31,7 @@ urlpatterns = [
          name="docker-account-permissions"),
     path("registry-accounts/<str:name>/permissions/", RegistryAccountPermissionsView.as_view(),
          name="registry-account-permissions"),
+    path("kubernetes-accounts/<str:name>/permissions/", KubernetesAccountPermissionsView.as_view(),
+         name="kubernetes-account-permissions"),
     *router.urls,
 ]

@@ -1,6 +1,7 @@
-"""The accounts API of deployments: Docker engines and registries, listed to their readers, changed by managers.
+"""The accounts API of deployments: Docker engines, registries and Kubernetes clusters, listed to their readers,
+changed by managers.
 
-Bodies are checked by the services (apps/deployments/services/accounts.py),
+Bodies are checked by the services (apps/deployments/services/accounts.py and kubernetes_accounts.py),
 which answer problems with JSON pointers; credentials go in and never come out.
 """
 
@@ -15,7 +16,7 @@ from apps.accounts.api.views import GrantsView
 from apps.accounts.audit import Actor
 from apps.deployments.api import serializers as s
 from apps.deployments.governance import ACCOUNT_ACTIONS
-from apps.deployments.models import DockerAccount, RegistryAccount
+from apps.deployments.models import DockerAccount, KubernetesAccount, RegistryAccount
 from apps.deployments.services.accounts import (
     check_create_account,
     check_manage_account,
@@ -23,6 +24,7 @@ from apps.deployments.services.accounts import (
     do_save_docker_account,
     do_save_registry_account,
 )
+from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
 from cdplatform.api.schema import ErrorsSerializer
 from cdplatform.api.viewsets import RestrictedViewSetMixin
 
@@ -104,6 +106,25 @@ class DockerAccountViewSet(AccountViewSet):
     http_method_names = ["get", "post", "put", "delete"]
 
 
+@extend_schema_view(
+    list=extend_schema(summary="Kubernetes accounts you may read"),
+    retrieve=extend_schema(summary="A Kubernetes account (never its kubeconfig's contents)"),
+    create=extend_schema(summary="Add a Kubernetes account (administrators)",
+                         request=s.KubernetesAccountWriteSerializer, responses={201: s.KubernetesAccountSerializer}),
+    update=extend_schema(summary="Change a Kubernetes account (manage)", request=s.KubernetesAccountWriteSerializer,
+                         responses=s.KubernetesAccountSerializer),
+    destroy=extend_schema(summary="Delete a Kubernetes account (manage)", responses={204: None}),
+)
+class KubernetesAccountViewSet(AccountViewSet):
+    """Kubernetes clusters manifests are deployed to."""
+
+    queryset = KubernetesAccount.objects.all()
+    serializer_class = s.KubernetesAccountSerializer
+    write_serializer_class = s.KubernetesAccountWriteSerializer
+    save = staticmethod(do_save_kubernetes_account)
+    http_method_names = ["get", "post", "put", "delete"]
+
+
 class AccountPermissionsView(GrantsView):
     """Who may read, deploy to and manage an account: listed with read, changed with manage."""
 
@@ -135,3 +156,7 @@ class DockerAccountPermissionsView(AccountPermissionsView):
 
 class RegistryAccountPermissionsView(AccountPermissionsView):
     queryset = RegistryAccount.objects.all()
+
+
+class KubernetesAccountPermissionsView(AccountPermissionsView):
+    queryset = KubernetesAccount.objects.all()

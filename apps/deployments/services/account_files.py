@@ -1,7 +1,7 @@
 """Loading accounts from a YAML file (``manage.py accounts load FILE``): idempotent, all or nothing.
 
 The format (the README's): lists, ``registries`` and ``docker`` (and those
-other apps add with :func:`register_account_section`, such as canary
+added with :func:`register_account_section`: this app's ``kubernetes``, canary
 analysis' ``prometheus``), of account documents as the API takes them. Registries are saved first, so an
 engine may name a registry of the same file. Loading the same file again
 changes nothing; a file with any problem changes nothing either, and every
@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 from django.db import transaction
+from django.utils import timezone
 
 from apps.accounts.audit import Actor
 from apps.deployments.services.accounts import do_save_docker_account, do_save_registry_account
@@ -38,10 +39,19 @@ def register_account_section(name: str, save: Callable[..., tuple[Any, bool]]) -
 
 @dataclass
 class LoadReport:
-    """What a load did: the names created and the names whose documents were applied again."""
+    """What a load did: the names created, those whose documents were applied again, and those it left as they
+    were (an account whose save writes nothing when nothing changed, as a Kubernetes account's does)."""
 
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def _outcome(report: LoadReport, account, created: bool, started) -> list[str]:
+    if created:
+        return report.created
+    updated_at = getattr(account, "updated_at", None)
+    return report.unchanged if updated_at is not None and updated_at < started else report.updated
 
 
 def parse_accounts_file(text: str) -> dict:
@@ -73,6 +83,7 @@ def load_accounts(text: str, *, actor: Actor | str) -> LoadReport:
     """Create or change every account of the file in one transaction; nothing changes when any is refused."""
     document = parse_accounts_file(text)
     report, problems = LoadReport(), list[Problem]()
+    started = timezone.now()
     with transaction.atomic():
         for section, save in SECTIONS.items():
             for index, entry in enumerate(document.get(section) or []):
@@ -82,7 +93,7 @@ def load_accounts(text: str, *, actor: Actor | str) -> LoadReport:
                     problems.extend(Problem(f"/{section}/{index}{problem.pointer}", problem.message)
                                     for problem in error.problems)
                     continue
-                (report.created if created else report.updated).append(f"{section}/{account.name}")
+                _outcome(report, account, created, started).append(f"{section}/{account.name}")
         if problems:
             transaction.set_rollback(True)
     if problems:

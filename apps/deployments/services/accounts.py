@@ -1,4 +1,5 @@
-"""Creating, changing and deleting Docker engine and registry accounts, and deciding who may deploy to them.
+"""Creating, changing and deleting Docker engine and registry accounts, and deciding who may deploy to them
+(Kubernetes accounts are saved by apps/deployments/services/kubernetes_accounts.py, and deleted and governed here).
 
 An account document is a dict with the keys of the API and of the YAML file
 (``name``, ``host``, ``registries``, ... for an engine; ``name``,
@@ -23,7 +24,13 @@ from django.db import transaction
 from apps.accounts.audit import Actor, record
 from apps.accounts.permissions import DEPLOY, MANAGE, PermissionRefused, is_superuser, require
 from apps.deployments.credentials import encrypted
-from apps.deployments.models import LOCAL_ACCOUNT, DockerAccount, RegistryAccount, account_name_validator
+from apps.deployments.models import (
+    LOCAL_ACCOUNT,
+    DockerAccount,
+    KubernetesAccount,
+    RegistryAccount,
+    account_name_validator,
+)
 from apps.pipelines.problems import ActionRefused, InvalidDocument, Problem
 
 HOST_PATTERN = re.compile(r"^(unix:///[^\s\x00]{1,200}|tcp://[A-Za-z0-9.\-\[\]:]{1,200})$")
@@ -32,6 +39,9 @@ MAX_SECRET_LENGTH = 16384
 MAX_PEM_LENGTH = 16384
 DOCKER_KEYS = ("name", "host", "tls", "tlsVerify", "caCert", "clientCert", "clientKey", "registries")
 REGISTRY_KEYS = ("name", "address", "insecure", "username", "password")
+# The object type an account's audit events name.
+AUDIT_TYPES = {DockerAccount: "docker_account", RegistryAccount: "registry_account",
+               KubernetesAccount: "kubernetes_account"}
 
 
 def check_create_account(actor: Actor | str) -> None:
@@ -186,11 +196,12 @@ def do_save_docker_account(document: dict, *, actor: Actor | str) -> tuple[Docke
     return account, created
 
 
-def do_delete_account(account: DockerAccount | RegistryAccount, *, actor: Actor | str) -> None:
-    """Delete an engine or registry account (needs manage on it), audited. An engine that still runs server groups
-    or load balancers is refused (ActionRefused): destroy them first; its destroyed groups' history goes with it."""
+def do_delete_account(account: DockerAccount | RegistryAccount | KubernetesAccount, *, actor: Actor | str) -> None:
+    """Delete an engine, registry or Kubernetes account (needs manage on it), audited. An engine that still runs
+    server groups or load balancers is refused (ActionRefused): destroy them first; its destroyed groups' history
+    goes with it."""
     check_manage_account(actor, account)
-    kind = "docker_account" if isinstance(account, DockerAccount) else "registry_account"
+    kind = AUDIT_TYPES[type(account)]
     with transaction.atomic():
         if isinstance(account, DockerAccount):
             live = account.server_groups.filter(destroyed_at=None).count()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from apps.accounts.permissions import PermissionRefused
-from apps.deployments.models import LOCAL_ACCOUNT, DockerAccount, RegistryAccount
+from apps.deployments.models import LOCAL_ACCOUNT, DockerAccount, KubernetesAccount, RegistryAccount
 from apps.deployments.providers.registry import PLATFORM_PROVIDER, built_provider, built_providers
 from apps.deployments.services.accounts import check_deploy, local_docker_account
 from apps.pipelines.checks import execution_actor
@@ -55,6 +55,10 @@ class ProviderStage(StageType):
         return wrong + super().missing_fields(stage, pointer)
 
 
+# How a refusal names each kind of account.
+ACCOUNT_KINDS = {DockerAccount: "Docker engine", RegistryAccount: "registry", KubernetesAccount: "Kubernetes"}
+
+
 class StageRefused(Exception):
     """The stage may not go on (no such account, no permission, bad input): the message says why."""
 
@@ -66,7 +70,7 @@ def _account(model, name, stage, field: str):
         account = local_docker_account()  # there with no configuration, even if someone deleted the row
     else:
         account = model.objects.filter(name=name).first()
-    kind = "Docker engine" if model is DockerAccount else "registry"
+    kind = ACCOUNT_KINDS[model]
     if account is None:
         raise StageRefused(f"{field}: there is no {kind} account {name!r}")
     try:
@@ -84,6 +88,11 @@ def docker_account(stage, name, field: str = "account") -> DockerAccount:
 def registry_account(stage, name, field: str = "account") -> RegistryAccount:
     """The registry account ``name``, if the execution's identity may push to and pull from it."""
     return _account(RegistryAccount, name, stage, field)
+
+
+def kubernetes_account(stage, name, field: str = "account") -> KubernetesAccount:
+    """The Kubernetes account ``name``, if the execution's identity may deploy to it; StageRefused otherwise."""
+    return _account(KubernetesAccount, name, stage, field)
 
 
 def is_expression(value) -> bool:

@@ -34,3 +34,5 @@ class Command(BaseCommand):
             self.stdout.write(f"created {name}")
         for name in report.updated:
             self.stdout.write(f"applied {name}")
+        for name in report.unchanged:
+            self.stdout.write(f"unchanged {name}")
