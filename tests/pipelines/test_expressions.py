@@ -410,6 +410,9 @@ def test_it_reports_a_failing_caller_function_as_an_expression_error():
         ("${#toBoolean('yes')}", False),
         ("${#toBase64('hello')}", "aGVsbG8="),
         ("${#fromBase64('aGVsbG8=')}", "hello"),
+        # Orca's #doNotEval: the text as written, an expression in it left as text.
+        ("${#doNotEval('${parameters.count}')}", "${parameters.count}"),
+        ("keep ${#doNotEval(\"#{x}\")} as is", "keep #{x} as is"),
     ],
 )
 def test_it_provides_builtin_functions(text, expected):

@@ -83,6 +83,8 @@ def _read_json(value: Any) -> Any:
 # Merged under the functions a caller passes to evaluate().
 BUILTIN_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "alphanumerical": lambda value: re.sub(r"[^A-Za-z0-9]", "", _require_text(value)),
+    # Orca's: the text as written, never evaluated (a later stage reads it as text, expressions and all).
+    "doNotEval": _require_text,
     "fromBase64": lambda value: base64.b64decode(_require_text(value), validate=True).decode("utf-8"),
     "fromJson": _read_json,
     "readJson": _read_json,
