@@ -286,3 +286,31 @@ def test_a_live_change_hides_the_actions_it_makes_meaningless_at_once(
         expect(page.locator("[data-action=pause]")).to_be_hidden()
 
     assert held, "the page asked for its fragment, and it was held back: only the event hid the actions"
+
+
+def test_a_long_value_in_the_stage_panel_wraps_inside_the_panel(
+    browser_available, web_server, workers  # noqa: F811  (fixtures imported above)
+):
+    long_value = "https://artifacts.example.com/" + "a1b2c3d4" * 60  # one unbroken word, far wider than the panel
+    pipeline, _ = do_save_pipeline({"application": "shop", "name": "wide", "stages": [
+        {"refId": "1", "name": "Note", "type": "wait", "waitTime": 0, "artifactUrl": long_value}]}, user="setup")
+    user = User.objects.create_user("erin", password=PASSWORD)
+    do_grant(pipeline.application, user, "read", actor="setup")
+    workers.start(1)
+    execution = do_start_execution(pipeline, user="setup")
+    stage = wait_for_stage(execution.id, "1", {Status.SUCCEEDED})
+    problems: list[str] = []
+
+    with open_chromium() as browser:
+        page = sign_in(browser, web_server, "erin", problems)
+        page.goto(f"{web_server}/executions/{execution.id}/?stage={stage.id}")
+        context = page.locator("#stage-panel pre.json", has_text="a1b2c3d4").first
+        expect(context).to_be_visible()
+        screenshot(page, "stage-panel-long-value")
+        widths = context.evaluate("element => [element.scrollWidth, element.clientWidth]")
+        panel_right = page.locator("#stage-panel").evaluate("element => element.getBoundingClientRect().right")
+        block_right = context.evaluate("element => element.getBoundingClientRect().right")
+
+    assert widths[0] <= widths[1] + 1, f"the value runs out of its block: {widths}"
+    assert block_right <= panel_right + 1
+    assert problems == []
