@@ -34,6 +34,15 @@ def stage_tasks(stage: StageExecution) -> list[dict]:
              "startTime": epoch_millis(stage.start_time), "endTime": epoch_millis(stage.end_time)}]
 
 
+def pipeline_config_id(definition, pipeline_id) -> str | None:
+    """Spinnaker's ``pipelineConfigId``: the id of the pipeline document the execution ran (an export's opaque
+    id, such as ``pipeline1``, kept as it was), else the pipeline's UUID; None for an ad-hoc execution."""
+    document_id = definition.get("id") if isinstance(definition, dict) else None
+    if isinstance(document_id, str) and document_id:
+        return document_id
+    return str(pipeline_id) if pipeline_id else None
+
+
 def execution_document(execution: Execution, stages: list[StageExecution] | None = None) -> dict:
     """The execution in Spinnaker's format (times in epoch milliseconds).
 
@@ -46,7 +55,7 @@ def execution_document(execution: Execution, stages: list[StageExecution] | None
         "type": "PIPELINE",
         "application": execution.application.name,
         "name": execution.name,
-        "pipelineConfigId": str(execution.pipeline_id) if execution.pipeline_id else None,
+        "pipelineConfigId": pipeline_config_id(execution.definition, execution.pipeline_id),
         "status": execution.status,
         "buildTime": epoch_millis(execution.created_at),
         "startTime": epoch_millis(execution.start_time),

@@ -32,6 +32,23 @@ def ids(response) -> set[str]:
 # --- Lists --------------------------------------------------------------------------------------
 
 
+def test_an_imported_pipelines_executions_name_it_by_its_exported_id_as_spinnaker_does(people, shop):
+    from apps.pipelines.services import do_save_pipeline
+
+    imported, _ = do_save_pipeline({"application": "shop", "name": "from-spinnaker", "id": "pipeline1",
+                                    "stages": [{"refId": "1", "name": "Wait", "type": "wait", "waitTime": 1}]},
+                                   user="setup")
+    execution = do_start_execution(imported, user="setup")
+    start(shop)
+    client = client_for(people["bob"])
+
+    listed = {item["name"]: item["pipelineConfigId"] for item in client.get("/api/executions/").json()["results"]}
+    document = client.get(f"/api/executions/{execution.id}/").json()
+
+    assert listed == {"from-spinnaker": "pipeline1", "deliver": str(shop.id)}
+    assert document["pipelineConfigId"] == "pipeline1"
+
+
 def test_list_shows_summaries_with_stage_bars(people, shop):
     execution = start(shop)
     set_status(execution, Status.RUNNING, **{"1": Status.RUNNING})

@@ -55,7 +55,8 @@ def summary_queryset(queryset: QuerySet) -> QuerySet:
     return (
         queryset.select_related("application")
         .only(*SUMMARY_COLUMNS)
-        .annotate(trigger_type=KT("trigger__type"), trigger_user=KT("trigger__user"))
+        .annotate(trigger_type=KT("trigger__type"), trigger_user=KT("trigger__user"),
+                  document_id=KT("definition__id"))
         .prefetch_related(Prefetch("stages", queryset=stages))
     )
 

@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.pipelines.choices import Status, SyntheticOwner
-from apps.pipelines.documents import execution_document
+from apps.pipelines.documents import execution_document, pipeline_config_id
 from apps.pipelines.models import epoch_millis
 from apps.pipelines.stages.manual_judgment import CONTINUE, STOP
 
@@ -58,7 +58,8 @@ class ExecutionSummarySerializer(serializers.Serializer):
 
     id = serializers.UUIDField(read_only=True)
     application = serializers.CharField(source="application.name", read_only=True)
-    pipelineConfigId = serializers.UUIDField(source="pipeline_id", allow_null=True, read_only=True)
+    pipelineConfigId = serializers.SerializerMethodField(
+        help_text="The id of the pipeline document it ran (an imported pipeline keeps its exported id).")
     name = serializers.CharField(read_only=True)
     status = serializers.ChoiceField(choices=Status.choices, read_only=True)
     buildTime = EpochMillisField(source="created_at", help_text="When the execution was created.")
@@ -66,6 +67,11 @@ class ExecutionSummarySerializer(serializers.Serializer):
     endTime = _millis("end_time")
     trigger = TriggerSummarySerializer(source="*", read_only=True)
     stages = StageSummarySerializer(many=True, read_only=True)
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_pipelineConfigId(self, execution) -> str | None:
+        # summary_queryset annotates the document's id (the definition column itself is not loaded).
+        return pipeline_config_id({"id": getattr(execution, "document_id", None)}, execution.pipeline_id)
 
 
 # --- The full document --------------------------------------------------------------------------
@@ -123,7 +129,9 @@ class ExecutionDocumentSerializer(serializers.Serializer):
     type = serializers.CharField(help_text="Always PIPELINE.")
     application = serializers.CharField()
     name = serializers.CharField()
-    pipelineConfigId = serializers.UUIDField(allow_null=True)
+    pipelineConfigId = serializers.CharField(
+        allow_null=True, help_text="The id of the pipeline document it ran (an imported pipeline keeps its "
+                                   "exported id).")
     status = serializers.ChoiceField(choices=Status.choices)
     buildTime = serializers.IntegerField()
     startTime = serializers.IntegerField(allow_null=True)
