@@ -24,6 +24,8 @@ websocket_urlpatterns = [
     re_path(r"", UnknownSubscriptionConsumer.as_asgi()),
 ]
 
+from cdplatform.startup import freeze_start_up_objects  # noqa: E402
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
@@ -31,3 +33,5 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+freeze_start_up_objects()
