@@ -12,6 +12,7 @@ from django.db.models import F, OuterRef, Prefetch, Q, Subquery, Window
 from django.db.models.fields.json import KT
 from django.db.models.functions import RowNumber
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from apps.accounts.permissions import EXECUTE, READ, WRITE, can
 from apps.pipelines.checks import check_permission
@@ -28,6 +29,7 @@ APPLICATIONS_PER_PAGE = 50
 RECENT_EXECUTIONS = 10
 EXECUTION_COLUMNS = ("id", "application_id", "pipeline_id", "name", "status", "created_at", "start_time",
                      "end_time", "started_by")
+URL_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 STAGE_BAR_COLUMNS = ("id", "execution_id", "position", "ref_id", "name", "type", "status", "start_time", "end_time")
 
 
@@ -62,25 +64,28 @@ def applications(request):
 # --- One application ------------------------------------------------------------------------------
 
 
-def recent_executions(queryset, pipeline_ids: list, per_pipeline: int = RECENT_EXECUTIONS) -> dict:
-    """The newest ``per_pipeline`` executions of each of the pipelines in ``queryset``, by pipeline id, stages
-    loaded.
-
-    Three queries whatever the number of pipelines and executions: the ids (on PostgreSQL one index range
-    scan per pipeline, ``LIMIT`` each, so an application with a million executions reads only what it shows;
-    elsewhere a window function ranks them), the executions, and their stages with only the columns a stage
-    bar needs.
-    """
+def newest_execution_ids(queryset, pipeline_ids: list, per_pipeline: int = RECENT_EXECUTIONS) -> list:
+    """The ids of the newest ``per_pipeline`` executions in ``queryset`` of each of the pipelines, in one query:
+    on PostgreSQL one index range scan per pipeline, ``LIMIT`` each (an application with a million executions
+    reads only what it shows); elsewhere a window function ranks them."""
     if not pipeline_ids:
-        return {}
+        return []
     newest = queryset.order_by("-created_at").values_list("id", flat=True)
     if connection.features.supports_slicing_ordering_in_compound:
         parts = [newest.filter(pipeline_id=pipeline_id)[:per_pipeline] for pipeline_id in pipeline_ids]
-        ids = list(parts[0].union(*parts[1:], all=True)) if len(parts) > 1 else list(parts[0])
-    else:
-        ranked = queryset.filter(pipeline_id__in=pipeline_ids).annotate(
-            rank=Window(RowNumber(), partition_by=[F("pipeline_id")], order_by=F("created_at").desc()))
-        ids = list(ranked.filter(rank__lte=per_pipeline).values_list("id", flat=True))
+        return list(parts[0].union(*parts[1:], all=True)) if len(parts) > 1 else list(parts[0])
+    ranked = queryset.filter(pipeline_id__in=pipeline_ids).annotate(
+        rank=Window(RowNumber(), partition_by=[F("pipeline_id")], order_by=F("created_at").desc()))
+    return list(ranked.filter(rank__lte=per_pipeline).values_list("id", flat=True))
+
+
+def recent_executions(queryset, pipeline_ids: list, per_pipeline: int = RECENT_EXECUTIONS) -> dict:
+    """The newest ``per_pipeline`` executions of each of the pipelines in ``queryset``, by pipeline id, stages
+    loaded: three queries whatever the number of pipelines and executions (the ids, the executions, and their
+    stages with only the columns a stage bar needs)."""
+    ids = newest_execution_ids(queryset, pipeline_ids, per_pipeline)
+    if not ids:
+        return {}
     stages = StageExecution.objects.only(*STAGE_BAR_COLUMNS).filter(parent__isnull=True).order_by("position")
     shown = (
         Execution.objects.filter(id__in=ids)
@@ -89,8 +94,11 @@ def recent_executions(queryset, pipeline_ids: list, per_pipeline: int = RECENT_E
         .order_by("pipeline_id", "-created_at")
         .prefetch_related(Prefetch("stages", queryset=stages))
     )
+    # One reverse() for every link of the rows (an execution's own and its stage bars'), not one per link.
+    url = reverse("pipelines:execution", args=[URL_PLACEHOLDER])
     by_pipeline = defaultdict(list)
     for execution in shown:
+        execution.url = url.replace(URL_PLACEHOLDER, str(execution.id))
         by_pipeline[execution.pipeline_id].append(with_timings(execution))
         for stage in execution.stages.all():
             with_timings(stage).title = stage_title(stage)
@@ -114,7 +122,9 @@ def trigger_types(application: Application, chosen: str) -> list[str]:
 def application_detail(request, name: str):
     """An application's pipelines, each with its recent executions as stage bars, filtered by status and trigger."""
     application = readable(Application.objects.named(name), request.user)
-    filterset = ExecutionFilterSet(request.GET or None, queryset=Execution.objects.filter(application=application))
+    # The application's pipelines restrict the executions: an application filter besides would have
+    # PostgreSQL's planner combine two indexes and sort all of each pipeline's executions.
+    filterset = ExecutionFilterSet(request.GET or None, queryset=Execution.objects.all())
     pipelines = list(application.pipelines.only("id", "name", "application_id").order_by("name"))
     by_pipeline = recent_executions(filterset.qs, [pipeline.id for pipeline in pipelines])
     rows = [(pipeline, by_pipeline.get(pipeline.id, [])) for pipeline in pipelines]
