@@ -2,5 +2,13 @@
 
 ``client.py`` turns an account row into a configured ``kubernetes.client.ApiClient`` and decides which
 namespaces and kinds the account may touch; ``kubeconfig.py`` reads and checks kubeconfig documents, for the
-account services (on save) and for the client (on use).
+account services (on save) and for the client (on use). ``manifests.py`` prepares and applies manifests
+(Spinnaker's versioning, annotations and artifact binding), ``stability.py`` says when an applied manifest is
+stable (or why it is not), ``traffic.py`` moves a versioned ReplicaSet's pods into and out of Services.
 """
+
+from apps.deployments.providers.registry import register_provider
+
+PROVIDER = "kubernetes"
+
+register_provider(PROVIDER, "Kubernetes clusters")
