@@ -173,6 +173,21 @@ def rewrite_references(manifest: dict, renamed: dict[tuple[str, str], str]) -> N
                 rename(value_from.get("secretKeyRef"), "name", "Secret")
 
 
+def default_protocols(manifest: dict) -> None:
+    """Write ``protocol: TCP`` where a Service's or a container's port omits it: the API server defaults it, but
+    server-side apply in Kubernetes 1.20 refuses a list of ports whose entries omit it (it is part of the list's
+    key)."""
+    ports: list = []
+    if manifest.get("kind") == "Service":
+        ports += (manifest.get("spec") or {}).get("ports") or []
+    spec = pod_spec(manifest)
+    if spec is not None:
+        ports += [port for container in containers(spec) for port in container.get("ports") or []]
+    for port in ports:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+
+
 def annotate(manifest: dict, *, application: str, cluster: str, location: str, version: int | None) -> None:
     """Spinnaker's moniker and artifact annotations and our managed-by label, on the manifest and its pod
     template (so the pods say which application and cluster they belong to)."""
@@ -248,6 +263,7 @@ def prepare(client: DynamicClient, manifests: list[dict], *, application: str, c
             version = max(existing, default=-1) + 1
             renamed[(namespace, kind, base)] = f"{base}-v{version:03d}"
         bound = bind_images(body, artifacts)
+        default_protocols(body)
         annotate(body, application=application, cluster=moniker_cluster, location=namespace, version=version)
         prepared.append(Prepared(index, body, resource, namespace, base, version, bound))
     for item in prepared:
