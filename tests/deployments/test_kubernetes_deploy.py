@@ -252,3 +252,21 @@ def test_a_disable_manifest_stage_must_name_a_replica_set():
         do_save_pipeline(document, user="ops")
 
     assert [problem.pointer for problem in refused.value.problems] == ["/stages/0/manifestName"]
+
+
+@pytest.mark.django_db
+def test_manifests_are_not_checked_as_expressions_when_the_stage_skips_their_evaluation():
+    script = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "script"},
+              "data": {"run.sh": "echo ${HOME:-/root} ${"}}
+
+    def save(**options):
+        return do_save_pipeline({"application": "shop", "name": "deliver", "stages": [
+            {"refId": "1", "type": "deployManifest", "cloudProvider": "kubernetes", "account": "dev",
+             "manifests": [script], **options}]}, user="ops")
+
+    with pytest.raises(InvalidDocument) as refused:
+        save()
+    assert "/stages/0/manifests/0/data/run.sh" in [problem.pointer for problem in refused.value.problems]
+
+    pipeline, _ = save(skipExpressionEvaluation=True)
+    assert pipeline.definition["stages"][0]["manifests"] == [script]

@@ -186,6 +186,9 @@ class DeployManifestStage(KubernetesStage):
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         return stage_problems(stage, pointer)
 
+    def unevaluated_fields(self, stage: dict) -> tuple[str, ...]:
+        return self.lazy_fields if stage.get("skipExpressionEvaluation") is True else ()
+
     def task_graph(self, stage):
         tasks: list[Task] = [DeployManifestTask(), WaitForManifestStableTask()]
         if strategy_of(stage.context):

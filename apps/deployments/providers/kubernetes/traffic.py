@@ -144,6 +144,8 @@ def apply_strategy(client: DynamicClient, item: Prepared, strategy: str) -> list
                 client.delete(item.resource, name=name, namespace=item.namespace,
                               body={"propagationPolicy": "Background"})
                 done.append(f"deleted replicaSet {name}")
+            elif not (old["metadata"].get("annotations") or {}).get(LOAD_BALANCERS):
+                done.append(f"left replicaSet {name}: it is in no services")
             else:
                 set_traffic(client, old, enabled=False)
                 done.append(f"disabled replicaSet {name}")
