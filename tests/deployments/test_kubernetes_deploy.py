@@ -6,7 +6,10 @@ on 127.0.0.1; traffic moving between ReplicaSets is read from the Services' endp
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+import yaml
 from kubernetes import client
 
 from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
@@ -181,6 +184,31 @@ def test_a_config_map_is_versioned_and_the_deployment_uses_the_new_version(kube)
     assert core.read_namespaced_config_map("settings-v002", namespace).data == {"GREETING": "${ 'as written' }"}
     names = {item.metadata.name for item in core.list_namespaced_config_map(namespace).items}
     assert {"settings-v001", "settings-v002"} <= names and "settings-v000" not in names
+
+
+def test_manifests_from_an_artifact_use_the_config_map_an_upstream_stage_versioned(kube):
+    namespace, images, apps = kube["namespace"], kube["images"], kube["apps"]
+    port = free_port()
+    config = {**deploy_stage([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
+                               "data": {"GREETING": "hi"}}], namespaceOverride=namespace),
+              "expectedArtifacts": [{"id": "settings-artifact", "matchArtifact": {
+                  "type": "kubernetes/configMap", "name": "settings", "kind": "custom"}}]}
+    web = deployment("web", images["v1"], port)
+    web["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "GREETING"}}}]
+    text = base64.b64encode(yaml.safe_dump_all([web]).encode()).decode()
+    from_artifact = {**deploy_stage([], "2", namespaceOverride=namespace, requiredArtifactIds=["settings-artifact"]),
+                     "source": "artifact", "manifestArtifact": {"type": "embedded/base64", "reference": text},
+                     "requisiteStageRefIds": ["1"]}
+    del from_artifact["manifests"]
+
+    finished = run([config, from_artifact], timeout=150)
+
+    assert finished.status == Status.SUCCEEDED, {ref: s.context.get("exception") for ref, s in
+                                                 stages_of(finished).items()}
+    variable = apps.read_namespaced_deployment("web", namespace).spec.template.spec.containers[0].env[0]
+    assert variable.value_from.config_map_key_ref.name == "settings-v000"
+    assert get(port) == (200, "v1")
 
 
 def test_a_manifest_that_never_becomes_stable_fails_with_the_reason(kube):

@@ -11,7 +11,6 @@ apps/deployments/providers/kubernetes/.
 from __future__ import annotations
 
 import base64
-import json
 import time
 
 import yaml
@@ -31,18 +30,21 @@ from apps.deployments.providers.kubernetes.resources import ManifestName, Unknow
 from apps.deployments.providers.kubernetes.stability import stability
 from apps.deployments.stages.artifacts import available_artifacts, bound_artifact, required_artifacts
 from apps.deployments.stages.common import ProviderStage, StageRefused, is_expression, kubernetes_account
+from apps.deployments.stages.manifest_checks import (
+    MAX_STABLE_TIMEOUT_SECONDS,
+    SOURCES,
+    manifests_problems,
+    stage_problems,
+    typed_problems,
+)
 from apps.pipelines.expressions import SUMMARY_KEY, ExpressionError, Summary
 from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.stages.base import StageField, Task, TaskResult, register
 
 FAILURES = (StageRefused, ManifestFailed, KubernetesUnreachable, InvalidDocument, UnknownKind)
-MAX_MANIFESTS = 100
-MAX_MANIFESTS_BYTES = 1024 * 1024
 DEFAULT_STABLE_TIMEOUT_SECONDS = 600
-MAX_STABLE_TIMEOUT_SECONDS = 3600
 POLL_SECONDS = 2
 SERVER_GROUP_KINDS = ("ReplicaSet", "StatefulSet", "DaemonSet")
-SOURCES = ("text", "artifact")
 
 
 def guarded(step):
@@ -53,102 +55,6 @@ def guarded(step):
         except FAILURES as error:
             return TaskResult.failed(str(error))
     return run
-
-
-# --- Checks on the stage's document ---------------------------------------------------------------
-
-
-def manifest_problems(manifest, pointer: str) -> list[Problem]:
-    """What is wrong with one manifest; an empty one (an empty YAML document) is allowed and skipped."""
-    if manifest is None or manifest == {} or is_expression(manifest):
-        return []
-    if not isinstance(manifest, dict):
-        return [Problem(pointer, "must be an object: a Kubernetes manifest")]
-    problems = [Problem(f"{pointer}/{key}", f"is required: the manifest's {what}") for key, what in
-                (("kind", "kind, e.g. Deployment"), ("apiVersion", "API version, e.g. apps/v1"))
-                if not isinstance(manifest.get(key), str) or not manifest[key].strip()]
-    metadata = manifest.get("metadata")
-    if not isinstance(metadata, dict):
-        return [*problems, Problem(f"{pointer}/metadata", "is required: an object with the manifest's name")]
-    if not isinstance(metadata.get("name"), str) or not metadata["name"]:
-        problems.append(Problem(f"{pointer}/metadata/name", "is required: the manifest's name"))
-    if metadata.get("namespace") is not None and not isinstance(metadata["namespace"], str):
-        problems.append(Problem(f"{pointer}/metadata/namespace", "must be a namespace's name"))
-    return problems
-
-
-def manifests_problems(manifests, pointer: str) -> list[Problem]:
-    if not isinstance(manifests, list) or len(manifests) > MAX_MANIFESTS:
-        return [Problem(pointer, f"must be a list of at most {MAX_MANIFESTS} manifests")]
-    if len(json.dumps(manifests, default=str)) > MAX_MANIFESTS_BYTES:
-        return [Problem(pointer, f"must be at most {MAX_MANIFESTS_BYTES // 1024} KB")]
-    return [problem for index, manifest in enumerate(manifests)
-            for problem in manifest_problems(manifest, f"{pointer}/{index}")]
-
-
-def _typed(stage: dict, pointer: str, key: str, kinds, message: str) -> list[Problem]:
-    value = stage.get(key)
-    if value is None or is_expression(value) or isinstance(value, kinds):
-        return []
-    return [Problem(f"{pointer}/{key}", message)]
-
-
-def traffic_problems(stage: dict, pointer: str) -> list[Problem]:
-    management = stage.get("trafficManagement")
-    if management is None or is_expression(management):
-        return []
-    where = f"{pointer}/trafficManagement"
-    if not isinstance(management, dict):
-        return [Problem(where, "must be an object: {enabled, options: {services, enableTraffic, strategy}}")]
-    options = management.get("options") or {}
-    if not isinstance(options, dict):
-        return [Problem(f"{where}/options", "must be an object: {services, enableTraffic, strategy}")]
-    problems = _typed(management, where, "enabled", bool, "must be true or false")
-    problems += _typed(options, f"{where}/options", "enableTraffic", bool, "must be true or false")
-    services = options.get("services")
-    if services is not None and not is_expression(services):
-        try:
-            if not isinstance(services, list) or not all(isinstance(entry, str) for entry in services):
-                raise ValueError("must be a list of 'service NAME' entries")
-            traffic.service_names([entry for entry in services if not is_expression(entry)])
-        except ValueError as error:
-            problems.append(Problem(f"{where}/options/services", str(error)))
-    strategy = options.get("strategy")
-    if strategy not in (None, "", "none", *traffic.STRATEGIES) and not is_expression(strategy):
-        problems.append(Problem(f"{where}/options/strategy", f"must be one of {', '.join(traffic.STRATEGIES)}"))
-    if management.get("enabled") is True and strategy in traffic.STRATEGIES and not services:
-        problems.append(Problem(f"{where}/options/services", f"{strategy} needs the services to move traffic in"))
-    return problems
-
-
-def stage_problems(stage: dict, pointer: str) -> list[Problem]:
-    problems = _typed(stage, pointer, "account", str, "must be a Kubernetes account's name")
-    problems += _typed(stage, pointer, "namespaceOverride", str, "must be a namespace's name")
-    problems += _typed(stage, pointer, "skipExpressionEvaluation", bool, "must be true or false")
-    problems += _typed(stage, pointer, "moniker", dict, "must be an object: {app, cluster}")
-    for key in ("app", "cluster"):
-        problems += _typed(stage.get("moniker") or {}, f"{pointer}/moniker", key, str, "must be a string")
-    problems += _typed(stage, pointer, "requiredArtifactIds", list, "must be a list of expected artifact ids")
-    problems += _typed(stage, pointer, "requiredArtifacts", list, "must be a list of {expectedArtifactId} or "
-                                                                  "{artifact} entries")
-    timeout = stage.get("stableTimeoutSec")
-    if timeout is not None and not is_expression(timeout) and (
-            isinstance(timeout, bool) or not isinstance(timeout, int)
-            or not 1 <= timeout <= MAX_STABLE_TIMEOUT_SECONDS):
-        problems.append(Problem(f"{pointer}/stableTimeoutSec",
-                                f"must be a whole number of seconds from 1 to {MAX_STABLE_TIMEOUT_SECONDS}"))
-    source = stage.get("source") or "text"
-    if source not in SOURCES and not is_expression(source):
-        problems.append(Problem(f"{pointer}/source", f"must be one of {', '.join(SOURCES)}"))
-    elif source == "text" and not is_expression(stage.get("manifests")):
-        if stage.get("manifests") is None:
-            problems.append(Problem(f"{pointer}/manifests", "is required when source is text"))
-        else:
-            problems += manifests_problems(stage["manifests"], f"{pointer}/manifests")
-    elif source == "artifact" and not stage.get("manifestArtifactId") and not stage.get("manifestArtifact"):
-        problems.append(Problem(f"{pointer}/manifestArtifactId", "a manifest artifact (its expected artifact id, "
-                                                                  "or manifestArtifact) is required"))
-    return problems + traffic_problems(stage, pointer)
 
 
 # --- The stage types --------------------------------------------------------------------------------
@@ -279,7 +185,7 @@ class DeployManifestTask(Task):
             manifests, evaluation = artifact_manifests(stage, scope)
         else:
             manifests, evaluation = _evaluated(stage, scope, context.get("manifests"), "manifests")
-        problems = manifests_problems(manifests, "manifests")
+        problems = manifests_problems(manifests, "/manifests", evaluated=True)
         if problems:
             raise InvalidDocument(problems)
         if not any(manifests):
@@ -408,7 +314,7 @@ class TrafficManifestStage(KubernetesStage):
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         problems = []
         for key in ("account", "location"):
-            problems += _typed(stage, pointer, key, str, "must be a string")
+            problems += typed_problems(stage, pointer, key, str, "must be a string")
         name = stage.get("manifestName")
         if isinstance(name, str) and not is_expression(name):
             try:
