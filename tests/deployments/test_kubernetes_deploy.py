@@ -12,6 +12,8 @@ import pytest
 import yaml
 from kubernetes import client
 
+from apps.deployments.providers.kubernetes.manifests import image_name, rewrite_references
+from apps.deployments.providers.kubernetes.stability import workload_stability
 from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
 from apps.pipelines.choices import Status
 from apps.pipelines.problems import InvalidDocument
@@ -298,3 +300,59 @@ def test_manifests_are_not_checked_as_expressions_when_the_stage_skips_their_eva
 
     pipeline, _ = save(skipExpressionEvaluation=True)
     assert pipeline.definition["stages"][0]["manifests"] == [script]
+
+
+@pytest.mark.parametrize(("reference", "name"), [
+    ("nginx", "nginx"), ("nginx:1.19", "nginx"), ("shop/web@sha256:abc", "shop/web"),
+    ("127.0.0.1:5000/shop/web:v2", "127.0.0.1:5000/shop/web"), ("127.0.0.1:5000/web", "127.0.0.1:5000/web"),
+])
+def test_an_image_is_matched_by_its_name_whatever_its_tag_or_digest(reference, name):
+    assert image_name(reference) == name
+
+
+def test_uses_of_versioned_config_maps_and_secrets_are_rewritten_everywhere_a_pod_names_them():
+    job = {"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {"spec": {
+        "volumes": [{"name": "a", "configMap": {"name": "settings"}}, {"name": "b", "secret": {"secretName": "keys"}},
+                    {"name": "c", "projected": {"sources": [{"configMap": {"name": "settings"}},
+                                                            {"secret": {"name": "other"}}]}}],
+        "initContainers": [{"name": "i", "envFrom": [{"secretRef": {"name": "keys"}}]}],
+        "containers": [{"name": "m", "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "settings",
+                                                                                             "key": "x"}}}]}]}}}}}}
+
+    rewrite_references(job, {("ConfigMap", "settings"): "settings-v003", ("Secret", "keys"): "keys-v001"})
+
+    spec = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert [spec["volumes"][0]["configMap"]["name"], spec["volumes"][1]["secret"]["secretName"]] == \
+        ["settings-v003", "keys-v001"]
+    assert spec["volumes"][2]["projected"]["sources"] == [{"configMap": {"name": "settings-v003"}},
+                                                          {"secret": {"name": "other"}}]
+    assert spec["initContainers"][0]["envFrom"][0]["secretRef"]["name"] == "keys-v001"
+    assert spec["containers"][0]["env"][0]["valueFrom"]["configMapKeyRef"]["name"] == "settings-v003"
+
+
+@pytest.mark.parametrize(("obj", "stable", "failed"), [
+    ({"kind": "StatefulSet", "metadata": {"generation": 2}, "spec": {"replicas": 2},
+      "status": {"observedGeneration": 2, "readyReplicas": 2, "updatedReplicas": 2, "currentRevision": "a",
+                 "updateRevision": "a"}}, True, False),
+    ({"kind": "StatefulSet", "metadata": {"generation": 2}, "spec": {"replicas": 2},
+      "status": {"observedGeneration": 2, "readyReplicas": 2, "updatedReplicas": 2, "currentRevision": "a",
+                 "updateRevision": "b"}}, False, False),
+    ({"kind": "DaemonSet", "metadata": {"generation": 1}, "status": {
+        "observedGeneration": 1, "desiredNumberScheduled": 3, "currentNumberScheduled": 3,
+        "updatedNumberScheduled": 3, "numberReady": 2, "numberAvailable": 2}}, False, False),
+    ({"kind": "Deployment", "metadata": {"generation": 3}, "spec": {"replicas": 1},
+      "status": {"observedGeneration": 2, "updatedReplicas": 1, "availableReplicas": 1, "replicas": 1}},
+     False, False),
+    ({"kind": "Deployment", "metadata": {"generation": 1}, "spec": {"replicas": 1},
+      "status": {"observedGeneration": 1, "conditions": [{"type": "Progressing", "status": "False",
+                                                          "reason": "ProgressDeadlineExceeded"}]}}, False, True),
+    ({"kind": "Job", "status": {"conditions": [{"type": "Failed", "status": "True",
+                                                "reason": "BackoffLimitExceeded"}]}}, False, True),
+    ({"kind": "Job", "status": {"conditions": [{"type": "Complete", "status": "True"}]}}, True, False),
+    ({"kind": "Pod", "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}},
+     False, False),
+    ({"kind": "Service", "spec": {}}, True, False),
+])
+def test_each_kind_is_stable_by_its_own_status(obj, stable, failed):
+    verdict = workload_stability(obj)
+    assert (verdict.stable, verdict.failed) == (stable, failed)

@@ -54,6 +54,8 @@ def guarded(step):
             return step(self, stage, scope, runtime)
         except FAILURES as error:
             return TaskResult.failed(str(error))
+        except ApiException as error:  # a request the cluster refused that no step above names
+            return TaskResult.failed(f"the cluster refused a request: {kube_manifests.api_message(error)}")
     return run
 
 
@@ -253,16 +255,20 @@ class WaitForManifestStableTask(Task):
         context = stage.context
         account = kubernetes_account(stage, context.get("account"))
         waiting = []
-        with api_client(account) as api:
-            client = dynamic(api)
-            for record in context.get("deployedManifests") or []:
-                resource = resource_for(client, record["kind"], record["apiVersion"])
-                verdict = stability(client, resource, record["name"], record["namespace"])
-                label = f"{record['kind'][:1].lower()}{record['kind'][1:]} {record['name']}"
-                if verdict.failed:
-                    return TaskResult.failed(f"{label} will not become stable: {verdict.reason}")
-                if not verdict.stable:
-                    waiting.append(f"{label}: {verdict.reason}")
+        try:
+            with api_client(account) as api:
+                client = dynamic(api)
+                for record in context.get("deployedManifests") or []:
+                    resource = resource_for(client, record["kind"], record["apiVersion"])
+                    verdict = stability(client, resource, record["name"], record["namespace"])
+                    label = f"{kube_manifests.lower_camel(record['kind'])} {record['name']}"
+                    if verdict.failed:
+                        return TaskResult.failed(f"{label} will not become stable: {verdict.reason}")
+                    if not verdict.stable:
+                        waiting.append(f"{label}: {verdict.reason}")
+        except (KubernetesUnreachable, ApiException) as error:  # it may answer again before the time runs out
+            reason = kube_manifests.api_message(error) if isinstance(error, ApiException) else str(error)
+            waiting.append(reason)
         if not waiting:
             return TaskResult.succeeded(context={"stableWaiting": []})
         limit = float(context.get("stableTimeoutSec") or DEFAULT_STABLE_TIMEOUT_SECONDS)
