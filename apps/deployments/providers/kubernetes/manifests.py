@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from apps.deployments.providers.kubernetes.resources import resource_for
+from apps.deployments.providers.kubernetes.resources import UnknownKind, resource_for
 
 FIELD_MANAGER = "cdplatform"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -245,8 +245,10 @@ def prepare(client: DynamicClient, manifests: list[dict], *, application: str, c
         kind, api_version = body["kind"], body.get("apiVersion")
         try:
             resource = resource_for(client, kind, api_version)
-        except Exception as error:  # UnknownKind, or discovery failing for this group
+        except UnknownKind as error:
             raise ManifestFailed(f"manifests.{index}: {error}") from None
+        except ApiException as error:  # discovery failing for the kind's group
+            raise ManifestFailed(f"manifests.{index}: cannot find the kind {kind!r}: {api_message(error)}") from None
         metadata = body.setdefault("metadata", {})
         namespace = ""
         if resource.namespaced:
