@@ -17,7 +17,8 @@ from apps.deployments.providers.kubernetes.stability import workload_stability
 from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
 from apps.pipelines.choices import Status
 from apps.pipelines.problems import InvalidDocument
-from apps.pipelines.services import do_save_pipeline
+from apps.pipelines.services import do_save_pipeline, do_start_execution
+from tests.conftest import wait_for_execution
 from tests.deployments.conftest import free_port
 from tests.deployments.test_deploy import get, run
 from tests.deployments.test_kubernetes_cluster import wait_for, web_pod_spec
@@ -211,6 +212,24 @@ def test_manifests_from_an_artifact_use_the_config_map_an_upstream_stage_version
     variable = apps.read_namespaced_deployment("web", namespace).spec.template.spec.containers[0].env[0]
     assert variable.value_from.config_map_key_ref.name == "settings-v000"
     assert get(port) == (200, "v1")
+
+
+def test_a_docker_image_artifact_of_the_trigger_replaces_the_image_of_the_same_name(kube):
+    namespace, images, core = kube["namespace"], kube["images"], kube["core"]
+    port = free_port()
+    repository = images["v2"].rsplit(":", 1)[0]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+           "spec": web_pod_spec(f"{repository}:to-be-replaced", port)}
+    pipeline, _ = do_save_pipeline({"application": "shop", "name": "deliver", "stages": [
+        deploy_stage([pod], namespaceOverride=namespace)]}, user="ops")
+
+    execution = do_start_execution(pipeline, user="ops", trigger={"type": "manual", "artifacts": [
+        {"type": "docker/image", "name": repository, "reference": images["v2"]}]})
+    finished = wait_for_execution(execution.id, timeout=90)
+
+    assert finished.status == Status.SUCCEEDED, failure(finished)
+    assert core.read_namespaced_pod("web", namespace).spec.containers[0].image == images["v2"]
+    assert get(port) == (200, "v2")
 
 
 def test_a_manifest_that_never_becomes_stable_fails_with_the_reason(kube):
