@@ -40,9 +40,16 @@ def stages_problems(stages: Any) -> list[Problem]:
         problems += _stage_type_problems(stage, pointer)
         problems += _requisite_problems(stage, pointer, first_index)
         problems += _stage_option_problems(stage, pointer)
-        problems += expression_problems(stage, pointer)
+        problems += expression_problems(_evaluated_part(stage), pointer)
     problems += _cycle_problems(items, first_index)
     return problems
+
+
+def _evaluated_part(stage: dict) -> dict:
+    """The stage without the keys its type never evaluates (StageType.unevaluated_fields), whose ``${`` is text."""
+    stage_type = get_stage_type(stage.get("type")) if isinstance(stage.get("type"), str) else None
+    unevaluated = stage_type.unevaluated_fields(stage) if stage_type is not None else ()
+    return {key: value for key, value in stage.items() if key not in unevaluated}
 
 
 def _ref_id_problems(stage: dict, pointer: str, index: int, first_index: dict[str, int]) -> list[Problem]:

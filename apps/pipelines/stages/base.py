@@ -200,6 +200,11 @@ class StageType:
         """
         return None
 
+    def unevaluated_fields(self, stage: dict) -> tuple[str, ...]:
+        """Keys of ``stage`` this type never evaluates as expressions (a ``${`` in them is text, so it is not checked
+        as an expression); none by default. Spinnaker's ``skipExpressionEvaluation`` is one way a stage says so."""
+        return ()
+
     def missing_fields(self, stage: dict, pointer: str) -> list[Problem]:
         return [
             Problem(pointer_join(pointer, name), f"is required for a {self.type_name} stage")
