@@ -64,6 +64,7 @@ class Summary:
     custom_text: str = ""
     judgment: Judgment | None = None
     facts: list[tuple[str, str]] = field(default_factory=list)
+    headline: str = ""  # the title without the application and pipeline ("stage Deploy failed")
 
     @property
     def text(self) -> str:
@@ -161,6 +162,7 @@ def summarize(execution: Execution, moment: str, target: dict, stage_name: str =
         started_by=execution.started_by, trigger=_trigger_words(execution.trigger or {}),
         duration=_duration(execution), failed_stage=failed_stage, error=error,
         custom_text=custom_text(target, moment, execution), judgment=judgment_of(execution, stages),
+        headline=headline,
     )
     summary.facts = [(name, value) for name, value in (
         ("Status", summary.status), ("Trigger", summary.trigger), ("Duration", summary.duration),

@@ -15,7 +15,8 @@ Subscriptions, in Spinnaker's format:
 * a stage's own ``notifications`` when the stage has ``sendNotifications: true``
   (``stage.*`` moments, and the judgment moments on a manual judgment);
 * the application's subscriptions (:class:`Subscription`), for every pipeline;
-* the Slack channel a ``/deploy`` came from, for that execution's progress.
+* the Slack channel a ``/deploy`` came from, for that execution's progress: its message there follows the
+  execution, and each top-level stage's start and end is a reply in the message's thread.
 """
 
 from __future__ import annotations
@@ -87,8 +88,12 @@ def _subscriptions(event: Event, moment: str, execution: Execution, stage: Stage
             target = {"type": subscription.type, "subscription": subscription.id, "message": subscription.message}
             yield Wanted(target, "application")
     channel = (execution.trigger or {}).get("slackChannel")
-    if isinstance(channel, str) and channel and moment in TRIGGER_MOMENTS:
-        yield Wanted({"type": TargetType.SLACK, "address": channel}, "trigger")
+    if isinstance(channel, str) and channel:
+        if moment in TRIGGER_MOMENTS:
+            yield Wanted({"type": TargetType.SLACK, "address": channel}, "trigger")
+        elif moment in STAGE_MOMENTS and stage is not None and stage.parent_id is None:
+            # Each top-level stage's progress, as a reply in the execution's thread.
+            yield Wanted({"type": TargetType.SLACK, "address": channel, "thread": True}, "trigger")
 
 
 def _key(event: Event, target: dict) -> str:
@@ -116,7 +121,7 @@ def deliveries_for(events: list[Event]) -> list[Delivery]:
         return []
     executions = Execution.objects.only("id", "definition", "trigger").in_bulk({e.execution_id for e, _ in wanted})
     stage_ids = {e.stage_id for e, _ in wanted if e.stage_id is not None}
-    stages = StageExecution.objects.only("id", "definition").in_bulk(stage_ids) if stage_ids else {}
+    stages = StageExecution.objects.only("id", "definition", "parent_id").in_bulk(stage_ids) if stage_ids else {}
     by_application: dict[int, list[Subscription]] = {}
     for subscription in Subscription.objects.filter(application_id__in={e.application_id for e, _ in wanted}):
         by_application.setdefault(subscription.application_id, []).append(subscription)

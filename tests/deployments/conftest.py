@@ -8,6 +8,7 @@ that label when the test ends, whatever the test did.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -199,3 +200,35 @@ def prometheus(engine, docker_client, tmp_path):
     running = start_prometheus(tmp_path / "prometheus", engine, free_port())
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_cluster():
+    """A real single-node Kubernetes cluster (tests/deployments/kubecluster.py), or a skip naming what is missing."""
+    from tests.deployments import kubecluster
+
+    stack = contextlib.ExitStack()
+    try:
+        cluster = stack.enter_context(kubecluster.running_cluster())
+    except kubecluster.ClusterUnavailable as error:
+        missing_service(str(error))
+    with stack:
+        yield cluster
+
+
+@pytest.fixture
+def kube_namespace(kube_cluster):
+    """A namespace of the test's own (its default service account ready), deleted with what is in it afterwards."""
+    from kubernetes import client
+
+    name = f"cdp-test-{uuid.uuid4().hex[:10]}"
+    with kube_cluster.api() as api:
+        core = client.CoreV1Api(api)
+        core.create_namespace({"metadata": {"name": name}})
+        deadline = time.monotonic() + 30
+        while not core.list_namespaced_service_account(name).items:
+            assert time.monotonic() < deadline, f"namespace {name} got no default service account"
+            time.sleep(0.2)
+    yield name
+    with kube_cluster.api() as api:
+        client.CoreV1Api(api).delete_namespace(name, propagation_policy="Background", grace_period_seconds=0)

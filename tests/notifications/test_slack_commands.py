@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlencode
 
 import pytest
@@ -30,7 +29,8 @@ def command(text: str, name: str = "/deploy", user: str = "U0ALICE") -> str:
 def test_a_signed_deploy_starts_the_pipeline_with_its_parameters_and_follows_it_in_the_channel(
         workers, slack_api, people, slack_signing):
     workers.start(1, **receiver_env(slack_api))
-    save([wait("1", 0)], name="release", parameterConfig=[{"name": "env", "required": True}, {"name": "note"}])
+    save([wait("1", 0), wait("2", 0, requisites=["1"])], name="release",
+         parameterConfig=[{"name": "env", "required": True}, {"name": "note"}])
     SlackLink.objects.create(slack_user_id="U0ALICE", user=people["alice"])
 
     answer = slack_post(Client(), PATH, command('shop release env=prod "note=first try"'))
@@ -43,12 +43,15 @@ def test_a_signed_deploy_starts_the_pipeline_with_its_parameters_and_follows_it_
     assert (execution.trigger["type"], execution.trigger["user"], execution.started_by) == ("slack", "alice", "alice")
     assert AuditEvent.objects.get(action="execution.started", object_id=str(execution.id)).source == "slack"
     assert wait_for_execution(execution.id).status == Status.SUCCEEDED
-    wait_for_deliveries(execution, 2)
-    deadline = time.monotonic() + 10
-    while not slack_api.calls("/api/chat.update") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    [post] = slack_api.calls("/api/chat.postMessage")
-    assert post.json["channel"] == "C0DEPLOYS"
+    # The execution's message (started, succeeded) and each stage's start and end in its thread.
+    wait_for_deliveries(execution, 6)
+    posts = slack_api.calls("/api/chat.postMessage")
+    [parent] = [post for post in posts if "thread_ts" not in post.json]
+    assert parent.json["channel"] == "C0DEPLOYS"
+    replies = [post.json for post in posts if "thread_ts" in post.json]
+    assert {(reply["channel"], reply["thread_ts"]) for reply in replies} == {("C0DEPLOYS", "1700.0001")}
+    assert sorted(reply["text"] for reply in replies) == [
+        "Stage Wait 1 started", "Stage Wait 1 succeeded", "Stage Wait 2 started", "Stage Wait 2 succeeded"]
     assert slack_api.calls("/api/chat.update")[-1].json["text"] == "shop / release succeeded"
 
 

@@ -1,5 +1,7 @@
 """Slack: one message per execution and channel, posted once (``chat.postMessage``) and then updated in place
 (``chat.update``) with the execution as it stands, in Block Kit; a waiting judgment carries its buttons.
+A target with ``thread`` (an execution started by ``/deploy``) also gets each stage's progress as a reply
+in that message's thread.
 
 Each send renders the execution's current state, so deliveries that arrive
 out of order never show an older state over a newer one. A lease on the
@@ -111,4 +113,10 @@ class SlackTransport(Transport):
         channel = address.strip()
         if not channel:
             raise TransportError("no Slack channel", retryable=False)
-        sync_message(delivery.execution_id, channel, summary)
+        row = sync_message(delivery.execution_id, channel, summary)
+        if (delivery.target or {}).get("thread"):
+            reply = summary.headline[:1].upper() + summary.headline[1:]
+            if summary.moment.endswith("failed") and summary.error:
+                reply += f": {summary.error}"
+            slack_api.call(slack_api.client().chat_postMessage, channel=row.channel_id, thread_ts=row.ts,
+                           text=reply[:3000])
