@@ -85,7 +85,8 @@ def test_patches_of_each_kind_show_on_the_resources_and_the_artifacts_are_found(
               options={"mergeStrategy": "merge"}, patchBody={"data": {"colour": "blue", "size": "large"}}),
         stage("json", "patchManifest", namespace, ("merge",), manifestName="configMap settings",
               options={"mergeStrategy": "json"},
-              patchBody=[{"op": "remove", "path": "/data/size"}, {"op": "add", "path": "/data/shape", "value": "round"}]),
+              patchBody=[{"op": "remove", "path": "/data/size"},
+                         {"op": "add", "path": "/data/shape", "value": "round"}]),
         stage("find", "findArtifactsFromResource", namespace, ("strategic",), manifestName="deployment web"),
     ])
 
@@ -232,20 +233,21 @@ def test_an_account_limited_to_other_namespaces_or_kinds_is_refused_and_nothing_
     do_save_kubernetes_account({"name": "deployments-only", "kubeconfigContents": kube_cluster.kubeconfig,
                                 "kinds": ["deployment"]}, actor="ops")
 
-    execution, by_ref = finished([
+    refusals = {}
+    for refused in (
         stage("namespace", "deleteManifest", namespace, account="elsewhere", manifestName="configMap kept"),
         stage("kind", "patchManifest", namespace, account="deployments-only", manifestName="configMap kept",
               options={"mergeStrategy": "merge"}, patchBody={"data": {"colour": "blue"}}),
         stage("labels", "deleteManifest", namespace, account="deployments-only", kinds=["deployment", "configMap"],
               labelSelectors={"selectors": [{"kind": "EQUALS", "key": "app", "values": ["shop"]}]}),
-    ])
+    ):
+        execution, by_ref = finished([refused])  # one execution each: a failed stage stops its execution
+        assert execution.status == Status.TERMINAL
+        refusals[refused["refId"]] = str(by_ref[refused["refId"]].context["exception"])
 
-    assert execution.status == Status.TERMINAL
-    assert "/location: account elsewhere may not touch namespace" in str(by_ref["namespace"].context["exception"])
-    assert "/manifestName: account deployments-only may not touch kind 'configMap'" in str(
-        by_ref["kind"].context["exception"])
-    assert "/kinds/1: account deployments-only may not touch kind 'configMap'" in str(
-        by_ref["labels"].context["exception"])
+    assert "/location: account elsewhere may not touch namespace" in refusals["namespace"]
+    assert "/manifestName: account deployments-only may not touch kind 'configMap'" in refusals["kind"]
+    assert "/kinds/1: account deployments-only may not touch kind 'configMap'" in refusals["labels"]
     assert core.read_namespaced_config_map("kept", namespace).data == {"colour": "red"}
 
 

@@ -162,6 +162,13 @@ class ManifestStage(ProviderStage):
     performs_io = True
     fields = TARGET_FIELDS
     waits: ClassVar[bool] = True
+    # The acting task's class, named after the stage type as Orca's tasks are (``patchManifest``).
+    acting_task: ClassVar[type[Act]]
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "type_name" in cls.__dict__:
+            cls.acting_task = type(f"{cls.__name__}Task", (Act,), {"name": cls.type_name, "__module__": __name__})
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         return target_problems(stage, pointer) + self.own_problems(stage, pointer)
@@ -170,7 +177,8 @@ class ManifestStage(ProviderStage):
         return []
 
     def task_graph(self, stage):
-        return [Act(self), WaitForStable()] if self.waits else [Act(self)]
+        acting = self.acting_task(self)
+        return [acting, WaitForStable()] if self.waits else [acting]
 
     def act(self, stage, dyn, manifest: ManifestName, namespace: str) -> TaskResult:
         raise NotImplementedError
@@ -179,11 +187,11 @@ class ManifestStage(ProviderStage):
 class Act(Task):
     """The stage's one change to the cluster, made once (a step run again after it acted does nothing)."""
 
+    name = "actOnManifest"
     performs_io = True
 
     def __init__(self, stage_type: ManifestStage):
         self.stage_type = stage_type
-        self.name = stage_type.type_name
 
     @failing_clearly
     def run(self, stage, scope, runtime) -> TaskResult:
@@ -352,7 +360,8 @@ class DeleteResources(Task):
                 check_namespace(account, namespace, pointer="/location")
                 for index, kind in enumerate(context["kinds"]):
                     check_kind(account, kind, pointer=f"/kinds/{index}")
-                manifests = ops.matching(dyn, context["kinds"], ops.label_selector(_selectors(context)), namespace)
+                selector = ops.label_selector(_selectors(context) or [])
+                manifests = ops.matching(dyn, context["kinds"], selector, namespace)
             else:
                 manifest, namespace = checked_target(stage, account, dyn)
                 manifests = [manifest]

@@ -8,6 +8,7 @@ import copy
 import secrets
 import string
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from kubernetes import client as kubernetes_client
 from kubernetes.client.exceptions import ApiException
@@ -43,10 +44,16 @@ def unique_job(manifest: dict, *, namespace: str, labels: dict[str, str]) -> dic
 def create(api_client, job: dict) -> str:
     """Create ``job``; the name the cluster gave it."""
     try:
-        created = kubernetes_client.BatchV1Api(api_client).create_namespaced_job(job["metadata"]["namespace"], job)
+        created = kubernetes_client.BatchV1Api(api_client).create_namespaced_job(job["metadata"]["namespace"],
+                                                                                 cast(Any, job))
     except ApiException as error:
         raise api_error(error, "creating the job") from None
-    return created.metadata.name
+    return _plain(api_client, created)["metadata"]["name"]
+
+
+def _plain(api_client, model) -> Any:
+    """A model the typed API returned, as the API's own JSON (camelCase dicts)."""
+    return api_client.sanitize_for_serialization(model)
 
 
 @dataclass
@@ -59,52 +66,55 @@ class JobState:
     status: dict = field(default_factory=dict)
 
 
-def _pods(core, name: str, namespace: str) -> list:
+def _pods(api_client, name: str, namespace: str) -> list[dict]:
+    core = kubernetes_client.CoreV1Api(api_client)
     try:
-        listed = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}", limit=50).items
+        listed = _plain(api_client, core.list_namespaced_pod(namespace, label_selector=f"job-name={name}", limit=50))
     except ApiException as error:
         raise api_error(error, f"listing the pods of job {name}") from None
-    return sorted(listed, key=lambda pod: pod.metadata.creation_timestamp, reverse=True)
+    return sorted(listed.get("items") or [], key=lambda pod: pod["metadata"].get("creationTimestamp") or "",
+                  reverse=True)
 
 
-def _termination(pod) -> str:
+def _termination(pod: dict) -> str:
     """Why a pod's container ended badly (``exit code 3 (Error)``), or why it never started."""
-    for container in (pod.status.container_statuses or []) if pod.status else []:
-        terminated = container.state.terminated if container.state else None
-        if terminated is not None and terminated.exit_code != 0:
-            detail = f": {terminated.message.strip()}" if terminated.message else ""
-            return (f"container {container.name} of pod {pod.metadata.name} exited with code "
-                    f"{terminated.exit_code} ({terminated.reason or 'Error'}){detail}")
-        waiting = container.state.waiting if container.state else None
-        if waiting is not None and waiting.reason not in (None, "ContainerCreating", "PodInitializing"):
-            return f"container {container.name} of pod {pod.metadata.name} cannot start: {waiting.reason}" + (
-                f" ({waiting.message})" if waiting.message else "")
-    if pod.status and pod.status.reason:
-        return f"pod {pod.metadata.name}: {pod.status.reason} {pod.status.message or ''}".strip()
+    name, status = pod["metadata"]["name"], pod.get("status") or {}
+    for container in status.get("containerStatuses") or []:
+        container_state = container.get("state") or {}
+        terminated, waiting = container_state.get("terminated"), container_state.get("waiting")
+        if terminated and terminated.get("exitCode") != 0:
+            message = (terminated.get("message") or "").strip()
+            return (f"container {container['name']} of pod {name} exited with code {terminated.get('exitCode')} "
+                    f"({terminated.get('reason') or 'Error'})" + (f": {message}" if message else ""))
+        if waiting and waiting.get("reason") not in (None, "ContainerCreating", "PodInitializing"):
+            return f"container {container['name']} of pod {name} cannot start: {waiting['reason']}" + (
+                f" ({waiting['message']})" if waiting.get("message") else "")
+    if status.get("reason"):
+        return f"pod {name}: {status['reason']} {status.get('message') or ''}".strip()
     return ""
 
 
 def state(api_client, name: str, namespace: str) -> JobState:
     """The job's state now: FAILED with its pods' termination reason once the Job has failed."""
-    batch, core = kubernetes_client.BatchV1Api(api_client), kubernetes_client.CoreV1Api(api_client)
+    batch = kubernetes_client.BatchV1Api(api_client)
     try:
-        job = batch.read_namespaced_job_status(name, namespace)
+        job = _plain(api_client, batch.read_namespaced_job_status(name, namespace))
     except ApiException as error:
         if error.status == 404:
             raise OperationFailed(f"job {name} disappeared from namespace {namespace} before it finished") from None
         raise api_error(error, f"reading job {name}") from None
-    status = job.status
-    summary = {"active": status.active or 0, "succeeded": status.succeeded or 0, "failed": status.failed or 0}
-    pods = _pods(core, name, namespace)
-    names = [pod.metadata.name for pod in pods]
-    for condition in status.conditions or []:
-        if condition.status != "True":
+    status = job.get("status") or {}
+    summary = {key: status.get(key) or 0 for key in ("active", "succeeded", "failed")}
+    pods = _pods(api_client, name, namespace)
+    names = [pod["metadata"]["name"] for pod in pods]
+    for condition in status.get("conditions") or []:
+        if condition.get("status") != "True":
             continue
-        if condition.type == "Complete":
+        if condition.get("type") == "Complete":
             return JobState("SUCCEEDED", "completed", names, summary)
-        if condition.type == "Failed":
+        if condition.get("type") == "Failed":
             reasons = [reason for reason in (_termination(pod) for pod in pods) if reason]
-            message = f"{condition.reason or 'Failed'}: {condition.message or 'the job failed'}"
+            message = f"{condition.get('reason') or 'Failed'}: {condition.get('message') or 'the job failed'}"
             return JobState("FAILED", "; ".join([message, *reasons[:3]]), names, summary)
     return JobState("RUNNING", "running", names, summary)
 
@@ -112,8 +122,9 @@ def state(api_client, name: str, namespace: str) -> JobState:
 def _tail(api_client, pod: str, container: str, namespace: str, budget: int) -> str:
     core = kubernetes_client.CoreV1Api(api_client)
     try:
-        response = core.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=LOG_TAIL_LINES,
-                                                _preload_content=False)
+        # Not preloaded: the response is read as a stream, keeping only its end.
+        response = cast(Any, core.read_namespaced_pod_log(pod, namespace, container=container,
+                                                          tail_lines=LOG_TAIL_LINES, _preload_content=False))
     except ApiException as error:
         if error.status in (400, 404):  # not started, or gone
             return ""
@@ -135,12 +146,12 @@ def logs(api_client, pods: list[str], namespace: str) -> list[dict]:
     core = kubernetes_client.CoreV1Api(api_client)
     pod_name = pods[0]
     try:
-        pod = core.read_namespaced_pod(pod_name, namespace)
+        spec = _plain(api_client, core.read_namespaced_pod(pod_name, namespace))["spec"]
     except ApiException as error:
         if error.status == 404:
             return []
         raise api_error(error, f"reading pod {pod_name}") from None
-    containers = [container.name for container in (pod.spec.init_containers or []) + pod.spec.containers]
+    containers = [container["name"] for container in (spec.get("initContainers") or []) + spec["containers"]]
     containers = containers[:MAX_CONTAINERS]
     budget = LOG_BYTES // len(containers)
     return [{"pod": pod_name, "container": container,
