@@ -3,7 +3,11 @@ processes) on resources the test creates with the kubernetes client in a namespa
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
 from kubernetes import client
 
 from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
@@ -102,6 +106,25 @@ def test_patches_of_each_kind_show_on_the_resources_and_the_artifacts_are_found(
     assert artifacts[-1] == {"type": "kubernetes/deployment", "name": "web", "reference": "web",
                              "location": namespace, "version": "", "customKind": False}
     assert by_ref["find"].outputs["manifest"]["metadata"]["name"] == "web"
+
+
+def test_a_dynamic_target_acts_on_the_newest_resource_of_the_cluster(cluster):
+    namespace, core = cluster["namespace"], cluster["core"]
+    for version in ("v000", "v001"):
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": f"settings-{version}"},
+                                                      "data": {"colour": "red"}})
+        time.sleep(1.1)  # creation times are kept to the second
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "other-v002"}, "data": {"colour": "red"}})
+
+    execution, by_ref = finished([stage("patch", "patchManifest", namespace, mode="dynamic",
+                                        cluster="configMap settings", criteria="newest",
+                                        options={"mergeStrategy": "merge"}, patchBody={"data": {"colour": "blue"}})])
+
+    assert execution.status == Status.SUCCEEDED, errors(by_ref)
+    assert by_ref["patch"].context["resolvedManifestName"] == "configMap settings-v001"
+    colours = {name: core.read_namespaced_config_map(name, namespace).data["colour"]
+               for name in ("settings-v000", "settings-v001", "other-v002")}
+    assert colours == {"settings-v000": "red", "settings-v001": "blue", "other-v002": "red"}
 
 
 def test_a_delete_by_label_selector_removes_exactly_the_matching_resources(cluster, web_images):
@@ -206,6 +229,11 @@ def test_a_job_runs_to_completion_and_a_later_stage_reads_its_properties(cluster
     assert ran.context["jobStatus"]["phase"] == "SUCCEEDED"
     assert ran.context["logs"][0]["container"] == "migrate" and "migrating" in ran.context["logs"][0]["log"]
     assert ran.outputs["deploy.jobs"] == {namespace: [f"job {name}"]}
+
+    viewer = Client()
+    viewer.force_login(get_user_model().objects.create_superuser("root"))
+    panel = viewer.get(f"/executions/{execution.id}/stages/{ran.id}/").content.decode()
+    assert f"{namespace}/{name}" in panel and 'data-job-log="migrate">migrating' in panel
 
 
 def test_a_failing_job_fails_the_stage_with_its_exit_code_and_keeps_its_log(cluster, web_images):
