@@ -3,9 +3,11 @@ processes) on resources the test creates with the kubernetes client in a namespa
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
+import yaml
 from django.contrib.auth import get_user_model
 from django.test import Client
 from kubernetes import client
@@ -236,11 +238,12 @@ def test_a_job_runs_to_completion_and_a_later_stage_reads_its_properties(cluster
     assert f"{namespace}/{name}" in panel and 'data-job-log="migrate">migrating' in panel
 
 
-def test_a_failing_job_fails_the_stage_with_its_exit_code_and_keeps_its_log(cluster, web_images):
+def test_a_failing_job_from_an_artifact_fails_the_stage_with_its_exit_code_and_keeps_its_log(cluster, web_images):
     namespace = cluster["namespace"]
+    failing = base64.b64encode(yaml.safe_dump(job(web_images["v1"], "echo the database is locked; exit 3")).encode())
     run_job = {"refId": "job", "name": "Run job", "type": "runJobManifest", "cloudProvider": "kubernetes",
-               "account": "k8s", "namespace": namespace,
-               "manifest": job(web_images["v1"], "echo the database is locked; exit 3")}
+               "account": "k8s", "namespace": namespace, "source": "artifact",
+               "manifestArtifact": {"type": "embedded/base64", "reference": failing.decode()}}
 
     execution, by_ref = finished([run_job])
 

@@ -18,6 +18,7 @@ import json
 import time
 from typing import ClassVar
 
+import yaml
 from kubernetes.client.exceptions import ApiException
 
 from apps.deployments.providers.kubernetes import jobs
@@ -44,6 +45,8 @@ MAX_REPLICAS = 1000
 MAX_REVISIONS_BACK = 100
 MAX_GRACE_SECONDS = 3600
 MAX_PATCH_BYTES = 256 * 1024
+# The largest resource findArtifactsFromResource copies into its outputs (a resource may hold up to 1.5 MB).
+MAX_MANIFEST_OUTPUT_BYTES = 256 * 1024
 MODES = ("static", "dynamic")
 # A failure message quotes at most this much of a failed job's log.
 FAILED_LOG_CHARS = 2000
@@ -569,14 +572,31 @@ class FindArtifactsFromResourceStage(ManifestStage):
         document.get("metadata", {}).pop("managedFields", None)
         document.pop("status", None)
         artifacts = ops.artifacts_of(document)
+        if len(json.dumps(document)) > MAX_MANIFEST_OUTPUT_BYTES:  # a large ConfigMap, say: its artifacts only
+            return TaskResult.succeeded(outputs={"artifacts": artifacts},
+                                        context={"manifestOmitted": f"over {MAX_MANIFEST_OUTPUT_BYTES // 1024} KB"})
         return TaskResult.succeeded(outputs={"artifacts": artifacts, "manifest": document})
 
 
 # --- runJobManifest -------------------------------------------------------------------------------
 
 
+def embedded_document(artifact, pointer: str):
+    """The YAML or JSON document an ``embedded/base64`` artifact holds; InvalidDocument at ``pointer`` otherwise."""
+    if not isinstance(artifact, dict) or artifact.get("type") != "embedded/base64" or \
+            not isinstance(artifact.get("reference"), str) or len(artifact["reference"]) > 2 * MAX_PATCH_BYTES:
+        raise InvalidDocument([Problem(pointer, "must be an embedded/base64 artifact (reference: base64 text)")])
+    try:
+        return yaml.safe_load(base64.b64decode(artifact["reference"], validate=True))
+    except (binascii.Error, ValueError, yaml.YAMLError):
+        raise InvalidDocument([Problem(f"{pointer}/reference", "must be base64 of a YAML or JSON document")]) from None
+
+
 def job_manifest(stage: dict):
-    """The Job of the stage: ``manifest``, or the one entry of ``manifests`` (Deck writes either)."""
+    """The Job of the stage: ``manifest``, or the one entry of ``manifests`` (Deck writes either), or with
+    ``source: artifact`` the document of its embedded ``manifestArtifact``."""
+    if stage.get("source") == "artifact":
+        return embedded_document(stage.get("manifestArtifact"), "/manifestArtifact"), "/manifestArtifact/reference"
     if stage.get("manifest") is not None:
         return stage["manifest"], "/manifest"
     manifests = stage.get("manifests")
@@ -594,9 +614,14 @@ def job_namespace(stage: dict, manifest: dict) -> tuple[str, str]:
 
 
 def _job_problems(stage: dict, pointer: str) -> list[Problem]:
-    manifest, at = job_manifest(stage)
+    if stage.get("source") == "artifact" and is_expression(stage.get("manifestArtifact")):
+        return []
+    try:
+        manifest, at = job_manifest(stage)
+    except InvalidDocument as refused:
+        return [Problem(pointer + problem.pointer, problem.message) for problem in refused.problems]
     at = pointer + at
-    if is_expression(manifest) or manifest is None and stage.get("source") == "artifact":
+    if is_expression(manifest):
         return []
     if not isinstance(manifest, dict):
         return [Problem(at, "is required: one Job manifest (manifest, or manifests with one entry)")]
@@ -637,7 +662,9 @@ class RunJobManifestStage(ProviderStage):
         StageField("account", required=True, help="The Kubernetes account"),
         StageField("application"),
         StageField("namespace", help="Blank: the manifest's metadata.namespace, else default"),
+        StageField("source", "choice", choices=("text", "artifact"), default="text"),
         StageField("manifest", "object", help="The Job (or manifests: [the Job])"),
+        StageField("manifestArtifact", "object", help="source artifact: {type: embedded/base64, reference}"),
         StageField("propertyFile", help="The container whose log holds SPINNAKER_PROPERTY_ lines; blank: all"),
         StageField("consumeArtifactSource", "choice", choices=("none", "propertyFile", "artifact"), default="none"),
     )
