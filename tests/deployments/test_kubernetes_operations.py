@@ -312,3 +312,44 @@ def test_stage_definitions_are_checked_at_their_json_pointers():
     assert problems["/stages/4/manifest/kind"] == "must be Job"
     assert problems["/stages/4/manifest/metadata/name"] == "is required (or metadata.generateName)"
     assert problems["/stages/4/manifest/spec/template/spec/containers"] == "is required: the job's containers"
+
+
+# --- The pieces the stages are made of, without a cluster -----------------------------------------
+
+
+def test_spinnakers_selectors_become_a_kubernetes_label_selector():
+    from apps.deployments.providers.kubernetes.operations import label_selector
+
+    assert label_selector([
+        {"kind": "EQUALS", "key": "app", "values": ["shop"]}, {"kind": "NOT_EQUALS", "key": "stack", "values": ["x"]},
+        {"kind": "CONTAINS", "key": "tier", "values": ["web", "api"]},
+        {"kind": "NOT_CONTAINS", "key": "zone", "values": ["b"]}, {"kind": "EXISTS", "key": "team"},
+        {"kind": "NOT_EXISTS", "key": "canary"}, {"kind": "ANY", "key": "whatever"},
+    ]) == "app=shop,stack!=x,tier in (web,api),zone notin (b),team,!canary"
+
+
+def test_image_artifacts_split_name_and_version_as_clouddriver_does():
+    from apps.deployments.providers.kubernetes.operations import image_artifact
+
+    assert [(a["name"], a["version"]) for a in map(image_artifact, [
+        "nginx", "nginx:1.25", "127.0.0.1:5000/shop/web:v2", "127.0.0.1:5000/shop/web",
+        "web@sha256:abc"])] == [("nginx", ""), ("nginx", "1.25"), ("127.0.0.1:5000/shop/web", "v2"),
+                                ("127.0.0.1:5000/shop/web", ""), ("web", "sha256:abc")]
+
+
+def test_a_deployment_is_stable_only_with_every_replica_updated_and_no_old_one_left():
+    from apps.deployments.providers.kubernetes.operations import stability
+
+    def deployment(generation=2, observed=2, **status):
+        return {"kind": "Deployment", "metadata": {"generation": generation}, "spec": {"replicas": 2},
+                "status": {"observedGeneration": observed, **status}}
+
+    settled = {"updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2, "replicas": 2}
+    assert stability(deployment(**settled)).stable
+    assert not stability(deployment(observed=1, **settled)).stable
+    assert not stability(deployment(**{**settled, "replicas": 3})).stable  # an old pod still running
+    assert not stability(deployment(**{**settled, "readyReplicas": 1})).stable
+    stuck = stability(deployment(conditions=[{"type": "Progressing", "reason": "ProgressDeadlineExceeded",
+                                              "message": "ReplicaSet web-1 has timed out progressing."}]))
+    assert stuck.failed and "timed out progressing" in stuck.message
+    assert stability({"kind": "ConfigMap", "metadata": {}}).stable
