@@ -101,7 +101,7 @@ def target_problems(stage: dict, pointer: str) -> list[Problem]:
         return [*problems, Problem(f"{pointer}/mode", f"must be one of {', '.join(MODES)}")]
     if mode == "dynamic":
         problems += manifest_name_problem(stage.get("cluster"), f"{pointer}/cluster")
-        criteria = stage.get("criteria")
+        criteria = stage.get("criteria") or "newest"
         if criteria not in ops.DYNAMIC_CRITERIA and not is_expression(criteria):
             problems.append(Problem(f"{pointer}/criteria", f"must be one of {', '.join(ops.DYNAMIC_CRITERIA)}"))
     else:
@@ -130,7 +130,7 @@ def checked_target(stage, account, dyn) -> tuple[ManifestName, str]:
     if (context.get("mode") or "static") == "dynamic" and not context.get("resolvedManifestName"):
         cluster = ManifestName.parse(context["cluster"])
         check_kind(account, cluster.kind, pointer="/cluster")
-        return ops.dynamic_target(dyn, context["cluster"], context["criteria"], namespace), namespace
+        return ops.dynamic_target(dyn, context["cluster"], context.get("criteria") or "newest", namespace), namespace
     manifest = ManifestName.parse(context.get("resolvedManifestName") or context["manifestName"])
     check_kind(account, manifest.kind, pointer="/manifestName" if (context.get("mode") or "static") == "static"
                else "/cluster")
