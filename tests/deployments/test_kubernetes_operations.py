@@ -338,7 +338,7 @@ def test_image_artifacts_split_name_and_version_as_clouddriver_does():
 
 
 def test_a_deployment_is_stable_only_with_every_replica_updated_and_no_old_one_left():
-    from apps.deployments.providers.kubernetes.operations import stability
+    from apps.deployments.providers.kubernetes.stability import workload_stability as stability
 
     def deployment(generation=2, observed=2, **status):
         return {"kind": "Deployment", "metadata": {"generation": generation}, "spec": {"replicas": 2},
@@ -348,8 +348,8 @@ def test_a_deployment_is_stable_only_with_every_replica_updated_and_no_old_one_l
     assert stability(deployment(**settled)).stable
     assert not stability(deployment(observed=1, **settled)).stable
     assert not stability(deployment(**{**settled, "replicas": 3})).stable  # an old pod still running
-    assert not stability(deployment(**{**settled, "readyReplicas": 1})).stable
+    assert not stability(deployment(**{**settled, "availableReplicas": 1})).stable
     stuck = stability(deployment(conditions=[{"type": "Progressing", "reason": "ProgressDeadlineExceeded",
                                               "message": "ReplicaSet web-1 has timed out progressing."}]))
-    assert stuck.failed and "timed out progressing" in stuck.message
+    assert stuck.failed and "timed out progressing" in stuck.reason
     assert stability({"kind": "ConfigMap", "metadata": {}}).stable

@@ -30,6 +30,7 @@ from apps.deployments.providers.kubernetes.client import (
     check_namespace,
 )
 from apps.deployments.providers.kubernetes.resources import ManifestName, UnknownKind, dynamic
+from apps.deployments.providers.kubernetes.stability import workload_stability
 from apps.deployments.stages.common import ProviderStage, StageRefused, is_expression, kubernetes_account
 from apps.deployments.stages.images_and_jobs import job_outputs
 from apps.pipelines.problems import InvalidDocument, Problem
@@ -235,13 +236,13 @@ class WaitForStable(Task):
         except KubernetesUnreachable as error:  # a passing outage: poll again, within the bound
             return waited_too_long(stage, WAIT_SECONDS, f"{manifest} did not settle ({error})") or \
                 TaskResult.running(POLL_SECONDS)
-        settled = ops.stability(document)
-        context = {"stability": settled.message}
+        settled = workload_stability(document)
+        context = {"stability": "stable" if settled.stable else settled.reason}
         if settled.failed:
-            return TaskResult.failed(f"{manifest}: {settled.message}", context=context)
+            return TaskResult.failed(f"{manifest}: {settled.reason}", context=context)
         if settled.stable:
             return TaskResult.succeeded(context=context)
-        late = waited_too_long(stage, WAIT_SECONDS, f"{manifest} did not settle: {settled.message}")
+        late = waited_too_long(stage, WAIT_SECONDS, f"{manifest} did not settle: {settled.reason}")
         return late or TaskResult.running(POLL_SECONDS, context=context)
 
 

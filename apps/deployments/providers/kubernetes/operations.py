@@ -1,6 +1,6 @@
 """Operations on manifests already in a cluster, as Spinnaker's Kubernetes V2 provider does them: delete (by name or
 by label selector), patch (strategic, merge or JSON patch), scale, undo a rollout, restart a rollout, read a
-resource's artifacts, and tell whether a workload has settled.
+resource's artifacts (whether a workload has settled is ``stability.py``'s).
 
 Everything here takes a dynamic client (``resources.dynamic``) and plain values; the stage types in
 ``apps/deployments/stages/manifest_operations.py`` decide which account, namespace and kind may be touched.
@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from apps.deployments.providers.kubernetes.resources import ManifestName, resource_for
-from apps.deployments.providers.registry import register_provider
 
 # The same registration as the provider package's own (idempotent for the same label), so these operations'
 # stage types are offered whichever module loads first.
-register_provider("kubernetes", "Kubernetes clusters")
 
 # At most this many resources are listed, deleted or reported by one operation.
 MAX_RESOURCES = 200
@@ -253,61 +250,6 @@ def undo_rollout(dyn: DynamicClient, manifest: ManifestName, namespace: str, rev
     (template.get("metadata") or {}).get("labels", {}).pop(POD_TEMPLATE_HASH, None)
     patch(dyn, manifest, namespace, [{"op": "replace", "path": "/spec/template", "value": template}], "json")
     return target
-
-
-# --- Stability ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Stability:
-    """Whether a resource has settled; ``failed`` when it never will (its progress deadline passed)."""
-
-    stable: bool
-    message: str
-    failed: bool = False
-
-
-def stability(document: dict) -> Stability:
-    """Whether the workload ``document`` (as read from the cluster) runs its current spec everywhere, ready.
-
-    Deployments, ReplicaSets, StatefulSets and DaemonSets are checked from their status; other kinds are
-    stable once they exist.
-    """
-    kind = document.get("kind", "").casefold()
-    spec, status = document.get("spec") or {}, document.get("status") or {}
-    generation = document["metadata"].get("generation") or 0
-    if kind in ("deployment", "replicaset", "statefulset", "daemonset") and \
-            (status.get("observedGeneration") or 0) < generation:
-        return Stability(False, "waiting for the controller to see the latest spec")
-    if kind == "deployment":
-        for condition in status.get("conditions") or []:
-            if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
-                return Stability(False, f"the rollout stopped: {condition.get('message')}", failed=True)
-        wanted = spec.get("replicas", 1)
-        counts = {name: status.get(key) or 0 for name, key in (
-            ("updated", "updatedReplicas"), ("ready", "readyReplicas"), ("available", "availableReplicas"),
-            ("total", "replicas"))}
-        if counts["updated"] < wanted or counts["total"] > wanted or counts["available"] < wanted \
-                or counts["ready"] < wanted:
-            return Stability(False, f"{counts['updated']} of {wanted} updated, {counts['ready']} ready, "
-                                    f"{counts['total']} in all")
-        return Stability(True, f"{wanted} replicas updated and ready")
-    if kind in ("replicaset", "statefulset"):
-        wanted = spec.get("replicas", 1)
-        ready = status.get("readyReplicas") or 0
-        if kind == "statefulset" and status.get("updateRevision") and \
-                status.get("currentRevision") != status.get("updateRevision"):
-            return Stability(False, f"{status.get('updatedReplicas') or 0} of {wanted} updated")
-        if ready != wanted or (status.get("replicas") or 0) != wanted:
-            return Stability(False, f"{ready} of {wanted} ready")
-        return Stability(True, f"{wanted} replicas ready")
-    if kind == "daemonset":
-        wanted = status.get("desiredNumberScheduled") or 0
-        updated, ready = status.get("updatedNumberScheduled") or 0, status.get("numberReady") or 0
-        if updated < wanted or ready < wanted:
-            return Stability(False, f"{updated} of {wanted} updated, {ready} ready")
-        return Stability(True, f"{wanted} pods updated and ready")
-    return Stability(True, "exists")
 
 
 # --- Artifacts ------------------------------------------------------------------------------------
