@@ -7,6 +7,7 @@ from apps.deployments.stages import (  # noqa: F401
     deploy,
     images_and_jobs,
     load_balancers,
+    manifest_jobs,
     manifest_operations,
     manifests,
     preconditions,

@@ -1,6 +1,6 @@
 """Spinnaker's Kubernetes manifest operations, on resources already in a cluster: ``deleteManifest``,
-``patchManifest``, ``scaleManifest``, ``undoRolloutManifest``, ``rollingRestartManifest``, ``runJobManifest`` and
-``findArtifactsFromResource``, with Orca's and Deck's field names.
+``patchManifest``, ``scaleManifest``, ``undoRolloutManifest`` and ``rollingRestartManifest``, with Orca's and
+Deck's field names (``runJobManifest`` and ``findArtifactsFromResource`` are in ``manifest_jobs.py``).
 
 A stage names its ``account`` (a Kubernetes account the execution's identity may deploy to), its ``location``
 (the namespace) and its resource: ``manifestName`` ("deployment web", ``mode: static``), or ``cluster`` and
@@ -18,10 +18,8 @@ import json
 import time
 from typing import ClassVar
 
-import yaml
 from kubernetes.client.exceptions import ApiException
 
-from apps.deployments.providers.kubernetes import jobs
 from apps.deployments.providers.kubernetes import operations as ops
 from apps.deployments.providers.kubernetes.client import (
     KubernetesUnreachable,
@@ -32,7 +30,6 @@ from apps.deployments.providers.kubernetes.client import (
 from apps.deployments.providers.kubernetes.resources import ManifestName, UnknownKind, dynamic
 from apps.deployments.providers.kubernetes.stability import workload_stability
 from apps.deployments.stages.common import ProviderStage, StageRefused, is_expression, kubernetes_account
-from apps.deployments.stages.images_and_jobs import job_outputs
 from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.stages.base import StageField, Task, TaskResult, register
 
@@ -71,7 +68,7 @@ def failing_clearly(step):
 # --- Field checks ---------------------------------------------------------------------------------
 
 
-def _text(value) -> bool:
+def is_text(value) -> bool:
     return isinstance(value, str) and 0 < len(value) <= 1000 and "\x00" not in value
 
 
@@ -82,7 +79,7 @@ def _whole(value, low: int, high: int) -> bool:
 def manifest_name_problem(value, pointer: str) -> list[Problem]:
     if is_expression(value):
         return []
-    if not _text(value):
+    if not is_text(value):
         return [Problem(pointer, "is required: a kind and a name, as in 'deployment my-app'")]
     try:
         ManifestName.parse(value)
@@ -95,7 +92,7 @@ def target_problems(stage: dict, pointer: str) -> list[Problem]:
     """What is wrong with how the stage names its resource: ``manifestName`` (static) or ``cluster`` and
     ``criteria`` (dynamic), and its ``location``."""
     problems = []
-    if not is_expression(stage.get("location")) and not _text(stage.get("location")):
+    if not is_expression(stage.get("location")) and not is_text(stage.get("location")):
         problems.append(Problem(f"{pointer}/location", "is required: the namespace of the resource"))
     mode = stage.get("mode") or "static"
     if mode not in MODES and not is_expression(mode):
@@ -263,7 +260,7 @@ def selector_problems(stage: dict, pointer: str) -> list[Problem]:
     problems = []
     kinds = stage.get("kinds")
     if not is_expression(kinds) and (not isinstance(kinds, list) or not kinds or len(kinds) > 20
-                                     or not all(_text(kind) for kind in kinds)):
+                                     or not all(is_text(kind) for kind in kinds)):
         problems.append(Problem(f"{pointer}/kinds", "must list the kinds to delete from (1 to 20 kinds)"))
     selectors = _selectors(stage)
     if is_expression(stage.get("labelSelectors")):
@@ -280,9 +277,9 @@ def selector_problems(stage: dict, pointer: str) -> list[Problem]:
         if kind not in ops.SELECTOR_KINDS:
             problems.append(Problem(f"{at}/kind", f"must be one of {', '.join(ops.SELECTOR_KINDS)}"))
             continue
-        if kind != "ANY" and not _text(selector.get("key")):
+        if kind != "ANY" and not is_text(selector.get("key")):
             problems.append(Problem(f"{at}/key", "is required: a label key"))
-        if values is not None and (not isinstance(values, list) or not all(_text(v) for v in values)):
+        if values is not None and (not isinstance(values, list) or not all(is_text(v) for v in values)):
             problems.append(Problem(f"{at}/values", "must be a list of label values"))
         elif kind in ("EQUALS", "NOT_EQUALS") and len(values or []) != 1:
             problems.append(Problem(f"{at}/values", f"must hold exactly one value for {kind}"))
@@ -332,7 +329,7 @@ class DeleteManifestStage(ProviderStage):
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         if by_labels(stage):
             problems = selector_problems(stage, pointer)
-            if not is_expression(stage.get("location")) and not _text(stage.get("location")):
+            if not is_expression(stage.get("location")) and not is_text(stage.get("location")):
                 problems.append(Problem(f"{pointer}/location", "is required: the namespace of the resources"))
         else:
             problems = target_problems(stage, pointer)
@@ -554,209 +551,3 @@ class RollingRestartManifestStage(ManifestStage):
         restarted = ops.restart(dyn, manifest, namespace)
         stamp = restarted["spec"]["template"]["metadata"]["annotations"][ops.RESTARTED_AT_ANNOTATION]
         return TaskResult.succeeded(context={"restartedAt": stamp})
-
-
-# --- findArtifactsFromResource --------------------------------------------------------------------
-
-
-@register
-class FindArtifactsFromResourceStage(ManifestStage):
-    """The artifacts a resource runs (its containers' images) and the resource itself, for later stages."""
-
-    type_name = "findArtifactsFromResource"
-    label = "Find Artifacts From Resource (Manifest)"
-    description = "Reads a Kubernetes resource and outputs its container images and itself as artifacts."
-    waits = False
-
-    def act(self, stage, dyn, manifest, namespace) -> TaskResult:
-        document = ops.read(dyn, manifest, namespace)
-        document.get("metadata", {}).pop("managedFields", None)
-        document.pop("status", None)
-        artifacts = ops.artifacts_of(document)
-        if len(json.dumps(document)) > MAX_MANIFEST_OUTPUT_BYTES:  # a large ConfigMap, say: its artifacts only
-            return TaskResult.succeeded(outputs={"artifacts": artifacts},
-                                        context={"manifestOmitted": f"over {MAX_MANIFEST_OUTPUT_BYTES // 1024} KB"})
-        return TaskResult.succeeded(outputs={"artifacts": artifacts, "manifest": document})
-
-
-# --- runJobManifest -------------------------------------------------------------------------------
-
-
-def embedded_document(artifact, pointer: str):
-    """The YAML or JSON document an ``embedded/base64`` artifact holds; InvalidDocument at ``pointer`` otherwise."""
-    if not isinstance(artifact, dict) or artifact.get("type") != "embedded/base64" or \
-            not isinstance(artifact.get("reference"), str) or len(artifact["reference"]) > 2 * MAX_PATCH_BYTES:
-        raise InvalidDocument([Problem(pointer, "must be an embedded/base64 artifact (reference: base64 text)")])
-    try:
-        return yaml.safe_load(base64.b64decode(artifact["reference"], validate=True))
-    except (binascii.Error, ValueError, yaml.YAMLError):
-        raise InvalidDocument([Problem(f"{pointer}/reference", "must be base64 of a YAML or JSON document")]) from None
-
-
-def job_manifest(stage: dict):
-    """The Job of the stage: ``manifest``, or the one entry of ``manifests`` (Deck writes either), or with
-    ``source: artifact`` the document of its embedded ``manifestArtifact``."""
-    if stage.get("source") == "artifact":
-        return embedded_document(stage.get("manifestArtifact"), "/manifestArtifact"), "/manifestArtifact/reference"
-    if stage.get("manifest") is not None:
-        return stage["manifest"], "/manifest"
-    manifests = stage.get("manifests")
-    if isinstance(manifests, list) and len(manifests) == 1:
-        return manifests[0], "/manifests/0"
-    return manifests, "/manifests"
-
-
-def job_namespace(stage: dict, manifest: dict) -> tuple[str, str]:
-    """The namespace the job runs in and the field that named it: ``namespace``, the manifest's, else default."""
-    _, at = job_manifest(stage)
-    if stage.get("namespace"):
-        return stage["namespace"], "/namespace"
-    return (manifest.get("metadata") or {}).get("namespace") or "default", f"{at}/metadata/namespace"
-
-
-def _job_problems(stage: dict, pointer: str) -> list[Problem]:
-    if stage.get("source") == "artifact" and is_expression(stage.get("manifestArtifact")):
-        return []
-    try:
-        manifest, at = job_manifest(stage)
-    except InvalidDocument as refused:
-        return [Problem(pointer + problem.pointer, problem.message) for problem in refused.problems]
-    at = pointer + at
-    if is_expression(manifest):
-        return []
-    if not isinstance(manifest, dict):
-        return [Problem(at, "is required: one Job manifest (manifest, or manifests with one entry)")]
-    problems = []
-    if manifest.get("kind") != "Job":
-        problems.append(Problem(f"{at}/kind", "must be Job"))
-    metadata = manifest.get("metadata")
-    if not isinstance(metadata, dict) or not (_text(metadata.get("name")) or _text(metadata.get("generateName"))):
-        problems.append(Problem(f"{at}/metadata/name", "is required (or metadata.generateName)"))
-    spec = manifest.get("spec")
-    template = spec.get("template") if isinstance(spec, dict) else None
-    if not isinstance(template, dict) or not isinstance(template.get("spec"), dict) or \
-            not isinstance(template["spec"].get("containers"), list):
-        problems.append(Problem(f"{at}/spec/template/spec/containers", "is required: the job's containers"))
-    if len(json.dumps(manifest)) > MAX_PATCH_BYTES:
-        problems.append(Problem(at, f"is over {MAX_PATCH_BYTES // 1024} KB"))
-    if "namespace" in stage and stage["namespace"] is not None and not _text(stage["namespace"]):
-        problems.append(Problem(f"{pointer}/namespace", "must be a namespace's name"))
-    if stage.get("propertyFile") is not None and not _text(stage["propertyFile"]):
-        problems.append(Problem(f"{pointer}/propertyFile", "must name the container whose log holds the properties"))
-    return problems
-
-
-@register
-class RunJobManifestStage(ProviderStage):
-    """A Kubernetes Job run to completion under a name of its own; its logs kept and its printed properties read
-    into the stage's outputs."""
-
-    type_name = "runJobManifest"
-    label = "Run Job (Manifest)"
-    description = ("Runs a Kubernetes Job to completion, keeps its pods' logs, and reads SPINNAKER_PROPERTY_ and "
-                   "SPINNAKER_CONFIG_JSON lines into the stage's outputs.")
-    serves = (PROVIDER,)
-    performs_io = True
-    panel_template = "deployments/_kubernetes_job.html"
-    fields = (
-        StageField("cloudProvider", "choice", choices=(PROVIDER,), default=PROVIDER),
-        StageField("account", required=True, help="The Kubernetes account"),
-        StageField("application"),
-        StageField("namespace", help="Blank: the manifest's metadata.namespace, else default"),
-        StageField("source", "choice", choices=("text", "artifact"), default="text"),
-        StageField("manifest", "object", help="The Job (or manifests: [the Job])"),
-        StageField("manifestArtifact", "object", help="source artifact: {type: embedded/base64, reference}"),
-        StageField("propertyFile", help="The container whose log holds SPINNAKER_PROPERTY_ lines; blank: all"),
-        StageField("consumeArtifactSource", "choice", choices=("none", "propertyFile", "artifact"), default="none"),
-    )
-
-    def validate(self, stage: dict, pointer: str) -> list[Problem]:
-        return _job_problems(stage, pointer)
-
-    def task_graph(self, stage):
-        return [CreateJob(self), WaitForJob()]
-
-    def panel_context(self, stage) -> dict:
-        return {"job": stage.context.get("jobStatus") or {}, "logs": stage.context.get("logs") or []}
-
-    def cancel(self, stage, runtime) -> None:
-        name, namespace = stage.context.get("jobName"), stage.context.get("jobNamespace")
-        if name and namespace:
-            with api_client(checked_account(stage)) as client:
-                jobs.delete(client, name, namespace)
-
-
-class CreateJob(Task):
-    name = "runJob"
-    performs_io = True
-
-    def __init__(self, stage_type: RunJobManifestStage):
-        self.stage_type = stage_type
-
-    @failing_clearly
-    def run(self, stage, scope, runtime) -> TaskResult:
-        if stage.context.get("jobName"):
-            return TaskResult.succeeded()
-        refuse_if_invalid(self.stage_type, stage)
-        manifest, at = job_manifest(stage.context)
-        namespace, namespace_at = job_namespace(stage.context, manifest)
-        account = checked_account(stage)
-        check_namespace(account, namespace, pointer=namespace_at)
-        check_kind(account, "Job", pointer=f"{at}/kind")
-        application = stage.context.get("application") or stage.execution.application.name
-        labels = {"app.kubernetes.io/managed-by": "cdplatform", "moniker.spinnaker.io/application": application[:63]}
-        with api_client(account) as client:
-            name = jobs.create(client, jobs.unique_job(manifest, namespace=namespace, labels=labels))
-        return TaskResult.succeeded(
-            context={"jobName": name, "jobNamespace": namespace, STARTED_KEY: time.time(),
-                     "jobStatus": {"name": name, "namespace": namespace, "phase": "RUNNING"},
-                     "deploy.jobs": {namespace: [f"job {name}"]}},
-            outputs={"deploy.jobs": {namespace: [f"job {name}"]}})
-
-
-def properties_from(logs: list[dict], container: str | None) -> dict:
-    """What the job printed as SPINNAKER_PROPERTY_ / SPINNAKER_CONFIG_JSON lines, in ``container``'s log (all
-    containers' when none is named)."""
-    found: dict = {}
-    for entry in logs:
-        if not container or entry["container"] == container:
-            found.update(job_outputs(entry["log"]))
-    return found
-
-
-class WaitForJob(Task):
-    """Polls the job until it completes or fails; then keeps its logs and reads its properties."""
-
-    name = "waitOnJobCompletion"
-    performs_io = True
-
-    @failing_clearly
-    def run(self, stage, scope, runtime) -> TaskResult:
-        context = stage.context
-        name, namespace = context["jobName"], context["jobNamespace"]
-        account = checked_account(stage)
-        try:
-            with api_client(account) as client:
-                found = jobs.state(client, name, namespace)
-                if found.phase == "RUNNING":
-                    status = {"name": name, "namespace": namespace, "phase": "RUNNING", **found.status}
-                    limit = None if context.get("stageTimeoutMs") else JOB_WAIT_SECONDS
-                    late = waited_too_long(stage, limit, f"job {name} did not finish") if limit else None
-                    if late is not None:
-                        jobs.delete(client, name, namespace)
-                        return late
-                    return TaskResult.running(POLL_SECONDS, context={"jobStatus": status})
-                logs = jobs.logs(client, found.pods, namespace)
-        except KubernetesUnreachable as error:
-            return waited_too_long(stage, JOB_WAIT_SECONDS, f"job {name} could not be followed ({error})") or \
-                TaskResult.running(POLL_SECONDS)
-        status = {"name": name, "namespace": namespace, "phase": found.phase, "message": found.message,
-                  "pods": found.pods, **found.status}
-        kept = {"jobStatus": status, "logs": logs, "completionDetails": {"message": found.message}}
-        if found.phase == "FAILED":
-            tail = "\n".join(entry["log"] for entry in logs)[-FAILED_LOG_CHARS:]
-            return TaskResult.failed(f"job {name} failed: {found.message}" + (f"\nits log:\n{tail}" if tail else ""),
-                                     context=kept)
-        properties = properties_from(logs, context.get("propertyFile"))
-        return TaskResult.succeeded(context={**kept, "propertyFileContents": properties},
-                                    outputs={**properties, "propertyFileContents": properties, "jobStatus": status})
