@@ -94,20 +94,21 @@ def enqueue_start_waiting(pipeline_id: str, pipeline=None) -> None:
     engine_queue().enqueue(START_WAITING, str(pipeline_id), pipeline=pipeline, **JOB_OPTIONS)
 
 
-def enqueue_start_execution(execution_id) -> None:
-    """Queue an execution's start (called after the commit that created it); a no-op while RQ holds it already.
+def enqueue_start_execution(execution_id) -> bool:
+    """Queue an execution's start (called after the commit that created it); False if RQ held it already.
 
     With Redis unreachable the execution stays NOT_STARTED in the database and
     the sweeper starts it later; the request that created it does not fail.
     """
     try:
-        _enqueue_start(execution_id)
+        return _enqueue_start(execution_id)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
         logger.warning("Redis unreachable: execution %s will be started by the sweeper", execution_id)
+        return False
 
 
-def _enqueue_start(execution_id) -> None:
-    enqueue_once(START_EXECUTION, (str(execution_id),), start_execution_job_id(execution_id))
+def _enqueue_start(execution_id) -> bool:
+    return bool(enqueue_once(START_EXECUTION, (str(execution_id),), start_execution_job_id(execution_id)))
 
 
 # Saves the job and puts it on the queue (or the scheduled registry) in one step, unless a job with its id
@@ -129,12 +130,12 @@ return 1
 """
 
 
-def enqueue_once(func: str, args: tuple, job_id: str, delay: float = 0.0, pipeline=None) -> None:
+def enqueue_once(func: str, args: tuple, job_id: str, delay: float = 0.0, pipeline=None) -> int | None:
     """Queue the job ``job_id`` (after ``delay`` seconds), unless a job with that id exists in Redis.
 
     The job is the one ``Queue.enqueue`` (or ``enqueue_in``) would save; on
     ``pipeline`` it goes to Redis with the caller's other commands, in the
-    same round trip.
+    same round trip (and None is returned); else 1 if it was queued, 0 if not.
     """
     queue = engine_queue()
     scheduled = delay > 0
@@ -150,8 +151,11 @@ def enqueue_once(func: str, args: tuple, job_id: str, delay: float = 0.0, pipeli
         job.enqueued_at = now()
         target, score = queue.key, ""
     fields = [item for key, value in job.to_dict().items() if value is not None for item in (key, value)]
-    client = pipeline if pipeline is not None else queue.connection
-    client.eval(_ENQUEUE_ONCE, 3, job.key, target, queue.redis_queues_keys, job.id, score, queue.key, *fields)
+    keys_and_args = (job.key, target, queue.redis_queues_keys, job.id, score, queue.key, *fields)
+    if pipeline is not None:
+        pipeline.eval(_ENQUEUE_ONCE, 3, *keys_and_args)
+        return None
+    return int(queue.connection.eval(_ENQUEUE_ONCE, 3, *keys_and_args))
 
 
 class Held(Enum):

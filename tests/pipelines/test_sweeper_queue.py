@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 from rq import SimpleWorker, Worker
@@ -294,12 +295,10 @@ def _jobs_run(redis_client) -> int:
 
 
 def test_a_backlog_far_longer_than_the_lease_runs_every_job_once_on_real_workers(workers, clean_redis):
-    """Sweeping every second with a lease of one, the workers run exactly the jobs the executions need."""
+    """Sweeping every second with a lease of one, two workers run exactly the jobs the executions need."""
     count, stages = 250, 3
     pipeline = save(chain("wait", stages), name="backlog")
-    workers.start(1, ENGINE_INLINE_SECONDS="0", **FAST_SWEEP)
-    from django.db import transaction
-
+    workers.start(2, ENGINE_INLINE_SECONDS="0", **FAST_SWEEP)
     with transaction.atomic():  # their start jobs land in the queue together
         executions = [do_start_execution(pipeline) for _ in range(count)]
     first_created = min(execution.created_at for execution in executions)

@@ -78,8 +78,8 @@ def sweep() -> dict[str, int]:
     except REDIS_DOWN:
         logger.warning("Redis unreachable: the sweeper re-queues no step or start until it answers")
         starts, overdue = [], []
-    _each(starts, _requeue_start)
-    _each(overdue, lambda lost: _requeue_stage(lost[0], lost[1], cutoff))
+    started = _each(starts, _requeue_start)
+    requeued = _each(overdue, lambda lost: _requeue_stage(lost[0], lost[1], cutoff))
     # Executions whose last stage finished but whose advance never ran.
     stalled = list(
         Execution.objects.filter(status=Status.RUNNING)
@@ -99,7 +99,7 @@ def sweep() -> dict[str, int]:
         .distinct()[:SWEEP_BATCH]
     )
     _each(waiting, start_waiting)
-    counts = {"starts": len(starts), "stages": len(overdue), "executions": len(stalled), "waiting": len(waiting)}
+    counts = {"starts": started, "stages": requeued, "executions": len(stalled), "waiting": len(waiting)}
     if any(counts.values()):
         logger.warning("sweeper re-queued lost engine work: %s", counts)
     return counts
@@ -158,20 +158,27 @@ def _lost(pages: Iterator[list[tuple]], job_id: Callable[[tuple], str], cutoff: 
     return lost
 
 
-def _requeue_start(lost: tuple[str, Held]) -> None:
-    """Queue a lost start again, first deleting what RQ keeps of a dead one (so its id is free)."""
+def _requeue_start(lost: tuple[str, Held]) -> bool:
+    """Queue a lost start again, first deleting what RQ keeps of a dead one (so its id is free).
+
+    False when it was queued meanwhile (the commit that created the execution queues it only once
+    every row is written: an execution of a large batch can be a lease old before then).
+    """
     execution_id, held = lost
     if held is not Held.GONE:
         enqueue.discard(enqueue.start_execution_job_id(execution_id))
-    enqueue.enqueue_start_execution(execution_id)
+    return enqueue.enqueue_start_execution(execution_id)
 
 
-def _each(ids: list, recover) -> None:
+def _each(ids: list, recover) -> int:
+    """Recover each item; how many were (``recover`` returns False for one that needed nothing after all)."""
+    recovered = 0
     for item in ids:
         try:
-            recover(item)
+            recovered += recover(item) is not False
         except Exception:  # noqa: BLE001  (the next sweep tries it again; the others must not wait for it)
             logger.exception("sweeper could not recover %s", item)
+    return recovered
 
 
 def _stalled_parents(cutoff) -> list:
@@ -187,8 +194,11 @@ def _stalled_parents(cutoff) -> list:
     return list(parents.values_list("execution_id", flat=True).distinct()[:SWEEP_BATCH])
 
 
-def _requeue_stage(stage_id, token: int, cutoff) -> None:
-    """Queue a lost step again with a fresh token, or fail its stage when it was lost too many times in a row."""
+def _requeue_stage(stage_id, token: int, cutoff) -> bool:
+    """Queue a lost step again with a fresh token, or fail its stage when it was lost too many times in a row.
+
+    False when the stage moved on meanwhile (its message ran between the sweeper's two looks).
+    """
     dispatch = Dispatch()
     with transaction.atomic():
         stage = StageExecution.objects.select_for_update().filter(id=stage_id).order_by().first()
@@ -196,7 +206,7 @@ def _requeue_stage(stage_id, token: int, cutoff) -> None:
             stage is None or stage.status != Status.RUNNING or stage.run_token != token
             or stage.next_run_at is None or stage.next_run_at >= cutoff
         ):
-            return  # it moved on while we looked
+            return False  # it moved on while we looked
         stage.step_failures += 1
         give_up = stage.step_failures >= settings.ENGINE_MAX_STEP_ATTEMPTS
         if give_up:
@@ -209,6 +219,7 @@ def _requeue_stage(stage_id, token: int, cutoff) -> None:
         dispatch.send_on_commit()
     if give_up:
         advance_execution(stage.execution_id)
+    return True
 
 
 def _lost_context(times: int) -> dict:
