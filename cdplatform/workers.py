@@ -105,6 +105,9 @@ class EngineWorker(SimpleWorker):
     """SimpleWorker that keeps database connections healthy and runs the periodic jobs."""
 
     _next_periodic_check = 0.0
+    # Between taking a job off the queue and starting it, RQ beats its heart once more: no periodic
+    # job then, or the sweeper would find the job this worker holds on no queue and not yet started.
+    _holding_job = False
 
     def __init__(self, queues, *args, **kwargs):
         super().__init__(with_background_queues(list(queues)), *args, **kwargs)
@@ -174,11 +177,17 @@ class EngineWorker(SimpleWorker):
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
 
+    def reorder_queues(self, reference_queue):
+        self._holding_job = True  # RQ calls this as soon as it has taken a job off a queue
+        super().reorder_queues(reference_queue)
+
     def execute_job(self, job, queue):
         try:
             return super().execute_job(job, queue)
         except REDIS_DOWN:
             logger.exception("lost Redis while running job %s; continuing", job.id)
+        finally:
+            self._holding_job = False
 
     def check_for_suspension(self, *args, **kwargs):
         try:
@@ -204,9 +213,9 @@ class EngineWorker(SimpleWorker):
             super().heartbeat(timeout, pipeline)
         except REDIS_DOWN:
             logger.warning("heartbeat failed: Redis is unreachable")
-        # Not in the middle of a job's bookkeeping. Periodic jobs need only the
-        # database: they run while Redis is away too.
-        if pipeline is None:
+        # Not in the middle of a job's bookkeeping, nor holding a job not yet started. Periodic
+        # jobs need only the database: they run while Redis is away too.
+        if pipeline is None and not self._holding_job:
             self._maybe_run_periodic()
 
     def _maybe_run_periodic(self) -> None:

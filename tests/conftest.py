@@ -128,6 +128,7 @@ class WorkerPool:
         self.database_url = database_url
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
+        self.killed: set[int] = set()  # pids of the workers kill() ended on purpose
 
     def start(self, count: int = 1, preload: str = "", **settings_env: str) -> None:
         """Start ``count`` workers; keyword arguments become environment variables (settings) for them.
@@ -169,7 +170,7 @@ class WorkerPool:
         while time.monotonic() < deadline:
             if len(Worker.all(connection=client)) >= expected:
                 return
-            dead = [p for p in self.processes if p.poll() is not None]
+            dead = [p for p in self.processes if p.poll() is not None and p.pid not in self.killed]
             if dead:
                 raise RuntimeError(f"a worker exited with {dead[0].returncode}; see {self.log_dir}")
             time.sleep(0.1)
@@ -177,6 +178,7 @@ class WorkerPool:
 
     def kill(self, index: int = 0) -> None:
         """SIGKILL one worker and its scheduler process, as a crash of its machine would."""
+        self.killed.add(self.processes[index].pid)
         os.killpg(self.processes[index].pid, signal.SIGKILL)
         self.processes[index].wait(10)
 

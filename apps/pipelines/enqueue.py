@@ -8,17 +8,29 @@ function name either way, so jobs already waiting in Redis keep working.
 All engine jobs go to the ``default`` queue, so django-rq's plain
 ``manage.py rqworker --with-scheduler`` serves them; delayed jobs (polls,
 waits) need the worker's scheduler.
+
+The two messages the sweeper recovers have job ids of their own, one per
+message: ``run_stage-<stage id>-<run token>`` and ``start_execution-<execution
+id>``. Queueing one is a no-op while RQ holds a job under its id, so the
+same message queued twice is one job; and :func:`held_messages` asks RQ
+which messages it still holds, so the sweeper re-queues only those it lost
+(see ``engine/sweeper.py``).
 """
 
 from __future__ import annotations
 
+import calendar
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from enum import Enum
 
 import django_rq
 import redis
 from django.conf import settings
 from rq import Queue
+from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
+from rq.utils import now, utcformat
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +61,22 @@ def engine_queue() -> Queue:
     return queue
 
 
+def run_stage_job_id(stage_id, token: int) -> str:
+    """The RQ job id of one step of a stage: one message per stage and run token."""
+    return f"run_stage-{stage_id}-{token}"
+
+
+def start_execution_job_id(execution_id) -> str:
+    """The RQ job id of an execution's start message."""
+    return f"start_execution-{execution_id}"
+
+
 def enqueue_run_stage(stage_id: str, token: int, delay: float = 0.0, pipeline=None) -> None:
-    """Queue one step of a stage, now or after ``delay`` seconds; on ``pipeline`` when given (sent by the caller)."""
-    queue = engine_queue()
-    if delay > 0:
-        queue.enqueue_in(timedelta(seconds=delay), RUN_STAGE, stage_id, token, pipeline=pipeline, **JOB_OPTIONS)
-    else:
-        queue.enqueue(RUN_STAGE, stage_id, token, pipeline=pipeline, **JOB_OPTIONS)
+    """Queue one step of a stage, now or after ``delay`` seconds; on ``pipeline`` when given (sent by the caller).
+
+    A no-op while RQ holds the step's job already (:func:`enqueue_once`).
+    """
+    enqueue_once(RUN_STAGE, (str(stage_id), token), run_stage_job_id(stage_id, token), delay, pipeline)
 
 
 def enqueue_cancel_hook(stage_id: str, pipeline=None) -> None:
@@ -73,17 +94,164 @@ def enqueue_start_waiting(pipeline_id: str, pipeline=None) -> None:
     engine_queue().enqueue(START_WAITING, str(pipeline_id), pipeline=pipeline, **JOB_OPTIONS)
 
 
-def enqueue_start_execution(execution_id) -> None:
-    """Queue an execution's start (called after the commit that created it).
+def enqueue_start_execution(execution_id) -> bool:
+    """Queue an execution's start (called after the commit that created it); False if RQ held it already.
 
     With Redis unreachable the execution stays NOT_STARTED in the database and
     the sweeper starts it later; the request that created it does not fail.
     """
     try:
-        _enqueue_start(execution_id)
+        return _enqueue_start(execution_id)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
         logger.warning("Redis unreachable: execution %s will be started by the sweeper", execution_id)
+        return False
 
 
-def _enqueue_start(execution_id) -> None:
-    engine_queue().enqueue(START_EXECUTION, str(execution_id), **JOB_OPTIONS)
+def _enqueue_start(execution_id) -> bool:
+    return bool(enqueue_once(START_EXECUTION, (str(execution_id),), start_execution_job_id(execution_id)))
+
+
+# Saves the job and puts it on the queue (or the scheduled registry) in one step, unless a job with its id
+# exists: RQ's own ``unique=True`` does the same, but outside the caller's pipeline.
+_ENQUEUE_ONCE = """
+-- KEYS: the job's hash, the queue (a list) or the scheduled registry (a sorted set), the set of queues
+-- ARGV: the job id, its scheduled time ('' to queue it now), the queue's key, then the hash's fields and values
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('SADD', KEYS[3], ARGV[3])
+if ARGV[2] == '' then
+    redis.call('RPUSH', KEYS[2], ARGV[1])
+else
+    redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+end
+return 1
+"""
+
+
+def enqueue_once(func: str, args: tuple, job_id: str, delay: float = 0.0, pipeline=None) -> int | None:
+    """Queue the job ``job_id`` (after ``delay`` seconds), unless a job with that id exists in Redis.
+
+    The job is the one ``Queue.enqueue`` (or ``enqueue_in``) would save; on
+    ``pipeline`` it goes to Redis with the caller's other commands, in the
+    same round trip (and None is returned); else 1 if it was queued, 0 if not.
+    """
+    queue = engine_queue()
+    scheduled = delay > 0
+    job = queue.create_job(
+        func, args=args, job_id=job_id, result_ttl=JOB_OPTIONS["result_ttl"], timeout=JOB_OPTIONS["job_timeout"],
+        status=JobStatus.SCHEDULED if scheduled else JobStatus.QUEUED,
+    )
+    job.origin = queue.name
+    if scheduled:
+        target = ScheduledJobRegistry(queue=queue).key
+        score = str(calendar.timegm((now() + timedelta(seconds=delay)).utctimetuple()))
+    else:
+        job.enqueued_at = now()
+        target, score = queue.key, ""
+    fields = [item for key, value in job.to_dict().items() if value is not None for item in (key, value)]
+    keys_and_args = (job.key, target, queue.redis_queues_keys, job.id, score, queue.key, *fields)
+    if pipeline is not None:
+        pipeline.eval(_ENQUEUE_ONCE, 3, *keys_and_args)
+        return None
+    return int(queue.connection.eval(_ENQUEUE_ONCE, 3, *keys_and_args))
+
+
+class Held(Enum):
+    """What RQ holds of one message, as :func:`held_messages` reads it."""
+
+    WAITING = "waiting"  # queued, scheduled, deferred, or started less than a lease ago: it will run
+    GONE = "gone"  # no job under its id: never queued, deleted, or Redis lost it
+    # Says queued but is on no queue: a worker has just taken it (and will say started in a moment),
+    # or took it and died before it could.
+    TAKEN = "taken"
+    # A job that will not run: failed, started more than a lease ago (its worker died mid-job), or
+    # scheduled to run more than a lease ago and never moved to the queue (no scheduler runs).
+    DEAD = "dead"
+
+
+# Reads every message of a batch in one step, so no job moves between two of its reads. A queued
+# job is looked for on the queue and on its intermediate queue (where a worker takes it first);
+# the queue's ids are read once, and only when a job says it is queued.
+_HELD = """
+-- KEYS: the queue, its intermediate queue, the scheduled registry, then one job hash per message
+-- ARGV: the job ids, in the order of their hashes
+-- Returns for each message: {status, started_at, where} (where: '1' on a queue, or the scheduled score)
+local on_queue = nil
+local result = {}
+for index, job_id in ipairs(ARGV) do
+    local fields = redis.call('HMGET', KEYS[3 + index], 'status', 'started_at')
+    local status = fields[1] or ''
+    local where = ''
+    if status == 'queued' then
+        if on_queue == nil then
+            on_queue = {}
+            for _, key in ipairs({KEYS[1], KEYS[2]}) do
+                for _, queued in ipairs(redis.call('LRANGE', key, 0, -1)) do
+                    on_queue[queued] = true
+                end
+            end
+        end
+        if on_queue[job_id] then
+            where = '1'
+        end
+    elseif status == 'scheduled' then
+        where = redis.call('ZSCORE', KEYS[3], job_id) or ''
+    end
+    result[index] = {status, fields[2] or '', where}
+end
+return result
+"""
+
+
+def held_messages(job_ids: list[str], lease_start: datetime) -> dict[str, Held]:
+    """What RQ holds under each of ``job_ids``, in one round trip; raises if Redis is unreachable.
+
+    ``lease_start`` is now less a lease: a job started before it, or
+    scheduled to run before it, is taken for dead (its worker, or every
+    scheduler, is gone). A job that says it is queued but is on no queue
+    is :attr:`Held.TAKEN`.
+    """
+    if not job_ids:
+        return {}
+    queue = engine_queue()
+    keys = [queue.key, queue.intermediate_queue_key, ScheduledJobRegistry(queue=queue).key]
+    keys += [Job.key_for(job_id) for job_id in job_ids]
+    rows = queue.connection.eval(_HELD, len(keys), *keys, *job_ids)
+    started_before = utcformat(lease_start)
+    scheduled_before = calendar.timegm(lease_start.utctimetuple())
+    return {
+        job_id: _held(_texts(row), started_before, scheduled_before)
+        for job_id, row in zip(job_ids, rows, strict=True)
+    }
+
+
+def _texts(row: list) -> tuple[str, str, str]:
+    status, started_at, where = (value.decode() if isinstance(value, bytes) else str(value) for value in row)
+    return status, started_at, where
+
+
+def _held(row: tuple[str, str, str], started_before: str, scheduled_before: int) -> Held:
+    status, started_at, where = row
+    if not status:
+        return Held.GONE
+    if status == JobStatus.QUEUED:
+        return Held.WAITING if where else Held.TAKEN
+    if status == JobStatus.SCHEDULED:
+        return Held.WAITING if where and float(where) >= scheduled_before else Held.DEAD
+    if status == JobStatus.STARTED:
+        # RQ's timestamps have one fixed format, so they sort as text.
+        return Held.WAITING if started_at >= started_before else Held.DEAD
+    return Held.WAITING if status == JobStatus.DEFERRED else Held.DEAD
+
+
+def discard(job_id: str) -> None:
+    """Delete what RQ keeps of a dead job (its hash, its place in RQ's registries), so its id can be queued again."""
+    queue = engine_queue()
+    try:
+        job = Job.fetch(job_id, connection=queue.connection, serializer=queue.serializer)
+    except Exception:  # noqa: BLE001  (NoSuchJobError, or a hash RQ cannot read: delete the hash alone)
+        queue.connection.delete(Job.key_for(job_id))
+        return
+    job.delete()

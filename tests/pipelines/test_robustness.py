@@ -13,7 +13,7 @@ import pytest
 from django.test import override_settings
 from rq import SimpleWorker
 
-from apps.pipelines import jobs
+from apps.pipelines import enqueue, jobs
 from apps.pipelines.choices import Status
 from apps.pipelines.documents import execution_document
 from apps.pipelines.engine import sweep
@@ -299,7 +299,8 @@ def test_an_execution_whose_start_raises_ends_terminal_with_the_error(engine):
 
 def lose_the_step(stage_row):
     """As a worker killed mid-step would: its job is gone, and the step is overdue past its lease."""
-    engine_queue().empty()
+    token = StageExecution.objects.get(id=stage_row.id).run_token
+    enqueue.discard(enqueue.run_stage_job_id(stage_row.id, token))
     StageExecution.objects.filter(id=stage_row.id).update(next_run_at=datetime(2000, 1, 1, tzinfo=UTC))
 
 
@@ -338,17 +339,20 @@ def test_a_step_lost_fewer_times_recovers_and_its_count_starts_again(engine):
     assert recovered.step_failures == 0
 
 
-def test_steps_waiting_in_a_backlogged_queue_are_not_counted_as_lost(engine):
+def test_a_step_waiting_in_a_backlogged_queue_is_neither_re_queued_nor_counted_as_lost(engine):
     execution = run(engine, [stage("1", "testNeverDone")])
     running = by_ref(execution)["1"]
-    StageExecution.objects.filter(id=running.id).update(next_run_at=datetime(2000, 1, 1, tzinfo=UTC))
+    lose_the_step(running)
+    enqueue.enqueue_run_stage(str(running.id), running.run_token)  # queued again, then waiting for ages
     queue = engine_queue()
-    job = queue.enqueue("apps.pipelines.jobs.wake_stage", str(running.id))
-    queue.connection.hset(job.key, "enqueued_at", "2000-01-01T00:00:00.000000Z")  # waiting for ages
+    queue.connection.hset(enqueue.Job.key_for(enqueue.run_stage_job_id(running.id, running.run_token)),
+                          "enqueued_at", "2000-01-01T00:00:00.000000Z")
 
-    sweep()
+    assert sweep()["stages"] == 0
 
-    assert StageExecution.objects.get(id=running.id).step_failures == 0
+    waiting = StageExecution.objects.get(id=running.id)
+    assert (waiting.step_failures, waiting.run_token) == (0, running.run_token)
+    assert queue.get_job_ids() == [enqueue.run_stage_job_id(running.id, running.run_token)]
 
 
 def test_a_failing_cancel_hook_is_shown_on_its_stage_and_the_cancel_stands(engine, monkeypatch):
