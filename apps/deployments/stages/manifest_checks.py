@@ -83,8 +83,10 @@ def stage_problems(stage: dict, pointer: str) -> list[Problem]:
     problems += typed_problems(stage, pointer, "namespaceOverride", str, "must be a namespace's name")
     problems += typed_problems(stage, pointer, "skipExpressionEvaluation", bool, "must be true or false")
     problems += typed_problems(stage, pointer, "moniker", dict, "must be an object: {app, cluster}")
+    moniker = stage.get("moniker")
     for key in ("app", "cluster"):
-        problems += typed_problems(stage.get("moniker") or {}, f"{pointer}/moniker", key, str, "must be a string")
+        if isinstance(moniker, dict):
+            problems += typed_problems(moniker, f"{pointer}/moniker", key, str, "must be a string")
     problems += typed_problems(stage, pointer, "requiredArtifactIds", list, "must be a list of expected artifact ids")
     problems += typed_problems(stage, pointer, "requiredArtifacts", list, "must be a list of {expectedArtifactId} or "
                                                                   "{artifact} entries")
