@@ -136,6 +136,26 @@ class KubernetesAccount(models.Model):
         return bool(self.kubeconfig)
 
 
+class ManifestNamespace(models.Model):
+    """A namespace of a Kubernetes account that a deployManifest stage deployed an application's manifests to:
+    where the clusters page and API look for the application's workloads (read live from the cluster, as
+    apps/deployments/services/kubernetes_clusters.py does)."""
+
+    application = models.ForeignKey("pipelines.Application", on_delete=models.CASCADE,
+                                    related_name="manifest_namespaces")
+    account = models.ForeignKey(KubernetesAccount, on_delete=models.CASCADE, related_name="manifest_namespaces")
+    namespace = models.CharField(max_length=253, blank=True, help_text="Blank for cluster-wide resources.")
+    last_deployed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account__name", "namespace"]
+        constraints = [models.UniqueConstraint(fields=["application", "account", "namespace"],
+                                               name="one_manifest_namespace_per_application")]
+
+    def __str__(self) -> str:
+        return f"{self.application_id}: {self.account_id}/{self.namespace}"
+
+
 class KubernetesAccountUserPermission(UserObjectPermissionBase):
     """A permission on one Kubernetes cluster account granted to one user."""
 

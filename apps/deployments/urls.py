@@ -14,4 +14,7 @@ urlpatterns = [
     re_path(r"^applications/(?P<name>[^/]+)/clusters/(?P<account>[^/]+)/(?P<server_group>[^/]+)/"
             r"(?P<action>resize|enable|disable|destroy|rollback)/$", views.server_group_action,
             name="server-group-action"),
+    re_path(r"^applications/(?P<name>[^/]+)/clusters/kubernetes/(?P<account>[^/]+)/(?P<namespace>[^/]+)/"
+            r"(?P<kind>[^/]+)/(?P<resource>[^/]+)/(?P<action>scale|enable|disable|delete|undo-rollout)/$",
+            views.manifest_action, name="manifest-action"),
 ]

@@ -14,7 +14,8 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.permissions import DEPLOY, EXECUTE, WRITE, can
 from apps.deployments.api.clusters import clusters_of
-from apps.deployments.models import DockerAccount, ServerGroup, TrafficGuard
+from apps.deployments.models import DockerAccount, KubernetesAccount, ServerGroup, TrafficGuard
+from apps.deployments.services import kubernetes_clusters
 from apps.deployments.services.actions import ACTIONS, EngineFailed, do_server_group_action
 from apps.deployments.services.traffic_guards import do_add_traffic_guard, do_remove_traffic_guard, guards_of
 from apps.pipelines.models import Application
@@ -30,8 +31,15 @@ def _page(request, application, *, refusal: str = "", status: int = 200):
                   if may_execute and can(request.user, DEPLOY, account)}
     for cluster in found["clusters"]:
         cluster["may_act"] = cluster["account"] in deployable
+    kubernetes_accounts = {cluster.account for cluster in found["kubernetesClusters"]}
+    kubernetes_deployable = {account.name for account in KubernetesAccount.objects.filter(name__in=kubernetes_accounts)
+                             if may_execute and can(request.user, DEPLOY, account)}
+    kubernetes = [{"cluster": cluster, "may_act": cluster.account in kubernetes_deployable}
+                  for cluster in found["kubernetesClusters"]]
     return render(request, "deployments/clusters.html", {
         "application": application, "clusters": found["clusters"], "loadBalancers": found["loadBalancers"],
+        "kubernetes": kubernetes, "unavailable": found["unavailable"],
+        "manifest_actions": kubernetes_clusters.ACTIONS,
         "guards": guards_of(application), "refusal": refusal,
         "may_write": can(request.user, WRITE, application), "actions": ACTIONS,
         "engine_accounts": list(DockerAccount.objects.order_by("name").values_list("name", flat=True)),
@@ -65,6 +73,34 @@ def server_group_action(request, name: str, account: str, server_group: str, act
     except EngineFailed as error:
         return _page(request, application, refusal=str(error), status=503)
     messages.success(request, f"{action.capitalize()}: {group.name}.")
+    return redirect("deployments:clusters", name=application.name)
+
+
+@login_required
+@require_POST
+def manifest_action(request, name: str, account: str, namespace: str, kind: str, resource: str, action: str):
+    """One action on one of the application's Kubernetes resources; back to the page, or the page with the
+    refusal (400, 409 or 503)."""
+    application = readable(Application.objects.named(name), request.user)
+    cluster_account = get_object_or_404(KubernetesAccount, name=account)
+    replicas, revisions_back = None, 1
+    if action == "scale":
+        raw = request.POST.get("replicas", "")
+        if not raw.strip().isdigit():
+            return _page(request, application, refusal="replicas must be a whole number from 0 to "
+                                                        f"{kubernetes_clusters.MAX_REPLICAS}", status=400)
+        replicas = int(raw)
+    try:
+        done = kubernetes_clusters.do_manifest_action(application, cluster_account, namespace, kind, resource,
+                                                      action, actor=web_actor(request), replicas=replicas,
+                                                      revisions_back=revisions_back)
+    except InvalidDocument as error:
+        return _page(request, application, refusal=str(error), status=400)
+    except ActionRefused as refused:
+        return _page(request, application, refusal=str(refused), status=409)
+    except kubernetes_clusters.ClusterUnavailable as error:
+        return _page(request, application, refusal=str(error), status=503)
+    messages.success(request, f"{action.capitalize()}: {done['manifest']} in {namespace}.")
     return redirect("deployments:clusters", name=application.name)
 
 

@@ -400,6 +400,10 @@ ENDPOINTS = {
         "server-group-action", "POST",
         lambda t: f"/api/applications/{t.application}/server-groups/{t.application}-deploys/{t.application}-web-v000/"
                   "disable/"),
+    "manifests.action": Endpoint(
+        "manifest-action", "POST",
+        lambda t: f"/api/applications/{t.application}/manifests/{t.application}-kubernetes/{t.application}/"
+                  "deployment/web/scale/", lambda t: {"replicas": 2}),
     "traffic-guards.list": Endpoint("traffic-guards", "GET",
                                     lambda t: f"/api/applications/{t.application}/traffic-guards/"),
     "traffic-guards.add": Endpoint("traffic-guards", "POST",
@@ -511,6 +515,7 @@ ROWS = {
     "clusters.list":                 (401, 404, 200, 200, 200, 200, 200, 200),
     # execute on the application and deploy on the account (only erin has both); the guard then refuses (409).
     "server-groups.action":          (401, 404, 403, 403, 409, 403, 403, 409),
+    "manifests.action":              (401, 404, 403, 403, 503, 403, 403, 503),
     "traffic-guards.list":           (401, 404, 200, 200, 200, 200, 200, 200),
     "traffic-guards.add":            (401, 404, 403, 201, 403, 403, 403, 201),
     "traffic-guards.remove":         (401, 404, 403, 204, 403, 403, 403, 204),

@@ -22,7 +22,9 @@ from pathlib import Path
 import docker
 import pytest
 from docker.errors import DockerException
+from kubernetes import client as kubernetes_client
 
+from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
 from tests.conftest import missing_service
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -232,3 +234,14 @@ def kube_namespace(kube_cluster):
     yield name
     with kube_cluster.api() as api:
         client.CoreV1Api(api).delete_namespace(name, propagation_policy="Background", grace_period_seconds=0)
+
+
+@pytest.fixture
+def kube(workers, engine, web_images, kube_cluster, kube_namespace):
+    """A worker, the Kubernetes account ``dev`` on the test cluster, the test's namespace and the images."""
+    workers.start(1, DOCKER_OWNER_LABEL=engine)
+    do_save_kubernetes_account({"name": "dev", "kubeconfigContents": kube_cluster.kubeconfig}, actor="ops")
+    with kube_cluster.api() as api:
+        yield {"namespace": kube_namespace, "images": web_images, "apps": kubernetes_client.AppsV1Api(api),
+               "core": kubernetes_client.CoreV1Api(api), "kubeconfig": kube_cluster.kubeconfig}
+    workers.stop()

@@ -10,7 +10,6 @@ import base64
 
 import pytest
 import yaml
-from kubernetes import client
 
 from apps.deployments.providers.kubernetes.manifests import image_name, rewrite_references
 from apps.deployments.providers.kubernetes.stability import workload_stability
@@ -23,17 +22,6 @@ from tests.deployments.conftest import free_port
 from tests.deployments.test_deploy import get, run
 from tests.deployments.test_kubernetes_cluster import wait_for, web_pod_spec
 from tests.scenarios import stages_of
-
-
-@pytest.fixture
-def kube(workers, engine, web_images, kube_cluster, kube_namespace):
-    """A worker, the Kubernetes account ``dev`` on the test cluster, the test's namespace and the images."""
-    workers.start(1, DOCKER_OWNER_LABEL=engine)
-    do_save_kubernetes_account({"name": "dev", "kubeconfigContents": kube_cluster.kubeconfig}, actor="ops")
-    with kube_cluster.api() as api:
-        yield {"namespace": kube_namespace, "images": web_images, "apps": client.AppsV1Api(api),
-               "core": client.CoreV1Api(api), "kubeconfig": kube_cluster.kubeconfig}
-    workers.stop()
 
 
 def deploy_stage(manifests: list[dict], refid: str = "1", **options) -> dict:

@@ -1,7 +1,9 @@
 """An application's clusters, server groups, instances and load balancers, to those who read the application.
 
-Read from the rows the stages and the periodic capacity job keep in line with
-the engine; a constant number of queries whatever the size.
+Docker's are read from the rows the stages and the periodic capacity job keep
+in line with the engine, in a constant number of queries whatever the size;
+Kubernetes' live from the clusters (services/kubernetes_clusters.py), a
+constant number of calls per namespace the application was deployed to.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ from rest_framework.response import Response
 from apps.accounts.audit import Actor
 from apps.deployments.api.serializers import (
     ApplicationClustersSerializer,
+    ManifestActionResultSerializer,
+    ManifestActionSerializer,
     ServerGroupActionResultSerializer,
     ServerGroupActionSerializer,
 )
-from apps.deployments.models import Instance, LoadBalancer, ServerGroup
+from apps.deployments.models import Instance, KubernetesAccount, LoadBalancer, ServerGroup
+from apps.deployments.services import kubernetes_clusters
 from apps.deployments.services.actions import ACTIONS, EngineFailed, do_server_group_action
+from apps.deployments.services.kubernetes_clusters import ClusterUnavailable, kubernetes_clusters_of
 from apps.pipelines.api.secrets import readable_application
 from cdplatform.api.schema import ErrorsSerializer
 
@@ -36,7 +42,9 @@ def clusters_of(application) -> dict:
         clusters.setdefault(key, {"name": group.cluster, "account": group.account.name, "serverGroups": []})
         clusters[key]["serverGroups"].append(group)
     balancers = LoadBalancer.objects.filter(application=application).select_related("account")
-    return {"application": application.name, "clusters": list(clusters.values()), "loadBalancers": list(balancers)}
+    kubernetes, unavailable = kubernetes_clusters_of(application)
+    return {"application": application.name, "clusters": list(clusters.values()), "loadBalancers": list(balancers),
+            "kubernetesClusters": kubernetes, "unavailable": unavailable}
 
 
 class ApplicationClustersView(generics.GenericAPIView):
@@ -99,3 +107,54 @@ class ServerGroupActionView(generics.GenericAPIView):
         except EngineFailed as error:
             raise EngineUnavailable(str(error)) from None
         return Response({"action": action, "serverGroup": group.name, "details": details})
+
+
+class ClusterUnreachable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The Kubernetes cluster did not answer."
+
+
+def kubernetes_account_named(name: str) -> KubernetesAccount:
+    account = KubernetesAccount.objects.filter(name=name).first() if "\x00" not in name else None
+    if account is None:
+        raise exceptions.NotFound(f"No Kubernetes account {name!r}.")
+    return account
+
+
+class ManifestActionView(generics.GenericAPIView):
+    """Scale, enable, disable, delete or undo the rollout of one of the application's Kubernetes resources (execute
+    on the application, deploy on the account); 409 when the resource is not the application's or the action
+    does not apply to its kind."""
+
+    serializer_class = ManifestActionSerializer
+    pagination_class = None
+    filter_backends: list = []
+
+    @extend_schema(
+        summary="Scale, enable, disable, delete or undo the rollout of a Kubernetes server group",
+        description="`scale` needs `replicas` (Deployment, ReplicaSet, StatefulSet); `enable` and `disable` move a "
+                    "ReplicaSet deployed with traffic management in and out of its services; `undo-rollout` "
+                    "rolls a Deployment back `revisionsBack` revisions (default 1); `delete` deletes the resource "
+                    "and what it owns. The account's namespaces and kinds apply (400).",
+        parameters=[OpenApiParameter("action", OpenApiTypes.STR, OpenApiParameter.PATH,
+                                     enum=list(kubernetes_clusters.ACTIONS))],
+        request=ManifestActionSerializer, responses={
+            200: ManifestActionResultSerializer,
+            409: OpenApiResponse(ErrorsSerializer, description="Not the application's resource, or the action does "
+                                                               "not apply to it."),
+            503: OpenApiResponse(ErrorsSerializer, description="The cluster did not answer.")})
+    def post(self, request, name: str, account: str, namespace: str, kind: str, resource: str, action: str):
+        application = readable_application(request, name)
+        body = ManifestActionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        replicas = body.validated_data.get("replicas")
+        if action == "scale" and replicas is None:
+            raise exceptions.ValidationError({"replicas": ["This field is required for a scale."]})
+        try:
+            details = kubernetes_clusters.do_manifest_action(
+                application, kubernetes_account_named(account), namespace, kind, resource, action,
+                actor=Actor.from_request(request), replicas=replicas,
+                revisions_back=body.validated_data["revisionsBack"])
+        except ClusterUnavailable as error:
+            raise ClusterUnreachable(str(error)) from None
+        return Response({"action": action, "manifest": details["manifest"], "details": details})

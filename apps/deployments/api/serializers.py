@@ -164,12 +164,76 @@ class LoadBalancerSerializer(serializers.Serializer):
     targets = serializers.ListField(child=serializers.CharField())
 
 
+class PodSerializer(serializers.Serializer):
+    """A pod of a Kubernetes server group, with its health in the Docker instances' terms."""
+
+    name = serializers.CharField()
+    health = serializers.CharField()
+    phase = serializers.CharField()
+    reason = serializers.CharField()
+    restarts = serializers.IntegerField()
+    createdAt = serializers.CharField(source="created_at")
+
+
+class KubernetesServerGroupSerializer(serializers.Serializer):
+    """A ReplicaSet (under its Deployment), StatefulSet or DaemonSet, as a server group. ``enabled`` is null for
+    one deployed without traffic management."""
+
+    name = serializers.CharField()
+    manifestName = serializers.CharField(source="manifest_name")
+    kind = serializers.CharField()
+    account = serializers.CharField()
+    namespace = serializers.CharField()
+    version = serializers.IntegerField(allow_null=True)
+    images = serializers.ListField(child=serializers.CharField())
+    desired = serializers.IntegerField()
+    ready = serializers.IntegerField()
+    enabled = serializers.BooleanField(allow_null=True)
+    loadBalancers = serializers.ListField(source="load_balancers", child=serializers.CharField())
+    createdAt = serializers.CharField(source="created_at")
+    manager = serializers.CharField()
+    stable = serializers.BooleanField()
+    status = serializers.CharField()
+    instances = PodSerializer(source="pods", many=True)
+
+
+class DeploymentManagerSerializer(serializers.Serializer):
+    """A Deployment: the server group manager a rollout is undone on."""
+
+    name = serializers.CharField()
+    manifestName = serializers.CharField(source="manifest_name")
+    revision = serializers.IntegerField()
+    stable = serializers.BooleanField()
+    status = serializers.CharField()
+
+
+class KubernetesClusterSerializer(serializers.Serializer):
+    """A Spinnaker cluster (moniker) of an application in one namespace: server groups newest first."""
+
+    name = serializers.CharField()
+    account = serializers.CharField()
+    namespace = serializers.CharField()
+    serverGroups = KubernetesServerGroupSerializer(source="server_groups", many=True)
+    managers = DeploymentManagerSerializer(many=True)
+
+
+class UnavailableNamespaceSerializer(serializers.Serializer):
+    """A namespace the application was deployed to whose cluster did not answer."""
+
+    account = serializers.CharField()
+    namespace = serializers.CharField()
+    error = serializers.CharField()
+
+
 class ApplicationClustersSerializer(serializers.Serializer):
-    """What an application runs: its clusters and its load balancers (Deck's clusters tab)."""
+    """What an application runs: its clusters and its load balancers (Deck's clusters tab), and its Kubernetes
+    clusters read live from the namespaces it was deployed to."""
 
     application = serializers.CharField()
     clusters = ClusterSerializer(many=True)
     loadBalancers = LoadBalancerSerializer(many=True)
+    kubernetesClusters = KubernetesClusterSerializer(many=True)
+    unavailable = UnavailableNamespaceSerializer(many=True)
 
 
 class CapacitySerializer(serializers.Serializer):
@@ -187,4 +251,19 @@ class ServerGroupActionResultSerializer(serializers.Serializer):
 
     action = serializers.CharField()
     serverGroup = serializers.CharField()
+    details = serializers.DictField()
+
+
+class ManifestActionSerializer(serializers.Serializer):
+    """A Kubernetes server group action's body: ``replicas`` for a scale, ``revisionsBack`` for an undo."""
+
+    replicas = serializers.IntegerField(min_value=0, max_value=1000, required=False)
+    revisionsBack = serializers.IntegerField(min_value=1, max_value=100, required=False, default=1)
+
+
+class ManifestActionResultSerializer(serializers.Serializer):
+    """What a Kubernetes server group action did."""
+
+    action = serializers.CharField()
+    manifest = serializers.CharField()
     details = serializers.DictField()

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from apps.deployments.api.clusters import ApplicationClustersView, ServerGroupActionView
+from apps.deployments.api.clusters import ApplicationClustersView, ManifestActionView, ServerGroupActionView
 from apps.deployments.api.traffic_guards import TrafficGuardsView, TrafficGuardView
 from apps.deployments.api.views import (
     DockerAccountPermissionsView,
@@ -27,6 +27,9 @@ urlpatterns = [
     re_path(r"^applications/(?P<name>[^/]+)/server-groups/(?P<account>[^/]+)/(?P<server_group>[^/]+)/"
             r"(?P<action>resize|enable|disable|destroy|rollback)/$", ServerGroupActionView.as_view(),
             name="server-group-action"),
+    re_path(r"^applications/(?P<name>[^/]+)/manifests/(?P<account>[^/]+)/(?P<namespace>[^/]+)/(?P<kind>[^/]+)/"
+            r"(?P<resource>[^/]+)/(?P<action>scale|enable|disable|delete|undo-rollout)/$",
+            ManifestActionView.as_view(), name="manifest-action"),
     path("docker-accounts/<str:name>/permissions/", DockerAccountPermissionsView.as_view(),
          name="docker-account-permissions"),
     path("registry-accounts/<str:name>/permissions/", RegistryAccountPermissionsView.as_view(),

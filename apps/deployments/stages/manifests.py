@@ -28,6 +28,7 @@ from apps.deployments.providers.kubernetes.client import (
 from apps.deployments.providers.kubernetes.manifests import ManifestFailed, Prepared
 from apps.deployments.providers.kubernetes.resources import ManifestName, UnknownKind, dynamic, resource_for
 from apps.deployments.providers.kubernetes.stability import stability
+from apps.deployments.services.kubernetes_clusters import SERVER_GROUP_KINDS, remember_namespaces
 from apps.deployments.stages.artifacts import available_artifacts, bound_artifact, required_artifacts
 from apps.deployments.stages.common import ProviderStage, StageRefused, is_expression, kubernetes_account
 from apps.deployments.stages.manifest_checks import (
@@ -44,7 +45,6 @@ from apps.pipelines.stages.base import StageField, Task, TaskResult, register
 FAILURES = (StageRefused, ManifestFailed, KubernetesUnreachable, InvalidDocument, UnknownKind)
 DEFAULT_STABLE_TIMEOUT_SECONDS = 600
 POLL_SECONDS = 2
-SERVER_GROUP_KINDS = ("ReplicaSet", "StatefulSet", "DaemonSet")
 
 
 def guarded(step):
@@ -207,6 +207,7 @@ class DeployManifestTask(Task):
             for item in prepared:
                 kube_manifests.apply(client, item)
             pruned = [name for item in prepared for name in kube_manifests.prune_versions(client, item)]
+        remember_namespaces(stage.execution.application, application, account, [item.namespace for item in prepared])
         return TaskResult.succeeded(context={"deployedManifests": [_record(item) for item in prepared],
                                              "stableSince": time.time(), "prunedVersions": pruned, **evaluation},
                                     outputs=deploy_outputs(account, prepared))

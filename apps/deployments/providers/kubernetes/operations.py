@@ -218,7 +218,8 @@ def restart(dyn: DynamicClient, manifest: ManifestName, namespace: str, *, now: 
                  {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT_ANNOTATION: stamp}}}}}, "merge")
 
 
-def _revision(document: dict) -> int:
+def revision_of(document: dict) -> int:
+    """A Deployment's or ReplicaSet's rollout revision (0 when it has none)."""
     try:
         return int((document["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION) or 0)
     except ValueError:
@@ -238,9 +239,9 @@ def undo_rollout(dyn: DynamicClient, manifest: ManifestName, namespace: str, rev
         listed = replica_sets.get(namespace=namespace, limit=MAX_RESOURCES).to_dict().get("items") or []
     except ApiException as error:
         raise api_error(error, f"listing the ReplicaSets of {manifest}") from None
-    owned = {_revision(item): item for item in listed
+    owned = {revision_of(item): item for item in listed
              if any(owner.get("uid") == uid for owner in item["metadata"].get("ownerReferences") or [])}
-    current = _revision(deployment)
+    current = revision_of(deployment)
     older = sorted((revision for revision in owned if 0 < revision < current), reverse=True)
     if revisions_back > len(older):
         raise OperationFailed(f"{manifest} is at revision {current} and has {len(older)} older revision(s) kept; "

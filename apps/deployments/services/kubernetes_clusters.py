@@ -1,0 +1,339 @@
+"""An application's Kubernetes workloads as server groups, and a person's actions on them.
+
+Spinnaker's Kubernetes provider shows ReplicaSets (under the Deployment that
+owns them), StatefulSets and DaemonSets as server groups, their pods as
+instances, and a Deployment as the "server group manager" a rollout is undone
+on. They are read live from the cluster, in the namespaces a deployManifest
+stage deployed the application to (:class:`ManifestNamespace`), and only those
+annotated with the application's moniker count. One list call per kind and
+namespace, each bounded (``MAX_LISTED``) and through the account's time-bounded
+client; a cluster that does not answer is reported, not raised, so the rest of
+the page still shows.
+
+The actions (scale, enable, disable, delete, undo a rollout) go through the
+same provider code as the manifest stages, need ``execute`` on the application
+and ``deploy`` on the account, respect the account's namespaces and kinds, and
+are audited.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from kubernetes.client.exceptions import ApiException
+
+from apps.accounts.audit import Actor, record
+from apps.accounts.permissions import EXECUTE
+from apps.deployments.models import KubernetesAccount, ManifestNamespace
+from apps.deployments.providers.kubernetes import manifests as kube_manifests
+from apps.deployments.providers.kubernetes import operations as ops
+from apps.deployments.providers.kubernetes import traffic
+from apps.deployments.providers.kubernetes.client import (
+    KubernetesUnreachable,
+    api_client,
+    check_kind,
+    check_namespace,
+)
+from apps.deployments.providers.kubernetes.resources import ManifestName, UnknownKind, dynamic, resource_for
+from apps.deployments.providers.kubernetes.stability import workload_stability
+from apps.deployments.services.accounts import check_deploy
+from apps.pipelines.checks import check_permission
+from apps.pipelines.models import Application
+from apps.pipelines.problems import ActionRefused
+
+# The kinds shown as server groups, and the kind that manages ReplicaSets.
+SERVER_GROUP_KINDS = ("ReplicaSet", "StatefulSet", "DaemonSet")
+MANAGER_KIND = "Deployment"
+# At most this many resources of one kind are read from one namespace.
+MAX_LISTED = 500
+ACTIONS = ("scale", "enable", "disable", "delete", "undo-rollout")
+MAX_REPLICAS = 1000
+MAX_REVISIONS_BACK = 100
+MANAGED = f"{kube_manifests.MANAGED_BY_LABEL}={kube_manifests.FIELD_MANAGER}"
+
+
+class ClusterUnavailable(Exception):
+    """The account's cluster did not answer or refused the platform's credentials."""
+
+
+@dataclass
+class Pod:
+    name: str
+    health: str  # UP, DOWN, STARTING or OUT_OF_SERVICE, as a Docker instance's
+    phase: str
+    reason: str
+    restarts: int
+    created_at: str
+
+
+@dataclass
+class WorkloadGroup:
+    """A ReplicaSet, StatefulSet or DaemonSet, as a server group."""
+
+    account: str
+    namespace: str
+    kind: str
+    name: str
+    cluster: str
+    version: int | None
+    images: list[str]
+    desired: int
+    ready: int
+    # None when it was deployed without traffic management (it is in no services of the platform's).
+    enabled: bool | None
+    load_balancers: list[str]
+    created_at: str
+    manager: str  # "deployment web" when a Deployment owns it
+    stable: bool
+    status: str
+    pods: list[Pod] = field(default_factory=list)
+
+    @property
+    def manifest_name(self) -> str:
+        return f"{ops.canonical(self.kind)} {self.name}"
+
+
+@dataclass
+class Manager:
+    """A Deployment: what an undo rollout acts on."""
+
+    name: str
+    revision: int
+    stable: bool
+    status: str
+
+    @property
+    def manifest_name(self) -> str:
+        return f"deployment {self.name}"
+
+
+@dataclass
+class KubernetesCluster:
+    account: str
+    namespace: str
+    name: str
+    server_groups: list[WorkloadGroup] = field(default_factory=list)
+    managers: list[Manager] = field(default_factory=list)
+
+
+@dataclass
+class Unavailable:
+    account: str
+    namespace: str
+    error: str
+
+
+def remember_namespaces(execution_application: Application, moniker_application: str,
+                        account: KubernetesAccount, namespaces: Iterable[str]) -> None:
+    """Record where a deployManifest stage put an application's manifests (the moniker's application when it
+    names another one the platform knows, else the execution's)."""
+    application = execution_application
+    if moniker_application != execution_application.name:
+        application = Application.objects.filter(name=moniker_application).first() or execution_application
+    for namespace in sorted(set(namespaces)):
+        ManifestNamespace.objects.update_or_create(application=application, account=account, namespace=namespace)
+
+
+def pod_health(pod: dict) -> tuple[str, str]:
+    """(health, reason) of a pod, in the Docker instances' terms."""
+    metadata, status = pod.get("metadata") or {}, pod.get("status") or {}
+    if metadata.get("deletionTimestamp"):
+        return "OUT_OF_SERVICE", "terminating"
+    for container in status.get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") and waiting["reason"] not in ("ContainerCreating", "PodInitializing"):
+            return "DOWN", waiting["reason"]
+    phase = status.get("phase") or "Pending"
+    if phase in ("Failed", "Unknown"):
+        return "DOWN", status.get("reason") or phase
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if ready and ready.get("status") == "True":
+        return "UP", ""
+    if phase == "Pending" or not status.get("containerStatuses"):
+        return "STARTING", phase
+    return "DOWN", (ready or {}).get("reason") or "not ready"
+
+
+def _listed(client, kind: str, namespace: str, *, managed: bool = True) -> list[dict]:
+    resource = resource_for(client, kind)
+    found = client.get(resource, namespace=namespace or None, label_selector=MANAGED if managed else None,
+                       limit=MAX_LISTED).to_dict()
+    return found.get("items") or []
+
+
+def _annotations(obj: dict) -> dict:
+    return (obj.get("metadata") or {}).get("annotations") or {}
+
+
+def _of_application(items: list[dict], application: str) -> list[dict]:
+    return [item for item in items if _annotations(item).get(kube_manifests.APPLICATION) == application]
+
+
+def _images(obj: dict) -> list[str]:
+    spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return [container.get("image") or "" for container in spec.get("containers") or []]
+
+
+def _restarts(pod: dict) -> int:
+    return sum(int(container.get("restartCount") or 0)
+               for container in (pod.get("status") or {}).get("containerStatuses") or [])
+
+
+def _traffic(obj: dict, selectors: dict[str, dict[str, str]]) -> tuple[bool | None, list[str]]:
+    """(enabled, services) of a workload deployed with traffic management: enabled when its pod template carries
+    every label its services select. (None, []) when it names no services."""
+    try:
+        services = json.loads(_annotations(obj).get(kube_manifests.LOAD_BALANCERS) or "[]")
+        names = traffic.service_names(services)
+    except ValueError:
+        return None, []
+    if not names:
+        return None, []
+    wanted: dict[str, str] = {}
+    for name in names:
+        wanted.update(selectors.get(name) or {})
+    labels = (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+    return bool(wanted) and all(labels.get(key) == value for key, value in wanted.items()), services
+
+
+def _pod(pod: dict) -> Pod:
+    health, reason = pod_health(pod)
+    metadata = pod["metadata"]
+    return Pod(name=metadata["name"], health=health, phase=(pod.get("status") or {}).get("phase") or "",
+               reason=reason, restarts=_restarts(pod), created_at=metadata.get("creationTimestamp") or "")
+
+
+def _group(account: str, namespace: str, obj: dict, pods: list[dict],
+           selectors: dict[str, dict[str, str]]) -> WorkloadGroup:
+    metadata, annotations = obj["metadata"], _annotations(obj)
+    owners = [owner for owner in metadata.get("ownerReferences") or [] if owner.get("kind") == MANAGER_KIND]
+    verdict = workload_stability(obj)
+    enabled, services = _traffic(obj, selectors)
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    sequence = annotations.get(kube_manifests.SEQUENCE) or ""
+    desired = spec.get("replicas") if "replicas" in spec else status.get("desiredNumberScheduled")
+    return WorkloadGroup(
+        account=account, namespace=namespace, kind=obj["kind"], name=metadata["name"],
+        cluster=annotations.get(kube_manifests.CLUSTER) or kube_manifests.default_cluster(obj),
+        version=int(sequence) if sequence.isdigit() else None, images=_images(obj), desired=int(desired or 0),
+        ready=int(status.get("readyReplicas") or status.get("numberReady") or 0), enabled=enabled,
+        load_balancers=services, created_at=metadata.get("creationTimestamp") or "",
+        manager=f"deployment {owners[0]['name']}" if owners else "", stable=verdict.stable, status=verdict.reason,
+        pods=[_pod(pod) for pod in sorted(pods, key=lambda pod: pod["metadata"]["name"])])
+
+
+def _owned_by(pods: list[dict]) -> dict[str, list[dict]]:
+    by_owner: dict[str, list[dict]] = {}
+    for pod in pods:
+        for owner in pod["metadata"].get("ownerReferences") or []:
+            by_owner.setdefault(owner.get("uid") or "", []).append(pod)
+    return by_owner
+
+
+def read_namespace(account: KubernetesAccount, namespace: str, application: str) -> list[KubernetesCluster]:
+    """The application's clusters in one namespace of the account, read now. ClusterUnavailable when the cluster
+    does not answer or refuses."""
+    try:
+        with api_client(account) as api:
+            client = dynamic(api)
+            workloads = [item for kind in SERVER_GROUP_KINDS
+                         for item in _of_application(_listed(client, kind, namespace), application)]
+            deployments = _of_application(_listed(client, MANAGER_KIND, namespace), application)
+            pods = _owned_by(_listed(client, "Pod", namespace)) if workloads else {}
+            services = _listed(client, "Service", namespace, managed=False) if workloads else []
+    except (KubernetesUnreachable, UnknownKind) as error:
+        raise ClusterUnavailable(str(error)) from None
+    except ApiException as error:
+        raise ClusterUnavailable(str(ops.api_error(error, f"reading namespace {namespace or '(cluster)'}"))) from None
+    selectors = {service["metadata"]["name"]: (service.get("spec") or {}).get("selector") or {}
+                 for service in services}
+    clusters: dict[str, KubernetesCluster] = {}
+    for obj in workloads:
+        group = _group(account.name, namespace, obj, pods.get(obj["metadata"].get("uid") or "", []), selectors)
+        clusters.setdefault(group.cluster, KubernetesCluster(account.name, namespace, group.cluster))
+        clusters[group.cluster].server_groups.append(group)
+    for deployment in deployments:
+        cluster = _annotations(deployment).get(kube_manifests.CLUSTER) or kube_manifests.default_cluster(deployment)
+        verdict = workload_stability(deployment)
+        clusters.setdefault(cluster, KubernetesCluster(account.name, namespace, cluster)).managers.append(
+            Manager(deployment["metadata"]["name"], ops.revision_of(deployment), verdict.stable, verdict.reason))
+    for cluster in clusters.values():
+        cluster.server_groups.sort(key=lambda group: (group.created_at, group.name), reverse=True)
+    return [clusters[name] for name in sorted(clusters)]
+
+
+def kubernetes_clusters_of(application: Application) -> tuple[list[KubernetesCluster], list[Unavailable]]:
+    """The application's Kubernetes clusters in every namespace it was deployed to, and the namespaces whose
+    cluster did not answer."""
+    clusters: list[KubernetesCluster] = []
+    unavailable: list[Unavailable] = []
+    for place in ManifestNamespace.objects.filter(application=application).select_related("account"):
+        try:
+            clusters += read_namespace(place.account, place.namespace, application.name)
+        except ClusterUnavailable as error:
+            unavailable.append(Unavailable(place.account.name, place.namespace, str(error)))
+    return clusters, unavailable
+
+
+# --- Actions ----------------------------------------------------------------------------------------
+
+
+def _checked_target(account: KubernetesAccount, namespace: str, kind: str, name: str) -> ManifestName:
+    check_namespace(account, namespace, pointer="/namespace")
+    check_kind(account, kind, pointer="/kind")
+    try:
+        return ManifestName.parse(f"{kind} {name}")
+    except ValueError as error:
+        raise ActionRefused(str(error)) from None
+
+
+def do_manifest_action(application: Application, account: KubernetesAccount, namespace: str, kind: str,
+                       name: str, action: str, *, actor: Actor | str, replicas: int | None = None,
+                       revisions_back: int = 1) -> dict:
+    """Do ``action`` on the application's resource ``kind name`` in ``namespace`` as ``actor`` and audit it;
+    what was done. Raises PermissionRefused, InvalidDocument (the account may not touch the namespace or kind),
+    ActionRefused (409: not the application's, not a kind the action applies to, bad input) or ClusterUnavailable.
+    """
+    check_permission(actor, EXECUTE, application, field="application")
+    check_deploy(actor, account, field="account")
+    if action not in ACTIONS:
+        raise ActionRefused(f"action must be one of {', '.join(ACTIONS)}")
+    target = _checked_target(account, namespace, kind, name)
+    details: dict = {"account": account.name, "namespace": namespace, "manifest": str(target)}
+    try:
+        with api_client(account) as api:
+            client = dynamic(api)
+            resource = ops.read(client, target, namespace)
+            if _annotations(resource).get(kube_manifests.APPLICATION) != application.name:
+                raise ActionRefused(f"{target} in {namespace} is not a resource of application {application.name}")
+            details.update(_act(client, target, namespace, resource, action, replicas, revisions_back))
+    except (KubernetesUnreachable, UnknownKind) as error:
+        raise ClusterUnavailable(str(error)) from None
+    except ApiException as error:
+        raise ClusterUnavailable(str(ops.api_error(error, f"{action} {target}"))) from None
+    except (ops.OperationFailed, kube_manifests.ManifestFailed) as error:
+        raise ActionRefused(str(error)) from None
+    record(f"manifest.{action}", actor, application=application, object_type="manifest",
+           object_id=f"{account.name}/{namespace}/{target}", details=details)
+    return details
+
+
+def _act(client, target: ManifestName, namespace: str, resource: dict, action: str, replicas: int | None,
+         revisions_back: int) -> dict:
+    if action == "scale":
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or not 0 <= replicas <= MAX_REPLICAS:
+            raise ActionRefused(f"replicas must be a whole number from 0 to {MAX_REPLICAS}")
+        ops.scale(client, target, namespace, replicas)
+        return {"from": (resource.get("spec") or {}).get("replicas"), "to": replicas}
+    if action in ("enable", "disable"):
+        if target.kind.casefold() != "replicaset":
+            raise ActionRefused("only a ReplicaSet moves in and out of its services")
+        return {"podsChanged": traffic.set_traffic(client, resource, enabled=action == "enable")}
+    if action == "delete":
+        return {"deleted": ops.delete(client, target, namespace, cascading=True)}
+    if not isinstance(revisions_back, int) or isinstance(revisions_back, bool) or \
+            not 1 <= revisions_back <= MAX_REVISIONS_BACK:
+        raise ActionRefused(f"revisionsBack must be a whole number from 1 to {MAX_REVISIONS_BACK}")
+    return {"restoredRevision": ops.undo_rollout(client, target, namespace, revisions_back)}
