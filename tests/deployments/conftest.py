@@ -237,9 +237,15 @@ def kube_namespace(kube_cluster):
 
 
 @pytest.fixture
-def kube(workers, engine, web_images, kube_cluster, kube_namespace):
+def kube_worker_settings() -> dict[str, str]:
+    """Settings the ``kube`` fixture's worker starts with (a module overrides this fixture to add some)."""
+    return {}
+
+
+@pytest.fixture
+def kube(workers, engine, web_images, kube_cluster, kube_namespace, kube_worker_settings):
     """A worker, the Kubernetes account ``dev`` on the test cluster, the test's namespace and the images."""
-    workers.start(1, DOCKER_OWNER_LABEL=engine)
+    workers.start(1, DOCKER_OWNER_LABEL=engine, **kube_worker_settings)
     do_save_kubernetes_account({"name": "dev", "kubeconfigContents": kube_cluster.kubeconfig}, actor="ops")
     with kube_cluster.api() as api:
         yield {"namespace": kube_namespace, "images": web_images, "apps": kubernetes_client.AppsV1Api(api),

@@ -13,9 +13,7 @@ log is kept in the stage's context (``buildLog``).
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -33,51 +31,12 @@ from apps.deployments.stages.common import (
     registry_account,
     string_problems,
 )
-from apps.pipelines.outbound import OutboundError, check_url
+from apps.deployments.stages.sources import fetch_repository, local_path
 from apps.pipelines.problems import Problem
 from apps.pipelines.stages.base import StageField, TaskResult, register
 
 IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-GIT_TIMEOUT_SECONDS = 120
-
-
-def local_path(path: str, field: str) -> Path:
-    """``path`` resolved, if it lies under one of BAKE_LOCAL_ROOTS; StageRefused otherwise."""
-    resolved = Path(path).resolve()
-    for root in settings.BAKE_LOCAL_ROOTS:
-        if resolved == Path(root).resolve() or Path(root).resolve() in resolved.parents:
-            return resolved
-    raise StageRefused(f"{field}: {path!r} is not under BAKE_LOCAL_ROOTS "
-                       f"({', '.join(settings.BAKE_LOCAL_ROOTS) or 'none configured'})")
-
-
-def fetch_repository(repository: str, ref: str, directory: Path) -> str:
-    """Check ``ref`` of ``repository`` out into ``directory``; returns the commit. StageRefused on failure."""
-    if re.match(r"^https?://", repository):
-        try:
-            check_url(repository)
-        except OutboundError as error:
-            raise StageRefused(f"repository: {error}") from None
-        source = repository
-    elif "://" in repository or repository.startswith("-"):
-        raise StageRefused("repository: must be an http(s) URL or a path under BAKE_LOCAL_ROOTS")
-    else:
-        source = str(local_path(repository, "repository"))
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    commands = [["git", "init", "-q", str(directory)],
-                ["git", "-C", str(directory), "fetch", "-q", "--depth", "1", "--", source, ref or "HEAD"],
-                ["git", "-C", str(directory), "checkout", "-q", "FETCH_HEAD"],
-                ["git", "-C", str(directory), "rev-parse", "HEAD"]]
-    result = None
-    for command in commands:
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=GIT_TIMEOUT_SECONDS, env=env)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise StageRefused(f"repository: git failed: {error}") from None
-        if result.returncode != 0:
-            raise StageRefused(f"repository: cannot fetch {ref or 'HEAD'!r} of {repository}: {result.stderr.strip()}")
-    return result.stdout.strip() if result else ""
 
 
 @register

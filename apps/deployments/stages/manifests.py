@@ -10,7 +10,6 @@ apps/deployments/providers/kubernetes/.
 
 from __future__ import annotations
 
-import base64
 import time
 
 import yaml
@@ -38,6 +37,7 @@ from apps.deployments.stages.manifest_checks import (
     stage_problems,
     typed_problems,
 )
+from apps.deployments.stages.sources import artifact_text
 from apps.pipelines.expressions import SUMMARY_KEY, ExpressionError, Summary
 from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.stages.base import StageField, Task, TaskResult, register
@@ -77,7 +77,8 @@ class DeployManifestStage(KubernetesStage):
         StageField("source", "choice", "Manifest source", choices=SOURCES, default="text"),
         StageField("manifests", "list", "Manifests", help="Kubernetes manifests, applied in their order"),
         StageField("manifestArtifactId", label="Manifest artifact",
-                   help="For source artifact: the expected artifact (embedded/base64 YAML) holding the manifests"),
+                   help="For source artifact: the expected artifact holding the manifests (embedded/base64, git/repo "
+                        "with a location, github/file, gitlab/file, bitbucket/file, http/file)"),
         StageField("skipExpressionEvaluation", "boolean", "Skip expression evaluation", default=False),
         StageField("namespaceOverride", label="Namespace override"),
         StageField("moniker", "object", "Moniker", help="{app, cluster}"),
@@ -133,21 +134,21 @@ def _evaluated(stage, scope, value, field: str):
 
 
 def artifact_manifests(stage, scope) -> tuple[list, dict]:
-    """The manifests of the stage's manifest artifact (``embedded/base64`` YAML, one or more documents)."""
+    """The manifests (YAML, one or more documents) of the stage's manifest artifact: embedded, a file in a git
+    repository at a ref, or a file served over HTTP (sources.py)."""
     context = stage.context
     artifact = context.get("manifestArtifact")
+    field = "manifestArtifact"
     if isinstance(artifact, dict):
         artifact, _ = _evaluated(stage, scope, artifact, "manifestArtifact")
     else:
-        artifact = bound_artifact(stage, str(context.get("manifestArtifactId")), "manifestArtifactId")
-    if artifact.get("type") != "embedded/base64":
-        raise StageRefused(f"manifestArtifactId: artifacts of type {artifact.get('type')!r} cannot be read here; "
-                           "embedded/base64 can")
+        field = "manifestArtifactId"
+        artifact = bound_artifact(stage, str(context.get("manifestArtifactId")), field)
+    text = artifact_text(artifact, field)
     try:
-        text = base64.b64decode(str(artifact.get("reference") or ""), validate=True).decode("utf-8")
         documents = [document for document in yaml.safe_load_all(text) if document is not None]
-    except (ValueError, yaml.YAMLError) as error:
-        raise StageRefused(f"manifestArtifactId: the artifact is not base64 YAML: {error}") from None
+    except yaml.YAMLError as error:
+        raise StageRefused(f"{field}: the artifact is not YAML: {error}") from None
     return _evaluated(stage, scope, documents, "manifests")
 
 

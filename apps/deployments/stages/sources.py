@@ -1,0 +1,145 @@
+"""Where the deployments' stages read files from: git repositories, and the artifacts that name a file.
+
+A git repository is an http(s) URL the outbound policy allows, or a path
+under BAKE_LOCAL_ROOTS. An artifact's text comes from, by its type:
+
+- ``embedded/base64``: the ``reference`` itself, base64;
+- ``git/repo``: the file ``location`` in the repository ``reference`` at
+  ``version`` (a branch, tag or commit; default HEAD), fetched with git (one
+  commit, no checkout);
+- ``github/file``, ``gitlab/file``: the file the API URL ``reference`` names,
+  at ``version`` (``?ref=``), as Clouddriver's artifact accounts read them
+  (GitHub's raw media type); ``bitbucket/file`` and ``http/file``: the URL
+  ``reference`` as it is. Each through the outbound policy (apps/pipelines/
+  outbound.py), public files only: no artifact account holds credentials.
+
+Every read is bounded in time and size (``MAX_FILE_BYTES``); a failure is a
+StageRefused naming the field and what went wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from urllib.parse import urlencode
+
+from django.conf import settings
+
+from apps.deployments.stages.common import StageRefused
+from apps.pipelines.outbound import OutboundError, check_url, request
+
+GIT_TIMEOUT_SECONDS = 120
+HTTP_TIMEOUT_SECONDS = 30
+MAX_FILE_BYTES = 1024 * 1024
+# The artifact types whose text can be read, and the query parameter the HTTP ones take their version in.
+HTTP_FILE_TYPES = {"github/file": "ref", "gitlab/file": "ref", "bitbucket/file": None, "http/file": None}
+READABLE_TYPES = ("embedded/base64", "git/repo", *HTTP_FILE_TYPES)
+
+
+def local_path(path: str, field: str) -> Path:
+    """``path`` resolved, if it lies under one of BAKE_LOCAL_ROOTS; StageRefused otherwise."""
+    resolved = Path(path).resolve()
+    for root in settings.BAKE_LOCAL_ROOTS:
+        if resolved == Path(root).resolve() or Path(root).resolve() in resolved.parents:
+            return resolved
+    raise StageRefused(f"{field}: {path!r} is not under BAKE_LOCAL_ROOTS "
+                       f"({', '.join(settings.BAKE_LOCAL_ROOTS) or 'none configured'})")
+
+
+def _git_source(repository: str, field: str) -> str:
+    if re.match(r"^https?://", repository):
+        try:
+            check_url(repository)
+        except OutboundError as error:
+            raise StageRefused(f"{field}: {error}") from None
+        return repository
+    if "://" in repository or repository.startswith("-"):
+        raise StageRefused(f"{field}: must be an http(s) URL or a path under BAKE_LOCAL_ROOTS")
+    return str(local_path(repository, field))
+
+
+def _git(commands: list[list[str]], what: str, field: str) -> str:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    result = None
+    for command in commands:
+        try:
+            result = subprocess.run(command, capture_output=True, timeout=GIT_TIMEOUT_SECONDS, env=env)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise StageRefused(f"{field}: git failed: {error}") from None
+        if result.returncode != 0:
+            stderr = result.stderr.decode("utf-8", errors="replace").strip()
+            raise StageRefused(f"{field}: cannot {what}: {stderr}")
+    return result.stdout.decode("utf-8", errors="replace") if result else ""
+
+
+def _fetch_commands(source: str, ref: str, directory: Path) -> list[list[str]]:
+    return [["git", "init", "-q", str(directory)],
+            ["git", "-C", str(directory), "fetch", "-q", "--depth", "1", "--", source, ref or "HEAD"]]
+
+
+def fetch_repository(repository: str, ref: str, directory: Path, field: str = "repository") -> str:
+    """Check ``ref`` of ``repository`` out into ``directory``; returns the commit. StageRefused on failure."""
+    source = _git_source(repository, field)
+    commands = [*_fetch_commands(source, ref, directory), ["git", "-C", str(directory), "checkout", "-q", "FETCH_HEAD"],
+                ["git", "-C", str(directory), "rev-parse", "HEAD"]]
+    return _git(commands, f"fetch {ref or 'HEAD'!r} of {repository}", field).strip()
+
+
+def read_git_file(repository: str, ref: str, path: str, field: str) -> str:
+    """The text of ``path`` in ``repository`` at ``ref``; StageRefused when it cannot be read."""
+    clean = path.strip().lstrip("/")
+    if not clean or clean.startswith("-") or ".." in Path(clean).parts or "\x00" in clean:
+        raise StageRefused(f"{field}: the location must be a file's path inside the repository, not {path!r}")
+    source = _git_source(repository, field)
+    with tempfile.TemporaryDirectory(prefix="cdplatform-git-") as work:
+        directory = Path(work)
+        _git(_fetch_commands(source, ref, directory), f"fetch {ref or 'HEAD'!r} of {repository}", field)
+        size = _git([["git", "-C", str(directory), "cat-file", "-s", f"FETCH_HEAD:{clean}"]],
+                    f"find {clean} at {ref or 'HEAD'!r} of {repository}", field).strip()
+        if not size.isdigit() or int(size) > MAX_FILE_BYTES:
+            raise StageRefused(f"{field}: {clean} is over {MAX_FILE_BYTES // 1024} KB")
+        return _git([["git", "-C", str(directory), "show", f"FETCH_HEAD:{clean}"]], f"read {clean}", field)
+
+
+def _read_http_file(artifact: dict, field: str) -> str:
+    url = str(artifact.get("reference") or "")
+    version_parameter = HTTP_FILE_TYPES[str(artifact.get("type"))]
+    if version_parameter and artifact.get("version"):
+        url += ("&" if "?" in url else "?") + urlencode({version_parameter: str(artifact["version"])})
+    headers = {"Accept": "application/vnd.github.v3.raw"} if artifact.get("type") == "github/file" else {}
+    try:
+        response = request("GET", url, headers=headers, timeout=HTTP_TIMEOUT_SECONDS)
+    except OutboundError as error:
+        raise StageRefused(f"{field}: cannot read {url}: {error}") from None
+    if response.status_code != 200:
+        raise StageRefused(f"{field}: {url} answered {response.status_code}")
+    if response.truncated or len(response.content) > MAX_FILE_BYTES:
+        raise StageRefused(f"{field}: {url} is over {MAX_FILE_BYTES // 1024} KB")
+    return response.text
+
+
+def artifact_text(artifact: dict, field: str) -> str:
+    """The text of the file ``artifact`` names (see the module's list of types); StageRefused naming ``field``."""
+    kind = str(artifact.get("type") or "")
+    reference = artifact.get("reference")
+    if kind not in READABLE_TYPES:
+        raise StageRefused(f"{field}: artifacts of type {kind!r} cannot be read here; {', '.join(READABLE_TYPES)} can")
+    if not isinstance(reference, str) or not reference:
+        raise StageRefused(f"{field}: the artifact has no reference")
+    if kind == "embedded/base64":
+        if len(reference) > 2 * MAX_FILE_BYTES:
+            raise StageRefused(f"{field}: the artifact is over {MAX_FILE_BYTES // 1024} KB")
+        try:
+            return base64.b64decode(reference, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError) as error:
+            raise StageRefused(f"{field}: the artifact is not base64 text: {error}") from None
+    if kind == "git/repo":
+        if not isinstance(artifact.get("location"), str) or not artifact["location"]:
+            raise StageRefused(f"{field}: a git/repo artifact needs a location: the file's path in the repository")
+        return read_git_file(reference, str(artifact.get("version") or ""), artifact["location"], field)
+    return _read_http_file(artifact, field)

@@ -1,0 +1,111 @@
+"""deployManifest reading its manifests from a file in a git repository at a ref (``git/repo``) and from a file
+an HTTP server holds (``github/file``, as GitHub's contents API serves it), against the real test cluster; and
+the refusals, which name the field."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import yaml
+
+from apps.deployments.stages.common import StageRefused
+from apps.deployments.stages.sources import artifact_text, read_git_file
+from apps.pipelines.choices import Status
+from tests.deployments.conftest import free_port, git
+from tests.deployments.test_deploy import get, run
+from tests.deployments.test_kubernetes_deploy import deploy_stage, deployment, succeeded
+from tests.hookserver import Reply
+from tests.scenarios import stages_of
+
+
+@pytest.fixture
+def manifests_repository(tmp_path, settings):
+    """A git repository whose ``deploy/web.yml`` is a Deployment of image "v1" on branch main and of "v2" on
+    branch release; BAKE_LOCAL_ROOTS allows it (here and for the worker)."""
+    repository = tmp_path / "manifests"
+    (repository / "deploy").mkdir(parents=True)
+    git(repository, "init", "-q", "-b", "main")
+    settings.BAKE_LOCAL_ROOTS = [str(tmp_path)]
+    return repository
+
+
+def commit_web(repository, image: str, port: int, message: str) -> None:
+    (repository / "deploy" / "web.yml").write_text(yaml.safe_dump(deployment("web", image, port)))
+    git(repository, "add", ".")
+    git(repository, "commit", "-q", "-m", message)
+
+
+@pytest.fixture
+def kube_worker_settings(tmp_path):
+    return {"BAKE_LOCAL_ROOTS": str(tmp_path)}
+
+
+def from_artifact(artifact: dict, namespace: str) -> dict:
+    stage = {**deploy_stage([], namespaceOverride=namespace), "source": "artifact", "manifestArtifact": artifact}
+    del stage["manifests"]
+    return stage
+
+
+def test_a_file_of_a_git_repository_at_a_ref_is_deployed(kube, manifests_repository):
+    namespace, images = kube["namespace"], kube["images"]
+    port = free_port()
+    commit_web(manifests_repository, images["v1"], port, "v1")
+    git(manifests_repository, "checkout", "-q", "-b", "release")
+    commit_web(manifests_repository, images["v2"], port, "v2")
+    git(manifests_repository, "checkout", "-q", "main")
+
+    artifact = {"type": "git/repo", "reference": str(manifests_repository), "version": "release",
+                "location": "deploy/web.yml"}
+    stage = succeeded([from_artifact(artifact, namespace)])
+
+    assert get(port) == (200, "v2")
+    assert stage.outputs["outputs.manifestNamesByNamespace"] == {namespace: ["deployment web"]}
+
+    missing = run([from_artifact({**artifact, "location": "deploy/api.yml"}, namespace)])
+    assert missing.status == Status.TERMINAL
+    error = str(stages_of(missing)["1"].context["exception"]["details"]["error"])
+    assert error.startswith("manifestArtifact: cannot find deploy/api.yml at 'release'"), error
+
+
+def test_a_github_file_is_read_at_its_version_with_the_raw_media_type(kube, hook_server):
+    namespace, images = kube["namespace"], kube["images"]
+    port = free_port()
+    path = "/repos/shop/deploy/contents/web.yml"
+    hook_server.script(f"{path}?ref=v2.0", Reply(200, yaml.safe_dump(deployment("web", images["v2"], port)),
+                                                 {"Content-Type": "application/vnd.github.v3.raw"}))
+
+    succeeded([from_artifact({"type": "github/file", "reference": hook_server.url(path), "version": "v2.0"},
+                             namespace)])
+
+    assert get(port) == (200, "v2")
+    [call] = hook_server.calls(f"{path}?ref=v2.0")
+    assert call.headers["accept"] == "application/vnd.github.v3.raw"
+
+
+def test_an_artifact_that_cannot_be_read_is_refused_naming_the_field(manifests_repository, hook_server):
+    commit_web(manifests_repository, "web:v1", 8080, "v1")
+    assert "kind: Deployment" in read_git_file(str(manifests_repository), "main", "deploy/web.yml", "manifestArtifact")
+    embedded = {"type": "embedded/base64", "reference": base64.b64encode(b"kind: ConfigMap\n").decode()}
+    assert artifact_text(embedded, "manifestArtifact") == "kind: ConfigMap\n"
+    hook_server.script("/gone", Reply(404, "no"))
+
+    refusals = {
+        "manifestArtifact: the location must be a file's path inside the repository": {
+            "type": "git/repo", "reference": str(manifests_repository), "location": "../secrets.yml"},
+        "manifestArtifact: a git/repo artifact needs a location": {
+            "type": "git/repo", "reference": str(manifests_repository)},
+        "manifestArtifact: '/etc' is not under BAKE_LOCAL_ROOTS": {
+            "type": "git/repo", "reference": "/etc", "location": "passwd"},
+        "manifestArtifact: must be an http(s) URL": {
+            "type": "git/repo", "reference": "ssh://git@127.0.0.1/shop.git", "location": "x"},
+        f"manifestArtifact: {hook_server.url('/gone')} answered 404": {
+            "type": "http/file", "reference": hook_server.url("/gone")},
+        "manifestArtifact: artifacts of type 'gcs/object' cannot be read here": {
+            "type": "gcs/object", "reference": "gs://bucket/web.yml"},
+        "manifestArtifact: the artifact is not base64 text": {"type": "embedded/base64", "reference": "%%%"},
+    }
+    for message, artifact in refusals.items():
+        with pytest.raises(StageRefused) as refused:
+            artifact_text(artifact, "manifestArtifact")
+        assert str(refused.value).startswith(message), (artifact, str(refused.value))
