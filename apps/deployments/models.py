@@ -144,7 +144,7 @@ class ManifestNamespace(models.Model):
     application = models.ForeignKey("pipelines.Application", on_delete=models.CASCADE,
                                     related_name="manifest_namespaces")
     account = models.ForeignKey(KubernetesAccount, on_delete=models.CASCADE, related_name="manifest_namespaces")
-    namespace = models.CharField(max_length=253, blank=True, help_text="Blank for cluster-wide resources.")
+    namespace = models.CharField(max_length=253)
     last_deployed_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -191,7 +191,7 @@ class Act(Task):
     name = "actOnManifest"
     performs_io = True
 
-    def __init__(self, stage_type: ManifestStage):
+    def __init__(self, stage_type):
         self.stage_type = stage_type
 
     @failing_clearly
@@ -201,9 +201,12 @@ class Act(Task):
         refuse_if_invalid(self.stage_type, stage)
         account = checked_account(stage)
         with api_client(account) as client:
-            dyn = dynamic(client)
-            manifest, namespace = checked_target(stage, account, dyn)
-            result = self.stage_type.act(stage, dyn, manifest, namespace)
+            return self.change_cluster(stage, account, dynamic(client))
+
+    def change_cluster(self, stage, account, dyn) -> TaskResult:
+        """Change the cluster, with the account's client; the result carries what was acted on (``acted``)."""
+        manifest, namespace = checked_target(stage, account, dyn)
+        result = self.stage_type.act(stage, dyn, manifest, namespace)
         result.context = {**acted([manifest], namespace, resolvedManifestName=str(manifest)), **result.context}
         result.outputs = {**outputs_of([manifest], namespace), **result.outputs}
         return result
@@ -339,36 +342,26 @@ class DeleteManifestStage(ProviderStage):
         return [DeleteResources(self), WaitForDeleted()]
 
 
-class DeleteResources(Task):
+class DeleteResources(Act):
+    """Deletes the named resource, or every resource of the stage's kinds its label selectors match."""
+
     name = "deleteManifest"
-    performs_io = True
 
-    def __init__(self, stage_type: DeleteManifestStage):
-        self.stage_type = stage_type
-
-    @failing_clearly
-    def run(self, stage, scope, runtime) -> TaskResult:
-        if stage.context.get(STARTED_KEY):
-            return TaskResult.succeeded()
-        refuse_if_invalid(self.stage_type, stage)
+    def change_cluster(self, stage, account, dyn) -> TaskResult:
         context = stage.context
         options = context.get("options") or {}
-        account = checked_account(stage)
-        with api_client(account) as client:
-            dyn = dynamic(client)
-            if by_labels(context):
-                namespace = context["location"]
-                check_namespace(account, namespace, pointer="/location")
-                for index, kind in enumerate(context["kinds"]):
-                    check_kind(account, kind, pointer=f"/kinds/{index}")
-                selector = ops.label_selector(_selectors(context) or [])
-                manifests = ops.matching(dyn, context["kinds"], selector, namespace)
-            else:
-                manifest, namespace = checked_target(stage, account, dyn)
-                manifests = [manifest]
-            for manifest in manifests:
-                ops.delete(dyn, manifest, namespace, cascading=options.get("cascading", True) is not False,
-                           grace_period_seconds=options.get("gracePeriodSeconds"))
+        if by_labels(context):
+            namespace = context["location"]
+            check_namespace(account, namespace, pointer="/location")
+            for index, kind in enumerate(context["kinds"]):
+                check_kind(account, kind, pointer=f"/kinds/{index}")
+            manifests = ops.matching(dyn, context["kinds"], ops.label_selector(_selectors(context) or []), namespace)
+        else:
+            manifest, namespace = checked_target(stage, account, dyn)
+            manifests = [manifest]
+        for manifest in manifests:
+            ops.delete(dyn, manifest, namespace, cascading=options.get("cascading", True) is not False,
+                       grace_period_seconds=options.get("gracePeriodSeconds"))
         return TaskResult.succeeded(context=acted(manifests, namespace), outputs=outputs_of(manifests, namespace))
 
 

@@ -208,7 +208,8 @@ class DeployManifestTask(Task):
             for item in prepared:
                 kube_manifests.apply(client, item)
             pruned = [name for item in prepared for name in kube_manifests.prune_versions(client, item)]
-        remember_namespaces(stage.execution.application, application, account, [item.namespace for item in prepared])
+        remember_namespaces(stage.execution.application, application, account,
+                            [item.namespace for item in prepared if item.namespace])
         return TaskResult.succeeded(context={"deployedManifests": [_record(item) for item in prepared],
                                              "stableSince": time.time(), "prunedVersions": pruned, **evaluation},
                                     outputs=deploy_outputs(account, prepared))
