@@ -176,6 +176,17 @@ def test_a_config_map_is_versioned_and_the_deployment_uses_the_new_version(kube)
     names = {item.metadata.name for item in core.list_namespaced_config_map(namespace).items}
     assert {"settings-v001", "settings-v002"} <= names and "settings-v000" not in names
 
+    # The same content again (a stage run again after a crash, say) reuses its version, and the history keeps
+    # the version applied even when it is the oldest.
+    again = succeeded([deploy_stage(manifests("${ 'bonjour' }"))])
+
+    assert again.outputs["outputs.createdArtifacts"][0]["reference"] == "settings-v001"
+    names = {item.metadata.name for item in core.list_namespaced_config_map(namespace).items
+             if item.metadata.deletion_timestamp is None}
+    assert {"settings-v001", "settings-v002"} <= names and "settings-v003" not in names
+    container = apps.read_namespaced_deployment("web", namespace).spec.template.spec.containers[0]
+    assert container.env_from[0].config_map_ref.name == "settings-v001"
+
 
 def test_manifests_from_an_artifact_use_the_config_map_an_upstream_stage_versioned(kube):
     namespace, images, apps = kube["namespace"], kube["images"], kube["apps"]

@@ -4,7 +4,10 @@ their kind is, bound to the stage's artifacts, then applied server side.
 - **Versioning**: a ReplicaSet, ConfigMap or Secret (or any manifest annotated
   ``strategy.spinnaker.io/versioned: "true"``; ``"false"`` turns it off) is created as ``name-v000``,
   ``name-v001``..., the version after the highest among the existing resources of the same kind, namespace,
-  base name and moniker cluster. ``strategy.spinnaker.io/max-version-history: N`` keeps the newest N.
+  base name and moniker cluster — unless one of them already holds the same content (its content digest
+  annotation), which is then applied again rather than copied into a new version: a stage run again after a
+  crash, or an unchanged ConfigMap, makes no new version. ``strategy.spinnaker.io/max-version-history: N``
+  keeps the newest N.
 - **References**: manifests of the same stage that use a versioned ConfigMap or Secret by its base name (volumes,
   ``envFrom``, ``env[].valueFrom``) are rewritten to its new name.
 - **Artifacts**: a ``docker/image`` artifact replaces every container image of the same name (``nginx``,
@@ -16,6 +19,7 @@ their kind is, bound to the stage's artifacts, then applied server side.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -38,6 +42,8 @@ ARTIFACT_VERSION = "artifact.spinnaker.io/version"
 VERSIONED = "strategy.spinnaker.io/versioned"
 MAX_VERSION_HISTORY = "strategy.spinnaker.io/max-version-history"
 LOAD_BALANCERS = "traffic.spinnaker.io/load-balancers"
+# The digest of a versioned manifest's content (content_digest), on each version.
+DIGEST = "deploy.cdplatform.io/content-digest"
 VERSIONED_KINDS = ("ReplicaSet", "ConfigMap", "Secret")
 # Kinds whose manifest holds a pod template, by where its pod spec is.
 POD_SPEC_PATHS = {
@@ -228,6 +234,22 @@ def versions(client: DynamicClient, resource, namespace: str, base: str, cluster
     return found
 
 
+def content_digest(body: dict) -> str:
+    """A digest of what a versioned manifest holds, before its version is named: two deploys of the same content
+    (a stage run again after a crash, or an unchanged ConfigMap) reuse the version that holds it."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _version_for(body: dict, existing: dict[int, dict]) -> int:
+    """The existing version that already holds ``body``'s content, else the one after the highest."""
+    digest = content_digest(body)
+    for number in sorted(existing, reverse=True):
+        if ((existing[number].get("metadata") or {}).get("annotations") or {}).get(DIGEST) == digest:
+            return number
+    return max(existing, default=-1) + 1
+
+
 def prepare(client: DynamicClient, manifests: list[dict], *, application: str, cluster: str | None,
             namespace_override: str, artifacts: list[dict],
             check: Callable[[int, str, str], None]) -> list[Prepared]:
@@ -235,9 +257,12 @@ def prepare(client: DynamicClient, manifests: list[dict], *, application: str, c
     references to versioned ConfigMaps and Secrets rewritten (also to the ``kubernetes/configMap`` and
     ``kubernetes/secret`` artifacts given). ``check(index, namespace, kind)`` refuses a manifest before anything
     of its namespace is read. Reads the cluster (kinds, existing versions); writes nothing. ManifestFailed when
-    the cluster serves no such kind."""
+    the cluster serves no such kind.
+
+    Manifests that hold no pod template (ConfigMaps, Secrets) are versioned first, so that the content of those
+    that refer to them — and so the version they reuse or take — includes the new names."""
     prepared: list[Prepared] = []
-    renamed: dict[tuple[str, str, str], str] = {}  # (namespace, kind, base) -> versioned name
+    existing_versions: dict[int, dict[int, dict]] = {}  # index -> the existing versions of a versioned manifest
     for index, original in enumerate(manifests):
         if not original:
             continue  # an empty YAML document, as Deck's editor leaves between separators
@@ -257,22 +282,26 @@ def prepare(client: DynamicClient, manifests: list[dict], *, application: str, c
         else:
             metadata.pop("namespace", None)
         check(index, namespace, kind)
-        base = metadata["name"]
         moniker_cluster = cluster or default_cluster(body)
-        version = None
+        metadata.setdefault("annotations", {})[CLUSTER] = moniker_cluster
         if is_versioned(body):
-            existing = _existing_versions(client, resource, namespace, base, moniker_cluster, index)
-            version = max(existing, default=-1) + 1
-            renamed[(namespace, kind, base)] = f"{base}-v{version:03d}"
+            existing_versions[index] = _existing_versions(client, resource, namespace, metadata["name"],
+                                                          moniker_cluster, index)
         bound = bind_images(body, artifacts)
         default_protocols(body)
-        annotate(body, application=application, cluster=moniker_cluster, location=namespace, version=version)
-        prepared.append(Prepared(index, body, resource, namespace, base, version, bound))
-    for item in prepared:
+        prepared.append(Prepared(index, body, resource, namespace, metadata["name"], None, bound))
+    renamed: dict[tuple[str, str, str], str] = {}  # (namespace, kind, base) -> versioned name
+    for item in sorted(prepared, key=lambda item: item.kind in POD_SPEC_PATHS):
         references = artifact_references(artifacts, item.namespace)
         references.update({(kind, base): name for (namespace, kind, base), name in renamed.items()
                            if namespace == item.namespace})
         rewrite_references(item.body, references)
+        if item.index in existing_versions:
+            item.version = _version_for(item.body, existing_versions[item.index])
+            item.body["metadata"]["annotations"][DIGEST] = content_digest(item.body)
+            renamed[(item.namespace, item.kind, item.base_name)] = f"{item.base_name}-v{item.version:03d}"
+        annotate(item.body, application=application, cluster=item.body["metadata"]["annotations"][CLUSTER],
+                 location=item.namespace, version=item.version)
     return prepared
 
 
@@ -323,7 +352,9 @@ def prune_versions(client: DynamicClient, item: Prepared) -> list[str]:
     existing = _existing_versions(client, item.resource, item.namespace, item.base_name,
                                   annotations[CLUSTER], item.index)
     deleted = []
-    for number in sorted(existing)[:-keep]:
+    # The oldest go first, never the version just applied (it may be an older one that held the same content).
+    surplus = max(len(existing) - keep, 0)
+    for number in [number for number in sorted(existing) if number != item.version][:surplus]:
         name = existing[number]["metadata"]["name"]
         try:
             client.delete(item.resource, name=name, namespace=item.namespace or None,
