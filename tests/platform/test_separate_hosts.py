@@ -35,7 +35,7 @@ from rq import Worker
 from apps.pipelines.choices import Status
 from apps.pipelines.services import do_save_pipeline, do_skip_wait, do_start_execution
 from tests.conftest import ROOT, missing_service, wait_for_execution, wait_for_stage
-from tests.platform import host_stages, netns
+from tests.platform import netns
 
 SCHEDULER_LOCK = "rq:scheduler-lock:default"
 START_TIMEOUT_SECONDS = 30.0
@@ -130,6 +130,9 @@ def worker_environment(machine: Machine, redis_url: str) -> dict[str, str]:
 
 @pytest.fixture
 def where_am_i():
+    """The test-only stage type, for saving the pipeline here; imported now, so no other test sees it."""
+    from tests.platform import host_stages
+
     with host_stages.registered():
         yield
 
