@@ -74,11 +74,15 @@ def remove_stale() -> None:
 
 
 def free_subnet(taken: set[int]) -> int:
-    """A third octet N for 10.213.N.0/30 that no address of this machine uses yet, nor ``taken``."""
+    """A third octet N for 10.213.N.0/30 that no address of this machine uses yet, nor ``taken``.
+
+    The search starts at an octet of this process' own, so two runs side by side do not pick the same one.
+    """
     used = set(taken)
     for line in ip("-o", "-4", "address", "show", check=False).stdout.splitlines():
         used.update(int(n) for n in re.findall(rf"\b{re.escape(SUBNET)}\.(\d+)\.\d+/", line))
-    for candidate in range(1, 255):
+    start = os.getpid() % 254
+    for candidate in ((start + step) % 254 + 1 for step in range(254)):
         if candidate not in used:
             return candidate
     raise RuntimeError(f"no free /30 left in {SUBNET}.0.0/16")

@@ -151,7 +151,8 @@ def machines(postgresql, clean_redis, redis_url, tmp_path):
     made: list[Machine] = []
     try:
         for number in range(2):
-            made.append(make_machine(number, tmp_path, {m.host.subnet for m in made}, database_target, redis_target))
+            made.append(new_machine(number, tmp_path, {m.host.subnet for m in made}, database_target, redis_target))
+            bring_up(made[-1])
             made[-1].environment = worker_environment(made[-1], redis_url)
         yield made
     finally:
@@ -163,20 +164,23 @@ def machines(postgresql, clean_redis, redis_url, tmp_path):
             machine.host.destroy()
 
 
-def make_machine(number: int, tmp_path: Path, taken: set[int], database_target, redis_target) -> Machine:
+def new_machine(number: int, tmp_path: Path, taken: set[int], database_target, redis_target) -> Machine:
+    """A machine not made yet: its namespace's name and subnet, its empty home, its forwarders."""
     host = netns.NamespacedHost(f"cdp-{os.getpid()}-{number}", netns.free_subnet(taken))
     home = tmp_path / f"host-{number}"
     (home / "tmp").mkdir(parents=True)
-    machine = Machine(host, home, tmp_path / f"worker-{number}.log",
-                      netns.Forwarder(host.gateway, database_target), netns.Forwarder(host.gateway, redis_target))
+    return Machine(host, home, tmp_path / f"worker-{number}.log",
+                   netns.Forwarder(host.gateway, database_target), netns.Forwarder(host.gateway, redis_target))
+
+
+def bring_up(machine: Machine) -> None:
+    """Make the namespace and its link, and start the forwarders on it (the fixture removes them all after)."""
     try:
-        host.create()
+        machine.host.create()
     except RuntimeError as error:
-        host.destroy()
         missing_service(f"could not create a network namespace: {error}")
     machine.database.start()
     machine.redis.start()
-    return machine
 
 
 def wait_until_serving(machine: Machine, redis_client) -> Worker:
