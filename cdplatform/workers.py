@@ -31,6 +31,7 @@ import redis
 from django.conf import settings
 from django.db import close_old_connections
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.exceptions import StopRequested
 from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
@@ -108,6 +109,7 @@ class EngineWorker(SimpleWorker):
     # Between taking a job off the queue and starting it, RQ beats its heart once more: no periodic
     # job then, or the sweeper would find the job this worker holds on no queue and not yet started.
     _holding_job = False
+    _running_periodic = False
 
     def __init__(self, queues, *args, **kwargs):
         super().__init__(with_background_queues(list(queues)), *args, **kwargs)
@@ -218,14 +220,39 @@ class EngineWorker(SimpleWorker):
         if pipeline is None and not self._holding_job:
             self._maybe_run_periodic()
 
+    def _maybe_take_over_scheduler(self) -> None:
+        """Start this worker's scheduler once no other holds the lock. RQ looks only at its maintenance, every
+        ten minutes: until then, with the worker that ran it stopped, scheduled jobs (waits, polls) would wait
+        for the sweeper."""
+        scheduler = self.scheduler
+        if scheduler is None or self._asked_to_stop() or (scheduler._process is not None and
+                                                          scheduler._process.is_alive()):
+            return  # none asked for, stopping (its own scheduler has just been stopped), or running
+        try:
+            scheduler.acquire_locks(auto_start=True)
+        except REDIS_DOWN:
+            pass
+
     def _maybe_run_periodic(self) -> None:
         if time.monotonic() < self._next_periodic_check:
             return
         self._next_periodic_check = time.monotonic() + PERIODIC_CHECK_SECONDS
+        self._maybe_take_over_scheduler()
         from apps.pipelines.periodic import run_due
 
+        self._running_periodic = True
         try:
             close_old_connections()
             run_due()
         except Exception:  # noqa: BLE001  (e.g. the database is away: look again next second; the worker goes on)
             logger.exception("could not run periodic jobs")
+        finally:
+            self._running_periodic = False
+        if self._asked_to_stop():
+            raise StopRequested()  # a SIGTERM came while they ran (see _shutdown)
+
+    def _shutdown(self):
+        # RQ's handler of SIGTERM raises StopRequested in an idle worker, wherever it is. Inside a periodic job
+        # an ``except Exception`` would swallow it and the worker would go on: it is raised once they are done.
+        if not self._running_periodic:
+            super()._shutdown()

@@ -12,6 +12,7 @@ from apps.pipelines.periodic import register_periodic
 
 COUNT_FILE = "TEST_PERIODIC_COUNT_FILE"
 CRASH_FILE = "TEST_PERIODIC_CRASH_FILE"
+SLOW_FILE = "TEST_PERIODIC_SLOW_FILE"
 
 
 def count_run() -> None:
@@ -30,8 +31,20 @@ def crash_first_run() -> None:
         raise RuntimeError("the first run crashes")
 
 
+def slow_run() -> None:
+    """Say it started, then take 3 s, catching whatever comes meanwhile as a careless job would."""
+    with open(os.environ[SLOW_FILE], "a") as runs:
+        runs.write(f"started {os.getpid()}\n")
+    try:
+        time.sleep(3)
+    except Exception:  # noqa: BLE001, S110  (the point: a job that swallows everything)
+        pass
+
+
 if os.environ.get(COUNT_FILE):
     register_periodic("tests.count", count_run, every=1)
     register_periodic("tests.count", count_run, every=1)
 if os.environ.get(CRASH_FILE):
     register_periodic("tests.crash", crash_first_run, every=1)
+if os.environ.get(SLOW_FILE):
+    register_periodic("tests.slow", slow_run, every=1)

@@ -1,5 +1,7 @@
 """Periodic jobs: one registry, each due run claimed by exactly one process, failures retried next tick."""
 
+import signal
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -8,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from apps.pipelines import periodic
 from apps.pipelines.models import PeriodicJob
 from apps.pipelines.periodic import PeriodicTask, register_periodic, run_due
-from tests.pipelines.periodic_jobs import COUNT_FILE, CRASH_FILE
+from tests.pipelines.periodic_jobs import COUNT_FILE, CRASH_FILE, SLOW_FILE
 
 T0 = datetime(2026, 12, 2, 8, 0, 0, tzinfo=UTC)
 
@@ -141,3 +143,18 @@ def _wait_for(predicate, timeout: float) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
+
+
+def test_a_worker_told_to_stop_while_a_periodic_job_runs_stops_once_it_is_done(workers, tmp_path):
+    runs_file = tmp_path / "slow-runs"
+    workers.start(1, preload="tests.pipelines.periodic_jobs", **{SLOW_FILE: str(runs_file)})
+    deadline = time.monotonic() + 30
+    while not (runs_file.exists() and "started" in runs_file.read_text()):
+        assert time.monotonic() < deadline, "the slow periodic job never started"
+        time.sleep(0.05)
+    worker = workers.processes[0]
+
+    worker.send_signal(signal.SIGTERM)  # in the middle of the job, which swallows whatever is raised in it
+
+    assert worker.wait(15) == 0
+    assert runs_file.read_text().count("started") == 1, "it went on to run the job again"

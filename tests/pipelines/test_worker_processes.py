@@ -55,3 +55,22 @@ def test_the_scheduler_of_a_worker_killed_with_sigkill_stops_within_seconds(linu
     assert not clean_redis.exists(SCHEDULER_LOCK)
     workers.start(1)
     assert wait_for_scheduler(clean_redis, timeout=10) != scheduler
+
+
+def test_another_workers_scheduler_takes_over_within_seconds_when_the_one_running_it_stops(linux, workers,
+                                                                                         clean_redis):
+    workers.start(2)
+    first = wait_for_scheduler(clean_redis)
+    holder = next(worker for worker in workers.processes if process_state(first)[1] == worker.pid)
+
+    holder.send_signal(signal.SIGTERM)  # a clean stop: its scheduler goes and frees the lock
+    holder.wait(30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        pids = [int(clean_redis.hget(key, "pid") or 0) for key in clean_redis.scan_iter("rq:scheduler:*")]
+        if any(pid and pid != first and process_state(pid) for pid in pids):
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("no other worker's scheduler started within 15 s (RQ alone waits for its 10-minute maintenance)")
+    assert clean_redis.exists(SCHEDULER_LOCK)
