@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.services import do_grant
 from apps.deployments.stages.artifacts import bound_artifact
+from apps.deployments.stages.find_artifact import execution_artifacts
 from apps.pipelines.choices import Status
 from apps.pipelines.definition import validate_pipeline
 from apps.pipelines.models import Application, Execution, StageExecution
@@ -190,7 +191,8 @@ def test_the_search_takes_as_many_queries_however_many_executions_and_stages(wor
                                           outputs={"artifacts": [image(f"4.{number}")]} if position == 3 else {})
     after, outputs = queries()
 
-    assert after == before
+    # The identity, the application, the grant, the pipeline, the newest execution, its stages.
+    assert after == before == 6
     assert outputs["artifacts"] == [image("4.4")]
 
 
@@ -226,3 +228,16 @@ def test_a_stage_missing_application_or_pipeline_is_refused_at_save():
     pointers = [problem.pointer for problem in validate_pipeline(document)]
 
     assert "/stages/0/application" in pointers and "/stages/0/pipeline" in pointers
+
+
+@pytest.mark.django_db
+def test_an_executions_artifacts_are_its_later_stages_first_then_its_triggers_less_the_skipped_stage(producer):
+    execution = Execution.objects.create(application=producer.application, pipeline=producer, name="build",
+                                         definition={}, status=Status.SUCCEEDED,
+                                         trigger={"artifacts": [image("trigger")]})
+    for position, ref_id in enumerate(["1", "2", "3"]):
+        StageExecution.objects.create(execution=execution, ref_id=ref_id, position=position, type="wait",
+                                      name=ref_id, definition={}, outputs={"artifacts": [image(ref_id)]})
+
+    assert execution_artifacts(execution, skip_ref_id=None) == [image("3"), image("2"), image("1"), image("trigger")]
+    assert execution_artifacts(execution, skip_ref_id="2") == [image("3"), image("1"), image("trigger")]
