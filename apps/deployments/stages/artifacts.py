@@ -2,13 +2,16 @@
 
 A stage names the ones it requires by expected-artifact id (``requiredArtifactIds``, or ``requiredArtifacts``
 entries ``{expectedArtifactId}``) or inline (``requiredArtifacts`` entries ``{artifact: {...}}``). An id is
-bound by the trigger (``resolvedExpectedArtifacts``) or by an upstream stage that declares it in its
-``expectedArtifacts``: the first artifact that stage produced matching the declared type and name.
+bound by the trigger (``resolvedExpectedArtifacts``), by an upstream stage that bound it itself (its outputs'
+``resolvedExpectedArtifacts``: findArtifactFromExecution's), or by an upstream stage that declares it in its
+``expectedArtifacts``: the first artifact that stage produced matching its ``matchArtifact`` (the matcher of
+:mod:`apps.pipelines.artifacts`, the triggers' too).
 """
 
 from __future__ import annotations
 
 from apps.deployments.stages.common import StageRefused
+from apps.pipelines.artifacts import artifact_matches
 
 # Where stages put the artifacts they produce: bake's ``artifacts``, deployManifest's created ones.
 PRODUCED_KEYS = ("artifacts", "outputs.createdArtifacts")
@@ -41,10 +44,6 @@ def produced(row) -> list[dict]:
             if isinstance(artifact, dict)]
 
 
-def _matches(artifact: dict, wanted: dict) -> bool:
-    return all(artifact.get(key) == wanted[key] for key in ("type", "name") if wanted.get(key))
-
-
 def available_artifacts(stage) -> list[dict]:
     """Every artifact of the trigger and of the upstream stages, nearest stage first, the trigger's last."""
     trigger = stage.execution.trigger or {}
@@ -53,18 +52,38 @@ def available_artifacts(stage) -> list[dict]:
     return found
 
 
+def resolved_artifact(resolved_list, expected_id: str) -> dict | None:
+    """The ``boundArtifact`` of the entry of a ``resolvedExpectedArtifacts`` list with the id, or None."""
+    for resolved in resolved_list if isinstance(resolved_list, list) else []:
+        if isinstance(resolved, dict) and resolved.get("id") == expected_id and \
+                isinstance(resolved.get("boundArtifact"), dict):
+            return resolved["boundArtifact"]
+    return None
+
+
+def _produced_match(row, expected_id: str) -> dict | None:
+    bound = resolved_artifact((row.outputs or {}).get("resolvedExpectedArtifacts"), expected_id)
+    if bound is not None:
+        return bound
+    for expected in (row.context or {}).get("expectedArtifacts") or []:
+        if isinstance(expected, dict) and expected.get("id") == expected_id:
+            wanted = expected.get("matchArtifact")
+            wanted = wanted if isinstance(wanted, dict) else {}
+            match = next((artifact for artifact in produced(row) if artifact_matches(wanted, artifact)), None)
+            if match is not None:
+                return match
+    return None
+
+
 def bound_artifact(stage, expected_id: str, field: str) -> dict:
     """The artifact bound to the expected-artifact id; StageRefused naming ``field`` when none is."""
-    for resolved in (stage.execution.trigger or {}).get("resolvedExpectedArtifacts") or []:
-        if isinstance(resolved, dict) and resolved.get("id") == expected_id and resolved.get("boundArtifact"):
-            return resolved["boundArtifact"]
+    bound = resolved_artifact((stage.execution.trigger or {}).get("resolvedExpectedArtifacts"), expected_id)
+    if bound is not None:
+        return bound
     for row in upstream_stages(stage):
-        for expected in (row.context or {}).get("expectedArtifacts") or []:
-            if isinstance(expected, dict) and expected.get("id") == expected_id:
-                wanted = expected.get("matchArtifact") or {}
-                match = next((artifact for artifact in produced(row) if _matches(artifact, wanted)), None)
-                if match is not None:
-                    return match
+        match = _produced_match(row, expected_id)
+        if match is not None:
+            return match
     raise StageRefused(f"{field}: no artifact is bound to the expected artifact {expected_id!r} (by the trigger "
                        "or a stage upstream)")
 

@@ -5,6 +5,7 @@ from apps.deployments.stages import (  # noqa: F401
     canary,
     clusters,
     deploy,
+    find_artifact,
     images_and_jobs,
     load_balancers,
     manifest_jobs,

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 from apps.accounts.permissions import READ, PermissionRefused, can
 from apps.deployments.models import RegistryAccount
+from apps.pipelines.patterns import matches_pattern, pattern_problem
 from apps.pipelines.problems import Problem, pointer_join
 from apps.pipelines.stages.base import StageField
 from apps.triggers.kinds.base import (
     Event,
     TriggerKind,
-    matches_pattern,
-    pattern_problem,
     register_kind,
     text_field,
     words,

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from apps.pipelines.patterns import matches_pattern, pattern_problem
 from apps.pipelines.problems import Problem, pointer_join
 from apps.pipelines.stages.base import StageField
 from apps.triggers.kinds.base import (
     Event,
     TriggerKind,
-    matches_pattern,
-    pattern_problem,
     register_kind,
     secret_problem,
     text_field,

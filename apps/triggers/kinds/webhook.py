@@ -17,13 +17,12 @@ from typing import Any
 
 import re2
 
+from apps.pipelines.patterns import matches_pattern, pattern_problem
 from apps.pipelines.problems import Problem, pointer_join
 from apps.pipelines.stages.base import StageField
 from apps.triggers.kinds.base import (
     Event,
     TriggerKind,
-    matches_pattern,
-    pattern_problem,
     register_kind,
     secret_problem,
     text_field,
