@@ -54,7 +54,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model, load_backend
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections, transaction
@@ -174,6 +174,15 @@ class Latencies:
         if len(self.values) < 2:
             return self.values[0] if self.values else float("nan")
         return statistics.quantiles(self.values, n=100, method="inclusive")[94]
+
+
+def session_backend() -> str:
+    """The first authentication backend that can load a session's user: the first one configured may only
+    check sign-ins (axes' lockout backend has no ``get_user``, and a session naming it loads nobody)."""
+    for path in settings.AUTHENTICATION_BACKENDS:
+        if hasattr(load_backend(path), "get_user"):
+            return path
+    raise CommandError("no configured authentication backend loads users (get_user)")
 
 
 # Loopback only: no proxy from the environment.
@@ -306,7 +315,7 @@ class Command(BaseCommand):
         do_grant(pipeline.application, user, "read", actor="bench")
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        session[BACKEND_SESSION_KEY] = session_backend()
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.create()
         cleanup.callback(SessionStore(session.session_key).delete)
