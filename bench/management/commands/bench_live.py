@@ -27,7 +27,9 @@ when a MutationObserver sees live.js set the stage row's attribute
 (``performance.timeOrigin + performance.now()``); a Python client's is when
 its frame arrives. It prints the median, p95 and maximum of (seen - committed)
 in ms for the page, for the Python clients, and for the slowest of all the
-clients at each change. Goal: p95 under 100 ms.
+clients at each change. Goal: p95 under 100 ms. On a busy machine these
+depend on what else runs, so it also prints the CPU time the web process
+used per change and per delivery (from ``/proc``, on Linux), which does not.
 
 At the end, also on error or Ctrl-C, it closes the browser, stops the client
 process and the web process (and the embedded Redis if it started it), and
@@ -82,6 +84,8 @@ START_SECONDS = 30
 # How long, after the last change, the clients may take to report the changes they were sent.
 DELIVERY_SECONDS = 10
 GOAL_P95_MS = 100.0
+# Each client holds a socket in this process's child and one in the web process (1,024 descriptors by default).
+MAX_CLIENTS = 900
 
 # Installed on the execution page once it is live: when live.js sets a new start time on the stage's
 # row (with its status, from a WebSocket event), remember the start time and the moment it was set.
@@ -176,6 +180,15 @@ class Latencies:
         return statistics.quantiles(self.values, n=100, method="inclusive")[94]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used, in seconds (Linux's /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def session_backend() -> str:
     """The first authentication backend that can load a session's user: the first one configured may only
     check sign-ins (axes' lockout backend has no ``get_user``, and a session naming it loads nobody)."""
@@ -203,6 +216,8 @@ class Command(BaseCommand):
     def handle(self, *args, clients: int, changes: int, warmup: int, interval: float, **options):
         if clients < 1 or changes < 1 or warmup < 0 or interval < 0:
             raise CommandError("--clients and --changes must be at least 1, --warmup and --interval at least 0")
+        if clients > MAX_CLIENTS:
+            raise CommandError(f"--clients may be at most {MAX_CLIENTS}: each needs a file descriptor per process")
         try:
             from playwright.sync_api import sync_playwright
         except ImportError:
@@ -240,6 +255,7 @@ class Command(BaseCommand):
         stop = threading.Event()
         with ThreadPoolExecutor(max_workers=1) as thread:
             try:
+                cpu_before = cpu_seconds(self.web_pid)
                 committed = thread.submit(self._make_changes, stage, stop).result()
             finally:
                 stop.set()  # on Ctrl-C, the thread stops at its next change
@@ -247,6 +263,7 @@ class Command(BaseCommand):
         self._wait_until_page_saw(page, len(committed))
         seen = {int(start): at for start, at in page.evaluate("window.__benchSeen")}
         received = self._collect(python)
+        cpu_used = cpu_seconds(self.web_pid) - cpu_before
 
         page_ms = [seen[key] - committed[key] * 1000 for key in measured if key in seen]
         python_ms, slowest = [], []
@@ -258,6 +275,7 @@ class Command(BaseCommand):
             python_ms.extend((at - committed[key]) * 1000 for at in times)
             if len(times) == self.clients - 1 and key in seen:
                 slowest.append(max([*(at * 1000 for at in times), seen[key]]) - committed[key] * 1000)
+        self._print_cpu(cpu_used, len(committed))
         self._print_results(
             [
                 Latencies("Chromium page: live.js set the DOM attribute", page_ms, len(measured) - len(page_ms)),
@@ -343,6 +361,7 @@ class Command(BaseCommand):
             cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, process_group=0,
         )  # fmt: skip
         cleanup.callback(self._stop, process)
+        self.web_pid = process.pid
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + START_SECONDS
         while http_status(f"{base}/login/") != 200:
@@ -494,6 +513,15 @@ class Command(BaseCommand):
             f" {self.interval * 1000:.0f} ms: a committed stage update, published by engine.Dispatch"
         )
         self.stdout.flush()
+
+    def _print_cpu(self, seconds: float, changes: int) -> None:
+        if seconds != seconds or not changes:  # NaN: no /proc here
+            return
+        per_change = seconds * 1000 / changes
+        self.stdout.write(
+            f"  web CPU   {seconds:.1f} s for {changes} changes: {per_change:.1f} ms per change,"
+            f" {per_change * 1000 / self.clients:.0f} us per delivery"
+        )
 
     def _print_results(self, rows: list[Latencies]) -> None:
         self.stdout.write("")
