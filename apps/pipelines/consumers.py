@@ -39,6 +39,7 @@ one query, not one each. It is checked again:
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -77,6 +78,21 @@ def may_still_read(user_id: int, application_id: int) -> bool:
     """Whether the user, read again from the database, may still read the application."""
     user = get_user_model().objects.filter(pk=user_id).first()
     return user is not None and can(user, READ, Application(pk=application_id))
+
+
+class LastEncoded:
+    """The JSON text of the last event forwarded: every socket of the group forwards the same event in turn,
+    each with its own copy of it (the channel layer decodes it once per socket), and encodes it once."""
+
+    event: dict | None = None
+    text = ""
+
+    @classmethod
+    def text_of(cls, event: dict) -> str:
+        # Compared whole, not by sequence: a sequence starts again at 1 if its Redis key is lost.
+        if event != cls.event:
+            cls.event, cls.text = event, json.dumps(event)
+        return cls.text
 
 
 # This web process's answers of may_still_read, shared by its sockets.
@@ -165,7 +181,7 @@ class LiveUpdatesConsumer(AsyncJsonWebsocketConsumer):
             return
         now = time.monotonic()
         if await self.recheck(now - RECHECK_SECONDS, refresh_after=now - REFRESH_SECONDS):
-            await self.send_json(event)
+            await self.send(text_data=LastEncoded.text_of(event))
 
     async def permissions_changed(self, event: dict) -> None:
         """Permissions on the application, or the user's own, changed: re-check with a query made since."""
