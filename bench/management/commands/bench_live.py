@@ -29,7 +29,9 @@ its frame arrives. It prints the median, p95 and maximum of (seen - committed)
 in ms for the page, for the Python clients, and for the slowest of all the
 clients at each change. Goal: p95 under 100 ms. On a busy machine these
 depend on what else runs, so it also prints the CPU time the web process
-used per change and per delivery (from ``/proc``, on Linux), which does not.
+used per change and per delivery received (from ``/proc``, on Linux), which
+depends less on it — unless the web process falls behind: then it is given
+less CPU than it needs, and the deliveries missing say so.
 
 At the end, also on error or Ctrl-C, it closes the browser, stops the client
 process and the web process (and the embedded Redis if it started it), and
@@ -275,7 +277,7 @@ class Command(BaseCommand):
             python_ms.extend((at - committed[key]) * 1000 for at in times)
             if len(times) == self.clients - 1 and key in seen:
                 slowest.append(max([*(at * 1000 for at in times), seen[key]]) - committed[key] * 1000)
-        self._print_cpu(cpu_used, len(committed))
+        self._print_cpu(cpu_used, len(committed), len(received) + len(seen))
         self._print_results(
             [
                 Latencies("Chromium page: live.js set the DOM attribute", page_ms, len(measured) - len(page_ms)),
@@ -514,13 +516,14 @@ class Command(BaseCommand):
         )
         self.stdout.flush()
 
-    def _print_cpu(self, seconds: float, changes: int) -> None:
+    def _print_cpu(self, seconds: float, changes: int, delivered: int) -> None:
+        """The web process's CPU time from the first change to the last delivery (or DELIVERY_SECONDS after)."""
         if seconds != seconds or not changes:  # NaN: no /proc here
             return
-        per_change = seconds * 1000 / changes
+        per_delivery = f"{seconds * 1e6 / delivered:.0f} us" if delivered else "-"
         self.stdout.write(
-            f"  web CPU   {seconds:.1f} s for {changes} changes: {per_change:.1f} ms per change,"
-            f" {per_change * 1000 / self.clients:.0f} us per delivery"
+            f"  web CPU   {seconds:.1f} s for {changes} changes: {seconds * 1000 / changes:.1f} ms per change,"
+            f" {per_delivery} per delivery received ({delivered} of {changes * self.clients})"
         )
 
     def _print_results(self, rows: list[Latencies]) -> None:
