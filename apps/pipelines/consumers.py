@@ -104,6 +104,8 @@ class LiveUpdatesConsumer(AsyncJsonWebsocketConsumer):
 
     subscription: Subscription | None = None
     user_id: int | None = None
+    # The socket's (user, application): what its read permission is kept under in ANSWERS.
+    key: tuple[int, int] = (0, 0)
     closing = False
     holding = False
 
@@ -123,7 +125,7 @@ class LiveUpdatesConsumer(AsyncJsonWebsocketConsumer):
         subscription, allowed = await database_sync_to_async(self._authorize)(user)
         if subscription is None or not allowed:
             return await self.refuse(NOT_FOUND)
-        self.subscription, self.user_id = subscription, user.pk
+        self.subscription, self.user_id, self.key = subscription, user.pk, (user.pk, subscription.application_id)
         await self._join(permissions_group(Application(pk=subscription.application_id)))
         await self._join(user_permissions_group(user.pk))
         await self._join(subscription.group)
@@ -151,11 +153,6 @@ class LiveUpdatesConsumer(AsyncJsonWebsocketConsumer):
         self.closing = True
         await self.accept()
         await self.close(code=code)
-
-    @property
-    def key(self) -> tuple[int, int]:
-        """The socket's (user, application): what its read permission is kept under in :data:`ANSWERS`."""
-        return (self.user_id, self.subscription.application_id)
 
     async def disconnect(self, code):
         if self.holding:
