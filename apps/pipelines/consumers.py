@@ -161,9 +161,9 @@ class LiveUpdatesConsumer(AsyncJsonWebsocketConsumer):
 
     async def dispatch(self, message):
         """As Channels' own, less the hop to the sync thread it makes before every message to close stale
-        database connections: made for every socket on every event, one socket after another, it cost more
-        than the rest of the fan-out. These handlers reach the database only through database_sync_to_async,
-        which closes stale connections itself."""
+        database connections: made for every socket on every event, one socket after another through that
+        one thread, it held up the fan-out of each event. These handlers reach the database only through
+        database_sync_to_async, which closes stale connections itself."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
