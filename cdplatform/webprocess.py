@@ -10,10 +10,14 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def web_command(host: str, port: int) -> list[str]:
-    """The command line of the web process: uvicorn serving cdplatform.asgi (no lifespan: Channels has none)."""
+    """The command line of the web process: uvicorn serving cdplatform.asgi (no lifespan: Channels has none).
+
+    Without permessage-deflate: a live event is a few hundred bytes, and compressing it once per socket
+    cost the web process more than encoding it (and every browser the same to inflate it).
+    """
     return [
         sys.executable, "-m", "uvicorn", "cdplatform.asgi:application",
-        "--host", host, "--port", str(port), "--lifespan", "off",
+        "--host", host, "--port", str(port), "--lifespan", "off", "--ws-per-message-deflate", "false",
     ]  # fmt: skip
 
 

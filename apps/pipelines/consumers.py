@@ -16,33 +16,53 @@ The protocol (server to browser only; whatever the browser sends is ignored):
   so that the browser sees the code.
 
 Read permission is the API's: :func:`apps.accounts.permissions.can`. It is
-checked on connect, again at once on a ``permissions.changed`` notice (sent
-after every grant and revoke, apps/accounts/events.py), and again before an
-event is forwarded if the last check is older than :data:`RECHECK_SECONDS` —
-which also catches changes that send no notice (team membership, a
-deactivated user) and a notice missed while the socket was subscribing.
+checked on connect, and the answer is then kept per (user, application) and
+shared by every socket of that user on that application in this web process
+(:data:`ANSWERS`, apps/pipelines/live_access.py), so that many sockets make
+one query, not one each. It is checked again:
+
+- at once on a ``permissions.changed`` notice (apps/accounts/events.py): on
+  the application's group after every grant and revoke, and on the user's
+  own group after a team membership change, a deactivation, a superuser
+  change or the user's deletion. The sockets that receive one notice share
+  one query;
+- otherwise only while events flow: an answer older than
+  :data:`REFRESH_SECONDS` is refreshed in the background when an event
+  arrives (so at most one query per user and application every
+  REFRESH_SECONDS, none while nothing happens), and an event is never
+  forwarded on an answer older than :data:`RECHECK_SECONDS`: it waits for a
+  fresh one. That is the bound for a notice that never came (Redis
+  unreachable when it was sent, or lost while the web process reconnected):
+  a user who lost read permission receives no event handled more than
+  RECHECK_SECONDS after the change (one query's time later at worst).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
-from apps.accounts.events import permissions_group
+from apps.accounts.events import permissions_group, user_permissions_group
 from apps.accounts.permissions import READ, can
 from apps.pipelines.enqueue import engine_queue
 from apps.pipelines.events import application_group, current_sequence, execution_group
+from apps.pipelines.live_access import SharedAnswers
 from apps.pipelines.models import Application, Execution
 from cdplatform.live import FORBIDDEN, NOT_FOUND
 
 # The longest a socket may go on receiving events after its user lost read
 # permission without a permissions.changed notice reaching it.
 RECHECK_SECONDS = 5.0
+# An answer this old is refreshed in the background when an event arrives, so that events flowing steadily
+# never wait for a re-check.
+REFRESH_SECONDS = 4.0
 
 
 @dataclass(frozen=True)
@@ -60,13 +80,34 @@ def may_still_read(user_id: int, application_id: int) -> bool:
     return user is not None and can(user, READ, Application(pk=application_id))
 
 
+class LastEncoded:
+    """The JSON text of the last event forwarded: every socket of the group forwards the same event in turn,
+    each with its own copy of it (the channel layer decodes it once per socket), and encodes it once."""
+
+    event: dict | None = None
+    text = ""
+
+    @classmethod
+    def text_of(cls, event: dict) -> str:
+        # Compared whole, not by sequence: a sequence starts again at 1 if its Redis key is lost.
+        if event != cls.event:
+            cls.event, cls.text = event, json.dumps(event)
+        return cls.text
+
+
+# This web process's answers of may_still_read, shared by its sockets.
+ANSWERS = SharedAnswers(lambda user_id, application_id: may_still_read(user_id, application_id))
+
+
 class LiveUpdatesConsumer(AsyncJsonWebsocketConsumer):
     """Subscribes a reader to one group of execution changes; subclasses say which (:meth:`find`)."""
 
     subscription: Subscription | None = None
     user_id: int | None = None
-    checked_at = 0.0
+    # The socket's (user, application): what its read permission is kept under in ANSWERS.
+    key: tuple[int, int] = (0, 0)
     closing = False
+    holding = False
 
     def find(self) -> Subscription | None:
         """The subscription that the URL names, or None if its object does not exist (runs in a thread)."""
@@ -80,14 +121,19 @@ class LiveUpdatesConsumer(AsyncJsonWebsocketConsumer):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             return await self.refuse(FORBIDDEN)
+        started = time.monotonic()
         subscription, allowed = await database_sync_to_async(self._authorize)(user)
         if subscription is None or not allowed:
             return await self.refuse(NOT_FOUND)
-        self.subscription, self.user_id, self.checked_at = subscription, user.pk, time.monotonic()
+        self.subscription, self.user_id, self.key = subscription, user.pk, (user.pk, subscription.application_id)
         await self._join(permissions_group(Application(pk=subscription.application_id)))
+        await self._join(user_permissions_group(user.pk))
         await self._join(subscription.group)
         # Read after joining: any later event has a greater sequence and reaches this socket.
         sequence = await sync_to_async(self.current_sequence, thread_sensitive=False)()
+        # No message is handled before this method returns, so the answer is held before any event needs it.
+        ANSWERS.hold(self.key, True, started)
+        self.holding = True
         await self.accept()
         await self.send_json({"type": "hello", "sequence": sequence})
 
@@ -108,27 +154,42 @@ class LiveUpdatesConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         await self.close(code=code)
 
+    async def disconnect(self, code):
+        if self.holding:
+            self.holding = False
+            ANSWERS.release(self.key)
+
+    async def dispatch(self, message):
+        """As Channels' own, less the hop to the sync thread it makes before every message to close stale
+        database connections: made for every socket on every event, one socket after another through that
+        one thread, it held up the fan-out of each event. These handlers reach the database only through
+        database_sync_to_async, which closes stale connections itself."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         """The socket is one-way: frames from the browser are ignored."""
 
     async def execution_changed(self, event: dict) -> None:
-        """Forward an ``execution.changed`` group message, re-checking permission if the last check is stale."""
+        """Forward an ``execution.changed`` group message if the user may still read (see the module docstring)."""
         if self.closing:
             return
-        if time.monotonic() - self.checked_at >= RECHECK_SECONDS and not await self.recheck():
-            return
-        await self.send_json(event)
+        now = time.monotonic()
+        if await self.recheck(now - RECHECK_SECONDS, refresh_after=now - REFRESH_SECONDS):
+            await self.send(text_data=LastEncoded.text_of(event))
 
     async def permissions_changed(self, event: dict) -> None:
-        """Someone's permissions on the application changed: re-check this socket's user now."""
+        """Permissions on the application, or the user's own, changed: re-check with a query made since."""
         if not self.closing:
-            await self.recheck()
+            await self.recheck(ANSWERS.first_seen(event.get("notice")))
 
-    async def recheck(self) -> bool:
-        """Whether the user may still read; if not, close the socket with 4403."""
-        allowed = await database_sync_to_async(may_still_read)(self.user_id, self.subscription.application_id)
-        self.checked_at = time.monotonic()
-        if not allowed:
+    async def recheck(self, not_before: float, *, refresh_after: float | None = None) -> bool:
+        """Whether the user may still read, by an answer at least as fresh as ``not_before``; if not, close
+        the socket with 4403."""
+        allowed = await ANSWERS.allowed(self.key, not_before=not_before, refresh_after=refresh_after)
+        if not allowed and not self.closing:
             self.closing = True
             await self.close(code=FORBIDDEN)
         return allowed

@@ -7,23 +7,29 @@ used: each test's socket conversation is an async function that the sync test
 runs with ``async_to_sync``, so the consumers' database calls run in the test's
 own thread, on the test database.
 
-bob reads the shop application; charlie is an outsider (he reads only blog).
+bob reads the shop application; charlie is an outsider (he reads only blog);
+dave reads shop only as a member of the shop team.
 """
 
+import asyncio
 import copy
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from guardian.shortcuts import remove_perm
 
+from apps.accounts.events import publish_permissions_changed
 from apps.accounts.models import AuditEvent
 from apps.accounts.services import do_grant, do_revoke
 from apps.pipelines import consumers
 from apps.pipelines.events import ExecutionChange, add_publishes, next_sequences
+from apps.pipelines.live_access import SharedAnswers
 from apps.pipelines.services import do_save_pipeline, do_start_execution
 from cdplatform.asgi import application
 
@@ -32,6 +38,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://localhost")
 UNKNOWN_EXECUTION = "00000000-0000-4000-8000-000000000000"
 WAIT = [{"refId": "1", "name": "Wait", "type": "wait", "waitTime": 0}]
+# Sockets one user opens on one execution, as many tabs and dashboards do.
+MANY = 20
+
+
+@pytest.fixture(autouse=True)
+def answers(monkeypatch):
+    """The web process's shared permission answers, empty for each test (ids come back from test to test)."""
+    fresh = SharedAnswers(lambda user_id, application_id: consumers.may_still_read(user_id, application_id))
+    monkeypatch.setattr(consumers, "ANSWERS", fresh)
+    return fresh
 
 
 @pytest.fixture
@@ -268,3 +284,181 @@ def test_a_revoke_made_in_the_admin_closes_the_readers_socket(people, shop, exec
 
     assert async_to_sync(conversation)() == consumers.FORBIDDEN
     assert AuditEvent.objects.get(action="permission.revoked").source == "admin"
+
+
+# --- Many sockets share one permission answer ---------------------------------------------------------
+
+
+async def open_sockets(path: str, headers, count: int = MANY) -> list[WebsocketCommunicator]:
+    """``count`` sockets subscribed to ``path``, each past its hello."""
+    sockets = [WebsocketCommunicator(application, path, headers=headers) for _ in range(count)]
+    for socket in sockets:
+        assert await socket.connect() == (True, None)
+        assert (await socket.receive_json_from())["type"] == "hello"
+    return sockets
+
+
+async def disconnect_all(sockets) -> None:
+    for socket in sockets:
+        await socket.disconnect()
+
+
+async def statuses_received(sockets, timeout: float = 5) -> list[str]:
+    return [(await socket.receive_json_from(timeout=timeout))["status"] for socket in sockets]
+
+
+async def codes_received(sockets) -> list[int]:
+    return [await close_code(socket) for socket in sockets]
+
+
+def queries_of_one_check(user, application_model) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert consumers.may_still_read(user.pk, application_model.pk)
+    return len(queries)
+
+
+def test_many_sockets_of_one_reader_make_one_permission_query_per_notice_and_per_period(
+    people, shop, execution, live, answers, monkeypatch
+):
+    monkeypatch.setattr(consumers, "RECHECK_SECONDS", 0.5)
+    monkeypatch.setattr(consumers, "REFRESH_SECONDS", 0.5)
+    one_check = queries_of_one_check(people["bob"], shop.application)
+    headers = headers_for(people["bob"])
+    # Entered and left in the thread where the consumers' queries run: this test's own.
+    capture = CaptureQueriesContext(connection)
+
+    async def conversation():
+        sockets = await open_sockets(f"/ws/executions/{execution.id}/", headers)
+        checks_at_connect = answers.queries_started
+        await sync_to_async(capture.__enter__)()
+        # A notice (nothing changed), then an event: each socket has handled the notice when the event reaches it.
+        await sync_to_async(publish_permissions_changed)(shop.application)
+        await sync_to_async(publish)(live, execution, "RUNNING")
+        after_notice = await statuses_received(sockets)
+        # Past the period, the next event needs a fresh answer: one query for all the sockets again.
+        await asyncio.sleep(0.6)
+        await sync_to_async(publish)(live, execution, "SUCCEEDED")
+        after_period = await statuses_received(sockets)
+        await sync_to_async(capture.__exit__)(None, None, None)
+        await disconnect_all(sockets)
+        return checks_at_connect, after_notice, after_period
+
+    checks_at_connect, after_notice, after_period = async_to_sync(conversation)()
+    assert after_notice == ["RUNNING"] * MANY and after_period == ["SUCCEEDED"] * MANY
+    assert checks_at_connect == 0, "the check made on connect is the answer the socket starts with"
+    assert answers.queries_started == 2
+    assert len(capture) == 2 * one_check, [query["sql"] for query in capture.captured_queries]
+
+
+def test_revoking_read_closes_every_socket_of_the_reader_at_once_with_one_query(people, shop, execution, answers):
+    headers = headers_for(people["bob"])
+
+    async def conversation():
+        sockets = await open_sockets(f"/ws/executions/{execution.id}/", headers)
+        await sync_to_async(do_revoke)(shop.application, people["bob"], "read", actor="admin")
+        # No event is published: only the notice can close them, well before any periodic re-check.
+        codes = await asyncio.wait_for(codes_received(sockets), consumers.RECHECK_SECONDS)
+        await disconnect_all(sockets)
+        return codes
+
+    assert async_to_sync(conversation)() == [consumers.FORBIDDEN] * MANY
+    assert answers.queries_started == 1
+
+
+@pytest.fixture
+def dave(people, shop):
+    """dave reads shop only through the shop team."""
+    team = Group.objects.create(name="shop-team")
+    do_grant(shop.application, team, "read", actor="setup")
+    user = User.objects.create_user("dave")
+    user.groups.add(team)
+    return user
+
+
+def leave_by_the_users_side(user, team):
+    user.groups.remove(team)
+
+
+def leave_by_the_teams_side(user, team):
+    team.user_set.remove(user)
+
+
+def team_emptied(user, team):
+    team.user_set.clear()
+
+
+def team_deleted(user, team):
+    team.delete()
+
+
+@pytest.mark.parametrize("leave", [leave_by_the_users_side, leave_by_the_teams_side, team_emptied, team_deleted])
+def test_leaving_the_team_that_grants_read_closes_the_members_sockets(dave, execution, leave):
+    headers = headers_for(dave)
+    team = Group.objects.get(name="shop-team")
+
+    async def conversation():
+        sockets = await open_sockets(f"/ws/executions/{execution.id}/", headers, count=3)
+        await sync_to_async(leave)(dave, team)
+        codes = await codes_received(sockets)
+        await disconnect_all(sockets)
+        return codes
+
+    assert async_to_sync(conversation)() == [consumers.FORBIDDEN] * 3
+
+
+def deactivated(user):
+    user.is_active = False
+    user.save()
+
+
+def no_longer_superuser(user):
+    user.is_superuser = False
+    user.save(update_fields=["is_superuser"])
+
+
+def deleted(user):
+    user.delete()
+
+
+@pytest.mark.parametrize("change", [deactivated, no_longer_superuser, deleted])
+def test_a_user_deactivated_demoted_or_deleted_has_their_sockets_closed(people, execution, change):
+    root = User.objects.create_superuser("root")  # reads shop as a superuser, with no grant
+    user = root if change is no_longer_superuser else people["bob"]
+    headers = headers_for(user)
+
+    async def conversation():
+        sockets = await open_sockets(f"/ws/executions/{execution.id}/", headers, count=3)
+        await sync_to_async(change)(user)
+        codes = await codes_received(sockets)
+        await disconnect_all(sockets)
+        return codes
+
+    assert async_to_sync(conversation)() == [consumers.FORBIDDEN] * 3
+
+
+def test_one_users_answer_is_never_another_users(people, shop, execution, live):
+    bob, charlie = people["bob"], people["charlie"]
+    path = f"/ws/executions/{execution.id}/"
+    bob_headers, charlie_headers = headers_for(bob), headers_for(charlie)
+
+    async def conversation():
+        bobs = await open_sockets(path, bob_headers, count=3)
+        # bob's answer is kept and true; charlie, an outsider, is still refused.
+        outsider = WebsocketCommunicator(application, path, headers=charlie_headers)
+        assert await outsider.connect() == (True, None)
+        refused = await close_code(outsider)
+        await outsider.disconnect()
+        await sync_to_async(do_grant)(shop.application, charlie, "read", actor="admin")
+        charlies = await open_sockets(path, charlie_headers, count=3)
+        # Taking read from bob closes his sockets, not charlie's, who go on receiving events.
+        await sync_to_async(do_revoke)(shop.application, bob, "read", actor="admin")
+        bob_codes = await codes_received(bobs)
+        await sync_to_async(publish)(live, execution, "RUNNING")
+        charlie_statuses = await statuses_received(charlies)
+        await disconnect_all([*bobs, *charlies])
+        return refused, bob_codes, charlie_statuses
+
+    refused, bob_codes, charlie_statuses = async_to_sync(conversation)()
+    assert refused == consumers.NOT_FOUND
+    assert bob_codes == [consumers.FORBIDDEN] * 3
+    assert charlie_statuses == ["RUNNING"] * 3
