@@ -17,6 +17,7 @@ from apps.pipelines import enqueue
 from apps.pipelines.eventlog import EventBuffer
 from apps.pipelines.events import ExecutionChange, add_publishes, next_sequences, stage_change
 from apps.pipelines.models import Execution, StageExecution
+from cdplatform import lua
 
 logger = logging.getLogger(__name__)
 
@@ -103,4 +104,4 @@ class Dispatch:
                 if delay > 0:
                     enqueue.enqueue_run_stage(stage_id, token, delay, pipeline=pipe)
             add_publishes(pipe, changes, sequences)
-            pipe.execute()
+            lua.execute(connection, pipe)
