@@ -5,10 +5,13 @@ from one run to the next. This command counts instead: it queues
 ``--executions`` executions of a chain of ``--stages`` ``evaluateVariables``
 stages, runs them in this process on one burst worker under cProfile, and
 prints the Python function calls, the SQL statements and the Redis round
-trips (commands or pipelines sent) the worker made per stage. Both are the same from run to run for the same code, so comparing two
-trees (run the command in each, on a database of its own) shows what a change
-costs the engine even when the machine is noisy. The pipeline, its executions
-and their events are deleted afterwards.
+trips (commands or pipelines sent) the worker made per stage. All three are
+the same from run to run for the same code (with ENGINE_INLINE_SECONDS=0
+exactly; with the default inline budget nearly, since how many steps run
+inline follows the clock), so comparing two trees (run the command in each,
+on a database of its own) shows what a change costs the engine even when the
+machine is noisy. The pipeline, its executions and their events are deleted
+afterwards.
 
 The worker runs no periodic jobs during the burst: they run by the clock (at
 most once a second), so how many ran would follow how slow the machine was,
