@@ -120,28 +120,35 @@ def queue_publishes(connection, pipe, changes: list[ExecutionChange]) -> None:
     application's groups: no round trip of its own (see the module docstring); send the pipeline with
     :func:`cdplatform.lua.execute`."""
     layer = get_channel_layer()
-    parts = []
-    for change in changes:
-        split = _split_message(layer, change) if layer is not None else (b"", b"")
-        if split is None:  # the serializer hides the marker
-            add_publishes(pipe, changes, next_sequences(connection, [other.execution_id for other in changes]))
-            return
-        parts.append(split)
-    for change, (head, tail) in zip(changes, parts, strict=True):
-        channels = [] if layer is None else [
-            group_channel(execution_group(change.execution_id)), group_channel(application_group(change.application))
-        ]
+    splits = [_split_message(layer, change) for change in changes]
+    if any(split is None for split in splits):  # the serializer hides the marker
+        add_publishes(pipe, changes, next_sequences(connection, [change.execution_id for change in changes]))
+        return
+    for change, split in zip(changes, splits, strict=True):
+        assert split is not None
+        head, tail = split
+        channels = _channels(change) if layer is not None else []
         key = SEQUENCE_KEY.format(change.execution_id)
         _PUBLISH_CHANGE.queue(pipe, [key], [SEQUENCE_TTL_SECONDS, head, tail, *channels])
 
 
 def _split_message(layer, change: ExecutionChange) -> tuple[bytes, bytes] | None:
-    """The serialized message before and after its sequence number; None unless the marker shows exactly once."""
+    """The serialized message before and after its sequence number; None unless the marker shows exactly once.
+
+    With no channel layer nothing is published: the number is taken all the same.
+    """
+    if layer is None:
+        return b"", b""
     payload = layer.serialize(change.message(SEQUENCE_MARK))
     if not isinstance(payload, bytes) or payload.count(_MARK_BYTES) != 1:
         return None
     head, _, tail = payload.partition(_MARK_BYTES)
     return head, tail
+
+
+def _channels(change: ExecutionChange) -> list[str]:
+    """The Redis channels of the change's execution and application groups."""
+    return [group_channel(execution_group(change.execution_id)), group_channel(application_group(change.application))]
 
 
 def add_publishes(pipe, changes: list[ExecutionChange], sequences: dict[str, int]) -> None:

@@ -134,8 +134,12 @@ def test_a_steps_jobs_and_events_with_their_sequence_numbers_go_in_one_round_tri
     first, second = received(subscriber, 2)
     assert (first["status"], first["sequence"]) == ("RUNNING", 1)
     assert second == {
-        "type": "execution.changed", "executionId": execution_id, "application": "shop", "status": "SUCCEEDED",
-        "sequence": 2, "stages": [{"refId": "1"}],
+        "type": "execution.changed",
+        "executionId": execution_id,
+        "application": "shop",
+        "status": "SUCCEEDED",
+        "sequence": 2,
+        "stages": [{"refId": "1"}],
     }
     assert current_sequence(clean_redis, execution_id) == 2
     assert enqueue.engine_queue().count == 2
