@@ -32,6 +32,8 @@ from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from rq.utils import now, utcformat
 
+from cdplatform.lua import LuaScript
+
 logger = logging.getLogger(__name__)
 
 QUEUE_NAME = "default"
@@ -112,8 +114,9 @@ def _enqueue_start(execution_id) -> bool:
 
 
 # Saves the job and puts it on the queue (or the scheduled registry) in one step, unless a job with its id
-# exists: RQ's own ``unique=True`` does the same, but outside the caller's pipeline.
-_ENQUEUE_ONCE = """
+# exists: RQ's own ``unique=True`` does the same, but outside the caller's pipeline. Called by its SHA1:
+# every step of the engine queues its next one with it.
+_ENQUEUE_ONCE = LuaScript("""
 -- KEYS: the job's hash, the queue (a list) or the scheduled registry (a sorted set), the set of queues
 -- ARGV: the job id, its scheduled time ('' to queue it now), the queue's key, then the hash's fields and values
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -127,7 +130,7 @@ else
     redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 end
 return 1
-"""
+""")
 
 
 def enqueue_once(func: str, args: tuple, job_id: str, delay: float = 0.0, pipeline=None) -> int | None:
@@ -135,7 +138,8 @@ def enqueue_once(func: str, args: tuple, job_id: str, delay: float = 0.0, pipeli
 
     The job is the one ``Queue.enqueue`` (or ``enqueue_in``) would save; on
     ``pipeline`` it goes to Redis with the caller's other commands, in the
-    same round trip (and None is returned); else 1 if it was queued, 0 if not.
+    same round trip (and None is returned; send the pipeline with
+    :func:`cdplatform.lua.execute`); else 1 if it was queued, 0 if not.
     """
     queue = engine_queue()
     scheduled = delay > 0
@@ -151,11 +155,11 @@ def enqueue_once(func: str, args: tuple, job_id: str, delay: float = 0.0, pipeli
         job.enqueued_at = now()
         target, score = queue.key, ""
     fields = [item for key, value in job.to_dict().items() if value is not None for item in (key, value)]
-    keys_and_args = (job.key, target, queue.redis_queues_keys, job.id, score, queue.key, *fields)
+    keys, argv = (job.key, target, queue.redis_queues_keys), (job.id, score, queue.key, *fields)
     if pipeline is not None:
-        pipeline.eval(_ENQUEUE_ONCE, 3, *keys_and_args)
+        _ENQUEUE_ONCE.queue(pipeline, keys, argv)
         return None
-    return int(queue.connection.eval(_ENQUEUE_ONCE, 3, *keys_and_args))
+    return int(_ENQUEUE_ONCE(queue.connection, keys, argv))
 
 
 class Held(Enum):
@@ -174,7 +178,7 @@ class Held(Enum):
 # Reads every message of a batch in one step, so no job moves between two of its reads. A queued
 # job is looked for on the queue and on its intermediate queue (where a worker takes it first);
 # the queue's ids are read once, and only when a job says it is queued.
-_HELD = """
+_HELD = LuaScript("""
 -- KEYS: the queue, its intermediate queue, the scheduled registry, then one job hash per message
 -- ARGV: the job ids, in the order of their hashes
 -- Returns for each message: {status, started_at, where} (where: '1' on a queue, or the scheduled score)
@@ -202,7 +206,7 @@ for index, job_id in ipairs(ARGV) do
     result[index] = {status, fields[2] or '', where}
 end
 return result
-"""
+""")
 
 
 def held_messages(job_ids: list[str], lease_start: datetime) -> dict[str, Held]:
@@ -218,7 +222,7 @@ def held_messages(job_ids: list[str], lease_start: datetime) -> dict[str, Held]:
     queue = engine_queue()
     keys = [queue.key, queue.intermediate_queue_key, ScheduledJobRegistry(queue=queue).key]
     keys += [Job.key_for(job_id) for job_id in job_ids]
-    rows = queue.connection.eval(_HELD, len(keys), *keys, *job_ids)
+    rows = _HELD(queue.connection, keys, job_ids)
     started_before = utcformat(lease_start)
     scheduled_before = calendar.timegm(lease_start.utctimetuple())
     return {

@@ -257,8 +257,12 @@ class StageExecution(StatusTracked):
     # stale message and does nothing.
     run_token = models.PositiveIntegerField(default=0)
     # When the stage's next job is due (None: it waits for a person). The
-    # sweeper uses it to find stages whose message went missing.
-    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # sweeper uses it to find stages whose message went missing. No index: the
+    # sweeper reaches the few stages of RUNNING executions through
+    # execution_status and unique_stage_ref_per_execution, and an index here
+    # would make nearly every stage UPDATE (each step moves this column) write
+    # every index of the table instead of none (a HOT update).
+    next_run_at = models.DateTimeField(null=True, blank=True)
     # How many times in a row the sweeper found the stage's step lost (its
     # worker died, its message vanished); written only when non-zero, and
     # the stage fails at ENGINE_MAX_STEP_ATTEMPTS.

@@ -15,8 +15,9 @@ from django.db import transaction
 
 from apps.pipelines import enqueue
 from apps.pipelines.eventlog import EventBuffer
-from apps.pipelines.events import ExecutionChange, add_publishes, next_sequences, stage_change
+from apps.pipelines.events import ExecutionChange, queue_publishes, stage_change
 from apps.pipelines.models import Execution, StageExecution
+from cdplatform import lua
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,8 @@ logger = logging.getLogger(__name__)
 class Dispatch:
     """Jobs, cancel hooks and live events that a transaction produced, sent only once it has committed.
 
-    Every job and event goes to Redis in one pipelined round trip (plus one
-    for the events' sequence numbers). The same changes go to the durable
+    Every job and event, with the events' sequence numbers, goes to Redis
+    in one pipelined round trip. The same changes go to the durable
     event log (``eventlog.py``): with the UPDATE of a row saved through
     :meth:`save`, or with one INSERT just before the commit.
     """
@@ -83,8 +84,6 @@ class Dispatch:
 
     def _send(self) -> None:
         connection = enqueue.engine_queue().connection
-        changes = list(self.changes.values())
-        sequences = next_sequences(connection, list(self.changes)) if changes else {}
         with connection.pipeline(transaction=False) as pipe:
             for stage_id, token, delay in self.runs:
                 if self.keep_one_inline and self.inline is None and delay <= 0:
@@ -102,5 +101,5 @@ class Dispatch:
             for stage_id, token, delay in self.runs:
                 if delay > 0:
                     enqueue.enqueue_run_stage(stage_id, token, delay, pipeline=pipe)
-            add_publishes(pipe, changes, sequences)
-            pipe.execute()
+            queue_publishes(connection, pipe, list(self.changes.values()))
+            lua.execute(connection, pipe)

@@ -4,11 +4,14 @@ On a shared or busy machine the timings of ``bench_engine`` swing by half
 from one run to the next. This command counts instead: it queues
 ``--executions`` executions of a chain of ``--stages`` ``evaluateVariables``
 stages, runs them in this process on one burst worker under cProfile, and
-prints the Python function calls and the SQL statements the worker made per
-stage. Both are the same from run to run for the same code, so comparing two
-trees (run the command in each, on a database of its own) shows what a change
-costs the engine even when the machine is noisy. The pipeline, its executions
-and their events are deleted afterwards.
+prints the Python function calls, the SQL statements and the Redis round
+trips (commands or pipelines sent) the worker made per stage. All three are
+the same from run to run for the same code (with ENGINE_INLINE_SECONDS=0
+exactly; with the default inline budget nearly, since how many steps run
+inline follows the clock), so comparing two trees (run the command in each,
+on a database of its own) shows what a change costs the engine even when the
+machine is noisy. The pipeline, its executions and their events are deleted
+afterwards.
 
 The worker runs no periodic jobs during the burst: they run by the clock (at
 most once a second), so how many ran would follow how slow the machine was,
@@ -28,6 +31,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from redis.connection import AbstractConnection
 
 from apps.pipelines import eventlog
 from apps.pipelines.enqueue import engine_queue
@@ -54,7 +58,7 @@ class Command(BaseCommand):
         try:
             for _ in range(executions):
                 do_start_execution(pipeline)
-            calls, statements = _count(queue)
+            calls, statements, round_trips = _count(queue)
             delivery = _count_delivery()
         finally:
             Application.objects.filter(name=APPLICATION).delete()
@@ -63,6 +67,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{executions} executions x {stages} stages on one burst worker")
         self.stdout.write(f"python calls:   {calls:,} ({calls / total:,.0f} per stage)")
         self.stdout.write(f"sql statements: {statements:,} ({statements / total:.2f} per stage)")
+        self.stdout.write(f"redis round trips: {round_trips:,} ({round_trips / total:.2f} per stage)")
         if delivery is None:
             self.stdout.write("event delivery: not counted (the run's events did not become final within 60 s)")
             return
@@ -86,8 +91,9 @@ def _chain(count: int) -> list[dict]:
     ]
 
 
-def _count(queue) -> tuple[int, int]:
-    """Run the queue dry on one burst worker in this process; its Python calls and SQL statements."""
+def _count(queue) -> tuple[int, int, int]:
+    """Run the queue dry on one burst worker in this process; its Python calls, SQL statements and Redis
+    round trips."""
     worker = EngineWorker([queue], connection=queue.connection)
     worker._next_periodic_check = math.inf  # no periodic jobs in the burst (see the module docstring)
     profile = cProfile.Profile()
@@ -95,7 +101,15 @@ def _count(queue) -> tuple[int, int]:
         profile.enable()
         worker.work(burst=True, logging_level="WARNING")
         profile.disable()
-    return pstats.Stats(profile).total_calls, len(queries.captured_queries)
+    stats = pstats.Stats(profile)
+    return stats.total_calls, len(queries.captured_queries), _round_trips(stats)
+
+
+def _round_trips(stats: pstats.Stats) -> int:
+    """How often a Redis connection sent something (a command, or a pipeline's commands together)."""
+    code = AbstractConnection.send_packed_command.__code__
+    entry = stats.stats.get((code.co_filename, code.co_firstlineno, code.co_name))  # type: ignore[attr-defined]
+    return entry[1] if entry else 0
 
 
 def _count_delivery(timeout: float = 60.0) -> tuple[int, int, int] | None:
