@@ -10,11 +10,15 @@ import pytest
 import yaml
 
 from apps.deployments.stages.common import StageRefused
+from apps.deployments.stages.manifest_operations import PatchManifestStage
 from apps.deployments.stages.sources import artifact_text, read_git_file
 from apps.pipelines.choices import Status
+from apps.pipelines.services import do_save_pipeline, do_start_execution
+from tests.conftest import wait_for_execution
 from tests.deployments.conftest import free_port, git
 from tests.deployments.test_deploy import get, run
 from tests.deployments.test_kubernetes_deploy import deploy_stage, deployment, succeeded
+from tests.deployments.test_kubernetes_operations import job
 from tests.hookserver import Reply
 from tests.scenarios import stages_of
 
@@ -109,3 +113,58 @@ def test_an_artifact_that_cannot_be_read_is_refused_naming_the_field(manifests_r
         with pytest.raises(StageRefused) as refused:
             artifact_text(artifact, "manifestArtifact")
         assert str(refused.value).startswith(message), (artifact, str(refused.value))
+
+
+def test_a_patch_is_read_from_a_file_of_a_git_repository_when_the_stage_runs(kube, manifests_repository):
+    namespace, images, apps = kube["namespace"], kube["images"], kube["apps"]
+    commit_web(manifests_repository, images["v1"], free_port(), "v1")
+    (manifests_repository / "deploy" / "label.yml").write_text("metadata:\n  labels:\n    patched: from-git\n")
+    git(manifests_repository, "add", ".")
+    git(manifests_repository, "commit", "-q", "-m", "a patch")
+    succeeded([from_artifact({"type": "git/repo", "reference": str(manifests_repository), "location":
+                              "deploy/web.yml"}, namespace)])
+    patch = {"refId": "1", "type": "patchManifest", "cloudProvider": "kubernetes", "account": "dev",
+             "location": namespace, "manifestName": "deployment web", "source": "artifact",
+             "options": {"mergeStrategy": "strategic"},
+             "manifestArtifact": {"type": "git/repo", "reference": str(manifests_repository), "version": "main",
+                                  "location": "deploy/label.yml"}}
+
+    succeeded([patch])
+
+    assert apps.read_namespaced_deployment("web", namespace).metadata.labels["patched"] == "from-git"
+    missing = run([{**patch, "manifestArtifact": {**patch["manifestArtifact"], "location": "deploy/none.yml"}}])
+    assert missing.status == Status.TERMINAL
+    assert "manifestArtifact: cannot find deploy/none.yml" in str(
+        stages_of(missing)["1"].context["exception"]["details"]["error"])
+
+
+def test_a_patch_artifact_is_checked_at_save_as_far_as_it_can_be():
+    stage = {"type": "patchManifest", "account": "dev", "location": "shop", "manifestName": "deployment web",
+             "source": "artifact"}
+    problems = PatchManifestStage().own_problems
+    assert problems({**stage, "manifestArtifactId": "patch-file"}, "") == []
+    assert problems({**stage, "manifestArtifact": {"type": "github/file", "reference": "https://x/y"}}, "") == []
+    [missing] = problems({**stage, "manifestArtifact": {"type": "git/repo"}}, "")
+    assert missing.pointer == "/manifestArtifact/reference"
+    [wrong] = problems({**stage, "manifestArtifact": {"type": "gcs/object", "reference": "gs://b/p"}}, "")
+    assert wrong.pointer == "/manifestArtifact" and "cannot be read here" in wrong.message
+
+
+def test_a_job_is_read_from_a_file_artifact_bound_by_the_trigger_when_the_stage_runs(kube, hook_server):
+    namespace, images = kube["namespace"], kube["images"]
+    migration = job(images["v1"], "echo SPINNAKER_PROPERTY_V=7")
+    hook_server.script("/jobs/migrate.yml", Reply(200, yaml.safe_dump(migration)))
+    run_job = {"refId": "1", "type": "runJobManifest", "cloudProvider": "kubernetes", "account": "dev",
+               "namespace": namespace, "source": "artifact", "manifestArtifactId": "migration"}
+    pipeline, _ = do_save_pipeline({"application": "shop", "name": "migrate", "stages": [run_job]}, user="ops")
+    artifact = {"type": "http/file", "name": "migrate.yml", "reference": hook_server.url("/jobs/migrate.yml")}
+
+    # As a trigger that bound the pipeline's expected artifact "migration" starts it.
+    execution = do_start_execution(pipeline, user="ops", trigger={
+        "type": "manual", "artifacts": [artifact],
+        "resolvedExpectedArtifacts": [{"id": "migration", "boundArtifact": artifact}]})
+    finished = wait_for_execution(execution.id, timeout=120)
+
+    assert finished.status == Status.SUCCEEDED, stages_of(finished)["1"].context.get("exception")
+    assert stages_of(finished)["1"].outputs["v"] == "7"
+    assert hook_server.calls("/jobs/migrate.yml")

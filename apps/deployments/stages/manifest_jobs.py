@@ -37,6 +37,7 @@ from apps.deployments.stages.manifest_operations import (
     refuse_if_invalid,
     waited_too_long,
 )
+from apps.deployments.stages.sources import artifact_document, read_at_run_time, run_time_artifact_problems
 from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.stages.base import StageField, Task, TaskResult, register
 
@@ -101,6 +102,8 @@ def job_namespace(stage: dict, manifest: dict) -> tuple[str, str]:
 def _job_problems(stage: dict, pointer: str) -> list[Problem]:
     if stage.get("source") == "artifact" and is_expression(stage.get("manifestArtifact")):
         return []
+    if read_at_run_time(stage):  # its Job is checked when the stage has read it
+        return run_time_artifact_problems(stage, pointer) + _stage_field_problems(stage, pointer)
     try:
         manifest, at = job_manifest(stage)
     except InvalidDocument as refused:
@@ -123,11 +126,28 @@ def _job_problems(stage: dict, pointer: str) -> list[Problem]:
         problems.append(Problem(f"{at}/spec/template/spec/containers", "is required: the job's containers"))
     if len(json.dumps(manifest)) > MAX_PATCH_BYTES:
         problems.append(Problem(at, f"is over {MAX_PATCH_BYTES // 1024} KB"))
+    return problems + _stage_field_problems(stage, pointer)
+
+
+def _stage_field_problems(stage: dict, pointer: str) -> list[Problem]:
+    problems = []
     if "namespace" in stage and stage["namespace"] is not None and not is_text(stage["namespace"]):
         problems.append(Problem(f"{pointer}/namespace", "must be a namespace's name"))
     if stage.get("propertyFile") is not None and not is_text(stage["propertyFile"]):
         problems.append(Problem(f"{pointer}/propertyFile", "must name the container whose log holds the properties"))
     return problems
+
+
+def fetched_job(stage) -> dict:
+    """The stage's context with the Job its file or bound artifact holds, read now and checked as a saved one is
+    (the problems point at the artifact's field)."""
+    document, field = artifact_document(stage)
+    context = {**stage.context, "source": "text", "manifest": document}
+    problems = _job_problems(context, "")
+    if problems:
+        raise InvalidDocument([Problem(problem.pointer.replace("/manifest", f"/{field}", 1), problem.message)
+                               for problem in problems])
+    return context
 
 
 @register
@@ -149,7 +169,8 @@ class RunJobManifestStage(ProviderStage):
         StageField("namespace", help="Blank: the manifest's metadata.namespace, else default"),
         StageField("source", "choice", choices=("text", "artifact"), default="text"),
         StageField("manifest", "object", help="The Job (or manifests: [the Job])"),
-        StageField("manifestArtifact", "object", help="source artifact: {type: embedded/base64, reference}"),
+        StageField("manifestArtifact", "object", help="source artifact: {type, reference[, version, location]}"),
+        StageField("manifestArtifactId", help="source artifact: the expected artifact holding the Job"),
         StageField("propertyFile", help="The container whose log holds SPINNAKER_PROPERTY_ lines; blank: all"),
         StageField("consumeArtifactSource", "choice", choices=("none", "propertyFile", "artifact"), default="none"),
     )
@@ -182,8 +203,9 @@ class CreateJob(Task):
         if stage.context.get("jobName"):
             return TaskResult.succeeded()
         refuse_if_invalid(self.stage_type, stage)
-        manifest, at = job_manifest(stage.context)
-        namespace, namespace_at = job_namespace(stage.context, manifest)
+        context = fetched_job(stage) if read_at_run_time(stage.context) else stage.context
+        manifest, at = job_manifest(context)
+        namespace, namespace_at = job_namespace(context, manifest)
         account = checked_account(stage)
         check_namespace(account, namespace, pointer=namespace_at)
         check_kind(account, "Job", pointer=f"{at}/kind")

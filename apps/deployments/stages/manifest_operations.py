@@ -30,6 +30,7 @@ from apps.deployments.providers.kubernetes.client import (
 from apps.deployments.providers.kubernetes.resources import ManifestName, UnknownKind, dynamic
 from apps.deployments.providers.kubernetes.stability import workload_stability
 from apps.deployments.stages.common import ProviderStage, StageRefused, is_expression, kubernetes_account
+from apps.deployments.stages.sources import artifact_document, read_at_run_time, run_time_artifact_problems
 from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.stages.base import StageField, Task, TaskResult, register
 
@@ -400,9 +401,24 @@ def patch_body(stage: dict):
         body = json.loads(base64.b64decode(artifact["reference"], validate=True))
     else:
         body = stage.get("patchBody")
+    return _unwrapped(body, stage)
+
+
+def _unwrapped(body, stage: dict):
     strategy = (stage.get("options") or {}).get("mergeStrategy") or "strategic"
     if strategy != "json" and isinstance(body, list) and len(body) == 1 and isinstance(body[0], dict):
         return body[0]
+    return body
+
+
+def fetched_patch(stage):
+    """The patch a file artifact or a bound one holds (YAML or JSON), checked as a saved one is."""
+    document, field = artifact_document(stage)
+    body = _unwrapped(document, stage.context)
+    problems = _body_problems(body, (stage.context.get("options") or {}).get("mergeStrategy") or "strategic",
+                              f"/{field}")
+    if problems:
+        raise InvalidDocument(problems)
     return body
 
 
@@ -432,7 +448,8 @@ class PatchManifestStage(ManifestStage):
         *TARGET_FIELDS,
         StageField("source", "choice", choices=("text", "artifact"), default="text"),
         StageField("patchBody", "object", help="The patch: an object, or a list of operations for a json patch"),
-        StageField("manifestArtifact", "object", help="source artifact: {type: embedded/base64, reference}"),
+        StageField("manifestArtifact", "object", help="source artifact: {type, reference[, version, location]}"),
+        StageField("manifestArtifactId", help="source artifact: the expected artifact holding the patch"),
         StageField("options", "object", help="{mergeStrategy: strategic|merge|json, record: true}"),
     )
 
@@ -452,10 +469,10 @@ class PatchManifestStage(ManifestStage):
             artifact = stage.get("manifestArtifact")
             if is_expression(artifact):
                 return []
-            if not isinstance(artifact, dict) or artifact.get("type") != "embedded/base64" or \
-                    not isinstance(artifact.get("reference"), str):
-                return [Problem(f"{pointer}/manifestArtifact",
-                                "must be an embedded/base64 artifact holding the patch as JSON")]
+            if read_at_run_time(stage) or not isinstance(artifact, dict):
+                return run_time_artifact_problems(stage, pointer)
+            if not isinstance(artifact.get("reference"), str):
+                return [Problem(f"{pointer}/manifestArtifact/reference", "must be base64 of a JSON patch")]
             try:
                 patch_body(stage)
             except (binascii.Error, ValueError):
@@ -472,7 +489,8 @@ class PatchManifestStage(ManifestStage):
     def act(self, stage, dyn, manifest, namespace) -> TaskResult:
         options = stage.context.get("options") or {}
         strategy = options.get("mergeStrategy") or "strategic"
-        patched = ops.patch(dyn, manifest, namespace, patch_body(stage.context), strategy)
+        body = fetched_patch(stage) if read_at_run_time(stage.context) else patch_body(stage.context)
+        patched = ops.patch(dyn, manifest, namespace, body, strategy)
         if options.get("record"):
             patched = ops.record_cause(dyn, manifest, namespace, f"patchManifest stage {stage.name!r} of "
                                                                  f"execution {stage.execution_id}")

@@ -28,10 +28,13 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlencode
 
+import yaml
 from django.conf import settings
 
-from apps.deployments.stages.common import StageRefused
+from apps.deployments.stages.artifacts import bound_artifact
+from apps.deployments.stages.common import StageRefused, is_expression
 from apps.pipelines.outbound import OutboundError, check_url, request
+from apps.pipelines.problems import Problem
 
 GIT_TIMEOUT_SECONDS = 120
 HTTP_TIMEOUT_SECONDS = 30
@@ -143,3 +146,48 @@ def artifact_text(artifact: dict, field: str) -> str:
             raise StageRefused(f"{field}: a git/repo artifact needs a location: the file's path in the repository")
         return read_git_file(reference, str(artifact.get("version") or ""), artifact["location"], field)
     return _read_http_file(artifact, field)
+
+
+# --- A stage's own artifact (patchManifest, runJobManifest) -----------------------------------------
+
+
+def read_at_run_time(stage: dict) -> bool:
+    """Whether a ``source: artifact`` stage's document is a file artifact (git/repo, github/file, ...) or one bound
+    to ``manifestArtifactId``, read when the stage runs, rather than an embedded one checked at save."""
+    artifact = stage.get("manifestArtifact")
+    return stage.get("source") == "artifact" and not (isinstance(artifact, dict) and
+                                                      artifact.get("type") == "embedded/base64")
+
+
+def run_time_artifact_problems(stage: dict, pointer: str) -> list[Problem]:
+    """What can be checked at save of an artifact read when the stage runs: that there is one to read."""
+    artifact = stage.get("manifestArtifact")
+    if is_expression(artifact):
+        return []
+    if artifact is None:
+        expected = stage.get("manifestArtifactId")
+        if isinstance(expected, str) and expected:
+            return []
+        return [Problem(f"{pointer}/manifestArtifactId", "a manifest artifact (its expected artifact id, or "
+                                                         "manifestArtifact) is required for source artifact")]
+    if not isinstance(artifact, dict) or artifact.get("type") not in READABLE_TYPES:
+        kind = artifact.get("type") if isinstance(artifact, dict) else None
+        return [Problem(f"{pointer}/manifestArtifact", f"artifacts of type {kind!r} cannot be read here; "
+                                                       f"{', '.join(READABLE_TYPES)} can")]
+    if not isinstance(artifact.get("reference"), str) or not artifact["reference"]:
+        return [Problem(f"{pointer}/manifestArtifact/reference", "is required: where the document is")]
+    return []
+
+
+def artifact_document(stage) -> tuple[object, str]:
+    """The YAML or JSON document of the stage's ``manifestArtifact`` (or the artifact bound to
+    ``manifestArtifactId``), read now, and the field that named it. StageRefused naming that field."""
+    context = stage.context
+    artifact, field = context.get("manifestArtifact"), "manifestArtifact"
+    if not isinstance(artifact, dict):
+        field = "manifestArtifactId"
+        artifact = bound_artifact(stage, str(context.get("manifestArtifactId")), field)
+    try:
+        return yaml.safe_load(artifact_text(artifact, field)), field
+    except yaml.YAMLError as error:
+        raise StageRefused(f"{field}: the artifact is not YAML or JSON: {error}") from None
