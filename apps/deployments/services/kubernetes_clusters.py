@@ -92,7 +92,7 @@ class WorkloadGroup:
 
     @property
     def manifest_name(self) -> str:
-        return f"{ops.canonical(self.kind)} {self.name}"
+        return f"{kube_manifests.lower_camel(self.kind)} {self.name}"
 
 
 @dataclass

@@ -87,6 +87,8 @@ class Prepared:
 
 
 def lower_camel(kind: str) -> str:
+    """A kind as Spinnaker writes it in a manifestName or an artifact type: the first letter lower-cased
+    (``replicaSet``)."""
     return kind[:1].lower() + kind[1:]
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
+from apps.deployments.providers.kubernetes.manifests import artifact_type, lower_camel
 from apps.deployments.providers.kubernetes.resources import ManifestName, resource_for
 
 # The same registration as the provider package's own (idempotent for the same label), so these operations'
@@ -72,14 +73,9 @@ def read(dyn: DynamicClient, manifest: ManifestName, namespace: str) -> dict:
     return found.to_dict()
 
 
-def canonical(kind: str) -> str:
-    """A kind as Spinnaker writes it in a manifestName: the first letter lower-cased (``replicaSet``)."""
-    return kind[:1].lower() + kind[1:]
-
-
 def named(document: dict) -> str:
     """``kind name`` of a resource, Spinnaker style (``deployment web``)."""
-    return f"{canonical(document['kind'])} {document['metadata']['name']}"
+    return f"{lower_camel(document['kind'])} {document['metadata']['name']}"
 
 
 # --- Dynamic targets ------------------------------------------------------------------------------
@@ -146,7 +142,7 @@ def matching(dyn: DynamicClient, kinds: list[str], selector: str, namespace: str
             listed = resource.get(namespace=namespace, label_selector=selector, limit=MAX_RESOURCES + 1).to_dict()
         except ApiException as error:
             raise api_error(error, f"listing {kind} in {namespace}") from None
-        found += [ManifestName(canonical(resource.kind), item["metadata"]["name"])
+        found += [ManifestName(lower_camel(resource.kind), item["metadata"]["name"])
                   for item in listed.get("items") or []]
         if len(found) > MAX_RESOURCES:
             raise OperationFailed(f"the selector matches more than {MAX_RESOURCES} resources; name fewer")
@@ -286,7 +282,7 @@ def artifacts_of(document: dict) -> list[dict]:
         if image and image not in images:
             images.append(image)
     metadata = document["metadata"]
-    itself = {"type": f"kubernetes/{canonical(document['kind'])}", "name": metadata["name"],
+    itself = {"type": artifact_type(document['kind']), "name": metadata["name"],
               "reference": metadata["name"], "location": metadata.get("namespace") or "",
               "version": "", "customKind": False}
     return [image_artifact(image) for image in images[:MAX_RESOURCES]] + [itself]
