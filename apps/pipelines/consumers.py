@@ -35,12 +35,21 @@ one query, not one each. It is checked again:
   unreachable when it was sent, or lost while the web process reconnected):
   a user who lost read permission receives no event handled more than
   RECHECK_SECONDS after the change (one query's time later at worst).
+
+The sockets receive their groups' messages through the web process's
+:class:`cdplatform.live.GroupFanout` (one subscription per group, each
+message encoded once), not one Channels group membership each. Each socket
+keeps what it was handed in order, notices and events alike, and forwards it
+from a task of its own; one that falls :data:`MAX_PENDING` messages behind
+(a client that stopped reading) is closed with 1013 ("try again later"), and
+its page reconnects and re-reads the state.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
@@ -55,7 +64,7 @@ from apps.pipelines.enqueue import engine_queue
 from apps.pipelines.events import application_group, current_sequence, execution_group
 from apps.pipelines.live_access import SharedAnswers
 from apps.pipelines.models import Application, Execution
-from cdplatform.live import FORBIDDEN, NOT_FOUND
+from cdplatform.live import FORBIDDEN, NOT_FOUND, GroupFanout
 
 # The longest a socket may go on receiving events after its user lost read
 # permission without a permissions.changed notice reaching it.
@@ -63,6 +72,9 @@ RECHECK_SECONDS = 5.0
 # An answer this old is refreshed in the background when an event arrives, so that events flowing steadily
 # never wait for a re-check.
 REFRESH_SECONDS = 4.0
+# Messages a socket may have waiting to be written before it is closed as too slow (TRY_AGAIN_LATER).
+MAX_PENDING = 1000
+TRY_AGAIN_LATER = 1013
 
 
 @dataclass(frozen=True)
@@ -80,21 +92,6 @@ def may_still_read(user_id: int, application_id: int) -> bool:
     return user is not None and can(user, READ, Application(pk=application_id))
 
 
-class LastEncoded:
-    """The JSON text of the last event forwarded: every socket of the group forwards the same event in turn,
-    each with its own copy of it (the channel layer decodes it once per socket), and encodes it once."""
-
-    event: dict | None = None
-    text = ""
-
-    @classmethod
-    def text_of(cls, event: dict) -> str:
-        # Compared whole, not by sequence: a sequence starts again at 1 if its Redis key is lost.
-        if event != cls.event:
-            cls.event, cls.text = event, json.dumps(event)
-        return cls.text
-
-
 # This web process's answers of may_still_read, shared by its sockets.
 ANSWERS = SharedAnswers(lambda user_id, application_id: may_still_read(user_id, application_id))
 
@@ -108,6 +105,15 @@ class LiveUpdatesConsumer(AsyncJsonWebsocketConsumer):
     key: tuple[int, int] = (0, 0)
     closing = False
     holding = False
+    fanout: GroupFanout | None = None
+    forwarder: asyncio.Task | None = None
+    wakeup: asyncio.Future | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.joined: list[str] = []
+        # What the fan-out handed this socket, not yet forwarded: (message, its JSON text), in arrival order.
+        self.pending: deque[tuple[dict, str]] = deque()
 
     def find(self) -> Subscription | None:
         """The subscription that the URL names, or None if its object does not exist (runs in a thread)."""
@@ -126,16 +132,18 @@ class LiveUpdatesConsumer(AsyncJsonWebsocketConsumer):
         if subscription is None or not allowed:
             return await self.refuse(NOT_FOUND)
         self.subscription, self.user_id, self.key = subscription, user.pk, (user.pk, subscription.application_id)
-        await self._join(permissions_group(Application(pk=subscription.application_id)))
-        await self._join(user_permissions_group(user.pk))
-        await self._join(subscription.group)
+        self.fanout = GroupFanout.of_running_loop()
+        for group in (permissions_group(Application(pk=subscription.application_id)),
+                      user_permissions_group(user.pk), subscription.group):
+            await self._join(group)
         # Read after joining: any later event has a greater sequence and reaches this socket.
         sequence = await sync_to_async(self.current_sequence, thread_sensitive=False)()
-        # No message is handled before this method returns, so the answer is held before any event needs it.
+        # No message is forwarded before the hello, so the answer is held before any event needs it.
         ANSWERS.hold(self.key, True, started)
         self.holding = True
         await self.accept()
         await self.send_json({"type": "hello", "sequence": sequence})
+        self.forwarder = asyncio.ensure_future(self._forward())
 
     def _authorize(self, user) -> tuple[Subscription | None, bool]:
         subscription = self.find()
@@ -144,9 +152,10 @@ class LiveUpdatesConsumer(AsyncJsonWebsocketConsumer):
         return subscription, can(user, READ, Application(pk=subscription.application_id))
 
     async def _join(self, group: str) -> None:
-        # Listed in self.groups, the group is left when the socket disconnects.
-        self.groups.append(group)
-        await self.channel_layer.group_add(group, self.channel_name)
+        # Listed in self.joined, the group is left when the socket disconnects.
+        if self.fanout is not None:
+            self.joined.append(group)
+            await self.fanout.join(group, self)
 
     async def refuse(self, code: int) -> None:
         """Accept, then close with ``code``: a socket closed during the handshake shows the browser no code."""
@@ -155,15 +164,20 @@ class LiveUpdatesConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=code)
 
     async def disconnect(self, code):
+        for group in self.joined:
+            self.fanout.leave(group, self)  # type: ignore[union-attr]  (joined only with a fan-out)
+        self.joined = []
+        if self.forwarder is not None:
+            self.forwarder.cancel()
         if self.holding:
             self.holding = False
             ANSWERS.release(self.key)
 
     async def dispatch(self, message):
         """As Channels' own, less the hop to the sync thread it makes before every message to close stale
-        database connections: made for every socket on every event, one socket after another through that
-        one thread, it held up the fan-out of each event. These handlers reach the database only through
-        database_sync_to_async, which closes stale connections itself."""
+        database connections: made for every socket, one socket after another through that one thread, it
+        held up the others. These handlers reach the database only through database_sync_to_async, which
+        closes stale connections itself."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -172,18 +186,46 @@ class LiveUpdatesConsumer(AsyncJsonWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         """The socket is one-way: frames from the browser are ignored."""
 
-    async def execution_changed(self, event: dict) -> None:
-        """Forward an ``execution.changed`` group message if the user may still read (see the module docstring)."""
+    def deliver(self, message: dict, text: str) -> None:
+        """A message of one of the socket's groups, from the fan-out: kept, in order, for :meth:`_forward`."""
         if self.closing:
             return
+        if len(self.pending) >= MAX_PENDING:
+            self.pending.clear()
+            self.closing = True
+            asyncio.ensure_future(self.close(code=TRY_AGAIN_LATER))
+            return
+        self.pending.append((message, text))
+        if self.wakeup is not None and not self.wakeup.done():
+            self.wakeup.set_result(None)
+
+    async def _forward(self) -> None:
+        """Forward what :meth:`deliver` kept, one message at a time, until the socket closes."""
+        loop = asyncio.get_running_loop()
+        try:
+            while not self.closing:
+                if not self.pending:
+                    self.wakeup = loop.create_future()
+                    await self.wakeup
+                    continue
+                message, text = self.pending.popleft()
+                kind = message.get("type")
+                if kind == "execution.changed":
+                    await self.execution_changed(text)
+                elif kind == "permissions.changed":
+                    await self.permissions_changed(message)
+        except OSError:
+            pass  # the client went (uvicorn's ClientDisconnected); disconnect() cleans up
+
+    async def execution_changed(self, text: str) -> None:
+        """Forward an ``execution.changed`` message if the user may still read (see the module docstring)."""
         now = time.monotonic()
         if await self.recheck(now - RECHECK_SECONDS, refresh_after=now - REFRESH_SECONDS):
-            await self.send(text_data=LastEncoded.text_of(event))
+            await self.send(text_data=text)
 
     async def permissions_changed(self, event: dict) -> None:
         """Permissions on the application, or the user's own, changed: re-check with a query made since."""
-        if not self.closing:
-            await self.recheck(ANSWERS.first_seen(event.get("notice")))
+        await self.recheck(ANSWERS.first_seen(event.get("notice")))
 
     async def recheck(self, not_before: float, *, refresh_after: float | None = None) -> bool:
         """Whether the user may still read, by an answer at least as fresh as ``not_before``; if not, close

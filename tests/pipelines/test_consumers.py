@@ -462,3 +462,63 @@ def test_one_users_answer_is_never_another_users(people, shop, execution, live):
     assert refused == consumers.NOT_FOUND
     assert bob_codes == [consumers.FORBIDDEN] * 3
     assert charlie_statuses == ["RUNNING"] * 3
+
+
+# --- One subscription per group, whatever the number of sockets -------------------------------------
+
+
+def test_the_sockets_of_a_process_share_one_subscription_per_group_and_each_gets_every_event(
+    people, execution, live
+):
+    from channels.layers import get_channel_layer
+
+    from apps.pipelines.events import execution_group
+    from cdplatform.live import GroupFanout, group_channel
+
+    headers = headers_for(people["bob"])
+    group = execution_group(execution.id)
+
+    async def conversation():
+        sockets = await open_sockets(f"/ws/executions/{execution.id}/", headers)
+        layer = get_channel_layer()
+        # The pub/sub layer's own bookkeeping for this loop: the channels it fans the group's messages out to.
+        local = layer._get_layer()
+        channels_in_group = len(local.groups.get(group_channel(group), ()))
+        members = GroupFanout.of_running_loop().members(group)
+        sent = [await sync_to_async(publish)(live, execution, status) for status in ("RUNNING", "SUCCEEDED")]
+        received = [[(await socket.receive_json_from(timeout=5))["sequence"] for _ in sent] for socket in sockets]
+        await disconnect_all(sockets)
+        await asyncio.sleep(0.1)  # the group's reader ends with its last member
+        return channels_in_group, members, sent, received, GroupFanout.of_running_loop().members(group), \
+            len(local.groups.get(group_channel(group), ()))
+
+    channels_in_group, members, sent, received, members_after, channels_after = async_to_sync(conversation)()
+    assert channels_in_group == 1 and members == MANY
+    assert received == [sent] * MANY, "every socket gets every event, in order"
+    assert members_after == 0 and channels_after == 0
+
+
+def test_a_client_that_stops_reading_is_closed_rather_than_buffered_without_bound(
+    people, execution, live, monkeypatch
+):
+    monkeypatch.setattr(consumers, "MAX_PENDING", 3)
+    stalled = asyncio.Event()
+
+    async def never_written(self, text):
+        await stalled.wait()  # the socket's writes never complete, as for a client that stopped reading
+
+    monkeypatch.setattr(consumers.LiveUpdatesConsumer, "execution_changed", never_written)
+    headers = headers_for(people["bob"])
+
+    async def conversation():
+        socket = WebsocketCommunicator(application, f"/ws/executions/{execution.id}/", headers=headers)
+        assert await socket.connect() == (True, None)
+        assert (await socket.receive_json_from())["type"] == "hello"
+        for _ in range(5):  # one being written, three waiting, then one too many
+            await sync_to_async(publish)(live, execution, "RUNNING")
+        code = await close_code(socket)
+        stalled.set()
+        await socket.disconnect()
+        return code
+
+    assert async_to_sync(conversation)() == consumers.TRY_AGAIN_LATER
