@@ -314,17 +314,41 @@ class Instance(models.Model):
 
 class TrafficGuard(models.Model):
     """Spinnaker's traffic guard: the cluster never loses its last enabled server group to a disable, destroy or
-    resize, whoever asks."""
+    resize, whoever asks.
+
+    It names a cluster on a Docker engine ``account`` (``location`` blank) or on a ``kubernetes_account`` in the
+    namespace ``location`` (the cluster is then the workloads' moniker cluster); exactly one of the two.
+    """
 
     application = models.ForeignKey("pipelines.Application", on_delete=models.CASCADE, related_name="traffic_guards")
-    account = models.ForeignKey(DockerAccount, on_delete=models.CASCADE, related_name="traffic_guards")
+    account = models.ForeignKey(DockerAccount, on_delete=models.CASCADE, related_name="traffic_guards", null=True,
+                                blank=True)
+    kubernetes_account = models.ForeignKey(KubernetesAccount, on_delete=models.CASCADE, related_name="traffic_guards",
+                                           null=True, blank=True)
+    location = models.CharField(max_length=253, blank=True, help_text="The namespace of a Kubernetes guard.")
     cluster = models.CharField(max_length=200)
 
     permission_path = "application"
     objects = RestrictedQuerySet.as_manager()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["account", "cluster"], name="unique_traffic_guard")]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(account__isnull=False, kubernetes_account__isnull=True, location="")
+                           | (models.Q(account__isnull=True, kubernetes_account__isnull=False)
+                              & ~models.Q(location=""))),
+                name="traffic_guard_one_account"),
+            models.UniqueConstraint(fields=["account", "cluster"], condition=models.Q(account__isnull=False),
+                                    name="unique_traffic_guard"),
+            models.UniqueConstraint(fields=["kubernetes_account", "location", "cluster"],
+                                    condition=models.Q(kubernetes_account__isnull=False),
+                                    name="unique_kubernetes_traffic_guard"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.account.name}/{self.cluster}"
+        where = f"{self.account_name}/{self.location}" if self.location else self.account_name
+        return f"{where}/{self.cluster}"
+
+    @property
+    def account_name(self) -> str:
+        return (self.account or self.kubernetes_account).name  # type: ignore[union-attr]

@@ -9,15 +9,22 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts.permissions import DEPLOY, EXECUTE, WRITE, can
 from apps.deployments.api.clusters import clusters_of
-from apps.deployments.models import DockerAccount, KubernetesAccount, ServerGroup, TrafficGuard
+from apps.deployments.models import DockerAccount, KubernetesAccount, ServerGroup
 from apps.deployments.services import kubernetes_clusters
 from apps.deployments.services.actions import ACTIONS, EngineFailed, do_server_group_action
-from apps.deployments.services.traffic_guards import do_add_traffic_guard, do_remove_traffic_guard, guards_of
+from apps.deployments.services.traffic_guards import (
+    CLOUD_PROVIDERS,
+    do_add_traffic_guard,
+    do_remove_traffic_guard,
+    guard_to_remove,
+    guards_of,
+)
 from apps.pipelines.models import Application
 from apps.pipelines.problems import ActionRefused, InvalidDocument
 from apps.pipelines.views.common import readable, web_actor
@@ -34,15 +41,19 @@ def _page(request, application, *, refusal: str = "", status: int = 200):
     kubernetes_accounts = {cluster.account for cluster in found["kubernetesClusters"]}
     kubernetes_deployable = {account.name for account in KubernetesAccount.objects.filter(name__in=kubernetes_accounts)
                              if may_execute and can(request.user, DEPLOY, account)}
-    kubernetes = [{"cluster": cluster, "may_act": cluster.account in kubernetes_deployable}
+    guards = guards_of(application)
+    guarded = {(guard["account"], guard["location"], guard["cluster"]) for guard in guards if guard["location"]}
+    kubernetes = [{"cluster": cluster, "may_act": cluster.account in kubernetes_deployable,
+                   "guarded": (cluster.account, cluster.namespace, cluster.name) in guarded}
                   for cluster in found["kubernetesClusters"]]
     return render(request, "deployments/clusters.html", {
         "application": application, "clusters": found["clusters"], "loadBalancers": found["loadBalancers"],
         "kubernetes": kubernetes, "unavailable": found["unavailable"],
         "manifest_actions": kubernetes_clusters.ACTIONS,
-        "guards": guards_of(application), "refusal": refusal,
+        "guards": guards, "refusal": refusal,
         "may_write": can(request.user, WRITE, application), "actions": ACTIONS,
         "engine_accounts": list(DockerAccount.objects.order_by("name").values_list("name", flat=True)),
+        "kubernetes_accounts": list(KubernetesAccount.objects.order_by("name").values_list("name", flat=True)),
     }, status=status)
 
 
@@ -109,14 +120,19 @@ def manifest_action(request, name: str, account: str, namespace: str, kind: str,
 def add_traffic_guard(request, name: str):
     """Guard one of the application's clusters (write)."""
     application = readable(Application.objects.named(name), request.user)
-    document = {key: request.POST.get(key, "") for key in ("account", "stack", "detail")}
+    document = {key: request.POST.get(key, "") for key in ("account", "stack", "detail", "location", "cluster")}
+    # The form's choice is "docker:NAME" or "kubernetes:NAME" (account names hold no colon).
+    provider, _, account = document["account"].partition(":")
+    if account and provider in CLOUD_PROVIDERS:
+        document.update(account=account, cloudProvider=provider)
     try:
         guard = do_add_traffic_guard(application, document, actor=web_actor(request))
     except InvalidDocument as error:
         return _page(request, application, refusal=str(error), status=400)
     except ActionRefused as refused:
         return _page(request, application, refusal=str(refused), status=409)
-    messages.success(request, f"Cluster {guard.cluster} on {guard.account.name} is guarded.")
+    place = f"{guard.account_name}, namespace {guard.location}" if guard.location else guard.account_name
+    messages.success(request, f"Cluster {guard.cluster} on {place} is guarded.")
     return redirect("deployments:clusters", name=application.name)
 
 
@@ -125,8 +141,12 @@ def add_traffic_guard(request, name: str):
 def remove_traffic_guard(request, name: str, account: str, cluster: str):
     """Remove a guard of the application (write)."""
     application = readable(Application.objects.named(name), request.user)
-    guard = get_object_or_404(TrafficGuard.objects.select_related("account", "application"), application=application,
-                              account__name=account, cluster=cluster)
+    try:
+        guard = guard_to_remove(application, account, cluster, request.POST.get("location", "")[:253])
+    except InvalidDocument as error:
+        return _page(request, application, refusal=str(error), status=400)
+    if guard is None:
+        raise Http404(f"No traffic guard of cluster {cluster!r} on {account!r}.")
     do_remove_traffic_guard(guard, actor=web_actor(request))
     messages.success(request, f"Cluster {cluster} on {account} is no longer guarded.")
     return redirect("deployments:clusters", name=application.name)

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, serializers, status
 from rest_framework.response import Response
 
 from apps.accounts.audit import Actor
-from apps.deployments.models import TrafficGuard
-from apps.deployments.services.traffic_guards import do_add_traffic_guard, do_remove_traffic_guard, guards_of
+from apps.deployments.services.traffic_guards import (
+    CLOUD_PROVIDERS,
+    do_add_traffic_guard,
+    do_remove_traffic_guard,
+    guard_to_remove,
+    guards_of,
+)
 from apps.pipelines.api.secrets import readable_application
 from cdplatform.api.schema import ErrorsSerializer
 
 
 class TrafficGuardSerializer(serializers.Serializer):
-    """Spinnaker's traffic guard: the engine ``account`` and the cluster's ``stack`` and ``detail`` (``location``
-    is kept for Spinnaker's shape and ignored), or the ``cluster`` name itself."""
+    """Spinnaker's traffic guard: the ``account`` (a Docker engine or a Kubernetes account) and the cluster's
+    ``stack`` and ``detail``, or the ``cluster`` name itself (a Kubernetes moniker cluster, e.g. ``replicaSet
+    web``). ``location`` is the namespace of a Kubernetes guard (required) and ignored for a Docker one;
+    ``cloudProvider`` settles an account name both kinds use."""
 
     account = serializers.CharField(max_length=200)
     location = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    cloudProvider = serializers.ChoiceField(choices=CLOUD_PROVIDERS, required=False, write_only=True)
     stack = serializers.CharField(max_length=100, required=False, allow_blank=True)
     detail = serializers.CharField(max_length=100, required=False, allow_blank=True)
     cluster = serializers.CharField(max_length=200, required=False, allow_blank=True)
@@ -37,7 +45,8 @@ class TrafficGuardsView(generics.GenericAPIView):
 
     @extend_schema(summary="Guard a cluster of the application (write)", request=TrafficGuardSerializer,
                    responses={201: TrafficGuardSerializer(many=True), 409: OpenApiResponse(
-                       ErrorsSerializer, description="Another application guards that cluster.")})
+                       ErrorsSerializer, description="Another application guards that cluster."),
+                       400: OpenApiResponse(ErrorsSerializer, description="A field is wrong; the error names it.")})
     def post(self, request, name: str):
         application = readable_application(request, name)
         body = TrafficGuardSerializer(data=request.data)
@@ -53,11 +62,12 @@ class TrafficGuardView(generics.GenericAPIView):
     pagination_class = None
     filter_backends: list = []
 
-    @extend_schema(summary="Remove a traffic guard (write)", request=None, responses={204: None})
+    @extend_schema(summary="Remove a traffic guard (write)", request=None, responses={204: None},
+                   parameters=[OpenApiParameter("location", str, description="The namespace of a Kubernetes guard "
+                                                "(needed when the cluster is guarded in several)")])
     def delete(self, request, name: str, account: str, cluster: str):
         application = readable_application(request, name)
-        guard = None if "\x00" in account + cluster else TrafficGuard.objects.select_related(
-            "account", "application").filter(application=application, account__name=account, cluster=cluster).first()
+        guard = guard_to_remove(application, account, cluster, request.query_params.get("location", "")[:253])
         if guard is None:
             raise exceptions.NotFound(f"No traffic guard of cluster {cluster!r} on {account!r}.")
         do_remove_traffic_guard(guard, actor=Actor.from_request(request))

@@ -13,20 +13,21 @@ the page still shows.
 The actions (scale, enable, disable, delete, undo a rollout) go through the
 same provider code as the manifest stages, need ``execute`` on the application
 and ``deploy`` on the account, respect the account's namespaces and kinds, and
-are audited.
+are audited. A traffic guard (:func:`check_traffic_guard`) is checked here for
+the actions and the manifest stages alike.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from kubernetes.client.exceptions import ApiException
 
 from apps.accounts.audit import Actor, record
 from apps.accounts.permissions import EXECUTE
-from apps.deployments.models import KubernetesAccount, ManifestNamespace
+from apps.deployments.models import KubernetesAccount, ManifestNamespace, TrafficGuard
 from apps.deployments.providers.kubernetes import manifests as kube_manifests
 from apps.deployments.providers.kubernetes import operations as ops
 from apps.deployments.providers.kubernetes import traffic
@@ -39,6 +40,7 @@ from apps.deployments.providers.kubernetes.client import (
 from apps.deployments.providers.kubernetes.resources import ManifestName, UnknownKind, dynamic, resource_for
 from apps.deployments.providers.kubernetes.stability import workload_stability
 from apps.deployments.services.accounts import check_deploy
+from apps.deployments.services.server_groups import TrafficGuarded
 from apps.pipelines.checks import check_permission
 from apps.pipelines.models import Application
 from apps.pipelines.problems import ActionRefused
@@ -52,6 +54,8 @@ ACTIONS = ("scale", "enable", "disable", "delete", "undo-rollout")
 MAX_REPLICAS = 1000
 MAX_REVISIONS_BACK = 100
 MANAGED = f"{kube_manifests.MANAGED_BY_LABEL}={kube_manifests.FIELD_MANAGER}"
+# The kinds whose removal a traffic guard weighs (a Deployment for the ReplicaSets it owns), folded.
+GUARDED_KINDS = frozenset(kind.casefold() for kind in (*SERVER_GROUP_KINDS, MANAGER_KIND))
 
 
 class ClusterUnavailable(Exception):
@@ -277,6 +281,76 @@ def kubernetes_clusters_of(application: Application) -> tuple[list[KubernetesClu
     return clusters, unavailable
 
 
+# --- Traffic guards ---------------------------------------------------------------------------------
+
+
+def _desired(obj: dict) -> int:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    return int((spec.get("replicas") if "replicas" in spec else status.get("desiredNumberScheduled")) or 0)
+
+
+def _serving(obj: dict, selectors: dict[str, dict[str, str]]) -> bool:
+    """Whether a workload takes traffic: in its services (or deployed without traffic management, so its pods
+    take whatever traffic reaches them), wanting at least one pod, and not on its way out."""
+    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    enabled, _ = _traffic(obj, selectors)
+    return enabled is not False and _desired(obj) > 0
+
+
+def _cluster_of(obj: dict) -> tuple[str, str]:
+    """(application, moniker cluster) of a workload."""
+    annotations = _annotations(obj)
+    return annotations.get(kube_manifests.APPLICATION) or "", \
+        annotations.get(kube_manifests.CLUSTER) or kube_manifests.default_cluster(obj)
+
+
+def check_traffic_guard(client, account: KubernetesAccount, namespace: str, leaving: Sequence[ManifestName], *,
+                        change: str) -> None:
+    """Refuse (TrafficGuarded, naming the guard) a change that would leave a guarded cluster with no enabled
+    server group: ``leaving`` are the resources a disable, a delete or a scale to 0 takes out of service (a
+    Deployment stands for the ReplicaSets it owns). As Spinnaker's, only taking out the last enabled, non-empty
+    server group is refused; a disabled or empty one may always go. The one check the clusters page and API
+    actions and the manifest stages (disable, delete, scale, deploy's red/black and highlander) share; it reads
+    the namespace only when the account guards a cluster in it."""
+    wanted = {(item.kind.casefold(), item.name) for item in leaving}
+    if not any(kind in GUARDED_KINDS for kind, _ in wanted):
+        return
+    guards = {(guard.application.name, guard.cluster): guard for guard in TrafficGuard.objects.filter(
+        kubernetes_account=account, location=namespace).select_related("application")}
+    if not guards:
+        return
+    workloads = [{**item, "kind": item.get("kind") or kind} for kind in SERVER_GROUP_KINDS
+                 for item in _listed(client, kind, namespace, managed=False)]
+    if not any(_cluster_of(obj) in guards for obj in workloads):
+        return
+    managers = {item["metadata"].get("uid") for item in _listed(client, MANAGER_KIND, namespace, managed=False)
+                if (MANAGER_KIND.casefold(), item["metadata"]["name"]) in wanted} if any(
+        kind == MANAGER_KIND.casefold() for kind, _ in wanted) else set()
+
+    def goes(obj: dict) -> bool:
+        metadata = obj["metadata"]
+        return (obj["kind"].casefold(), metadata["name"]) in wanted or any(
+            owner.get("uid") in managers for owner in metadata.get("ownerReferences") or [])
+
+    services = _listed(client, "Service", namespace, managed=False)
+    selectors = {service["metadata"]["name"]: (service.get("spec") or {}).get("selector") or {}
+                 for service in services}
+    members: dict[tuple[str, str], list[dict]] = {}
+    for obj in workloads:
+        members.setdefault(_cluster_of(obj), []).append(obj)
+    for key, guard in sorted(guards.items()):
+        going = [obj for obj in members.get(key, []) if goes(obj)]
+        if not any(_serving(obj, selectors) for obj in going):
+            continue
+        if any(_serving(obj, selectors) for obj in members[key] if not goes(obj)):
+            continue
+        names = ", ".join(f"{kube_manifests.lower_camel(obj['kind'])} {obj['metadata']['name']}" for obj in going)
+        raise TrafficGuarded(f"cluster {guard.cluster} in {account.name}/{namespace} has a traffic guard "
+                             f"(application {guard.application.name}): {change} {names} would leave it with no "
+                             "enabled server group")
+
+
 # --- Actions ----------------------------------------------------------------------------------------
 
 
@@ -294,7 +368,8 @@ def do_manifest_action(application: Application, account: KubernetesAccount, nam
                        revisions_back: int = 1) -> dict:
     """Do ``action`` on the application's resource ``kind name`` in ``namespace`` as ``actor`` and audit it;
     what was done. Raises PermissionRefused, InvalidDocument (the account may not touch the namespace or kind),
-    ActionRefused (409: not the application's, not a kind the action applies to, bad input) or ClusterUnavailable.
+    ActionRefused (409: not the application's, not a kind the action applies to, bad input, a traffic guard) or
+    ClusterUnavailable.
     """
     check_permission(actor, EXECUTE, application, field="application")
     check_deploy(actor, account, field="account")
@@ -308,7 +383,9 @@ def do_manifest_action(application: Application, account: KubernetesAccount, nam
             resource = ops.read(client, target, namespace)
             if _annotations(resource).get(kube_manifests.APPLICATION) != application.name:
                 raise ActionRefused(f"{target} in {namespace} is not a resource of application {application.name}")
-            details.update(_act(client, target, namespace, resource, action, replicas, revisions_back))
+            details.update(_act(client, account, target, namespace, resource, action, replicas, revisions_back))
+    except TrafficGuarded as guarded:
+        raise ActionRefused(str(guarded)) from None
     except (KubernetesUnreachable, UnknownKind) as error:
         raise ClusterUnavailable(str(error)) from None
     except ApiException as error:
@@ -320,18 +397,23 @@ def do_manifest_action(application: Application, account: KubernetesAccount, nam
     return details
 
 
-def _act(client, target: ManifestName, namespace: str, resource: dict, action: str, replicas: int | None,
-         revisions_back: int) -> dict:
+def _act(client, account: KubernetesAccount, target: ManifestName, namespace: str, resource: dict, action: str,
+         replicas: int | None, revisions_back: int) -> dict:
     if action == "scale":
         if not isinstance(replicas, int) or isinstance(replicas, bool) or not 0 <= replicas <= MAX_REPLICAS:
             raise ActionRefused(f"replicas must be a whole number from 0 to {MAX_REPLICAS}")
+        if replicas == 0 and target.kind.casefold() in ops.SCALABLE_KINDS:
+            check_traffic_guard(client, account, namespace, [target], change="scaling to 0")
         ops.scale(client, target, namespace, replicas)
         return {"from": (resource.get("spec") or {}).get("replicas"), "to": replicas}
     if action in ("enable", "disable"):
         if target.kind.casefold() != "replicaset":
             raise ActionRefused("only a ReplicaSet moves in and out of its services")
+        if action == "disable":
+            check_traffic_guard(client, account, namespace, [target], change="disabling")
         return {"podsChanged": traffic.set_traffic(client, resource, enabled=action == "enable")}
     if action == "delete":
+        check_traffic_guard(client, account, namespace, [target], change="deleting")
         return {"deleted": ops.delete(client, target, namespace, cascading=True)}
     if not isinstance(revisions_back, int) or isinstance(revisions_back, bool) or \
             not 1 <= revisions_back <= MAX_REVISIONS_BACK:

@@ -29,6 +29,8 @@ from apps.deployments.providers.kubernetes.client import (
 )
 from apps.deployments.providers.kubernetes.resources import ManifestName, UnknownKind, dynamic
 from apps.deployments.providers.kubernetes.stability import workload_stability
+from apps.deployments.services.kubernetes_clusters import check_traffic_guard
+from apps.deployments.services.server_groups import TrafficGuarded
 from apps.deployments.stages.common import ProviderStage, StageRefused, is_expression, kubernetes_account
 from apps.deployments.stages.sources import artifact_document, read_at_run_time, run_time_artifact_problems
 from apps.pipelines.problems import InvalidDocument, Problem
@@ -51,7 +53,8 @@ MODES = ("static", "dynamic")
 FAILED_LOG_CHARS = 2000
 STARTED_KEY = "operationStartedAt"
 
-FAILURES = (StageRefused, InvalidDocument, ops.OperationFailed, UnknownKind, KubernetesUnreachable, ApiException)
+FAILURES = (StageRefused, InvalidDocument, ops.OperationFailed, UnknownKind, KubernetesUnreachable, ApiException,
+            TrafficGuarded)
 
 
 def failing_clearly(step):
@@ -185,6 +188,11 @@ class ManifestStage(ProviderStage):
     def act(self, stage, dyn, manifest: ManifestName, namespace: str) -> TaskResult:
         raise NotImplementedError
 
+    def traffic_removal(self, stage) -> str:
+        """What the stage's change does that a traffic guard weighs ("scaling to 0"), or "" when it takes no
+        server group out of service."""
+        return ""
+
 
 class Act(Task):
     """The stage's one change to the cluster, made once (a step run again after it acted does nothing)."""
@@ -207,6 +215,9 @@ class Act(Task):
     def change_cluster(self, stage, account, dyn) -> TaskResult:
         """Change the cluster, with the account's client; the result carries what was acted on (``acted``)."""
         manifest, namespace = checked_target(stage, account, dyn)
+        change = self.stage_type.traffic_removal(stage)
+        if change:
+            check_traffic_guard(dyn, account, namespace, [manifest], change=change)
         result = self.stage_type.act(stage, dyn, manifest, namespace)
         result.context = {**acted([manifest], namespace, resolvedManifestName=str(manifest)), **result.context}
         result.outputs = {**outputs_of([manifest], namespace), **result.outputs}
@@ -360,6 +371,7 @@ class DeleteResources(Act):
         else:
             manifest, namespace = checked_target(stage, account, dyn)
             manifests = [manifest]
+        check_traffic_guard(dyn, account, namespace, manifests, change="deleting")
         for manifest in manifests:
             ops.delete(dyn, manifest, namespace, cascading=options.get("cascading", True) is not False,
                        grace_period_seconds=options.get("gracePeriodSeconds"))
@@ -516,6 +528,9 @@ class ScaleManifestStage(ManifestStage):
         if replicas is not None and not is_expression(replicas) and not _whole(replicas, 0, MAX_REPLICAS):
             return [Problem(f"{pointer}/replicas", f"must be a whole number from 0 to {MAX_REPLICAS}")]
         return []
+
+    def traffic_removal(self, stage) -> str:
+        return "scaling to 0" if int(stage.context["replicas"]) == 0 else ""
 
     def act(self, stage, dyn, manifest, namespace) -> TaskResult:
         replicas = int(stage.context["replicas"])

@@ -27,7 +27,8 @@ from apps.deployments.providers.kubernetes.client import (
 from apps.deployments.providers.kubernetes.manifests import ManifestFailed, Prepared
 from apps.deployments.providers.kubernetes.resources import ManifestName, UnknownKind, dynamic, resource_for
 from apps.deployments.providers.kubernetes.stability import stability
-from apps.deployments.services.kubernetes_clusters import SERVER_GROUP_KINDS, remember_namespaces
+from apps.deployments.services.kubernetes_clusters import SERVER_GROUP_KINDS, check_traffic_guard, remember_namespaces
+from apps.deployments.services.server_groups import TrafficGuarded
 from apps.deployments.stages.artifacts import available_artifacts, bound_artifact, required_artifacts
 from apps.deployments.stages.common import ProviderStage, StageRefused, is_expression, kubernetes_account
 from apps.deployments.stages.manifest_checks import (
@@ -42,7 +43,7 @@ from apps.pipelines.expressions import SUMMARY_KEY, ExpressionError, Summary
 from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.stages.base import StageField, Task, TaskResult, register
 
-FAILURES = (StageRefused, ManifestFailed, KubernetesUnreachable, InvalidDocument, UnknownKind)
+FAILURES = (StageRefused, ManifestFailed, KubernetesUnreachable, InvalidDocument, UnknownKind, TrafficGuarded)
 DEFAULT_STABLE_TIMEOUT_SECONDS = 600
 POLL_SECONDS = 2
 
@@ -281,7 +282,8 @@ class WaitForManifestStableTask(Task):
 
 
 class TrafficStrategyTask(Task):
-    """Red/black: the older versions of each traffic-managed ReplicaSet leave the services; highlander: they go."""
+    """Red/black: the older versions of each traffic-managed ReplicaSet leave the services; highlander: they go.
+    A traffic guard is weighed for every ReplicaSet first, so a refusal changes nothing."""
 
     name = "applyTrafficStrategy"
     performs_io = True
@@ -294,13 +296,22 @@ class TrafficStrategyTask(Task):
         done = []
         with api_client(account) as api:
             client = dynamic(api)
+            items = []
             for record in context.get("deployedManifests") or []:
                 if record["kind"] != "ReplicaSet" or record["version"] is None:
                     continue
-                item = Prepared(record["index"], {"kind": "ReplicaSet", "metadata": {
+                items.append(Prepared(record["index"], {"kind": "ReplicaSet", "metadata": {
                     "name": record["name"], "annotations": {kube_manifests.CLUSTER: record["cluster"]}}},
                     resource_for(client, "ReplicaSet", record["apiVersion"]), record["namespace"],
-                    record["baseName"], record["version"])
+                    record["baseName"], record["version"]))
+            verb = "deleting" if strategy == "highlander" else "disabling"
+            for item in items:
+                leaving = [ManifestName("replicaSet", old["metadata"]["name"])
+                           for old in traffic.older_versions(client, item)
+                           if strategy == "highlander" or traffic.in_services(old)]
+                check_traffic_guard(client, account, item.namespace, leaving,
+                                    change=f"{strategy}: {verb}")
+            for item in items:
                 done += traffic.apply_strategy(client, item, strategy or "")
         return TaskResult.succeeded(context={"trafficChanges": done})
 
@@ -354,6 +365,9 @@ class TrafficManifestStage(KubernetesStage):
             except ApiException as error:
                 raise StageRefused(f"manifestName: replicaSet {name} in {namespace}: "
                                    f"{kube_manifests.api_message(error)}") from None
+            if not self.enabled:
+                check_traffic_guard(client, account, namespace, [ManifestName("replicaSet", name)],
+                                    change="disabling")
             pods = traffic.set_traffic(client, replica_set, enabled=self.enabled)
         return TaskResult.succeeded(outputs={"manifestName": f"replicaSet {name}", "location": namespace},
                                     context={"podsChanged": pods})

@@ -133,6 +133,11 @@ def older_versions(client: DynamicClient, item: Prepared) -> list[dict]:
     return [existing[number] for number in sorted(existing) if number != item.version]
 
 
+def in_services(replica_set: dict) -> bool:
+    """Whether a ReplicaSet was deployed with traffic management (it names its Services)."""
+    return bool(((replica_set.get("metadata") or {}).get("annotations") or {}).get(LOAD_BALANCERS))
+
+
 def apply_strategy(client: DynamicClient, item: Prepared, strategy: str) -> list[str]:
     """After the new version is stable: red/black disables the older versions, highlander deletes them. What was
     done, one line per version."""
@@ -144,7 +149,7 @@ def apply_strategy(client: DynamicClient, item: Prepared, strategy: str) -> list
                 client.delete(item.resource, name=name, namespace=item.namespace,
                               body={"propagationPolicy": "Background"})
                 done.append(f"deleted replicaSet {name}")
-            elif not (old["metadata"].get("annotations") or {}).get(LOAD_BALANCERS):
+            elif not in_services(old):
                 done.append(f"left replicaSet {name}: it is in no services")
             else:
                 set_traffic(client, old, enabled=False)
