@@ -6,6 +6,8 @@ import uuid
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models import F
+from django.db.models.fields.json import KT
 from django.db.models.functions import Lower
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
@@ -210,6 +212,9 @@ class Execution(StatusTracked):
             models.Index(fields=["pipeline", "-created_at"], name="execution_pipeline_recent"),
             models.Index(fields=["application", "-created_at"], name="execution_app_recent"),
             models.Index(fields=["status"], name="execution_status"),
+            # The application page's trigger filter lists the kinds an application's executions have: one
+            # probe of this index per kind (views/applications.trigger_types), not a scan of every execution.
+            models.Index(F("application"), KT("trigger__type"), name="execution_app_trigger_type"),
         ]
 
     def __str__(self) -> str:

@@ -442,3 +442,35 @@ def test_an_expression_is_evaluated_against_an_execution_by_those_who_may_run_it
     assert over_budget.status_code == 400 and over_budget.json()["errors"][0]["pointer"] == "/expression"
     assert unknown_stage.status_code == 400 and unknown_stage.json()["errors"][0]["pointer"] == "/stageId"
     assert reader.status_code == 403, "evaluating may fetch URLs: it needs execute, as running a stage does"
+
+
+def test_the_application_pages_rows_are_freed_at_once_not_left_to_the_garbage_collector(people, shop):
+    """The page's executions freed by reference counting once it is rendered, not kept by the cycles of its
+    template context and prefetched stages until a full collection (which stalls whichever later request it
+    lands in). Rendered by the view alone: the test client keeps every response's context for the test."""
+    import gc
+
+    from django.test import RequestFactory
+
+    from apps.pipelines.views.applications import application_detail
+
+    def render():
+        request = RequestFactory().get("/applications/shop/")
+        request.user = people["bob"]
+        return application_detail(request, "shop")
+
+    for _ in range(3):
+        start(shop)
+    assert render().status_code == 200  # warm: what the first request builds and keeps
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        response = render()
+        assert response.status_code == 200
+        del response
+        gc.collect()
+        left = [type(row).__name__ for row in gc.garbage if isinstance(row, (Execution, StageExecution))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []

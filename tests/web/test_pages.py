@@ -812,3 +812,14 @@ def test_the_expression_box_shows_a_refused_or_over_long_expression(people, shop
 
     assert too_long.status_code == 400 and "At most 20 characters" in too_long.content.decode()
     assert over_budget.status_code == 200 and 'data-evaluation="error"' in over_budget.content.decode()
+
+
+def test_the_trigger_filter_offers_each_kind_the_applications_executions_have_once(people, shop, blog):
+    for kind in ("webhook", "git", "git", "cron"):
+        do_start_execution(shop, parameters={"env": "prod"}, trigger={"type": kind}, user="hooks")
+    do_start_execution(blog, trigger={"type": "docker"}, user="hooks")
+
+    html = page(client_for(people["bob"]), "/applications/shop/")
+
+    offered = re.findall(r'<option value="(\w+)"', html.split('name="trigger_type"', 1)[1].split("</select>", 1)[0])
+    assert offered == ["cron", "git", "webhook"], "each kind once, in order; another application's not at all"

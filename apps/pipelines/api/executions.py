@@ -32,6 +32,7 @@ from apps.pipelines.evaluation import check_evaluate_expression
 from apps.pipelines.filtersets import ExecutionFilterSet
 from apps.pipelines.models import Execution, Pipeline, StageExecution
 from apps.pipelines.problems import InvalidDocument, Problem
+from apps.pipelines.querysets import release_prefetched
 from apps.pipelines.services import (
     do_cancel_execution,
     do_judge_stage,
@@ -124,6 +125,24 @@ class ExecutionViewSet(RestrictedReadOnlyViewSet):
 
     def get_serializer_class(self):
         return SERIALIZERS.get(self.action, ExecutionSummarySerializer)
+
+    # list and retrieve are DRF's own, then they let go of the rows they rendered (see release_prefetched): the
+    # paginator, the serializer and its fields, the view and the request point at one another, and would keep
+    # the page's rows until a full garbage collection.
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        assert page is not None, "the API always paginates (DEFAULT_PAGINATION_CLASS)"
+        response = self.get_paginated_response(self.get_serializer(page, many=True).data)
+        release_prefetched(page)
+        page.clear()  # the paginator's and the serializer's list of rows
+        return response
+
+    def retrieve(self, request, *args, **kwargs):
+        serializer = self.get_serializer(self.get_object())
+        response = Response(serializer.data)
+        release_prefetched([serializer.instance])
+        serializer.instance = None
+        return response
 
     def _body(self) -> dict:
         """The request body, validated by the action's serializer (400 with pointers otherwise)."""
