@@ -62,6 +62,8 @@ MAX_FILE_BYTES = 1024 * 1024
 # The artifact types whose text can be read, and the query parameter the HTTP ones take their version in.
 HTTP_FILE_TYPES = {"github/file": "ref", "gitlab/file": "ref", "bitbucket/file": None, "http/file": None}
 READABLE_TYPES = ("embedded/base64", "git/repo", *HTTP_FILE_TYPES)
+# What git says when the server wants credentials it did not get, or refused those it got.
+GIT_AUTH_REFUSED = re.compile(r"could not read (Username|Password)|Authentication failed|\b40[13]\b")
 
 
 def local_path(path: str, field: str) -> Path:
@@ -115,8 +117,18 @@ def _git(commands: list[list[str]], what: str, field: str, credentials: Artifact
             raise StageRefused(scrub(f"{field}: git failed: {error}")) from None
         if result.returncode != 0:
             stderr = result.stderr.decode("utf-8", errors="replace").strip()
-            raise StageRefused(scrub(f"{field}: cannot {what}: {stderr}"))
+            hint = _git_refusal_hint(stderr, credentials)
+            raise StageRefused(scrub(f"{field}: cannot {what}: {stderr}{hint}"))
     return result.stdout.decode("utf-8", errors="replace") if result else ""
+
+
+def _git_refusal_hint(stderr: str, credentials: ArtifactCredentials | None) -> str:
+    """What a server asking for credentials (git then wants to prompt, which it may not) means here."""
+    if not GIT_AUTH_REFUSED.search(stderr):
+        return ""
+    if credentials is None:
+        return " (read without credentials: name an artifactAccount if the repository is private)"
+    return f" (the server refused the credentials of artifact account {credentials.account!r})"
 
 
 def _fetch_commands(source: str, ref: str, directory: Path) -> list[list[str]]:
