@@ -100,11 +100,14 @@ class KubernetesAccountForm(forms.ModelForm):
 
 
 class ArtifactAccountForm(forms.ModelForm):
-    password = forms.CharField(required=False, strip=False, widget=forms.PasswordInput(render_value=False),
-                               help_text="Write-only. Leave empty to keep the one held; tick 'clear' to remove it.")
+    # Not named password and token: those are the model's encrypted fields, which no form edits.
+    new_password = forms.CharField(label="Password", required=False, strip=False,
+                                   widget=forms.PasswordInput(render_value=False),
+                                   help_text="Write-only. Leave empty to keep the one held; tick 'clear' to remove it.")
     clear_password = forms.BooleanField(required=False, label="Clear the password")
-    token = forms.CharField(required=False, strip=False, widget=forms.PasswordInput(render_value=False),
-                            help_text="Write-only. Leave empty to keep the one held; tick 'clear' to remove it.")
+    new_token = forms.CharField(label="Token", required=False, strip=False,
+                                widget=forms.PasswordInput(render_value=False),
+                                help_text="Write-only. Leave empty to keep the one held; tick 'clear' to remove it.")
     clear_token = forms.BooleanField(required=False, label="Clear the token")
 
     class Meta:
@@ -120,8 +123,8 @@ class ArtifactAccountForm(forms.ModelForm):
         for key in ("password", "token"):
             if data.get(f"clear_{key}"):
                 values[key] = ""
-            elif data.get(key):
-                values[key] = data[key]
+            elif data.get(f"new_{key}"):
+                values[key] = data[f"new_{key}"]
         allowed = TYPE_KEYS.get(kind, ())
         document.update({key: value for key, value in values.items() if key in allowed or value})
         return document

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.test import Client
 from rest_framework.test import APIClient
 
 from apps.accounts.audit import Actor
@@ -562,3 +563,29 @@ def test_a_username_password_file_holds_both(files, tmp_path):
     assert read == "http: yes\n"
     assert malformed == "manifestArtifact.artifactAccount: the usernamePasswordFile of artifact account web " \
                         "does not hold username:password"
+
+
+def test_the_admin_saves_through_the_service_keeps_a_token_left_empty_and_never_shows_it():
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("root"))
+    form = {"name": "github", "type": "github/file", "username": "", "new_token": TOKEN, "token_file": "",
+            "username_password_file": ""}
+
+    assert admin.get("/admin/deployments/artifactaccount/add/").status_code == 200
+    added = admin.post("/admin/deployments/artifactaccount/add/", form)
+    github = ArtifactAccount.objects.get(name="github")
+    stored = github.token
+    kept = admin.post(f"/admin/deployments/artifactaccount/{github.pk}/change/", {**form, "new_token": ""})
+    both = admin.post(f"/admin/deployments/artifactaccount/{github.pk}/change/",
+                      {**form, "username": "ci", "new_password": "p"})
+    pages = [admin.get("/admin/deployments/artifactaccount/"),
+             admin.get(f"/admin/deployments/artifactaccount/{github.pk}/change/"),
+             admin.get(f"/admin/deployments/artifactaccount/{github.pk}/permissions/")]
+
+    assert added.status_code == kept.status_code == 302, added.content.decode()[-2000:]
+    github.refresh_from_db()
+    assert github.token == stored and decrypted(stored) == TOKEN
+    assert both.status_code == 200 and b"give a token or a username and password, not both" in both.content
+    for page in pages:
+        assert page.status_code == 200 and TOKEN.encode() not in page.content
+    assert AuditEvent.objects.filter(object_type="artifact_account", source="admin").count() == 2

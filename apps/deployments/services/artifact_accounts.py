@@ -47,7 +47,7 @@ from apps.pipelines.problems import InvalidDocument, Problem, pointer_join
 TYPES = tuple(ArtifactType.values)
 BASIC_KEYS = ("username", "password", "usernamePasswordFile")
 TOKEN_KEYS = ("token", "tokenFile")
-TYPE_KEYS = {
+TYPE_KEYS: dict[str, tuple[str, ...]] = {
     ArtifactType.GIT_REPO: (*BASIC_KEYS, *TOKEN_KEYS),
     ArtifactType.GITHUB_FILE: (*BASIC_KEYS, *TOKEN_KEYS),
     ArtifactType.GITLAB_FILE: TOKEN_KEYS,
