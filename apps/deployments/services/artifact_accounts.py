@@ -75,7 +75,7 @@ FILE_KINDS = {"gitRepo": ArtifactType.GIT_REPO, "github": ArtifactType.GITHUB_FI
 def _field_problems(document: dict, kind: str) -> list[Problem]:
     problems = [Problem(f"/{key}", "is not supported: git/repo accounts read repositories over http(s), with a "
                                    "username and password or a token") for key in SSH_KEYS if key in document]
-    allowed = TYPE_KEYS.get(kind, ())
+    allowed = TYPE_KEYS.get(kind, (*BASIC_KEYS, *TOKEN_KEYS))  # an unknown type is refused on its own
     problems += [Problem(f"/{key}", f"is not a field of a {kind} account; use {', '.join(allowed)}")
                  for key in (*BASIC_KEYS, *TOKEN_KEYS) if key in document and key not in allowed]
     for key in (*BASIC_KEYS, *TOKEN_KEYS):
