@@ -195,6 +195,9 @@ SPECTACULAR_SETTINGS = {
         "StatusEnum": "apps.pipelines.choices.Status",
         "DeliveryStatusEnum": "apps.notifications.choices.DeliveryStatus",
         "NotificationTypeEnum": "apps.notifications.choices.TargetType",
+        "ArtifactTypeEnum": "apps.deployments.models.ArtifactType",
+        # read, use, manage: the grants of artifact and metrics accounts alike.
+        "UsableAccountActionEnum": "apps.deployments.governance.ARTIFACT_ACCOUNT_ACTIONS",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -1,7 +1,7 @@
 """Deployment accounts in the admin: listed to those who may read them, saved and deleted through the services.
 
 Credentials are write-only here as everywhere: the form has a field to set
-(or, left empty, keep) the password, client key or kubeconfig contents, and never shows it.
+(or, left empty, keep) the password, token, client key or kubeconfig contents, and never shows it.
 """
 
 from collections.abc import Callable
@@ -15,13 +15,18 @@ from apps.accounts.admin import GrantsAdminMixin, RestrictedAdminMixin
 from apps.accounts.audit import Actor
 from apps.accounts.models import AuditSource
 from apps.accounts.permissions import MANAGE, can, is_superuser
-from apps.deployments.models import DockerAccount, KubernetesAccount, RegistryAccount
+from apps.deployments.models import ArtifactAccount, DockerAccount, KubernetesAccount, RegistryAccount
 from apps.deployments.services.accounts import (
     do_delete_account,
     do_save_docker_account,
     do_save_registry_account,
     docker_account_problems,
     registry_account_problems,
+)
+from apps.deployments.services.artifact_accounts import (
+    TYPE_KEYS,
+    artifact_account_problems,
+    do_save_artifact_account,
 )
 from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account, kubernetes_account_problems
 from apps.pipelines.problems import InvalidDocument
@@ -91,6 +96,42 @@ class KubernetesAccountForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         refuse(kubernetes_account_problems(self.document(data), existing=self.instance if self.instance.pk else None))
+        return data
+
+
+class ArtifactAccountForm(forms.ModelForm):
+    # Not named password and token: those are the model's encrypted fields, which no form edits.
+    new_password = forms.CharField(label="Password", required=False, strip=False,
+                                   widget=forms.PasswordInput(render_value=False),
+                                   help_text="Write-only. Leave empty to keep the one held; tick 'clear' to remove it.")
+    clear_password = forms.BooleanField(required=False, label="Clear the password")
+    new_token = forms.CharField(label="Token", required=False, strip=False,
+                                widget=forms.PasswordInput(render_value=False),
+                                help_text="Write-only. Leave empty to keep the one held; tick 'clear' to remove it.")
+    clear_token = forms.BooleanField(required=False, label="Clear the token")
+
+    class Meta:
+        model = ArtifactAccount
+        fields = ("name", "type", "username", "token_file", "username_password_file")
+
+    def document(self, data: dict) -> dict:
+        """The account document of the form's values, in the services' names: only the fields its type has."""
+        kind = data.get("type") or self.instance.type
+        document = {"name": data.get("name") or self.instance.name, "type": kind}
+        values = {"username": data.get("username") or "", "tokenFile": data.get("token_file") or "",
+                  "usernamePasswordFile": data.get("username_password_file") or ""}
+        for key in ("password", "token"):
+            if data.get(f"clear_{key}"):
+                values[key] = ""
+            elif data.get(f"new_{key}"):
+                values[key] = data[f"new_{key}"]
+        allowed = TYPE_KEYS.get(kind, ())
+        document.update({key: value for key, value in values.items() if key in allowed or value})
+        return document
+
+    def clean(self):
+        data = super().clean()
+        refuse(artifact_account_problems(self.document(data), existing=self.instance if self.instance.pk else None))
         return data
 
 
@@ -186,3 +227,21 @@ class KubernetesAccountAdmin(AccountAdminMixin, GuardedModelAdmin):
 
     def document(self, obj, form) -> dict:
         return form.document({**form.cleaned_data, "name": obj.name})
+
+
+@admin.register(ArtifactAccount)
+class ArtifactAccountAdmin(AccountAdminMixin, GuardedModelAdmin):
+    """Artifact accounts: the type of artifacts they read and where their credentials come from (never the
+    password or token)."""
+
+    form = ArtifactAccountForm
+    save_account = staticmethod(do_save_artifact_account)
+    list_display = ("name", "type", "username", "has_password", "has_token", "token_file")
+    search_fields = ("name", "username")
+    list_filter = ("type",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("name", "type") if obj is not None else ()
+
+    def document(self, obj, form) -> dict:
+        return form.document({**form.cleaned_data, "name": obj.name, "type": obj.type})

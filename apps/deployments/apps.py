@@ -15,6 +15,7 @@ class DeploymentsConfig(AppConfig):
         from apps.deployments import governance
         from apps.deployments.demo import docker_demo
         from apps.deployments.services.account_files import register_account_section
+        from apps.deployments.services.artifact_accounts import artifact_file_entries, do_save_artifact_account
         from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
         from apps.deployments.stages import builtin  # noqa: F401  (registers the deployments' stage types)
         from apps.pipelines.demo_hooks import register_demo_hook
@@ -22,6 +23,7 @@ class DeploymentsConfig(AppConfig):
         governance.register()
         register_demo_hook(docker_demo)
         register_account_section("kubernetes", do_save_kubernetes_account)
+        register_account_section("artifacts", do_save_artifact_account, artifact_file_entries)
         register_periodic_jobs()
 
 

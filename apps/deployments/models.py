@@ -1,5 +1,5 @@
-"""Deployment accounts (Docker engines, registries, Kubernetes clusters) and their grant tables; server groups and
-load balancers."""
+"""Deployment accounts (Docker engines, registries, Kubernetes clusters), the artifact accounts stages read files
+with, and their grant tables; server groups and load balancers."""
 
 from __future__ import annotations
 
@@ -136,6 +136,59 @@ class KubernetesAccount(models.Model):
         return bool(self.kubeconfig)
 
 
+class ArtifactType(models.TextChoices):
+    """The artifact types an artifact account reads, as Clouddriver's artifact credentials name them."""
+
+    GIT_REPO = "git/repo", "git/repo"
+    GITHUB_FILE = "github/file", "github/file"
+    GITLAB_FILE = "gitlab/file", "gitlab/file"
+    BITBUCKET_FILE = "bitbucket/file", "bitbucket/file"
+    HTTP_FILE = "http/file", "http/file"
+
+
+class ArtifactAccount(models.Model):
+    """Credentials a stage reads artifacts of one ``type`` with (Clouddriver's artifact accounts): a git
+    repository over http(s), a file of GitHub's, GitLab's or Bitbucket's API, a file an HTTP server holds.
+
+    ``password`` and ``token`` are write-only Fernet tokens, as a registry's credentials are; ``token_file``
+    and ``username_password_file`` (``username:password``) are paths on the worker, read each time the
+    account is used (apps/deployments/services/artifact_accounts.py).
+    """
+
+    name = models.CharField(max_length=63, unique=True, validators=[account_name_validator])
+    type = models.CharField(max_length=20, choices=ArtifactType.choices)
+    username = models.CharField(max_length=255, blank=True)
+    password = models.TextField(blank=True, editable=False)
+    token = models.TextField(blank=True, editable=False)
+    token_file = models.CharField(max_length=1024, blank=True,
+                                  help_text="Absolute path of a file on the worker holding the token.")
+    username_password_file = models.CharField(max_length=1024, blank=True,
+                                              help_text="Absolute path of a file on the worker holding "
+                                                        "username:password.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("use_artifactaccount", "Can read artifacts with the account's credentials in a pipeline"),
+            ("manage_artifactaccount", "Can change the artifact account and grant permissions on it"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password)
+
+    @property
+    def has_token(self) -> bool:
+        return bool(self.token)
+
+
 class ManifestNamespace(models.Model):
     """A namespace of a Kubernetes account that a deployManifest stage deployed an application's manifests to:
     where the clusters page and API look for the application's workloads (read live from the cluster, as
@@ -154,6 +207,24 @@ class ManifestNamespace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.application_id}: {self.account_id}/{self.namespace}"
+
+
+class ArtifactAccountUserPermission(UserObjectPermissionBase):
+    """A permission on one artifact account granted to one user."""
+
+    content_object = models.ForeignKey(ArtifactAccount, on_delete=models.CASCADE)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        pass
+
+
+class ArtifactAccountGroupPermission(GroupObjectPermissionBase):
+    """A permission on one artifact account granted to a group (a team)."""
+
+    content_object = models.ForeignKey(ArtifactAccount, on_delete=models.CASCADE)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        pass
 
 
 class KubernetesAccountUserPermission(UserObjectPermissionBase):

@@ -42,6 +42,7 @@ from apps.canary.presets import HTTP_PRESET
 from apps.canary.services import do_save_account, do_save_config
 from apps.deployments.models import ServerGroup, TrafficGuard
 from apps.deployments.services.accounts import do_save_docker_account, do_save_registry_account
+from apps.deployments.services.artifact_accounts import do_save_artifact_account
 from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
 from apps.notifications.models import Delivery
 from apps.notifications.services import do_create_subscription
@@ -110,6 +111,8 @@ class Target:
     canary_analysis: int = 0
     # The Kubernetes account (bob reads, erin deploys, alice manages; vault's granted to nobody).
     kubernetes: str = ""
+    # The artifact account (bob reads, erin uses, alice manages; vault's granted to nobody).
+    artifacts: str = ""
 
 
 def shaped_executions(pipeline: Pipeline) -> dict[str, str]:
@@ -174,10 +177,11 @@ def build_world() -> SimpleNamespace:
         tokens=tokens,
         bot_token=bot_secret,
         shop=Target("shop", str(deliver.id), "deliver", shop_executions, "shop-engine", "shop-registry",
-                    shop_event, *notified["shop"], "shop-metrics", *canary["shop"], kubernetes="shop-kubernetes"),
+                    shop_event, *notified["shop"], "shop-metrics", *canary["shop"], kubernetes="shop-kubernetes",
+                    artifacts="shop-artifacts"),
         secret=Target("secret", str(vault.id), "vault", dict.fromkeys(shop_executions, secret_execution),
                       "vault-engine", "vault-registry", secret_event, *notified["secret"], "vault-metrics",
-                      *canary["secret"], kubernetes="vault-kubernetes"),
+                      *canary["secret"], kubernetes="vault-kubernetes", artifacts="vault-artifacts"),
     )
 
 
@@ -191,8 +195,8 @@ def trigger_event(pipeline: Pipeline) -> str:
 
 
 def build_accounts(users: dict) -> None:
-    """shop's engine, registry and Kubernetes account (bob reads, erin deploys, alice manages) and vault's,
-    granted to nobody."""
+    """shop's engine, registry and Kubernetes account (bob reads, erin deploys, alice manages), metrics and
+    artifact account (erin uses) and vault's, granted to nobody."""
     for prefix in ("shop", "vault"):
         registry, _ = do_save_registry_account({"name": f"{prefix}-registry", "address": "127.0.0.1:5000",
                                                 "username": "ci", "password": "registry-pass-1"}, actor="setup")
@@ -202,12 +206,15 @@ def build_accounts(users: dict) -> None:
                                       "bearerToken": "prom-token-1"}, actor="setup")
         kubernetes, _ = do_save_kubernetes_account({"name": f"{prefix}-kubernetes", "kubeconfigContents": KUBECONFIG,
                                                     "namespaces": [prefix]}, actor="setup")
+        artifacts, _ = do_save_artifact_account({"name": f"{prefix}-artifacts", "type": "github/file",
+                                                 "token": "ghp-matrix-1"}, actor="setup")
         if prefix == "shop":
             for account in (engine, registry, kubernetes):
                 for name, action in [("bob", "read"), ("erin", "deploy"), ("alice", "manage")]:
                     do_grant(account, users[name], action, actor="setup")
             for name, action in [("bob", "read"), ("erin", "use"), ("alice", "manage")]:
                 do_grant(metrics, users[name], action, actor="setup")
+                do_grant(artifacts, users[name], action, actor="setup")
 
 
 def canary_rows(application: Application, execution_id: str) -> tuple[int, int]:
@@ -419,6 +426,8 @@ ENDPOINTS = {
                         {"kubeconfigContents": KUBECONFIG, "namespaces": ["shop", "shop-test"]}),
     **account_endpoints("prometheus-accounts", "prometheus-account", "metrics", {"url": "http://127.0.0.1:9091"},
                         granting="use"),
+    **account_endpoints("artifact-accounts", "artifact-account", "artifacts",
+                        {"type": "github/file", "token": "ghp-matrix-2"}, granting="use"),
     "canary-configs.list": Endpoint("application-canary-configs", "GET",
                                     lambda t: f"/api/applications/{t.application}/canary-configs/"),
     "canary-configs.create": Endpoint("application-canary-configs", "POST",
@@ -553,6 +562,15 @@ ROWS = {
     "prometheus-accounts.permissions": (401, 404, 200, 200, 200, 404, 404, 200),
     "prometheus-accounts.grant":       (401, 404, 403, 201, 403, 404, 404, 201),
     "prometheus-accounts.revoke":      (401, 404, 403, 204, 403, 404, 404, 204),
+    # Artifact accounts as metrics accounts: erin uses them, alice manages them.
+    "artifact-accounts.list":        (401, 200, 200, 200, 200, 200, 200, 200),
+    "artifact-accounts.detail":      (401, 404, 200, 200, 200, 404, 404, 200),
+    "artifact-accounts.create":      (401, 403, 403, 403, 403, 403, 403, 201),
+    "artifact-accounts.update":      (401, 404, 403, 200, 403, 404, 404, 200),
+    "artifact-accounts.delete":      (401, 404, 403, 204, 403, 404, 404, 204),
+    "artifact-accounts.permissions": (401, 404, 200, 200, 200, 404, 404, 200),
+    "artifact-accounts.grant":       (401, 404, 403, 201, 403, 404, 404, 201),
+    "artifact-accounts.revoke":      (401, 404, 403, 204, 403, 404, 404, 204),
     "canary-configs.list":     (401, 404, 200, 200, 200, 200, 200, 200),
     "canary-configs.create":   (401, 404, 403, 201, 403, 403, 403, 201),
     "canary-configs.detail":   (401, 404, 200, 200, 200, 200, 200, 200),
@@ -654,6 +672,7 @@ def visible(world, role: str) -> dict[str, set]:
         "/api/registry-accounts/": {f"{name}-registry" for name in ACCOUNTS_SEEN[role]},
         "/api/kubernetes-accounts/": {f"{name}-kubernetes" for name in ACCOUNTS_SEEN[role]},
         "/api/prometheus-accounts/": {f"{name}-metrics" for name in ACCOUNTS_SEEN[role]},
+        "/api/artifact-accounts/": {f"{name}-artifacts" for name in ACCOUNTS_SEEN[role]},
         "/api/canary-analyses/": set(CanaryAnalysis.objects.filter(application__name__in=apps)
                                      .values_list("pk", flat=True)),
         "/api/trigger-events/": set(TriggerMatch.objects.filter(application__name__in=apps)
@@ -673,7 +692,7 @@ LIST_KEYS = {
     "/api/tokens/": "id", "/api/service-accounts/": "username", "/api/docker-accounts/": "name",
     "/api/registry-accounts/": "name", "/api/kubernetes-accounts/": "name", "/api/trigger-events/": "id",
     "/api/notification-deliveries/": "id",
-    "/api/prometheus-accounts/": "name", "/api/canary-analyses/": "id",
+    "/api/prometheus-accounts/": "name", "/api/canary-analyses/": "id", "/api/artifact-accounts/": "name",
 }
 
 

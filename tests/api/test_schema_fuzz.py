@@ -54,6 +54,7 @@ from apps.canary.presets import HTTP_PRESET
 from apps.canary.services import do_save_account, do_save_config
 from apps.deployments.models import DockerAccount, ServerGroup, TrafficGuard
 from apps.deployments.services.accounts import do_save_docker_account, do_save_registry_account
+from apps.deployments.services.artifact_accounts import do_save_artifact_account
 from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
 from apps.pipelines.choices import Status
 from apps.pipelines.models import Execution, Pipeline, StageExecution
@@ -157,6 +158,11 @@ KNOWN_FIELDS = {
     "stageId": ["", "not-a-stage"],
     "capacity": [{"desired": 0}, {"desired": 2}, {"desired": 101}],
     "stack": ["web", "api", NUL], "detail": ["", "canary"],
+    "type": ["github/file", "git/repo", "gitlab/file"],
+    "token": ["ghp-fuzz-1", "", NUL],
+    "tokenFile": ["/nonexistent/token", "relative/token", NUL],
+    "usernamePasswordFile": ["/nonexistent/credentials", NUL],
+    "username": ["ci", "", NUL],
 }
 # Tokens are issued only from a signed-in session, never with another token: these go with a session cookie.
 SESSION_ONLY = {"POST /api/tokens/", "POST /api/service-accounts/{username}/tokens/"}
@@ -260,6 +266,7 @@ def world(in_process):
     TrafficGuard.objects.create(application=pipeline.application, account=engine, cluster="shop-web")
     waiting = do_start_execution(pipeline, user="root")
     do_save_account({"name": "shop", "url": "http://127.0.0.1:9090", "bearerToken": "prom-fuzz"}, actor="root")
+    do_save_artifact_account({"name": "shop", "type": "github/file", "token": "ghp-fuzz"}, actor="root")
     canary_config = do_save_config(pipeline.application, HTTP_PRESET, actor="root")
     analysis = CanaryAnalysis.objects.create(stage=StageExecution.objects.get(execution=waiting, ref_id="1"),
                                              application=pipeline.application, config_name=canary_config.name)

@@ -3,8 +3,8 @@
 from rest_framework import serializers
 
 from apps.accounts.api.serializers import BaseGrantSerializer, GranteeSerializer
-from apps.deployments.governance import ACCOUNT_ACTIONS
-from apps.deployments.models import DockerAccount, KubernetesAccount, RegistryAccount
+from apps.deployments.governance import ACCOUNT_ACTIONS, ARTIFACT_ACCOUNT_ACTIONS
+from apps.deployments.models import ArtifactAccount, ArtifactType, DockerAccount, KubernetesAccount, RegistryAccount
 
 
 class RegistryAccountSerializer(serializers.ModelSerializer):
@@ -107,6 +107,51 @@ class KubernetesAccountWriteSerializer(serializers.Serializer):
     omitNamespaces = serializers.ListField(child=serializers.CharField(), required=False)
     kinds = serializers.ListField(child=serializers.CharField(), required=False)
     omitKinds = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class ArtifactAccountSerializer(serializers.ModelSerializer):
+    """An artifact account, in Clouddriver's names: the type of artifacts it reads and where its credentials
+    come from (never the password or token: ``hasPassword`` and ``hasToken`` say whether it holds them)."""
+
+    hasPassword = serializers.BooleanField(source="has_password", read_only=True)
+    hasToken = serializers.BooleanField(source="has_token", read_only=True)
+    tokenFile = serializers.CharField(source="token_file", read_only=True)
+    usernamePasswordFile = serializers.CharField(source="username_password_file", read_only=True)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
+
+    class Meta:
+        model = ArtifactAccount
+        fields = ["name", "type", "username", "hasPassword", "hasToken", "tokenFile", "usernamePasswordFile",
+                  "createdAt", "updatedAt"]
+        read_only_fields = fields
+
+
+class ArtifactAccountWriteSerializer(serializers.Serializer):
+    """An artifact account to create or change: keys left out keep their value, an empty string clears one;
+    ``password`` and ``token`` are write-only."""
+
+    name = serializers.CharField(required=False)
+    type = serializers.ChoiceField(choices=ArtifactType.values, required=False,
+                                   help_text="The type of artifacts it reads; it does not change.")
+    username = serializers.CharField(required=False, allow_blank=True)
+    password = serializers.CharField(required=False, allow_blank=True, write_only=True, trim_whitespace=False,
+                                     help_text="Write-only.")
+    usernamePasswordFile = serializers.CharField(required=False, allow_blank=True,
+                                                 help_text="Absolute path of a file on the worker holding "
+                                                           "username:password (administrators).")
+    token = serializers.CharField(required=False, allow_blank=True, write_only=True, trim_whitespace=False,
+                                  help_text="Write-only.")
+    tokenFile = serializers.CharField(required=False, allow_blank=True,
+                                      help_text="Absolute path of a file on the worker holding the token "
+                                                "(administrators).")
+
+
+class ArtifactAccountGrantSerializer(BaseGrantSerializer):
+    """A grant on an artifact account: a user or a group (name exactly one), and the action: read, use or
+    manage."""
+
+    action = serializers.ChoiceField(choices=list(ARTIFACT_ACCOUNT_ACTIONS))
 
 
 class AccountGrantSerializer(BaseGrantSerializer):

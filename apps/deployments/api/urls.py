@@ -1,10 +1,13 @@
-"""Routes of the deployments API: accounts (engines, registries, Kubernetes clusters) and their grants."""
+"""Routes of the deployments API: accounts (engines, registries, Kubernetes clusters, artifact accounts) and their
+grants."""
 
 from django.urls import path, re_path
 
 from apps.deployments.api.clusters import ApplicationClustersView, ManifestActionView, ServerGroupActionView
 from apps.deployments.api.traffic_guards import TrafficGuardsView, TrafficGuardView
 from apps.deployments.api.views import (
+    ArtifactAccountPermissionsView,
+    ArtifactAccountViewSet,
     DockerAccountPermissionsView,
     DockerAccountViewSet,
     KubernetesAccountPermissionsView,
@@ -18,6 +21,7 @@ router = ApiRouter()
 router.register("docker-accounts", DockerAccountViewSet, basename="docker-account")
 router.register("registry-accounts", RegistryAccountViewSet, basename="registry-account")
 router.register("kubernetes-accounts", KubernetesAccountViewSet, basename="kubernetes-account")
+router.register("artifact-accounts", ArtifactAccountViewSet, basename="artifact-account")
 
 urlpatterns = [
     path("applications/<str:name>/clusters/", ApplicationClustersView.as_view(), name="application-clusters"),
@@ -36,5 +40,7 @@ urlpatterns = [
          name="registry-account-permissions"),
     path("kubernetes-accounts/<str:name>/permissions/", KubernetesAccountPermissionsView.as_view(),
          name="kubernetes-account-permissions"),
+    path("artifact-accounts/<str:name>/permissions/", ArtifactAccountPermissionsView.as_view(),
+         name="artifact-account-permissions"),
     *router.urls,
 ]

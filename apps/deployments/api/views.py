@@ -1,7 +1,8 @@
-"""The accounts API of deployments: Docker engines, registries and Kubernetes clusters, listed to their readers,
-changed by managers.
+"""The accounts API of deployments: Docker engines, registries, Kubernetes clusters and artifact accounts, listed
+to their readers, changed by managers.
 
-Bodies are checked by the services (apps/deployments/services/accounts.py and kubernetes_accounts.py),
+Bodies are checked by the services (apps/deployments/services/accounts.py, kubernetes_accounts.py and
+artifact_accounts.py),
 which answer problems with JSON pointers; credentials go in and never come out.
 """
 
@@ -15,8 +16,8 @@ from rest_framework.response import Response
 from apps.accounts.api.views import GrantsView
 from apps.accounts.audit import Actor
 from apps.deployments.api import serializers as s
-from apps.deployments.governance import ACCOUNT_ACTIONS
-from apps.deployments.models import DockerAccount, KubernetesAccount, RegistryAccount
+from apps.deployments.governance import ACCOUNT_ACTIONS, ARTIFACT_ACCOUNT_ACTIONS
+from apps.deployments.models import ArtifactAccount, DockerAccount, KubernetesAccount, RegistryAccount
 from apps.deployments.services.accounts import (
     check_create_account,
     check_manage_account,
@@ -24,6 +25,7 @@ from apps.deployments.services.accounts import (
     do_save_docker_account,
     do_save_registry_account,
 )
+from apps.deployments.services.artifact_accounts import do_save_artifact_account
 from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
 from cdplatform.api.schema import ErrorsSerializer
 from cdplatform.api.viewsets import RestrictedViewSetMixin
@@ -125,6 +127,25 @@ class KubernetesAccountViewSet(AccountViewSet):
     http_method_names = ["get", "post", "put", "delete"]
 
 
+@extend_schema_view(
+    list=extend_schema(summary="Artifact accounts you may read"),
+    retrieve=extend_schema(summary="An artifact account (never its password or token)"),
+    create=extend_schema(summary="Add an artifact account (administrators)",
+                         request=s.ArtifactAccountWriteSerializer, responses={201: s.ArtifactAccountSerializer}),
+    update=extend_schema(summary="Change an artifact account (manage)", request=s.ArtifactAccountWriteSerializer,
+                         responses=s.ArtifactAccountSerializer),
+    destroy=extend_schema(summary="Delete an artifact account (manage)", responses={204: None}),
+)
+class ArtifactAccountViewSet(AccountViewSet):
+    """Credentials stages read artifacts (files of git repositories, GitHub, GitLab, Bitbucket, HTTP) with."""
+
+    queryset = ArtifactAccount.objects.all()
+    serializer_class = s.ArtifactAccountSerializer
+    write_serializer_class = s.ArtifactAccountWriteSerializer
+    save = staticmethod(do_save_artifact_account)
+    http_method_names = ["get", "post", "put", "delete"]
+
+
 class AccountPermissionsView(GrantsView):
     """Who may read, deploy to and manage an account: listed with read, changed with manage."""
 
@@ -160,3 +181,28 @@ class RegistryAccountPermissionsView(AccountPermissionsView):
 
 class KubernetesAccountPermissionsView(AccountPermissionsView):
     queryset = KubernetesAccount.objects.all()
+
+
+class ArtifactAccountPermissionsView(AccountPermissionsView):
+    """Who may read, use and manage an artifact account."""
+
+    queryset = ArtifactAccount.objects.all()
+    serializer_class = s.ArtifactAccountGrantSerializer
+
+    @extend_schema(summary="Who may do what with the artifact account", responses=s.AccountGrantsSerializer)
+    def get(self, request, name: str):
+        return super().get(request, name=name)
+
+    @extend_schema(summary="Grant a user or a group read, use or manage", request=s.ArtifactAccountGrantSerializer,
+                   responses={201: s.AccountGrantsSerializer})
+    def post(self, request, name: str):
+        return super().post(request, name=name)
+
+    @extend_schema(summary="Revoke an action from a user or a group",
+                   description="The grant is named in a JSON body like POST's, or in query parameters.",
+                   request=s.ArtifactAccountGrantSerializer, responses={204: None}, parameters=[
+                       OpenApiParameter("user", OpenApiTypes.STR, description="User to revoke from."),
+                       OpenApiParameter("group", OpenApiTypes.STR, description="Group to revoke from."),
+                       OpenApiParameter("action", OpenApiTypes.STR, enum=list(ARTIFACT_ACCOUNT_ACTIONS))])
+    def delete(self, request, name: str):
+        return super().delete(request, name=name)

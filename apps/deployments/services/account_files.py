@@ -2,8 +2,9 @@
 
 The format (the README's): lists, ``registries`` and ``docker`` (and those
 added with :func:`register_account_section`: this app's ``kubernetes``, canary
-analysis' ``prometheus``), of account documents as the API takes them. Registries are saved first, so an
-engine may name a registry of the same file. Loading the same file again
+analysis' ``prometheus``), of account documents as the API takes them; and sections of another shape, each
+with its own reading of entries (``artifacts``: Clouddriver's ``artifacts.github.accounts``, ...).
+Registries are saved first, so an engine may name a registry of the same file. Loading the same file again
 changes nothing; a file with any problem changes nothing either, and every
 problem is reported with its JSON pointer into the file.
 """
@@ -24,17 +25,42 @@ from apps.pipelines.problems import InvalidDocument, Problem, pointer_join
 
 MAX_FILE_BYTES = 1_000_000
 MAX_ACCOUNTS = 1000
-SECTIONS: dict[str, Callable[..., tuple[Any, bool]]] = {
-    "registries": do_save_registry_account, "docker": do_save_docker_account,
+# What a section's reading of its value gives: each account document with its JSON pointer into the file, and the
+# problems of the section's own shape.
+Entries = tuple[list[tuple[str, Any]], list[Problem]]
+
+
+def list_entries(value, pointer: str) -> Entries:
+    """A section that is a list of account documents (``registries``, ``docker``, ...)."""
+    if not value:
+        return [], []
+    if not isinstance(value, list):
+        return [], [Problem(pointer, "must be a list of accounts")]
+    if len(value) > MAX_ACCOUNTS:
+        return [], [Problem(pointer, f"has more than {MAX_ACCOUNTS} accounts")]
+    return [(f"{pointer}/{index}", entry) for index, entry in enumerate(value)], []
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section of the file: the service saving each of its accounts, ``save(document, actor=)`` returning
+    (account, created), and how its value is read into account documents."""
+
+    save: Callable[..., tuple[Any, bool]]
+    entries: Callable[[Any, str], Entries] = list_entries
+
+
+SECTIONS: dict[str, Section] = {
+    "registries": Section(do_save_registry_account), "docker": Section(do_save_docker_account),
 }
 
 
-def register_account_section(name: str, save: Callable[..., tuple[Any, bool]]) -> None:
-    """Let a file list accounts of another kind under ``name``; ``save(document, actor=)`` returns (account, created).
-
-    Called from an app's ``ready()``; sections load in the order registered, after these two.
-    """
-    SECTIONS[name] = save
+def register_account_section(name: str, save: Callable[..., tuple[Any, bool]],
+                             entries: Callable[[Any, str], Entries] = list_entries) -> None:
+    """Let a file hold accounts of another kind under ``name``: a list of documents, or what ``entries(value,
+    pointer)`` reads from the section's value. Called from an app's ``ready()``; sections load in the order
+    registered, after these two."""
+    SECTIONS[name] = Section(save, entries)
 
 
 @dataclass
@@ -65,15 +91,11 @@ def parse_accounts_file(text: str) -> dict:
     if document is None:
         document = {}
     if not isinstance(document, dict):
-        raise InvalidDocument([Problem("", f"must be a mapping with the lists {', '.join(SECTIONS)}")])
+        raise InvalidDocument([Problem("", f"must be a mapping with the sections {', '.join(SECTIONS)}")])
     problems = [Problem(pointer_join("", key), f"is not a section; use {', '.join(SECTIONS)}")
                 for key in document if key not in SECTIONS]
-    for section in SECTIONS:
-        entries = document.get(section) or []
-        if not isinstance(entries, list):
-            problems.append(Problem(f"/{section}", "must be a list of accounts"))
-        elif len(entries) > MAX_ACCOUNTS:
-            problems.append(Problem(f"/{section}", f"has more than {MAX_ACCOUNTS} accounts"))
+    for name, section in SECTIONS.items():
+        problems += section.entries(document.get(name), f"/{name}")[1]
     if problems:
         raise InvalidDocument(problems)
     return document
@@ -85,15 +107,15 @@ def load_accounts(text: str, *, actor: Actor | str) -> LoadReport:
     report, problems = LoadReport(), list[Problem]()
     started = timezone.now()
     with transaction.atomic():
-        for section, save in SECTIONS.items():
-            for index, entry in enumerate(document.get(section) or []):
+        for name, section in SECTIONS.items():
+            for pointer, entry in section.entries(document.get(name), f"/{name}")[0]:
                 try:
-                    account, created = save(entry, actor=actor)
+                    account, created = section.save(entry, actor=actor)
                 except InvalidDocument as error:
-                    problems.extend(Problem(f"/{section}/{index}{problem.pointer}", problem.message)
+                    problems.extend(Problem(f"{pointer}{problem.pointer}", problem.message)
                                     for problem in error.problems)
                     continue
-                _outcome(report, account, created, started).append(f"{section}/{account.name}")
+                _outcome(report, account, created, started).append(f"{name}/{account.name}")
         if problems:
             transaction.set_rollback(True)
     if problems:

@@ -1,5 +1,6 @@
 """Creating, changing and deleting Docker engine and registry accounts, and deciding who may deploy to them
-(Kubernetes accounts are saved by apps/deployments/services/kubernetes_accounts.py, and deleted and governed here).
+(Kubernetes and artifact accounts are saved by apps/deployments/services/kubernetes_accounts.py and
+artifact_accounts.py, and deleted and governed here).
 
 An account document is a dict with the keys of the API and of the YAML file
 (``name``, ``host``, ``registries``, ... for an engine; ``name``,
@@ -26,6 +27,7 @@ from apps.accounts.permissions import DEPLOY, MANAGE, PermissionRefused, is_supe
 from apps.deployments.credentials import encrypted
 from apps.deployments.models import (
     LOCAL_ACCOUNT,
+    ArtifactAccount,
     DockerAccount,
     KubernetesAccount,
     RegistryAccount,
@@ -41,7 +43,7 @@ DOCKER_KEYS = ("name", "host", "tls", "tlsVerify", "caCert", "clientCert", "clie
 REGISTRY_KEYS = ("name", "address", "insecure", "username", "password")
 # The object type an account's audit events name.
 AUDIT_TYPES = {DockerAccount: "docker_account", RegistryAccount: "registry_account",
-               KubernetesAccount: "kubernetes_account"}
+               KubernetesAccount: "kubernetes_account", ArtifactAccount: "artifact_account"}
 
 
 def check_create_account(actor: Actor | str) -> None:
@@ -196,10 +198,11 @@ def do_save_docker_account(document: dict, *, actor: Actor | str) -> tuple[Docke
     return account, created
 
 
-def do_delete_account(account: DockerAccount | RegistryAccount | KubernetesAccount, *, actor: Actor | str) -> None:
-    """Delete an engine, registry or Kubernetes account (needs manage on it), audited. An engine that still runs
-    server groups or load balancers is refused (ActionRefused): destroy them first; its destroyed groups' history
-    goes with it."""
+def do_delete_account(account: DockerAccount | RegistryAccount | KubernetesAccount | ArtifactAccount, *,
+                      actor: Actor | str) -> None:
+    """Delete an engine, registry, Kubernetes or artifact account (needs manage on it), audited. An engine that
+    still runs server groups or load balancers is refused (ActionRefused): destroy them first; its destroyed
+    groups' history goes with it."""
     check_manage_account(actor, account)
     kind = AUDIT_TYPES[type(account)]
     with transaction.atomic():

@@ -2,7 +2,9 @@
 
 The source is a git repository (``repository``: an http(s) URL, allowed by
 the outbound policy, or a path under BAKE_LOCAL_ROOTS; ``ref``: a branch, tag
-or commit) or a ``context`` directory under BAKE_LOCAL_ROOTS. The image is
+or commit; ``artifactAccount``: a git/repo artifact account whose credentials
+read a private one, as a git/repo artifact's do) or a ``context`` directory
+under BAKE_LOCAL_ROOTS. The image is
 built on the engine of ``dockerAccount`` (default ``local``), tagged
 ``<registry address>/<imageName>:<tag>`` for each of ``tags`` and pushed to
 the registry account ``account`` (without ``account`` it is tagged
@@ -31,7 +33,7 @@ from apps.deployments.stages.common import (
     registry_account,
     string_problems,
 )
-from apps.deployments.stages.sources import fetch_repository, local_path
+from apps.deployments.stages.sources import account_credentials, fetch_repository, local_path
 from apps.pipelines.problems import Problem
 from apps.pipelines.stages.base import StageField, TaskResult, register
 
@@ -52,6 +54,8 @@ class BakeStage(ProviderStage):
         StageField("tags", "list", "Tags", help="Expressions allowed, e.g. ${trigger.tag}; default: the commit"),
         StageField("repository", label="Git repository", help="An http(s) URL or a path under BAKE_LOCAL_ROOTS"),
         StageField("ref", label="Git ref", help="Branch, tag or commit (default HEAD)"),
+        StageField("artifactAccount", label="Repository account",
+                   help="A git/repo artifact account whose credentials read a private repository"),
         StageField("context", label="Context directory", help="Instead of a repository: a directory"),
         StageField("dockerfile", label="Dockerfile", default="Dockerfile", help="Path inside the context"),
         StageField("buildArgs", "object", "Build arguments"),
@@ -61,9 +65,12 @@ class BakeStage(ProviderStage):
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         problems = string_problems(stage, pointer, ("account", "imageName", "repository", "ref", "context",
                                                     "dockerfile", "dockerAccount"))
+        problems += string_problems(stage, pointer, ("artifactAccount",), limit=63)
         problems += mapping_problems(stage, pointer, "buildArgs")
         if not stage.get("repository") and not stage.get("context"):
             problems.append(Problem(f"{pointer}/repository", "a repository or a context directory is required"))
+        elif stage.get("artifactAccount") and not stage.get("repository"):
+            problems.append(Problem(f"{pointer}/artifactAccount", "reads a repository: give one, or leave it out"))
         name = stage.get("imageName")
         if isinstance(name, str) and not is_expression(name) and not IMAGE_NAME.match(name):
             problems.append(Problem(f"{pointer}/imageName", "must be a repository name: lowercase path components"))
@@ -87,7 +94,10 @@ class BakeStage(ProviderStage):
         with tempfile.TemporaryDirectory(prefix="cdp-bake-") as work:
             commit = ""
             if context.get("repository"):
-                commit = fetch_repository(context["repository"], context.get("ref") or "", Path(work))
+                credentials = account_credentials(stage, context["artifactAccount"], "artifactAccount",
+                                                  "git/repo") if context.get("artifactAccount") else None
+                commit = fetch_repository(context["repository"], context.get("ref") or "", Path(work), "repository",
+                                          credentials)
                 source = Path(work)
             else:
                 source = local_path(context["context"], "context")

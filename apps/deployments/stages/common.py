@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 from apps.accounts.permissions import PermissionRefused
-from apps.deployments.models import LOCAL_ACCOUNT, DockerAccount, KubernetesAccount, RegistryAccount
+from apps.deployments.models import LOCAL_ACCOUNT, ArtifactAccount, DockerAccount, KubernetesAccount, RegistryAccount
 from apps.deployments.providers.registry import PLATFORM_PROVIDER, built_provider, built_providers
 from apps.deployments.services.accounts import check_deploy, local_docker_account
+from apps.deployments.services.artifact_accounts import check_use_artifact_account
 from apps.pipelines.checks import execution_actor
 from apps.pipelines.problems import Problem
 from apps.pipelines.stages.base import StageType
@@ -93,6 +94,23 @@ def registry_account(stage, name, field: str = "account") -> RegistryAccount:
 def kubernetes_account(stage, name, field: str = "account") -> KubernetesAccount:
     """The Kubernetes account ``name``, if the execution's identity may deploy to it; StageRefused otherwise."""
     return _account(KubernetesAccount, name, stage, field)
+
+
+def artifact_account(stage, name, field: str, kind: str) -> ArtifactAccount:
+    """The artifact account ``name``, if it reads artifacts of type ``kind`` and the execution's identity may
+    use it; StageRefused naming ``field`` otherwise."""
+    if not isinstance(name, str) or not name or "\x00" in name or len(name) > 63:
+        raise StageRefused(f"{field}: must be an artifact account's name")
+    account = ArtifactAccount.objects.filter(name=name).first()
+    if account is None:
+        raise StageRefused(f"{field}: there is no artifact account {name!r}")
+    if account.type != kind:
+        raise StageRefused(f"{field}: artifact account {name!r} reads {account.type} artifacts, not {kind}")
+    try:
+        check_use_artifact_account(execution_actor(stage.execution), account, field=field)
+    except PermissionRefused as refused:
+        raise StageRefused(f"{field}: {refused.message}") from None
+    return account
 
 
 def is_expression(value) -> bool:

@@ -6,6 +6,7 @@ import json
 
 from apps.deployments.providers.kubernetes import traffic
 from apps.deployments.stages.common import is_expression
+from apps.deployments.stages.sources import artifact_account_problems
 from apps.pipelines.problems import Problem
 
 MAX_MANIFESTS = 100
@@ -107,4 +108,6 @@ def stage_problems(stage: dict, pointer: str) -> list[Problem]:
     elif source == "artifact" and not stage.get("manifestArtifactId") and not stage.get("manifestArtifact"):
         problems.append(Problem(f"{pointer}/manifestArtifactId", "a manifest artifact (its expected artifact id, "
                                                                   "or manifestArtifact) is required"))
+    elif source == "artifact" and isinstance(stage.get("manifestArtifact"), dict):
+        problems += artifact_account_problems(stage["manifestArtifact"], f"{pointer}/manifestArtifact")
     return problems + traffic_problems(stage, pointer)

@@ -145,7 +145,7 @@ def artifact_manifests(stage, scope) -> tuple[list, dict]:
     else:
         field = "manifestArtifactId"
         artifact = bound_artifact(stage, str(context.get("manifestArtifactId")), field)
-    text = artifact_text(artifact, field)
+    text = artifact_text(artifact, field, stage)
     try:
         documents = [document for document in yaml.safe_load_all(text) if document is not None]
     except yaml.YAMLError as error:
