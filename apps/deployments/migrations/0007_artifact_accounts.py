@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('deployments', '0005_manifest_namespaces'),
+        ('deployments', '0006_kubernetes_traffic_guards'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
