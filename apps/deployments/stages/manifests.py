@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 
-import yaml
 from kubernetes.client.exceptions import ApiException
 
 from apps.deployments.models import KubernetesAccount
@@ -28,7 +27,7 @@ from apps.deployments.providers.kubernetes.manifests import ManifestFailed, Prep
 from apps.deployments.providers.kubernetes.resources import ManifestName, UnknownKind, dynamic, resource_for
 from apps.deployments.providers.kubernetes.stability import stability
 from apps.deployments.services.kubernetes_clusters import SERVER_GROUP_KINDS, remember_namespaces
-from apps.deployments.stages.artifacts import available_artifacts, bound_artifact, required_artifacts
+from apps.deployments.stages.artifacts import available_artifacts, required_artifacts
 from apps.deployments.stages.common import ProviderStage, StageRefused, is_expression, kubernetes_account
 from apps.deployments.stages.manifest_checks import (
     MAX_STABLE_TIMEOUT_SECONDS,
@@ -37,8 +36,7 @@ from apps.deployments.stages.manifest_checks import (
     stage_problems,
     typed_problems,
 )
-from apps.deployments.stages.sources import artifact_text
-from apps.pipelines.expressions import SUMMARY_KEY, ExpressionError, Summary
+from apps.deployments.stages.sources import artifact_documents, evaluated
 from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.stages.base import StageField, Task, TaskResult, register
 
@@ -119,39 +117,6 @@ def strategy_of(context: dict) -> str | None:
     return strategy if strategy in traffic.STRATEGIES and options.get("enableTraffic") else None
 
 
-def _evaluated(stage, scope, value, field: str):
-    """``value`` with its expressions evaluated as Orca evaluates a context, unless skipExpressionEvaluation."""
-    if stage.context.get("skipExpressionEvaluation") is True:
-        return value, {}
-    summary = Summary()
-    try:
-        evaluated = scope.evaluate(value, field=field, summary=summary)
-    except ExpressionError as error:
-        raise StageRefused(f"{field}: {error}") from None
-    if summary and stage.context.get("failOnFailedExpressions") is True:
-        raise StageRefused(summary.describe())
-    return evaluated, ({SUMMARY_KEY: summary.as_context()} if summary else {})
-
-
-def artifact_manifests(stage, scope) -> tuple[list, dict]:
-    """The manifests (YAML, one or more documents) of the stage's manifest artifact: embedded, a file in a git
-    repository at a ref, or a file served over HTTP (sources.py)."""
-    context = stage.context
-    artifact = context.get("manifestArtifact")
-    field = "manifestArtifact"
-    if isinstance(artifact, dict):
-        artifact, _ = _evaluated(stage, scope, artifact, "manifestArtifact")
-    else:
-        field = "manifestArtifactId"
-        artifact = bound_artifact(stage, str(context.get("manifestArtifactId")), field)
-    text = artifact_text(artifact, field)
-    try:
-        documents = [document for document in yaml.safe_load_all(text) if document is not None]
-    except yaml.YAMLError as error:
-        raise StageRefused(f"{field}: the artifact is not YAML: {error}") from None
-    return _evaluated(stage, scope, documents, "manifests")
-
-
 def checked(account: KubernetesAccount, context: dict):
     """A check of one manifest against what the account may touch, naming the field that chose the value."""
     def check(index: int, namespace: str, kind: str) -> None:
@@ -185,9 +150,9 @@ class DeployManifestTask(Task):
             return TaskResult.succeeded()
         account = kubernetes_account(stage, context.get("account"))
         if (context.get("source") or "text") == "artifact":
-            manifests, evaluation = artifact_manifests(stage, scope)
+            manifests, evaluation = artifact_documents(stage, scope)[0], {}
         else:
-            manifests, evaluation = _evaluated(stage, scope, context.get("manifests"), "manifests")
+            manifests, evaluation = evaluated(stage, scope, context.get("manifests"), "manifests")
         problems = manifests_problems(manifests, "/manifests", evaluated=True)
         if problems:
             raise InvalidDocument(problems)
