@@ -11,6 +11,7 @@ apps/deployments/providers/kubernetes/.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
@@ -149,8 +150,9 @@ class DeployManifestTask(Task):
         if context.get("deployedManifests") is not None:  # applied already: this is a repeated step
             return TaskResult.succeeded()
         account = kubernetes_account(stage, context.get("account"))
+        evaluation: dict = {}
         if (context.get("source") or "text") == "artifact":
-            manifests, evaluation = artifact_documents(stage, scope)[0], {}
+            manifests: Any = artifact_documents(stage, scope)[0]
         else:
             manifests, evaluation = evaluated(stage, scope, context.get("manifests"), "manifests")
         problems = manifests_problems(manifests, "/manifests", evaluated=True)

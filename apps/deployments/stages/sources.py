@@ -26,6 +26,7 @@ import re
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import yaml
@@ -185,7 +186,7 @@ def skips_evaluation(context: dict) -> bool:
     return context.get("skipExpressionEvaluation") is True
 
 
-def evaluated(stage, scope, value, field: str) -> tuple[object, dict]:
+def evaluated(stage, scope, value, field: str) -> tuple[Any, dict]:
     """``value`` with its expressions evaluated as Orca evaluates a context (what fails stays as written, listed in
     the summary returned as context; the stage fails for it only with ``failOnFailedExpressions``), unless the
     stage skips expression evaluation."""
