@@ -217,6 +217,32 @@ class KubernetesClusterSerializer(serializers.Serializer):
     managers = DeploymentManagerSerializer(many=True)
 
 
+class ServicePortSerializer(serializers.Serializer):
+    """A port of a Service, as the cluster reports it (``nodePort`` for a NodePort or LoadBalancer Service)."""
+
+    name = serializers.CharField()
+    protocol = serializers.CharField()
+    port = serializers.IntegerField()
+    targetPort = serializers.CharField()
+    nodePort = serializers.IntegerField(allow_null=True)
+
+
+class KubernetesLoadBalancerSerializer(serializers.Serializer):
+    """A Service of the application and the server groups it routes to now: those whose pod template carries every
+    label of its ``selector`` (manifest names, newest first)."""
+
+    name = serializers.CharField()
+    manifestName = serializers.CharField(source="manifest_name")
+    account = serializers.CharField()
+    namespace = serializers.CharField()
+    type = serializers.CharField()
+    clusterIp = serializers.CharField(source="cluster_ip")
+    ports = ServicePortSerializer(many=True)
+    selector = serializers.DictField(child=serializers.CharField())
+    createdAt = serializers.CharField(source="created_at")
+    serverGroups = serializers.ListField(source="server_groups", child=serializers.CharField())
+
+
 class UnavailableNamespaceSerializer(serializers.Serializer):
     """A namespace the application was deployed to whose cluster did not answer."""
 
@@ -227,12 +253,13 @@ class UnavailableNamespaceSerializer(serializers.Serializer):
 
 class ApplicationClustersSerializer(serializers.Serializer):
     """What an application runs: its clusters and its load balancers (Deck's clusters tab), and its Kubernetes
-    clusters read live from the namespaces it was deployed to."""
+    clusters and load balancers (Services) read live from the namespaces it was deployed to."""
 
     application = serializers.CharField()
     clusters = ClusterSerializer(many=True)
     loadBalancers = LoadBalancerSerializer(many=True)
     kubernetesClusters = KubernetesClusterSerializer(many=True)
+    kubernetesLoadBalancers = KubernetesLoadBalancerSerializer(many=True)
     unavailable = UnavailableNamespaceSerializer(many=True)
 
 

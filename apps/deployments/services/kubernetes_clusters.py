@@ -10,6 +10,13 @@ namespace, each bounded (``MAX_LISTED``) and through the account's time-bounded
 client; a cluster that does not answer is reported, not raised, so the rest of
 the page still shows.
 
+The application's Services (those annotated with its moniker) are its load
+balancers, as Deck lists them: their type, cluster IP and ports as the cluster
+reports them (shown, never contacted), their selector, and the server groups of
+the application they route to now, those whose pod template carries every label
+the selector names. They come from the one list of Services per namespace that
+the server groups' traffic is read from.
+
 The actions (scale, enable, disable, delete, undo a rollout) go through the
 same provider code as the manifest stages, need ``execute`` on the application
 and ``deploy`` on the account, respect the account's namespaces and kinds, and
@@ -119,6 +126,25 @@ class KubernetesCluster:
 
 
 @dataclass
+class KubernetesLoadBalancer:
+    """A Service of the application, and the server groups it routes to now (manifest names, newest first)."""
+
+    account: str
+    namespace: str
+    name: str
+    type: str
+    cluster_ip: str
+    ports: list[dict]
+    selector: dict[str, str]
+    created_at: str
+    server_groups: list[str] = field(default_factory=list)
+
+    @property
+    def manifest_name(self) -> str:
+        return f"service {self.name}"
+
+
+@dataclass
 class Unavailable:
     account: str
     namespace: str
@@ -194,8 +220,7 @@ def _traffic(obj: dict, selectors: dict[str, dict[str, str]]) -> tuple[bool | No
     wanted: dict[str, str] = {}
     for name in names:
         wanted.update(selectors.get(name) or {})
-    labels = (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
-    return bool(wanted) and all(labels.get(key) == value for key, value in wanted.items()), services
+    return routes_to(wanted, _template_labels(obj)), services
 
 
 def _pod(pod: dict) -> Pod:
@@ -232,9 +257,39 @@ def _owned_by(pods: list[dict]) -> dict[str, list[dict]]:
     return by_owner
 
 
-def read_namespace(account: KubernetesAccount, namespace: str, application: str) -> list[KubernetesCluster]:
-    """The application's clusters in one namespace of the account, read now. ClusterUnavailable when the cluster
-    does not answer or refuses."""
+def _template_labels(obj: dict) -> dict:
+    return (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+
+
+def routes_to(selector: dict, labels: dict) -> bool:
+    """Whether a Service with ``selector`` sends traffic to pods labelled ``labels`` (an empty selector selects no
+    pods: its endpoints are kept by hand)."""
+    return bool(selector) and all(labels.get(key) == value for key, value in selector.items())
+
+
+def _port(port: dict) -> dict:
+    return {"name": port.get("name") or "", "protocol": port.get("protocol") or "TCP", "port": port.get("port"),
+            "targetPort": str(port.get("targetPort") if port.get("targetPort") is not None else port.get("port")),
+            "nodePort": port.get("nodePort")}
+
+
+def _load_balancer(account: str, namespace: str, service: dict, workloads: list[dict]) -> KubernetesLoadBalancer:
+    metadata, spec = service["metadata"], service.get("spec") or {}
+    selector = {str(key): str(value) for key, value in (spec.get("selector") or {}).items()}
+    newest = sorted(workloads, key=lambda obj: (obj["metadata"].get("creationTimestamp") or "",
+                                                obj["metadata"]["name"]), reverse=True)
+    return KubernetesLoadBalancer(
+        account=account, namespace=namespace, name=metadata["name"], type=spec.get("type") or "ClusterIP",
+        cluster_ip=spec.get("clusterIP") or "", ports=[_port(port) for port in spec.get("ports") or []],
+        selector=selector, created_at=metadata.get("creationTimestamp") or "",
+        server_groups=[f"{kube_manifests.lower_camel(obj['kind'])} {obj['metadata']['name']}" for obj in newest
+                       if routes_to(selector, _template_labels(obj))])
+
+
+def read_namespace(account: KubernetesAccount, namespace: str,
+                   application: str) -> tuple[list[KubernetesCluster], list[KubernetesLoadBalancer]]:
+    """The application's clusters and load balancers in one namespace of the account, read now.
+    ClusterUnavailable when the cluster does not answer or refuses."""
     try:
         with api_client(account) as api:
             client = dynamic(api)
@@ -242,7 +297,7 @@ def read_namespace(account: KubernetesAccount, namespace: str, application: str)
                          for item in _of_application(_listed(client, kind, namespace), application)]
             deployments = _of_application(_listed(client, MANAGER_KIND, namespace), application)
             pods = _owned_by(_listed(client, "Pod", namespace)) if workloads else {}
-            services = _listed(client, "Service", namespace, managed=False) if workloads else []
+            services = _listed(client, "Service", namespace, managed=False)
     except (KubernetesUnreachable, UnknownKind) as error:
         raise ClusterUnavailable(str(error)) from None
     except ApiException as error:
@@ -261,20 +316,34 @@ def read_namespace(account: KubernetesAccount, namespace: str, application: str)
             Manager(deployment["metadata"]["name"], ops.revision_of(deployment), verdict.stable, verdict.reason))
     for cluster in clusters.values():
         cluster.server_groups.sort(key=lambda group: (group.created_at, group.name), reverse=True)
-    return [clusters[name] for name in sorted(clusters)]
+    balancers = [_load_balancer(account.name, namespace, service, workloads)
+                 for service in _of_application(services, application)]
+    return [clusters[name] for name in sorted(clusters)], sorted(balancers, key=lambda balancer: balancer.name)
 
 
-def kubernetes_clusters_of(application: Application) -> tuple[list[KubernetesCluster], list[Unavailable]]:
-    """The application's Kubernetes clusters in every namespace it was deployed to, and the namespaces whose
-    cluster did not answer."""
-    clusters: list[KubernetesCluster] = []
-    unavailable: list[Unavailable] = []
+@dataclass
+class KubernetesView:
+    """What an application runs on Kubernetes, read now: its clusters, its load balancers, and the namespaces
+    whose cluster did not answer."""
+
+    clusters: list[KubernetesCluster] = field(default_factory=list)
+    load_balancers: list[KubernetesLoadBalancer] = field(default_factory=list)
+    unavailable: list[Unavailable] = field(default_factory=list)
+
+
+def kubernetes_clusters_of(application: Application) -> KubernetesView:
+    """The application's Kubernetes clusters and load balancers in every namespace it was deployed to, and the
+    namespaces whose cluster did not answer."""
+    view = KubernetesView()
     for place in ManifestNamespace.objects.filter(application=application).select_related("account"):
         try:
-            clusters += read_namespace(place.account, place.namespace, application.name)
+            clusters, balancers = read_namespace(place.account, place.namespace, application.name)
         except ClusterUnavailable as error:
-            unavailable.append(Unavailable(place.account.name, place.namespace, str(error)))
-    return clusters, unavailable
+            view.unavailable.append(Unavailable(place.account.name, place.namespace, str(error)))
+            continue
+        view.clusters += clusters
+        view.load_balancers += balancers
+    return view
 
 
 # --- Actions ----------------------------------------------------------------------------------------
