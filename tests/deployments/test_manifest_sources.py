@@ -6,6 +6,7 @@ the stage's expressions unless skipExpressionEvaluation."""
 from __future__ import annotations
 
 import base64
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -13,8 +14,9 @@ import yaml
 from apps.deployments.stages.common import StageRefused
 from apps.deployments.stages.manifest_jobs import RunJobManifestStage
 from apps.deployments.stages.manifest_operations import PatchManifestStage
-from apps.deployments.stages.sources import artifact_text, read_git_file
+from apps.deployments.stages.sources import artifact_document, artifact_text, read_git_file
 from apps.pipelines.choices import Status
+from apps.pipelines.expressions import evaluate
 from apps.pipelines.services import do_save_pipeline, do_start_execution
 from tests.conftest import wait_for_execution
 from tests.deployments.conftest import free_port, git
@@ -250,3 +252,35 @@ def test_skip_expression_evaluation_is_checked_and_leaves_the_artifact_unchecked
     for stage_type in (PatchManifestStage(), RunJobManifestStage()):
         assert stage_type.unevaluated_fields({**stage, "skipExpressionEvaluation": True}) == ("manifestArtifact",)
         assert stage_type.unevaluated_fields(stage) == ()
+
+
+class Scope:
+    """The evaluation a stage's scope does, over fixed variables."""
+
+    def __init__(self, **variables):
+        self.variables = variables
+
+    def evaluate(self, value, field: str = "", summary=None):
+        return evaluate(value, self.variables, field=field, summary=summary)
+
+
+def test_the_manifest_artifact_may_be_an_expression_and_its_documents_are_evaluated_unless_skipped():
+    patch = {"metadata": {"annotations": {"greeting": "${parameters.greeting}"}}}
+    scope = Scope(parameters={"greeting": "hello"}, trigger={"artifacts": [embedded(patch)]})
+    stage = SimpleNamespace(context={"source": "artifact", "manifestArtifact": "${trigger.artifacts[0]}"})
+
+    assert artifact_document(stage, scope) == ({"metadata": {"annotations": {"greeting": "hello"}}},
+                                               "manifestArtifact")
+    stage.context["skipExpressionEvaluation"] = True
+    with pytest.raises(StageRefused, match="^manifestArtifact: must be an artifact"):
+        artifact_document(stage, scope)
+    stage.context["manifestArtifact"] = embedded(patch)
+    assert artifact_document(stage, scope) == (patch, "manifestArtifact")
+
+    two = {"type": "embedded/base64", "reference": base64.b64encode(b"a: 1\n---\nb: 2\n").decode()}
+    with pytest.raises(StageRefused, match="^manifestArtifact: the artifact must hold one YAML or JSON document, "
+                                           "not 2"):
+        artifact_document(SimpleNamespace(context={"manifestArtifact": two}), scope)
+    broken = SimpleNamespace(context={"manifestArtifact": embedded({"a": "${parameters.greeting"})})
+    with pytest.raises(StageRefused, match="^manifestArtifact"):
+        artifact_document(broken, scope)

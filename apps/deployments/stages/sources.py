@@ -207,13 +207,11 @@ def manifest_artifact(stage, scope) -> tuple[dict, str]:
     evaluated unless skipped), or the artifact bound to ``manifestArtifactId``. StageRefused naming the field."""
     context = stage.context
     artifact = context.get("manifestArtifact")
-    if isinstance(artifact, dict):
+    if artifact not in (None, ""):  # an artifact, or an expression giving one (``${trigger.artifacts[0]}``)
         artifact, _ = evaluated(stage, scope, artifact, "manifestArtifact")
         if not isinstance(artifact, dict):
             raise StageRefused("manifestArtifact: must be an artifact: {type, reference[, version, location]}")
         return artifact, "manifestArtifact"
-    if artifact is not None:
-        raise StageRefused("manifestArtifact: must be an artifact: {type, reference[, version, location]}")
     return bound_artifact(stage, str(context.get("manifestArtifactId")), "manifestArtifactId"), "manifestArtifactId"
 
 
