@@ -14,7 +14,7 @@ from apps.accounts.models import AuditEvent
 from apps.accounts.services import do_grant
 from apps.deployments.models import KubernetesAccount, ManifestNamespace
 from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
-from apps.deployments.services.kubernetes_clusters import pod_health, routes_to
+from apps.deployments.services.kubernetes_clusters import ingress_rules, pod_health, routes_to
 from apps.pipelines.models import Application
 from tests.deployments.conftest import free_port
 from tests.deployments.test_kubernetes_cluster import wait_for
@@ -137,6 +137,19 @@ def test_a_service_routes_to_the_pods_carrying_every_label_it_selects():
     assert not routes_to({}, {"app": "web"}), "a Service without a selector has its endpoints kept by hand"
 
 
+def test_an_ingress_lists_its_default_backend_and_each_path_with_the_service_and_port_it_sends_to():
+    found = ingress_rules({"spec": {
+        "defaultBackend": {"service": {"name": "web", "port": {"name": "http"}}},
+        "rules": [{"host": "shop.example", "http": {"paths": [
+            {"path": "/api", "backend": {"service": {"name": "api", "port": {"number": 8080}}}},
+            {"path": "/files", "backend": {"resource": {"kind": "StorageBucket", "name": "files"}}}]}},
+                  {"host": "empty.example"}]}})
+
+    assert found == [{"host": "", "path": "", "service": "web", "port": "http"},
+                     {"host": "shop.example", "path": "/api", "service": "api", "port": "8080"},
+                     {"host": "shop.example", "path": "/files", "service": "", "port": ""}]
+
+
 def _cluster(listed: dict, name: str) -> dict:
     [found] = [cluster for cluster in listed["kubernetesClusters"] if cluster["name"] == name]
     return found
@@ -227,10 +240,17 @@ def test_workloads_show_as_server_groups_and_the_actions_move_traffic_scale_undo
                                                        "manifest.undo-rollout", "manifest.delete"]
 
 
-def test_a_deployments_service_shows_as_its_load_balancer_with_the_replica_set_it_routes_to(kube):
+def ingress(name: str, service_name: str) -> dict:
+    backend = {"service": {"name": service_name, "port": {"number": 80}}}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name},
+            "spec": {"rules": [{"host": "shop.example", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": backend}]}}]}}
+
+
+def test_a_deployments_service_and_ingress_show_as_its_load_balancers_with_the_replica_set_they_route_to(kube):
     namespace, images, core, apps = kube["namespace"], kube["images"], kube["core"], kube["apps"]
-    succeeded([deploy_stage([service("web", {"app": "web"}), deployment("web", images["v1"], free_port())],
-                            namespaceOverride=namespace)])
+    succeeded([deploy_stage([service("web", {"app": "web"}), deployment("web", images["v1"], free_port()),
+                             ingress("web", "web")], namespaceOverride=namespace)])
     core.create_namespaced_service(namespace, service("other", {"app": "web"}))  # not the application's
     [replica_set_name] = [rs.metadata.name for rs in apps.list_namespaced_replica_set(namespace).items]
     reader = person("bob", app_actions=["read"])
@@ -238,18 +258,24 @@ def test_a_deployments_service_shows_as_its_load_balancer_with_the_replica_set_i
     listed = reader.get(CLUSTERS)
 
     assert listed.status_code == 200, listed.content
-    [balancer] = listed.json()["kubernetesLoadBalancers"]
+    [balancer, front] = listed.json()["kubernetesLoadBalancers"]
     live = core.read_namespaced_service("web", namespace)
     assert balancer == {
-        "name": "web", "manifestName": "service web", "account": "dev", "namespace": namespace, "type": "ClusterIP",
-        "clusterIp": live.spec.cluster_ip, "selector": {"app": "web"},
+        "name": "web", "kind": "Service", "manifestName": "service web", "account": "dev", "namespace": namespace,
+        "type": "ClusterIP", "clusterIp": live.spec.cluster_ip, "selector": {"app": "web"},
         "ports": [{"name": "", "protocol": "TCP", "port": 80, "targetPort": "8080", "nodePort": None}],
-        "createdAt": balancer["createdAt"], "serverGroups": [f"replicaSet {replica_set_name}"]}
+        "rules": [], "services": [], "createdAt": balancer["createdAt"],
+        "serverGroups": [f"replicaSet {replica_set_name}"]}
     assert live.spec.cluster_ip and balancer["createdAt"]
+    assert (front["manifestName"], front["rules"], front["services"], front["serverGroups"]) == (
+        "ingress web", [{"host": "shop.example", "path": "/", "service": "web", "port": "80"}], ["service web"],
+        [f"replicaSet {replica_set_name}"])
 
     page = Client()
     page.force_login(User.objects.get(username="bob"))
     html = page.get("/applications/shop/clusters/").content.decode()
-    assert f'data-kubernetes-load-balancer="dev/{namespace}/web"' in html
-    assert f'data-routes-to="replicaSet {replica_set_name}"' in html
-    assert f'data-kubernetes-load-balancer="dev/{namespace}/other"' not in html
+    assert f'data-kubernetes-load-balancer="dev/{namespace}/service web"' in html
+    assert f'data-kubernetes-load-balancer="dev/{namespace}/ingress web"' in html
+    assert html.count(f'data-routes-to="replicaSet {replica_set_name}"') == 2
+    assert "shop.example/→web:80" in html
+    assert f'data-kubernetes-load-balancer="dev/{namespace}/service other"' not in html

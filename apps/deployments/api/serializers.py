@@ -227,11 +227,22 @@ class ServicePortSerializer(serializers.Serializer):
     nodePort = serializers.IntegerField(allow_null=True)
 
 
+class IngressRuleSerializer(serializers.Serializer):
+    """One path of an Ingress (``host`` and ``path`` empty for its default backend) and where it sends."""
+
+    host = serializers.CharField()
+    path = serializers.CharField()
+    service = serializers.CharField()
+    port = serializers.CharField()
+
+
 class KubernetesLoadBalancerSerializer(serializers.Serializer):
-    """A Service of the application and the server groups it routes to now: those whose pod template carries every
-    label of its ``selector`` (manifest names, newest first)."""
+    """A Service or an Ingress of the application and the server groups it routes to now (manifest names, newest
+    first). A Service routes to those whose pod template carries every label of its ``selector``; an Ingress to
+    those of the ``services`` its ``rules`` name. ``clusterIp`` of an Ingress: the addresses it reports."""
 
     name = serializers.CharField()
+    kind = serializers.CharField(help_text="Service or Ingress")
     manifestName = serializers.CharField(source="manifest_name")
     account = serializers.CharField()
     namespace = serializers.CharField()
@@ -239,6 +250,8 @@ class KubernetesLoadBalancerSerializer(serializers.Serializer):
     clusterIp = serializers.CharField(source="cluster_ip")
     ports = ServicePortSerializer(many=True)
     selector = serializers.DictField(child=serializers.CharField())
+    rules = IngressRuleSerializer(many=True)
+    services = serializers.ListField(child=serializers.CharField())
     createdAt = serializers.CharField(source="created_at")
     serverGroups = serializers.ListField(source="server_groups", child=serializers.CharField())
 
