@@ -48,7 +48,8 @@ def _page(request, application, *, refusal: str = "", status: int = 200):
                   for cluster in found["kubernetesClusters"]]
     return render(request, "deployments/clusters.html", {
         "application": application, "clusters": found["clusters"], "loadBalancers": found["loadBalancers"],
-        "kubernetes": kubernetes, "unavailable": found["unavailable"],
+        "kubernetes": kubernetes, "kubernetesLoadBalancers": found["kubernetesLoadBalancers"],
+        "unavailable": found["unavailable"],
         "manifest_actions": kubernetes_clusters.ACTIONS,
         "guards": guards, "refusal": refusal,
         "may_write": can(request.user, WRITE, application), "actions": ACTIONS,

@@ -14,7 +14,7 @@ from apps.accounts.models import AuditEvent
 from apps.accounts.services import do_grant
 from apps.deployments.models import KubernetesAccount, ManifestNamespace
 from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
-from apps.deployments.services.kubernetes_clusters import pod_health
+from apps.deployments.services.kubernetes_clusters import ingress_rules, pod_health, routes_to
 from apps.pipelines.models import Application
 from tests.deployments.conftest import free_port
 from tests.deployments.test_kubernetes_cluster import wait_for
@@ -105,7 +105,7 @@ def test_the_clusters_api_and_page_report_a_cluster_that_does_not_answer_and_sti
     listed = reader.get(CLUSTERS)
 
     assert listed.status_code == 200
-    assert listed.json()["kubernetesClusters"] == []
+    assert listed.json()["kubernetesClusters"] == listed.json()["kubernetesLoadBalancers"] == []
     [unavailable] = listed.json()["unavailable"]
     assert (unavailable["account"], unavailable["namespace"]) == ("dev", "shop") and unavailable["error"]
     page = Client()
@@ -127,6 +127,27 @@ def test_pods_health_reads_as_a_docker_instances():
     assert pod_health(crashing) == ("DOWN", "CrashLoopBackOff")
     assert pod_health(creating) == ("STARTING", "Pending")
     assert pod_health(leaving) == ("OUT_OF_SERVICE", "terminating")
+
+
+def test_a_service_routes_to_the_pods_carrying_every_label_it_selects():
+    assert routes_to({"app": "web"}, {"app": "web", "pod-template-hash": "5d8f"})
+    assert routes_to({"app": "web", "serving": "shop"}, {"app": "web", "serving": "shop"})
+    assert not routes_to({"app": "web", "serving": "shop"}, {"app": "web"})
+    assert not routes_to({"app": "web"}, {"app": "api"})
+    assert not routes_to({}, {"app": "web"}), "a Service without a selector has its endpoints kept by hand"
+
+
+def test_an_ingress_lists_its_default_backend_and_each_path_with_the_service_and_port_it_sends_to():
+    found = ingress_rules({"spec": {
+        "defaultBackend": {"service": {"name": "web", "port": {"name": "http"}}},
+        "rules": [{"host": "shop.example", "http": {"paths": [
+            {"path": "/api", "backend": {"service": {"name": "api", "port": {"number": 8080}}}},
+            {"path": "/files", "backend": {"resource": {"kind": "StorageBucket", "name": "files"}}}]}},
+                  {"host": "empty.example"}]}})
+
+    assert found == [{"host": "", "path": "", "service": "web", "port": "http"},
+                     {"host": "shop.example", "path": "/api", "service": "api", "port": "8080"},
+                     {"host": "shop.example", "path": "/files", "service": "", "port": ""}]
 
 
 def _cluster(listed: dict, name: str) -> dict:
@@ -165,6 +186,11 @@ def test_workloads_show_as_server_groups_and_the_actions_move_traffic_scale_undo
     assert [(m["manifestName"], m["revision"]) for m in web["managers"]] == [("deployment web", 2)]
     assert {g["manager"] for g in web["serverGroups"]} == {"deployment web"}
     assert sorted(g["images"][0] for g in web["serverGroups"]) == sorted([images["v1"], images["v2"]])
+    # The Service is the cluster's load balancer; after the red/black it routes to the new version alone.
+    [balancer] = body["kubernetesLoadBalancers"]
+    assert (balancer["manifestName"], balancer["namespace"], balancer["selector"]) == (
+        "service shop", namespace, {"serving": "shop"})
+    assert balancer["serverGroups"] == ["replicaSet shop-v001"]
 
     # The page shows the same, with the actions for one who may take them.
     page = Client()
@@ -181,8 +207,10 @@ def test_workloads_show_as_server_groups_and_the_actions_move_traffic_scale_undo
     assert enabled.status_code == 302, enabled.content.decode()[:500]
     wait_for("v000 to serve", lambda: endpoint_pods(core, namespace, "shop") ==
              pods_of(core, namespace, "shop-v000") != set())
-    assert [(g["name"], g["enabled"]) for g in _cluster(deployer.get(CLUSTERS).json(), "replicaSet shop")[
-        "serverGroups"]] == [("shop-v001", False), ("shop-v000", True)]
+    moved = deployer.get(CLUSTERS).json()
+    assert [(g["name"], g["enabled"]) for g in _cluster(moved, "replicaSet shop")["serverGroups"]] == [
+        ("shop-v001", False), ("shop-v000", True)]
+    assert [balancer["serverGroups"] for balancer in moved["kubernetesLoadBalancers"]] == [["replicaSet shop-v000"]]
 
     scaled = action(deployer, "scale", name="shop-v000", namespace=namespace, replicas=0)
     assert scaled.status_code == 200 and scaled.json()["details"]["to"] == 0
@@ -210,3 +238,44 @@ def test_workloads_show_as_server_groups_and_the_actions_move_traffic_scale_undo
     assert list(AuditEvent.objects.filter(action__startswith="manifest.").order_by("id")
                 .values_list("action", flat=True)) == ["manifest.disable", "manifest.enable", "manifest.scale",
                                                        "manifest.undo-rollout", "manifest.delete"]
+
+
+def ingress(name: str, service_name: str) -> dict:
+    backend = {"service": {"name": service_name, "port": {"number": 80}}}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name},
+            "spec": {"rules": [{"host": "shop.example", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": backend}]}}]}}
+
+
+def test_a_deployments_service_and_ingress_show_as_its_load_balancers_with_the_replica_set_they_route_to(kube):
+    namespace, images, core, apps = kube["namespace"], kube["images"], kube["core"], kube["apps"]
+    succeeded([deploy_stage([service("web", {"app": "web"}), deployment("web", images["v1"], free_port()),
+                             ingress("web", "web")], namespaceOverride=namespace)])
+    core.create_namespaced_service(namespace, service("other", {"app": "web"}))  # not the application's
+    [replica_set_name] = [rs.metadata.name for rs in apps.list_namespaced_replica_set(namespace).items]
+    reader = person("bob", app_actions=["read"])
+
+    listed = reader.get(CLUSTERS)
+
+    assert listed.status_code == 200, listed.content
+    [balancer, front] = listed.json()["kubernetesLoadBalancers"]
+    live = core.read_namespaced_service("web", namespace)
+    assert balancer == {
+        "name": "web", "kind": "Service", "manifestName": "service web", "account": "dev", "namespace": namespace,
+        "type": "ClusterIP", "clusterIp": live.spec.cluster_ip, "selector": {"app": "web"},
+        "ports": [{"name": "", "protocol": "TCP", "port": 80, "targetPort": "8080", "nodePort": None}],
+        "rules": [], "services": [], "createdAt": balancer["createdAt"],
+        "serverGroups": [f"replicaSet {replica_set_name}"]}
+    assert live.spec.cluster_ip and balancer["createdAt"]
+    assert (front["manifestName"], front["rules"], front["services"], front["serverGroups"]) == (
+        "ingress web", [{"host": "shop.example", "path": "/", "service": "web", "port": "80"}], ["service web"],
+        [f"replicaSet {replica_set_name}"])
+
+    page = Client()
+    page.force_login(User.objects.get(username="bob"))
+    html = page.get("/applications/shop/clusters/").content.decode()
+    assert f'data-kubernetes-load-balancer="dev/{namespace}/service web"' in html
+    assert f'data-kubernetes-load-balancer="dev/{namespace}/ingress web"' in html
+    assert html.count(f'data-routes-to="replicaSet {replica_set_name}"') == 2
+    assert "shop.example/→web:80" in html
+    assert f'data-kubernetes-load-balancer="dev/{namespace}/service other"' not in html

@@ -1,18 +1,22 @@
 """deployManifest reading its manifests from a file in a git repository at a ref (``git/repo``) and from a file
 an HTTP server holds (``github/file``, as GitHub's contents API serves it), against the real test cluster; and
-the refusals, which name the field."""
+the refusals, which name the field. patchManifest and runJobManifest read theirs when they run, evaluated with
+the stage's expressions unless skipExpressionEvaluation."""
 
 from __future__ import annotations
 
 import base64
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from apps.deployments.stages.common import StageRefused
+from apps.deployments.stages.manifest_jobs import RunJobManifestStage
 from apps.deployments.stages.manifest_operations import PatchManifestStage
-from apps.deployments.stages.sources import artifact_text, read_git_file
+from apps.deployments.stages.sources import artifact_document, artifact_text, read_git_file
 from apps.pipelines.choices import Status
+from apps.pipelines.expressions import evaluate
 from apps.pipelines.services import do_save_pipeline, do_start_execution
 from tests.conftest import wait_for_execution
 from tests.deployments.conftest import free_port, git
@@ -168,3 +172,115 @@ def test_a_job_is_read_from_a_file_artifact_bound_by_the_trigger_when_the_stage_
     assert finished.status == Status.SUCCEEDED, stages_of(finished)["1"].context.get("exception")
     assert stages_of(finished)["1"].outputs["v"] == "7"
     assert hook_server.calls("/jobs/migrate.yml")
+
+
+def run_with(stages: list[dict], **parameters):
+    """The stages run as a pipeline with a ``greeting`` parameter, given ``parameters``."""
+    pipeline, _ = do_save_pipeline({"application": "shop", "name": "patch", "parameterConfig": [{"name": "greeting"}],
+                                    "stages": stages}, user="ops")
+    return wait_for_execution(do_start_execution(pipeline, user="ops", parameters=parameters).id, timeout=120)
+
+
+def test_a_patch_read_from_git_is_evaluated_with_the_stage_expressions_unless_skipped(kube, manifests_repository):
+    namespace, images, apps = kube["namespace"], kube["images"], kube["apps"]
+    commit_web(manifests_repository, images["v1"], free_port(), "v1")
+    (manifests_repository / "deploy" / "note.yml").write_text(
+        "metadata:\n  annotations:\n    greeting: ${parameters.greeting} from ${trigger.type}\n")
+    (manifests_repository / "deploy" / "broken.yml").write_text(
+        "metadata:\n  annotations:\n    greeting: ${parameters.greeting.nope()}\n")
+    git(manifests_repository, "add", ".")
+    git(manifests_repository, "commit", "-q", "-m", "patches")
+    succeeded([from_artifact({"type": "git/repo", "reference": str(manifests_repository), "location":
+                              "deploy/web.yml"}, namespace)])
+    patch = {"refId": "1", "type": "patchManifest", "cloudProvider": "kubernetes", "account": "dev",
+             "location": namespace, "manifestName": "deployment web", "source": "artifact",
+             "manifestArtifact": {"type": "git/repo", "reference": str(manifests_repository),
+                                  "version": "${'main'}", "location": "deploy/note.yml"}}
+
+    def annotation() -> str:
+        return apps.read_namespaced_deployment("web", namespace).metadata.annotations["greeting"]
+
+    finished = run_with([patch], greeting="hello")
+    assert finished.status == Status.SUCCEEDED, stages_of(finished)["1"].context.get("exception")
+    assert annotation() == "hello from manual"
+
+    as_written = {**patch, "skipExpressionEvaluation": True,
+                  "manifestArtifact": {**patch["manifestArtifact"], "version": "main"}}
+    finished = run_with([as_written], greeting="bonjour")
+    assert finished.status == Status.SUCCEEDED, stages_of(finished)["1"].context.get("exception")
+    assert annotation() == "${parameters.greeting} from ${trigger.type}"
+
+    broken = run_with([{**patch, "manifestArtifact": {**patch["manifestArtifact"], "location": "deploy/broken.yml"}}],
+                      greeting="hola")
+    assert broken.status == Status.TERMINAL
+    error = str(stages_of(broken)["1"].context["exception"]["details"]["error"])
+    assert error.startswith("manifestArtifact: an expression in the artifact's document cannot be evaluated: "
+                            "${parameters.greeting.nope()}"), error
+    assert annotation() == "${parameters.greeting} from ${trigger.type}"
+
+
+def embedded(document: dict) -> dict:
+    return {"type": "embedded/base64", "reference": base64.b64encode(yaml.safe_dump(document).encode()).decode()}
+
+
+def test_a_job_in_an_embedded_artifact_is_evaluated_before_it_runs(kube):
+    namespace, images = kube["namespace"], kube["images"]
+    migration = job(images["v1"], "echo SPINNAKER_PROPERTY_GREETING=${parameters.greeting}")
+    run_job = {"refId": "1", "type": "runJobManifest", "cloudProvider": "kubernetes", "account": "dev",
+               "namespace": namespace, "source": "artifact", "manifestArtifact": embedded(migration)}
+
+    finished = run_with([run_job], greeting="hello")
+
+    assert finished.status == Status.SUCCEEDED, stages_of(finished)["1"].context.get("exception")
+    assert stages_of(finished)["1"].outputs["greeting"] == "hello"
+
+    unknown = job(images["v1"], "echo ${trigger.nothing}")
+    missing = run_with([{**run_job, "manifestArtifact": embedded(unknown)}])
+    assert missing.status == Status.TERMINAL
+    error = str(stages_of(missing)["1"].context["exception"]["details"]["error"])
+    assert error.startswith("manifestArtifact: an expression in the artifact's document cannot be evaluated: "
+                            "${trigger.nothing}"), error
+
+
+def test_skip_expression_evaluation_is_checked_and_leaves_the_artifact_unchecked_as_an_expression():
+    stage = {"type": "patchManifest", "account": "dev", "location": "shop", "manifestName": "deployment web",
+             "source": "artifact", "manifestArtifactId": "patch-file"}
+    [wrong] = PatchManifestStage().own_problems({**stage, "skipExpressionEvaluation": "yes"}, "")
+    assert wrong.pointer == "/skipExpressionEvaluation"
+    [wrong] = RunJobManifestStage().validate({**stage, "type": "runJobManifest", "skipExpressionEvaluation": 1}, "")
+    assert wrong.pointer == "/skipExpressionEvaluation"
+    for stage_type in (PatchManifestStage(), RunJobManifestStage()):
+        assert stage_type.unevaluated_fields({**stage, "skipExpressionEvaluation": True}) == ("manifestArtifact",)
+        assert stage_type.unevaluated_fields(stage) == ()
+
+
+class Scope:
+    """The evaluation a stage's scope does, over fixed variables."""
+
+    def __init__(self, **variables):
+        self.variables = variables
+
+    def evaluate(self, value, field: str = "", summary=None):
+        return evaluate(value, self.variables, field=field, summary=summary)
+
+
+def test_the_manifest_artifact_may_be_an_expression_and_its_documents_are_evaluated_unless_skipped():
+    patch = {"metadata": {"annotations": {"greeting": "${parameters.greeting}"}}}
+    scope = Scope(parameters={"greeting": "hello"}, trigger={"artifacts": [embedded(patch)]})
+    stage = SimpleNamespace(context={"source": "artifact", "manifestArtifact": "${trigger.artifacts[0]}"})
+
+    assert artifact_document(stage, scope) == ({"metadata": {"annotations": {"greeting": "hello"}}},
+                                               "manifestArtifact")
+    stage.context["skipExpressionEvaluation"] = True
+    with pytest.raises(StageRefused, match="^manifestArtifact: must be an artifact"):
+        artifact_document(stage, scope)
+    stage.context["manifestArtifact"] = embedded(patch)
+    assert artifact_document(stage, scope) == (patch, "manifestArtifact")
+
+    two = {"type": "embedded/base64", "reference": base64.b64encode(b"a: 1\n---\nb: 2\n").decode()}
+    with pytest.raises(StageRefused, match="^manifestArtifact: the artifact must hold one YAML or JSON document, "
+                                           "not 2"):
+        artifact_document(SimpleNamespace(context={"manifestArtifact": two}), scope)
+    broken = SimpleNamespace(context={"manifestArtifact": embedded({"a": "${parameters.greeting"})})
+    with pytest.raises(StageRefused, match="^manifestArtifact"):
+        artifact_document(broken, scope)

@@ -31,7 +31,8 @@ from cdplatform.api.schema import ErrorsSerializer
 
 
 def clusters_of(application) -> dict:
-    """The application's live server groups grouped by (account, cluster), and its load balancers."""
+    """The application's live server groups grouped by (account, cluster), and its load balancers (Docker's and
+    Kubernetes')."""
     live = Instance.objects.filter(ended_at=None).order_by("created_at", "name")
     groups = (ServerGroup.objects.filter(application=application, destroyed_at=None).select_related("account")
               .prefetch_related(Prefetch("instances", queryset=live, to_attr="live_instances"))
@@ -42,9 +43,10 @@ def clusters_of(application) -> dict:
         clusters.setdefault(key, {"name": group.cluster, "account": group.account.name, "serverGroups": []})
         clusters[key]["serverGroups"].append(group)
     balancers = LoadBalancer.objects.filter(application=application).select_related("account")
-    kubernetes, unavailable = kubernetes_clusters_of(application)
+    kubernetes = kubernetes_clusters_of(application)
     return {"application": application.name, "clusters": list(clusters.values()), "loadBalancers": list(balancers),
-            "kubernetesClusters": kubernetes, "unavailable": unavailable}
+            "kubernetesClusters": kubernetes.clusters, "kubernetesLoadBalancers": kubernetes.load_balancers,
+            "unavailable": kubernetes.unavailable}
 
 
 class ApplicationClustersView(generics.GenericAPIView):

@@ -262,6 +262,45 @@ class KubernetesClusterSerializer(serializers.Serializer):
     managers = DeploymentManagerSerializer(many=True)
 
 
+class ServicePortSerializer(serializers.Serializer):
+    """A port of a Service, as the cluster reports it (``nodePort`` for a NodePort or LoadBalancer Service)."""
+
+    name = serializers.CharField()
+    protocol = serializers.CharField()
+    port = serializers.IntegerField()
+    targetPort = serializers.CharField()
+    nodePort = serializers.IntegerField(allow_null=True)
+
+
+class IngressRuleSerializer(serializers.Serializer):
+    """One path of an Ingress (``host`` and ``path`` empty for its default backend) and where it sends."""
+
+    host = serializers.CharField()
+    path = serializers.CharField()
+    service = serializers.CharField()
+    port = serializers.CharField()
+
+
+class KubernetesLoadBalancerSerializer(serializers.Serializer):
+    """A Service or an Ingress of the application and the server groups it routes to now (manifest names, newest
+    first). A Service routes to those whose pod template carries every label of its ``selector``; an Ingress to
+    those of the ``services`` its ``rules`` name. ``clusterIp`` of an Ingress: the addresses it reports."""
+
+    name = serializers.CharField()
+    kind = serializers.CharField(help_text="Service or Ingress")
+    manifestName = serializers.CharField(source="manifest_name")
+    account = serializers.CharField()
+    namespace = serializers.CharField()
+    type = serializers.CharField()
+    clusterIp = serializers.CharField(source="cluster_ip")
+    ports = ServicePortSerializer(many=True)
+    selector = serializers.DictField(child=serializers.CharField())
+    rules = IngressRuleSerializer(many=True)
+    services = serializers.ListField(child=serializers.CharField())
+    createdAt = serializers.CharField(source="created_at")
+    serverGroups = serializers.ListField(source="server_groups", child=serializers.CharField())
+
+
 class UnavailableNamespaceSerializer(serializers.Serializer):
     """A namespace the application was deployed to whose cluster did not answer."""
 
@@ -272,12 +311,13 @@ class UnavailableNamespaceSerializer(serializers.Serializer):
 
 class ApplicationClustersSerializer(serializers.Serializer):
     """What an application runs: its clusters and its load balancers (Deck's clusters tab), and its Kubernetes
-    clusters read live from the namespaces it was deployed to."""
+    clusters and load balancers (Services) read live from the namespaces it was deployed to."""
 
     application = serializers.CharField()
     clusters = ClusterSerializer(many=True)
     loadBalancers = LoadBalancerSerializer(many=True)
     kubernetesClusters = KubernetesClusterSerializer(many=True)
+    kubernetesLoadBalancers = KubernetesLoadBalancerSerializer(many=True)
     unavailable = UnavailableNamespaceSerializer(many=True)
 
 

@@ -10,6 +10,17 @@ namespace, each bounded (``MAX_LISTED``) and through the account's time-bounded
 client; a cluster that does not answer is reported, not raised, so the rest of
 the page still shows.
 
+The application's Services (those annotated with its moniker) are its load
+balancers, as Deck lists them: their type, cluster IP and ports as the cluster
+reports them (shown, never contacted), their selector, and the server groups of
+the application they route to now, those whose pod template carries every label
+the selector names. They come from the one list of Services per namespace that
+the server groups' traffic is read from. The application's Ingresses are load
+balancers too: their rules (host, path, the Service and port each sends to) and
+the server groups those Services route to; one more list call per namespace,
+left out when the cluster serves no ``networking.k8s.io/v1`` Ingress or the
+account may not list them.
+
 The actions (scale, enable, disable, delete, undo a rollout) go through the
 same provider code as the manifest stages, need ``execute`` on the application
 and ``deploy`` on the account, respect the account's namespaces and kinds, and
@@ -48,6 +59,8 @@ from apps.pipelines.problems import ActionRefused
 # The kinds shown as server groups, and the kind that manages ReplicaSets.
 SERVER_GROUP_KINDS = ("ReplicaSet", "StatefulSet", "DaemonSet")
 MANAGER_KIND = "Deployment"
+# The Ingresses read as load balancers (Kubernetes 1.19 and later).
+INGRESS_API_VERSION = "networking.k8s.io/v1"
 # At most this many resources of one kind are read from one namespace.
 MAX_LISTED = 500
 ACTIONS = ("scale", "enable", "disable", "delete", "undo-rollout")
@@ -123,6 +136,30 @@ class KubernetesCluster:
 
 
 @dataclass
+class KubernetesLoadBalancer:
+    """A Service or an Ingress of the application, and the server groups it routes to now (manifest names, newest
+    first). A Service has its type, cluster IP, ports and selector; an Ingress its rules and the Services they name.
+    """
+
+    account: str
+    namespace: str
+    kind: str
+    name: str
+    type: str
+    cluster_ip: str
+    ports: list[dict]
+    selector: dict[str, str]
+    created_at: str
+    server_groups: list[str] = field(default_factory=list)
+    rules: list[dict] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
+
+    @property
+    def manifest_name(self) -> str:
+        return f"{kube_manifests.lower_camel(self.kind)} {self.name}"
+
+
+@dataclass
 class Unavailable:
     account: str
     namespace: str
@@ -160,8 +197,8 @@ def pod_health(pod: dict) -> tuple[str, str]:
     return "DOWN", (ready or {}).get("reason") or "not ready"
 
 
-def _listed(client, kind: str, namespace: str, *, managed: bool = True) -> list[dict]:
-    resource = resource_for(client, kind)
+def _listed(client, kind: str, namespace: str, *, managed: bool = True, api_version: str | None = None) -> list[dict]:
+    resource = resource_for(client, kind, api_version)
     found = client.get(resource, namespace=namespace or None, label_selector=MANAGED if managed else None,
                        limit=MAX_LISTED).to_dict()
     return found.get("items") or []
@@ -198,8 +235,7 @@ def _traffic(obj: dict, selectors: dict[str, dict[str, str]]) -> tuple[bool | No
     wanted: dict[str, str] = {}
     for name in names:
         wanted.update(selectors.get(name) or {})
-    labels = (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
-    return bool(wanted) and all(labels.get(key) == value for key, value in wanted.items()), services
+    return routes_to(wanted, _template_labels(obj)), services
 
 
 def _pod(pod: dict) -> Pod:
@@ -236,9 +272,98 @@ def _owned_by(pods: list[dict]) -> dict[str, list[dict]]:
     return by_owner
 
 
-def read_namespace(account: KubernetesAccount, namespace: str, application: str) -> list[KubernetesCluster]:
-    """The application's clusters in one namespace of the account, read now. ClusterUnavailable when the cluster
-    does not answer or refuses."""
+def _template_labels(obj: dict) -> dict:
+    return (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+
+
+def routes_to(selector: dict, labels: dict) -> bool:
+    """Whether a Service with ``selector`` sends traffic to pods labelled ``labels`` (an empty selector selects no
+    pods: its endpoints are kept by hand)."""
+    return bool(selector) and all(labels.get(key) == value for key, value in selector.items())
+
+
+def _port(port: dict) -> dict:
+    return {"name": port.get("name") or "", "protocol": port.get("protocol") or "TCP", "port": port.get("port"),
+            "targetPort": str(port.get("targetPort") if port.get("targetPort") is not None else port.get("port")),
+            "nodePort": port.get("nodePort")}
+
+
+def _newest_first(workloads: list[dict]) -> list[dict]:
+    return sorted(workloads, key=lambda obj: (obj["metadata"].get("creationTimestamp") or "", obj["metadata"]["name"]),
+                  reverse=True)
+
+
+def _manifest_name(obj: dict) -> str:
+    return f"{kube_manifests.lower_camel(obj['kind'])} {obj['metadata']['name']}"
+
+
+def _routed(selector: dict, workloads: list[dict]) -> list[str]:
+    """The manifest names of the workloads (in their order) a Service with ``selector`` routes to."""
+    return [_manifest_name(obj) for obj in workloads if routes_to(selector, _template_labels(obj))]
+
+
+def _selector(service: dict) -> dict[str, str]:
+    return {str(key): str(value) for key, value in ((service.get("spec") or {}).get("selector") or {}).items()}
+
+
+def _service_balancer(account: str, namespace: str, service: dict, workloads: list[dict]) -> KubernetesLoadBalancer:
+    metadata, spec = service["metadata"], service.get("spec") or {}
+    return KubernetesLoadBalancer(
+        account=account, namespace=namespace, kind="Service", name=metadata["name"],
+        type=spec.get("type") or "ClusterIP", cluster_ip=spec.get("clusterIP") or "",
+        ports=[_port(port) for port in spec.get("ports") or []], selector=_selector(service),
+        created_at=metadata.get("creationTimestamp") or "", server_groups=_routed(_selector(service), workloads))
+
+
+def ingress_rules(ingress: dict) -> list[dict]:
+    """One entry per path of the Ingress (and its default backend): host, path, and the Service and port."""
+    spec = ingress.get("spec") or {}
+    paths = [("", {"path": "", "backend": spec["defaultBackend"]})] if spec.get("defaultBackend") else []
+    for rule in spec.get("rules") or []:
+        paths += [(rule.get("host") or "", path) for path in (rule.get("http") or {}).get("paths") or []]
+    rules = []
+    for host, path in paths:
+        service = (path.get("backend") or {}).get("service") or {}
+        port = service.get("port") or {}
+        rules.append({"host": host, "path": path.get("path") or "", "service": service.get("name") or "",
+                      "port": str(port.get("number") or port.get("name") or "")})
+    return rules
+
+
+def _ingress_balancer(account: str, namespace: str, ingress: dict, services: list[dict],
+                      workloads: list[dict]) -> KubernetesLoadBalancer:
+    metadata = ingress["metadata"]
+    rules = ingress_rules(ingress)
+    names = sorted({rule["service"] for rule in rules if rule["service"]})
+    selectors = {service["metadata"]["name"]: _selector(service) for service in services}
+    routed = {group for name in names for group in _routed(selectors.get(name) or {}, workloads)}
+    addresses = ((ingress.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return KubernetesLoadBalancer(
+        account=account, namespace=namespace, kind="Ingress", name=metadata["name"],
+        type=(ingress.get("spec") or {}).get("ingressClassName") or "Ingress",
+        cluster_ip=", ".join(address.get("ip") or address.get("hostname") or "" for address in addresses),
+        ports=[], selector={}, created_at=metadata.get("creationTimestamp") or "",
+        server_groups=[_manifest_name(obj) for obj in workloads if _manifest_name(obj) in routed], rules=rules,
+        services=[f"service {name}" for name in names])
+
+
+def _ingresses(client, namespace: str) -> list[dict]:
+    """The namespace's Ingresses; none when the cluster serves no networking.k8s.io/v1 Ingress or the account
+    may not list them (the rest of the namespace still shows)."""
+    try:
+        return _listed(client, "Ingress", namespace, managed=False, api_version=INGRESS_API_VERSION)
+    except UnknownKind:
+        return []
+    except ApiException as error:
+        if error.status in (403, 404):
+            return []
+        raise
+
+
+def read_namespace(account: KubernetesAccount, namespace: str,
+                   application: str) -> tuple[list[KubernetesCluster], list[KubernetesLoadBalancer]]:
+    """The application's clusters and load balancers in one namespace of the account, read now.
+    ClusterUnavailable when the cluster does not answer or refuses."""
     try:
         with api_client(account) as api:
             client = dynamic(api)
@@ -246,7 +371,8 @@ def read_namespace(account: KubernetesAccount, namespace: str, application: str)
                          for item in _of_application(_listed(client, kind, namespace), application)]
             deployments = _of_application(_listed(client, MANAGER_KIND, namespace), application)
             pods = _owned_by(_listed(client, "Pod", namespace)) if workloads else {}
-            services = _listed(client, "Service", namespace, managed=False) if workloads else []
+            services = _listed(client, "Service", namespace, managed=False)
+            ingresses = _of_application(_ingresses(client, namespace), application)
     except (KubernetesUnreachable, UnknownKind) as error:
         raise ClusterUnavailable(str(error)) from None
     except ApiException as error:
@@ -265,20 +391,37 @@ def read_namespace(account: KubernetesAccount, namespace: str, application: str)
             Manager(deployment["metadata"]["name"], ops.revision_of(deployment), verdict.stable, verdict.reason))
     for cluster in clusters.values():
         cluster.server_groups.sort(key=lambda group: (group.created_at, group.name), reverse=True)
-    return [clusters[name] for name in sorted(clusters)]
+    newest = _newest_first(workloads)
+    balancers = [_service_balancer(account.name, namespace, service, newest)
+                 for service in _of_application(services, application)]
+    balancers += [_ingress_balancer(account.name, namespace, ingress, services, newest) for ingress in ingresses]
+    return ([clusters[name] for name in sorted(clusters)],
+            sorted(balancers, key=lambda balancer: (balancer.kind != "Service", balancer.name)))
 
 
-def kubernetes_clusters_of(application: Application) -> tuple[list[KubernetesCluster], list[Unavailable]]:
-    """The application's Kubernetes clusters in every namespace it was deployed to, and the namespaces whose
-    cluster did not answer."""
-    clusters: list[KubernetesCluster] = []
-    unavailable: list[Unavailable] = []
+@dataclass
+class KubernetesView:
+    """What an application runs on Kubernetes, read now: its clusters, its load balancers, and the namespaces
+    whose cluster did not answer."""
+
+    clusters: list[KubernetesCluster] = field(default_factory=list)
+    load_balancers: list[KubernetesLoadBalancer] = field(default_factory=list)
+    unavailable: list[Unavailable] = field(default_factory=list)
+
+
+def kubernetes_clusters_of(application: Application) -> KubernetesView:
+    """The application's Kubernetes clusters and load balancers in every namespace it was deployed to, and the
+    namespaces whose cluster did not answer."""
+    view = KubernetesView()
     for place in ManifestNamespace.objects.filter(application=application).select_related("account"):
         try:
-            clusters += read_namespace(place.account, place.namespace, application.name)
+            clusters, balancers = read_namespace(place.account, place.namespace, application.name)
         except ClusterUnavailable as error:
-            unavailable.append(Unavailable(place.account.name, place.namespace, str(error)))
-    return clusters, unavailable
+            view.unavailable.append(Unavailable(place.account.name, place.namespace, str(error)))
+            continue
+        view.clusters += clusters
+        view.load_balancers += balancers
+    return view
 
 
 # --- Traffic guards ---------------------------------------------------------------------------------

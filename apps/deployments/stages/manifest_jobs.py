@@ -22,6 +22,7 @@ from apps.deployments.providers.kubernetes.client import (
 )
 from apps.deployments.stages.common import ProviderStage, is_expression
 from apps.deployments.stages.images_and_jobs import job_outputs
+from apps.deployments.stages.manifest_checks import typed_problems
 from apps.deployments.stages.manifest_operations import (
     FAILED_LOG_CHARS,
     JOB_WAIT_SECONDS,
@@ -37,7 +38,12 @@ from apps.deployments.stages.manifest_operations import (
     refuse_if_invalid,
     waited_too_long,
 )
-from apps.deployments.stages.sources import artifact_document, read_at_run_time, run_time_artifact_problems
+from apps.deployments.stages.sources import (
+    artifact_document,
+    read_at_run_time,
+    run_time_artifact_problems,
+    skips_evaluation,
+)
 from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.stages.base import StageField, Task, TaskResult, register
 
@@ -53,7 +59,7 @@ class FindArtifactsFromResourceStage(ManifestStage):
     description = "Reads a Kubernetes resource and outputs its container images and itself as artifacts."
     waits = False
 
-    def act(self, stage, dyn, manifest, namespace) -> TaskResult:
+    def act(self, stage, scope, dyn, manifest, namespace) -> TaskResult:
         document = ops.read(dyn, manifest, namespace)
         document.get("metadata", {}).pop("managedFields", None)
         document.pop("status", None)
@@ -135,13 +141,14 @@ def _stage_field_problems(stage: dict, pointer: str) -> list[Problem]:
         problems.append(Problem(f"{pointer}/namespace", "must be a namespace's name"))
     if stage.get("propertyFile") is not None and not is_text(stage["propertyFile"]):
         problems.append(Problem(f"{pointer}/propertyFile", "must name the container whose log holds the properties"))
+    problems += typed_problems(stage, pointer, "skipExpressionEvaluation", bool, "must be true or false")
     return problems
 
 
-def fetched_job(stage) -> dict:
-    """The stage's context with the Job its file or bound artifact holds, read now and checked as a saved one is
-    (the problems point at the artifact's field)."""
-    document, field = artifact_document(stage)
+def fetched_job(stage, scope) -> dict:
+    """The stage's context with the Job its artifact holds, read now, its expressions evaluated unless
+    skipExpressionEvaluation, and checked as a saved one is (the problems point at the artifact's field)."""
+    document, field = artifact_document(stage, scope)
     context = {**stage.context, "source": "text", "manifest": document}
     problems = _job_problems(context, "")
     if problems:
@@ -171,12 +178,20 @@ class RunJobManifestStage(ProviderStage):
         StageField("manifest", "object", help="The Job (or manifests: [the Job])"),
         StageField("manifestArtifact", "object", help="source artifact: {type, reference[, version, location]}"),
         StageField("manifestArtifactId", help="source artifact: the expected artifact holding the Job"),
+        StageField("skipExpressionEvaluation", "boolean", default=False,
+                   help="source artifact: leave the expressions of the Job read from the artifact as written"),
         StageField("propertyFile", help="The container whose log holds SPINNAKER_PROPERTY_ lines; blank: all"),
         StageField("consumeArtifactSource", "choice", choices=("none", "propertyFile", "artifact"), default="none"),
     )
 
+    # Evaluated when the Job is read (sources.artifact_documents), so skipExpressionEvaluation can leave it.
+    lazy_fields = ("manifestArtifact",)
+
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         return _job_problems(stage, pointer)
+
+    def unevaluated_fields(self, stage: dict) -> tuple[str, ...]:
+        return self.lazy_fields if skips_evaluation(stage) else ()
 
     def task_graph(self, stage):
         return [CreateJob(self), WaitForJob()]
@@ -194,6 +209,7 @@ class RunJobManifestStage(ProviderStage):
 class CreateJob(Task):
     name = "runJob"
     performs_io = True
+    evaluates_expressions = True
 
     def __init__(self, stage_type: RunJobManifestStage):
         self.stage_type = stage_type
@@ -203,7 +219,7 @@ class CreateJob(Task):
         if stage.context.get("jobName"):
             return TaskResult.succeeded()
         refuse_if_invalid(self.stage_type, stage)
-        context = fetched_job(stage) if read_at_run_time(stage.context) else stage.context
+        context = fetched_job(stage, scope) if stage.context.get("source") == "artifact" else stage.context
         manifest, at = job_manifest(context)
         namespace, namespace_at = job_namespace(context, manifest)
         account = checked_account(stage)

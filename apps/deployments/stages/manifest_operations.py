@@ -32,7 +32,13 @@ from apps.deployments.providers.kubernetes.stability import workload_stability
 from apps.deployments.services.kubernetes_clusters import check_traffic_guard
 from apps.deployments.services.server_groups import TrafficGuarded
 from apps.deployments.stages.common import ProviderStage, StageRefused, is_expression, kubernetes_account
-from apps.deployments.stages.sources import artifact_document, read_at_run_time, run_time_artifact_problems
+from apps.deployments.stages.manifest_checks import typed_problems
+from apps.deployments.stages.sources import (
+    artifact_document,
+    read_at_run_time,
+    run_time_artifact_problems,
+    skips_evaluation,
+)
 from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.stages.base import StageField, Task, TaskResult, register
 
@@ -173,7 +179,8 @@ class ManifestStage(ProviderStage):
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         if "type_name" in cls.__dict__:
-            cls.acting_task = type(f"{cls.__name__}Task", (Act,), {"name": cls.type_name, "__module__": __name__})
+            cls.acting_task = type(f"{cls.__name__}Task", (Act,), {
+                "name": cls.type_name, "__module__": __name__, "evaluates_expressions": bool(cls.lazy_fields)})
 
     def validate(self, stage: dict, pointer: str) -> list[Problem]:
         return target_problems(stage, pointer) + self.own_problems(stage, pointer)
@@ -185,7 +192,8 @@ class ManifestStage(ProviderStage):
         acting = self.acting_task(self)
         return [acting, WaitForStable()] if self.waits else [acting]
 
-    def act(self, stage, dyn, manifest: ManifestName, namespace: str) -> TaskResult:
+    def act(self, stage, scope, dyn, manifest: ManifestName, namespace: str) -> TaskResult:
+        """Change ``manifest``; ``scope`` evaluates what the stage evaluates itself (its ``lazy_fields``)."""
         raise NotImplementedError
 
     def traffic_removal(self, stage) -> str:
@@ -210,15 +218,15 @@ class Act(Task):
         refuse_if_invalid(self.stage_type, stage)
         account = checked_account(stage)
         with api_client(account) as client:
-            return self.change_cluster(stage, account, dynamic(client))
+            return self.change_cluster(stage, scope, account, dynamic(client))
 
-    def change_cluster(self, stage, account, dyn) -> TaskResult:
+    def change_cluster(self, stage, scope, account, dyn) -> TaskResult:
         """Change the cluster, with the account's client; the result carries what was acted on (``acted``)."""
         manifest, namespace = checked_target(stage, account, dyn)
         change = self.stage_type.traffic_removal(stage)
         if change:
             check_traffic_guard(dyn, account, namespace, [manifest], change=change)
-        result = self.stage_type.act(stage, dyn, manifest, namespace)
+        result = self.stage_type.act(stage, scope, dyn, manifest, namespace)
         result.context = {**acted([manifest], namespace, resolvedManifestName=str(manifest)), **result.context}
         result.outputs = {**outputs_of([manifest], namespace), **result.outputs}
         return result
@@ -359,7 +367,7 @@ class DeleteResources(Act):
 
     name = "deleteManifest"
 
-    def change_cluster(self, stage, account, dyn) -> TaskResult:
+    def change_cluster(self, stage, scope, account, dyn) -> TaskResult:
         context = stage.context
         options = context.get("options") or {}
         if by_labels(context):
@@ -423,9 +431,10 @@ def _unwrapped(body, stage: dict):
     return body
 
 
-def fetched_patch(stage):
-    """The patch a file artifact or a bound one holds (YAML or JSON), checked as a saved one is."""
-    document, field = artifact_document(stage)
+def fetched_patch(stage, scope):
+    """The patch the stage's artifact holds (YAML or JSON), read now, its expressions evaluated unless
+    skipExpressionEvaluation, and checked as a saved one is."""
+    document, field = artifact_document(stage, scope)
     body = _unwrapped(document, stage.context)
     problems = _body_problems(body, (stage.context.get("options") or {}).get("mergeStrategy") or "strategic",
                               f"/{field}")
@@ -462,8 +471,15 @@ class PatchManifestStage(ManifestStage):
         StageField("patchBody", "object", help="The patch: an object, or a list of operations for a json patch"),
         StageField("manifestArtifact", "object", help="source artifact: {type, reference[, version, location]}"),
         StageField("manifestArtifactId", help="source artifact: the expected artifact holding the patch"),
+        StageField("skipExpressionEvaluation", "boolean", default=False,
+                   help="source artifact: leave the expressions of the patch read from the artifact as written"),
         StageField("options", "object", help="{mergeStrategy: strategic|merge|json, record: true}"),
     )
+    # Evaluated when the patch is read (sources.artifact_documents), so skipExpressionEvaluation can leave it.
+    lazy_fields = ("manifestArtifact",)
+
+    def unevaluated_fields(self, stage: dict) -> tuple[str, ...]:
+        return self.lazy_fields if skips_evaluation(stage) else ()
 
     def own_problems(self, stage: dict, pointer: str) -> list[Problem]:
         options = stage.get("options") or {}
@@ -476,6 +492,9 @@ class PatchManifestStage(ManifestStage):
             return [Problem(f"{pointer}/options/mergeStrategy", f"must be one of {', '.join(ops.PATCH_CONTENT_TYPES)}")]
         if "record" in options and not isinstance(options["record"], bool):
             return [Problem(f"{pointer}/options/record", "must be true or false")]
+        skip = typed_problems(stage, pointer, "skipExpressionEvaluation", bool, "must be true or false")
+        if skip:
+            return skip
         source = stage.get("source") or "text"
         if source == "artifact":
             artifact = stage.get("manifestArtifact")
@@ -498,10 +517,10 @@ class PatchManifestStage(ManifestStage):
             return []
         return _body_problems(patch_body(stage), strategy, f"{pointer}/patchBody")
 
-    def act(self, stage, dyn, manifest, namespace) -> TaskResult:
+    def act(self, stage, scope, dyn, manifest, namespace) -> TaskResult:
         options = stage.context.get("options") or {}
         strategy = options.get("mergeStrategy") or "strategic"
-        body = fetched_patch(stage) if read_at_run_time(stage.context) else patch_body(stage.context)
+        body = fetched_patch(stage, scope) if stage.context.get("source") == "artifact" else patch_body(stage.context)
         patched = ops.patch(dyn, manifest, namespace, body, strategy)
         if options.get("record"):
             patched = ops.record_cause(dyn, manifest, namespace, f"patchManifest stage {stage.name!r} of "
@@ -532,7 +551,7 @@ class ScaleManifestStage(ManifestStage):
     def traffic_removal(self, stage) -> str:
         return "scaling to 0" if int(stage.context["replicas"]) == 0 else ""
 
-    def act(self, stage, dyn, manifest, namespace) -> TaskResult:
+    def act(self, stage, scope, dyn, manifest, namespace) -> TaskResult:
         replicas = int(stage.context["replicas"])
         if replicas > MAX_REPLICAS:
             raise StageRefused(f"replicas: must be a whole number from 0 to {MAX_REPLICAS}")
@@ -560,7 +579,7 @@ class UndoRolloutManifestStage(ManifestStage):
             return [Problem(f"{pointer}/{key}", f"must be a whole number from 1 to {MAX_REVISIONS_BACK}")]
         return []
 
-    def act(self, stage, dyn, manifest, namespace) -> TaskResult:
+    def act(self, stage, scope, dyn, manifest, namespace) -> TaskResult:
         restored = ops.undo_rollout(dyn, manifest, namespace, int(revisions_back(stage.context)))
         return TaskResult.succeeded(context={"restoredRevision": restored}, outputs={"restoredRevision": restored})
 
@@ -573,7 +592,7 @@ class RollingRestartManifestStage(ManifestStage):
     label = "Rolling Restart (Manifest)"
     description = "Restarts a Deployment's (StatefulSet's, DaemonSet's) pods through a rollout and waits for it."
 
-    def act(self, stage, dyn, manifest, namespace) -> TaskResult:
+    def act(self, stage, scope, dyn, manifest, namespace) -> TaskResult:
         restarted = ops.restart(dyn, manifest, namespace)
         stamp = restarted["spec"]["template"]["metadata"]["annotations"][ops.RESTARTED_AT_ANNOTATION]
         return TaskResult.succeeded(context={"restartedAt": stamp})

@@ -11,8 +11,8 @@ apps/deployments/providers/kubernetes/.
 from __future__ import annotations
 
 import time
+from typing import Any
 
-import yaml
 from kubernetes.client.exceptions import ApiException
 
 from apps.deployments.models import KubernetesAccount
@@ -29,7 +29,7 @@ from apps.deployments.providers.kubernetes.resources import ManifestName, Unknow
 from apps.deployments.providers.kubernetes.stability import stability
 from apps.deployments.services.kubernetes_clusters import SERVER_GROUP_KINDS, check_traffic_guard, remember_namespaces
 from apps.deployments.services.server_groups import TrafficGuarded
-from apps.deployments.stages.artifacts import available_artifacts, bound_artifact, required_artifacts
+from apps.deployments.stages.artifacts import available_artifacts, required_artifacts
 from apps.deployments.stages.common import ProviderStage, StageRefused, is_expression, kubernetes_account
 from apps.deployments.stages.manifest_checks import (
     MAX_STABLE_TIMEOUT_SECONDS,
@@ -38,8 +38,7 @@ from apps.deployments.stages.manifest_checks import (
     stage_problems,
     typed_problems,
 )
-from apps.deployments.stages.sources import artifact_text
-from apps.pipelines.expressions import SUMMARY_KEY, ExpressionError, Summary
+from apps.deployments.stages.sources import artifact_documents, evaluated
 from apps.pipelines.problems import InvalidDocument, Problem
 from apps.pipelines.stages.base import StageField, Task, TaskResult, register
 
@@ -120,39 +119,6 @@ def strategy_of(context: dict) -> str | None:
     return strategy if strategy in traffic.STRATEGIES and options.get("enableTraffic") else None
 
 
-def _evaluated(stage, scope, value, field: str):
-    """``value`` with its expressions evaluated as Orca evaluates a context, unless skipExpressionEvaluation."""
-    if stage.context.get("skipExpressionEvaluation") is True:
-        return value, {}
-    summary = Summary()
-    try:
-        evaluated = scope.evaluate(value, field=field, summary=summary)
-    except ExpressionError as error:
-        raise StageRefused(f"{field}: {error}") from None
-    if summary and stage.context.get("failOnFailedExpressions") is True:
-        raise StageRefused(summary.describe())
-    return evaluated, ({SUMMARY_KEY: summary.as_context()} if summary else {})
-
-
-def artifact_manifests(stage, scope) -> tuple[list, dict]:
-    """The manifests (YAML, one or more documents) of the stage's manifest artifact: embedded, a file in a git
-    repository at a ref, or a file served over HTTP (sources.py)."""
-    context = stage.context
-    artifact = context.get("manifestArtifact")
-    field = "manifestArtifact"
-    if isinstance(artifact, dict):
-        artifact, _ = _evaluated(stage, scope, artifact, "manifestArtifact")
-    else:
-        field = "manifestArtifactId"
-        artifact = bound_artifact(stage, str(context.get("manifestArtifactId")), field)
-    text = artifact_text(artifact, field, stage)
-    try:
-        documents = [document for document in yaml.safe_load_all(text) if document is not None]
-    except yaml.YAMLError as error:
-        raise StageRefused(f"{field}: the artifact is not YAML: {error}") from None
-    return _evaluated(stage, scope, documents, "manifests")
-
-
 def checked(account: KubernetesAccount, context: dict):
     """A check of one manifest against what the account may touch, naming the field that chose the value."""
     def check(index: int, namespace: str, kind: str) -> None:
@@ -185,10 +151,11 @@ class DeployManifestTask(Task):
         if context.get("deployedManifests") is not None:  # applied already: this is a repeated step
             return TaskResult.succeeded()
         account = kubernetes_account(stage, context.get("account"))
+        evaluation: dict = {}
         if (context.get("source") or "text") == "artifact":
-            manifests, evaluation = artifact_manifests(stage, scope)
+            manifests: Any = artifact_documents(stage, scope)[0]
         else:
-            manifests, evaluation = _evaluated(stage, scope, context.get("manifests"), "manifests")
+            manifests, evaluation = evaluated(stage, scope, context.get("manifests"), "manifests")
         problems = manifests_problems(manifests, "/manifests", evaluated=True)
         if problems:
             raise InvalidDocument(problems)

@@ -40,6 +40,7 @@ import re
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import yaml
@@ -53,6 +54,7 @@ from apps.deployments.services.artifact_accounts import (
 )
 from apps.deployments.stages.artifacts import bound_artifact
 from apps.deployments.stages.common import StageRefused, artifact_account, is_expression
+from apps.pipelines.expressions import SUMMARY_KEY, ExpressionError, Summary
 from apps.pipelines.outbound import OutboundError, check_url, request
 from apps.pipelines.problems import Problem
 
@@ -240,7 +242,7 @@ def artifact_text(artifact: dict, field: str, stage=None) -> str:
     return _read_http_file(artifact, field, credentials)
 
 
-# --- A stage's own artifact (patchManifest, runJobManifest) -----------------------------------------
+# --- A stage's manifest artifact (deployManifest, patchManifest, runJobManifest) --------------------
 
 
 def read_at_run_time(stage: dict) -> bool:
@@ -280,15 +282,70 @@ def artifact_account_problems(artifact: dict, pointer: str) -> list[Problem]:
     return [Problem(f"{pointer}/artifactAccount", "must be an artifact account's name")]
 
 
-def artifact_document(stage) -> tuple[object, str]:
-    """The YAML or JSON document of the stage's ``manifestArtifact`` (or the artifact bound to
-    ``manifestArtifactId``), read now, and the field that named it. StageRefused naming that field."""
-    context = stage.context
-    artifact, field = context.get("manifestArtifact"), "manifestArtifact"
-    if not isinstance(artifact, dict):
-        field = "manifestArtifactId"
-        artifact = bound_artifact(stage, str(context.get("manifestArtifactId")), field)
+def skips_evaluation(context: dict) -> bool:
+    """Whether the stage leaves the expressions of its manifests (or patch, or Job) as written."""
+    return context.get("skipExpressionEvaluation") is True
+
+
+def evaluated(stage, scope, value, field: str) -> tuple[Any, dict]:
+    """``value`` with its expressions evaluated as Orca evaluates a context (what fails stays as written, listed in
+    the summary returned as context; the stage fails for it only with ``failOnFailedExpressions``), unless the
+    stage skips expression evaluation."""
+    if skips_evaluation(stage.context):
+        return value, {}
+    summary = Summary()
     try:
-        return yaml.safe_load(artifact_text(artifact, field, stage)), field
+        result = scope.evaluate(value, field=field, summary=summary)
+    except ExpressionError as error:
+        raise StageRefused(str(error) if error.field else f"{field}: {error}") from None
+    if summary and stage.context.get("failOnFailedExpressions") is True:
+        raise StageRefused(summary.describe())
+    return result, ({SUMMARY_KEY: summary.as_context()} if summary else {})
+
+
+def manifest_artifact(stage, scope) -> tuple[dict, str]:
+    """The stage's manifest artifact and the field that named it: ``manifestArtifact`` (its own expressions
+    evaluated unless skipped), or the artifact bound to ``manifestArtifactId``. StageRefused naming the field."""
+    context = stage.context
+    artifact = context.get("manifestArtifact")
+    if artifact not in (None, ""):  # an artifact, or an expression giving one (``${trigger.artifacts[0]}``)
+        artifact, _ = evaluated(stage, scope, artifact, "manifestArtifact")
+        if not isinstance(artifact, dict):
+            raise StageRefused("manifestArtifact: must be an artifact: {type, reference[, version, location]}")
+        return artifact, "manifestArtifact"
+    return bound_artifact(stage, str(context.get("manifestArtifactId")), "manifestArtifactId"), "manifestArtifactId"
+
+
+def artifact_documents(stage, scope) -> tuple[list, str]:
+    """The YAML or JSON documents of the stage's manifest artifact, read now, and the field that named it.
+
+    As Orca's ManifestEvaluator does for a document read from an artifact, each is evaluated with the stage's
+    expressions unless ``skipExpressionEvaluation``, and any expression that cannot be evaluated fails the stage
+    (rather than staying as text, as in the rest of a context): a half-evaluated manifest is never applied.
+    """
+    artifact, field = manifest_artifact(stage, scope)
+    try:
+        documents = [document for document in yaml.safe_load_all(artifact_text(artifact, field, stage))
+                     if document is not None]
     except yaml.YAMLError as error:
         raise StageRefused(f"{field}: the artifact is not YAML or JSON: {error}") from None
+    if skips_evaluation(stage.context):
+        return documents, field
+    summary = Summary()
+    try:
+        documents = [scope.evaluate(document, field=field if len(documents) == 1 else f"{field}[{index}]",
+                                    summary=summary) for index, document in enumerate(documents)]
+    except ExpressionError as error:
+        raise StageRefused(str(error) if error.field else f"{field}: {error}") from None
+    if summary:
+        raise StageRefused(f"{field}: an expression in the artifact's document cannot be evaluated: "
+                           f"{summary.describe()}")
+    return documents, field
+
+
+def artifact_document(stage, scope) -> tuple[object, str]:
+    """The one document (a patch, a Job) of the stage's manifest artifact, as ``artifact_documents`` reads it."""
+    documents, field = artifact_documents(stage, scope)
+    if len(documents) != 1:
+        raise StageRefused(f"{field}: the artifact must hold one YAML or JSON document, not {len(documents)}")
+    return documents[0], field
