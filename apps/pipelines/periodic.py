@@ -17,6 +17,13 @@ counted from when this one was claimed (an interval) or is the cron
 expression's next time after it, so a platform that was down for a while
 runs a job once, not once per missed tick.
 
+One run at a time. A run is not claimed while the job's previous run is
+still going (started, not finished, less than :data:`ABANDONED_AFTER` ago:
+after that its worker is taken for dead), and an interval job's next run is
+never sooner than its interval after the last one ended. A run that takes
+longer than its interval (a sweep of a large backlog) is followed by a pause,
+not by another worker starting the same work at once.
+
 Failures. A job that raises is logged, its error and the count of failures
 in a row are kept on its row, and it runs again at its next tick; the worker
 goes on. A job must bound its own time and batch sizes: it runs inside a
@@ -33,18 +40,23 @@ expression needs those translated before it is registered.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from croniter import croniter
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import F
+from django.db.models import F, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from apps.pipelines.models import PeriodicJob
 
 logger = logging.getLogger(__name__)
+
+# A run started this long ago and never recorded as finished is taken for abandoned (its worker died).
+ABANDONED_AFTER = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -116,35 +128,41 @@ def run_due(now: datetime | None = None) -> list[str]:
     ran = []
     for name, due in sorted(due_at.items(), key=lambda item: item[1]):
         if due <= now and _claim(TASKS[name], due, now):
-            _run(TASKS[name])
+            _run(TASKS[name], now)
             ran.append(name)
     return ran
 
 
 def _claim(task: PeriodicTask, due: datetime, now: datetime) -> bool:
     """Take the run due at ``due``: True for exactly one of the processes that try."""
-    claimed = PeriodicJob.objects.filter(name=task.name, next_run_at=due).update(
+    not_running = (Q(last_started_at__isnull=True) | Q(last_finished_at__gte=F("last_started_at"))
+                   | Q(last_started_at__lt=now - ABANDONED_AFTER))
+    claimed = PeriodicJob.objects.filter(not_running, name=task.name, next_run_at=due).update(
         next_run_at=task.next_run(now), schedule=task.schedule, last_started_at=now, runs=F("runs") + 1
     )
     return claimed == 1
 
 
-def _run(task: PeriodicTask) -> None:
+def _run(task: PeriodicTask, started: datetime) -> None:
     """Run a claimed job; record how it ended on its row. Never raises: the worker must go on."""
+    clock = time.monotonic()
     try:
         task.func()
     except Exception as error:  # noqa: BLE001  (a failed run is kept on its row and retried next tick)
         logger.exception("periodic job %s failed", task.name)
-        _finish(task, f"{type(error).__name__}: {error}"[:2000])
+        error_text = f"{type(error).__name__}: {error}"[:2000]
     else:
-        _finish(task, "")
+        error_text = ""
+    # On the clock the run was claimed by (run_due's ``now``), so that the times on the row compare.
+    _finish(task, error_text, started + timedelta(seconds=time.monotonic() - clock))
 
 
-def _finish(task: PeriodicTask, error: str) -> None:
+def _finish(task: PeriodicTask, error: str, finished: datetime) -> None:
     failures = F("failures") + 1 if error else 0
+    changes = {"last_finished_at": finished, "last_error": error, "failures": failures}
+    if task.every is not None:
+        changes["next_run_at"] = Greatest(F("next_run_at"), finished + timedelta(seconds=task.every))
     try:
-        PeriodicJob.objects.filter(name=task.name).update(
-            last_finished_at=timezone.now(), last_error=error, failures=failures
-        )
+        PeriodicJob.objects.filter(name=task.name).update(**changes)
     except Exception:  # noqa: BLE001  (the database itself may be what failed)
         logger.exception("could not record how periodic job %s ended", task.name)

@@ -57,7 +57,7 @@ def test_cron_expressions_with_and_without_seconds_as_quartz_writes_them():
 
 
 @pytest.mark.django_db
-def test_a_due_run_is_claimed_once_and_the_next_counts_from_the_claim(only_these_jobs):
+def test_a_due_run_is_claimed_once_and_the_next_counts_from_when_it_ended(only_these_jobs):
     runs = []
     register_periodic("tick", lambda: runs.append(1), every=10)
 
@@ -67,7 +67,8 @@ def test_a_due_run_is_claimed_once_and_the_next_counts_from_the_claim(only_these
     assert run_due(T0 + timedelta(seconds=30)) == []
     row = PeriodicJob.objects.get(name="tick")
     assert (len(runs), row.runs, row.schedule) == (2, 2, "every 10 s")
-    assert row.next_run_at == T0 + timedelta(seconds=35)
+    # The run took a moment: the next is its interval after that.
+    assert T0 + timedelta(seconds=35) <= row.next_run_at < T0 + timedelta(seconds=36)
 
 
 @pytest.mark.django_db
@@ -92,11 +93,38 @@ def test_a_crashing_run_is_recorded_on_its_row_and_runs_again_at_the_next_tick(o
     assert run_due(T0) == ["flaky"]
     row = PeriodicJob.objects.get(name="flaky")
     assert (row.failures, row.last_error) == (1, "RuntimeError: disk full")
-    assert row.next_run_at == T0 + timedelta(seconds=5)
+    assert T0 + timedelta(seconds=5) <= row.next_run_at < T0 + timedelta(seconds=6)
 
-    assert run_due(T0 + timedelta(seconds=5)) == ["flaky"]
+    assert run_due(T0 + timedelta(seconds=6)) == ["flaky"]
     row.refresh_from_db()
     assert (row.failures, row.last_error, row.runs) == (0, "", 2)
+
+
+@pytest.mark.django_db
+def test_a_run_still_going_is_not_claimed_again_and_the_next_waits_an_interval_after_it_ends(only_these_jobs):
+    """A sweep of a large backlog can outlast its interval: another worker must not start the same work
+    meanwhile, nor the next run start the moment this one ends."""
+    task = register_periodic("sweep", print, every=1)
+    PeriodicJob.objects.create(name="sweep", schedule=task.schedule, next_run_at=T0)
+    assert periodic._claim(task, T0, T0) is True
+    # Its next tick comes due while it runs: not claimed, even past the due time.
+    later = T0 + timedelta(seconds=3)
+    assert periodic._claim(task, T0 + timedelta(seconds=1), later) is False
+    # It ends after 3 s: the next run is due its interval after that, not at the tick it missed.
+    periodic._finish(task, "", later)
+    row = PeriodicJob.objects.get(name="sweep")
+    assert row.next_run_at == later + timedelta(seconds=1)
+    assert run_due(later + timedelta(seconds=0.5)) == [] and run_due(later + timedelta(seconds=1)) == ["sweep"]
+
+
+@pytest.mark.django_db
+def test_a_run_whose_worker_died_is_taken_for_abandoned_and_the_job_runs_again(only_these_jobs):
+    task = register_periodic("sweep", print, every=1)
+    PeriodicJob.objects.create(name="sweep", schedule=task.schedule, next_run_at=T0)
+    assert periodic._claim(task, T0, T0) is True  # and never finishes
+    due = T0 + timedelta(seconds=1)
+    assert periodic._claim(task, due, T0 + periodic.ABANDONED_AFTER - timedelta(seconds=1)) is False
+    assert periodic._claim(task, due, T0 + periodic.ABANDONED_AFTER + timedelta(seconds=1)) is True
 
 
 def _runs(path) -> list[tuple[float, int]]:

@@ -43,7 +43,7 @@ from datetime import datetime, timedelta
 import redis
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.pipelines import enqueue
@@ -128,16 +128,21 @@ def _lost_steps(cutoff: datetime) -> list[tuple[str, int]]:
 
 
 def _pages(rows: QuerySet, order: str) -> Iterator[list[tuple]]:
-    """``rows`` (``order`` and ``id`` first) in pages of ``SWEEP_BATCH``, oldest first, each read when needed.
+    """``rows`` (``order`` and ``id`` first) in pages of ``SWEEP_BATCH``, oldest first, from one query.
 
-    Oldest first: in a backlog those jobs are nearest the head of the queue.
+    Oldest first: in a backlog those jobs are nearest the head of the queue. One query read in chunks (a
+    server-side cursor on PostgreSQL), not one per page: the columns are not indexed (the engine would
+    maintain the index on every step), so each page's own query sorted the whole backlog again, and a
+    backlog of 10,000 made each sweep outlast its interval.
     """
-    page = list(rows.order_by(order, "id")[:SWEEP_BATCH])
-    while page:
+    page: list[tuple] = []
+    for row in rows.order_by(order, "id").iterator(chunk_size=SWEEP_BATCH):
+        page.append(row)
+        if len(page) == SWEEP_BATCH:
+            yield page
+            page = []
+    if page:
         yield page
-        last, last_id = page[-1][0], page[-1][1]
-        after = Q(**{f"{order}__gt": last}) | Q(**{order: last, "id__gt": last_id})
-        page = list(rows.filter(after).order_by(order, "id")[:SWEEP_BATCH]) if len(page) == SWEEP_BATCH else []
 
 
 def _lost(pages: Iterator[list[tuple]], job_id: Callable[[tuple], str], cutoff: datetime) -> list[tuple[tuple, Held]]:
