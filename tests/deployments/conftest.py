@@ -21,7 +21,7 @@ from pathlib import Path
 
 import docker
 import pytest
-from docker.errors import DockerException
+from docker.errors import DockerException, NotFound
 from kubernetes import client as kubernetes_client
 
 from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
@@ -60,7 +60,10 @@ def docker_client():
 def remove_labelled(client, owner: str) -> None:
     selector = {"label": f"io.cdplatform.owner={owner}"}
     for container in client.containers.list(all=True, filters=selector):
-        container.remove(force=True)
+        try:
+            container.remove(force=True)
+        except NotFound:
+            pass  # gone meanwhile (auto-removed, or removed by the worker or the kubelet): gone is the goal
     for image in client.images.list(filters=selector):
         try:
             client.images.remove(image.id, force=True)
