@@ -211,19 +211,19 @@ class LiveUpdatesConsumer(AsyncJsonWebsocketConsumer):
                 message, text = self.pending.popleft()
                 kind = message.get("type")
                 if kind == "execution.changed":
-                    await self.execution_changed(text)
+                    await self.forward_event(text)
                 elif kind == "permissions.changed":
-                    await self.permissions_changed(message)
+                    await self.recheck_after_notice(message)
         except OSError:
             pass  # the client went (uvicorn's ClientDisconnected); disconnect() cleans up
 
-    async def execution_changed(self, text: str) -> None:
+    async def forward_event(self, text: str) -> None:
         """Forward an ``execution.changed`` message if the user may still read (see the module docstring)."""
         now = time.monotonic()
         if await self.recheck(now - RECHECK_SECONDS, refresh_after=now - REFRESH_SECONDS):
             await self.send(text_data=text)
 
-    async def permissions_changed(self, event: dict) -> None:
+    async def recheck_after_notice(self, event: dict) -> None:
         """Permissions on the application, or the user's own, changed: re-check with a query made since."""
         await self.recheck(ANSWERS.first_seen(event.get("notice")))
 

@@ -507,7 +507,7 @@ def test_a_client_that_stops_reading_is_closed_rather_than_buffered_without_boun
     async def never_written(self, text):
         await stalled.wait()  # the socket's writes never complete, as for a client that stopped reading
 
-    monkeypatch.setattr(consumers.LiveUpdatesConsumer, "execution_changed", never_written)
+    monkeypatch.setattr(consumers.LiveUpdatesConsumer, "forward_event", never_written)
     headers = headers_for(people["bob"])
 
     async def conversation():
