@@ -21,7 +21,7 @@ from pathlib import Path
 
 import docker
 import pytest
-from docker.errors import DockerException, NotFound
+from docker.errors import APIError, DockerException, NotFound
 from kubernetes import client as kubernetes_client
 
 from apps.deployments.services.kubernetes_accounts import do_save_kubernetes_account
@@ -64,6 +64,9 @@ def remove_labelled(client, owner: str) -> None:
             container.remove(force=True)
         except NotFound:
             pass  # gone meanwhile (auto-removed, or removed by the worker or the kubelet): gone is the goal
+        except APIError as error:
+            if error.status_code != 409:  # 409: someone else's removal is already in progress
+                raise
     for image in client.images.list(filters=selector):
         try:
             client.images.remove(image.id, force=True)
