@@ -21,6 +21,7 @@ dies with it, even when the worker is killed with SIGKILL: see
 
 import ctypes
 import logging
+import math
 import os
 import signal
 import sys
@@ -39,6 +40,12 @@ logger = logging.getLogger(__name__)
 
 # How often a worker looks for due periodic jobs (one small query each time).
 PERIODIC_CHECK_SECONDS = 1.0
+# RQ beats a worker's heart several times per job (before and after each dequeue, in its loop), each time three
+# commands to Redis; a worker's key lives worker_ttl + 60 s (several minutes), so beats closer together than
+# this are left out while the key has more than KEY_LIFE_LEFT_SECONDS to live. RQ sets the key's life for
+# each job before starting it (with its own pipeline, always sent), so skipped beats never let it expire.
+HEARTBEAT_SECONDS = 5.0
+KEY_LIFE_LEFT_SECONDS = 60.0
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 # How often a scheduler process checks that its worker is still alive, and
 # how long it may take to stop (release its locks) once the worker is gone.
@@ -210,15 +217,36 @@ class EngineWorker(SimpleWorker):
         finally:
             close_old_connections()
 
+    # When the last heartbeat was sent (monotonic) and when it made the worker's key expire.
+    _last_beat = -math.inf
+    _key_expires = -math.inf
+
     def heartbeat(self, timeout=None, pipeline=None):
-        try:
-            super().heartbeat(timeout, pipeline)
-        except REDIS_DOWN:
-            logger.warning("heartbeat failed: Redis is unreachable")
+        timeout = timeout or self.worker_ttl + 60  # RQ's default
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)  # sent with the caller's pipeline, whose errors are the caller's
+            self._beaten(timeout)
+        elif not self._beaten_lately():
+            try:
+                with self.connection.pipeline(transaction=False) as beats:  # one round trip, not three
+                    super().heartbeat(timeout, beats)
+                    beats.execute()
+                self._beaten(timeout)
+            except REDIS_DOWN:
+                logger.warning("heartbeat failed: Redis is unreachable")
         # Not in the middle of a job's bookkeeping, nor holding a job not yet started. Periodic
         # jobs need only the database: they run while Redis is away too.
         if pipeline is None and not self._holding_job:
             self._maybe_run_periodic()
+
+    def _beaten(self, timeout: int) -> None:
+        self._last_beat = time.monotonic()
+        self._key_expires = self._last_beat + timeout
+
+    def _beaten_lately(self) -> bool:
+        """Whether a heartbeat went out less than HEARTBEAT_SECONDS ago and left the key more than a minute."""
+        beat = time.monotonic()
+        return beat - self._last_beat < HEARTBEAT_SECONDS and self._key_expires - beat > KEY_LIFE_LEFT_SECONDS
 
     def _maybe_take_over_scheduler(self) -> None:
         """Start this worker's scheduler once no other holds the lock. RQ looks only at its maintenance, every

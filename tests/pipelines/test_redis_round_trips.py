@@ -1,19 +1,22 @@
 """What keeps a step's Redis work small: scripts sent by their SHA1 and loaded only when a server lacks them;
-its jobs and live events, with their sequence numbers, in one round trip."""
+its jobs and live events, with their sequence numbers, in one round trip; a worker's heartbeats few."""
 
 import uuid
 
 import pytest
 import redis
+import rq
+import rq.worker
 from channels.layers import get_channel_layer
 from cryptography.fernet import MultiFernet
 
 from apps.pipelines import enqueue
 from apps.pipelines.engine.dispatch import Dispatch
 from apps.pipelines.events import SEQUENCE_KEY, ExecutionChange, current_sequence, execution_group
-from cdplatform import lua
+from cdplatform import lua, workers
 from cdplatform.live import group_channel
 from cdplatform.lua import LuaScript
+from cdplatform.workers import EngineWorker
 
 
 def fresh_script() -> LuaScript:
@@ -26,6 +29,8 @@ class Sent:
 
     def __init__(self, monkeypatch):
         self.commands: list[str] = []
+        # The commands of each round trip, in order (a pipeline's together).
+        self.batches: list[list[str]] = []
         self.round_trips = 0
         original = redis.connection.AbstractConnection.send_packed_command
 
@@ -37,17 +42,19 @@ class Sent:
         original_pack = redis.connection.AbstractConnection.pack_commands
 
         def pack_commands(connection, commands):
-            self.commands += [str(args[0]).upper() for args in commands]
+            self.batches.append([str(args[0]).upper() for args in commands])
+            self.commands += self.batches[-1]
             return original_pack(connection, commands)
 
         monkeypatch.setattr(redis.connection.AbstractConnection, "pack_commands", pack_commands)
-        original_one = redis.connection.AbstractConnection.pack_command
+        original_one = redis.connection.AbstractConnection.send_command
 
-        def pack_command(connection, *args):
+        def send_command(connection, *args, **kwargs):
             self.commands.append(str(args[0]).upper())
-            return original_one(connection, *args)
+            self.batches.append([self.commands[-1]])
+            return original_one(connection, *args, **kwargs)
 
-        monkeypatch.setattr(redis.connection.AbstractConnection, "pack_command", pack_command)
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_command", send_command)
 
 
 def test_a_script_the_server_lacks_is_loaded_and_run_once(clean_redis):
@@ -162,3 +169,41 @@ def test_an_encrypting_channel_layer_gets_its_sequence_numbers_first(clean_redis
     dispatch_of(execution_id, "RUNNING").send()
     assert sent.round_trips == 2  # the marker is hidden: the numbers are taken before the publishes
     assert received(subscriber, 1)[0]["sequence"] == 1
+
+
+def worker_key_life(worker_key: str) -> int:
+    """An RQ job: how long the worker's own key has left to live while the worker runs a job."""
+    from rq import get_current_job
+
+    return get_current_job().connection.ttl(worker_key)
+
+
+def test_a_busy_worker_beats_its_heart_with_its_jobs_and_its_key_never_comes_near_expiring(clean_redis, monkeypatch):
+    queue = rq.Queue("heartbeats", connection=clean_redis)
+    worker = EngineWorker([queue], connection=clean_redis)
+    jobs = [queue.enqueue(worker_key_life, worker.key) for _ in range(20)]
+    sent = Sent(monkeypatch)
+    worker.work(burst=True, logging_level="WARNING")
+
+    # RQ asks for a lone heartbeat (three commands) two or three times per job, besides the ones it sends
+    # with a job's bookkeeping; the worker sends one as it starts listening and leaves out the rest.
+    lone_beats = [batch for batch in sent.batches if batch == ["HSET", "EXPIRE", "EXPIRE"]]
+    assert len(lone_beats) <= 2
+    assert ["EXPIRE"] not in sent.batches  # never a beat's commands one round trip each
+    for job in jobs:
+        job.refresh()
+        assert job.get_status() == "finished"
+        assert job.return_value() > 60  # seconds left: the beats left out never let the key run down
+
+
+def test_a_worker_beats_again_once_the_last_beat_is_old(clean_redis, monkeypatch):
+    worker = EngineWorker([rq.Queue("heartbeats", connection=clean_redis)], connection=clean_redis)
+    sent = Sent(monkeypatch)
+    worker.heartbeat()
+    worker.heartbeat()
+    assert sent.round_trips == 1  # three commands in one pipeline; the second beat is left out
+    assert sent.commands == ["HSET", "EXPIRE", "EXPIRE"]
+    monkeypatch.setattr(workers, "HEARTBEAT_SECONDS", 0.0)
+    worker.heartbeat()
+    assert sent.round_trips == 2
+    assert 60 < clean_redis.ttl(worker.key) <= worker.worker_ttl + 60
