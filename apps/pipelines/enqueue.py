@@ -177,17 +177,24 @@ class Held(Enum):
 
 # Reads every message of a batch in one step, so no job moves between two of its reads. A queued
 # job is looked for on the queue and on its intermediate queue (where a worker takes it first);
-# the queue's ids are read once, and only when a job says it is queued.
+# the queue's ids are read once, and only when a job says it is queued. Only what may not be
+# waiting comes back: in a backlog of thousands, every queued message is found on the queue here,
+# and sending back each one's fields cost more than looking.
 _HELD = LuaScript("""
 -- KEYS: the queue, its intermediate queue, the scheduled registry, then one job hash per message
--- ARGV: the job ids, in the order of their hashes
--- Returns for each message: {status, started_at, where} (where: '1' on a queue, or the scheduled score)
+-- ARGV: the earliest scheduled time that is not overdue (epoch seconds), then the job ids, in the
+--       order of their hashes
+-- Returns, flat, for each message that is not queued on a queue, deferred, or scheduled on time:
+-- its position in ARGV less one, its status, started_at and where ('' or the scheduled score)
+local scheduled_before = tonumber(ARGV[1])
 local on_queue = nil
 local result = {}
-for index, job_id in ipairs(ARGV) do
-    local fields = redis.call('HMGET', KEYS[3 + index], 'status', 'started_at')
+for index = 2, #ARGV do
+    local job_id = ARGV[index]
+    local fields = redis.call('HMGET', KEYS[2 + index], 'status', 'started_at')
     local status = fields[1] or ''
     local where = ''
+    local waiting = status == 'deferred'
     if status == 'queued' then
         if on_queue == nil then
             on_queue = {}
@@ -197,13 +204,17 @@ for index, job_id in ipairs(ARGV) do
                 end
             end
         end
-        if on_queue[job_id] then
-            where = '1'
-        end
+        waiting = on_queue[job_id] == true
     elseif status == 'scheduled' then
         where = redis.call('ZSCORE', KEYS[3], job_id) or ''
+        waiting = where ~= '' and tonumber(where) >= scheduled_before
     end
-    result[index] = {status, fields[2] or '', where}
+    if not waiting then
+        table.insert(result, index - 1)
+        table.insert(result, status)
+        table.insert(result, fields[2] or '')
+        table.insert(result, where)
+    end
 end
 return result
 """)
@@ -222,13 +233,14 @@ def held_messages(job_ids: list[str], lease_start: datetime) -> dict[str, Held]:
     queue = engine_queue()
     keys = [queue.key, queue.intermediate_queue_key, ScheduledJobRegistry(queue=queue).key]
     keys += [Job.key_for(job_id) for job_id in job_ids]
-    rows = _HELD(queue.connection, keys, job_ids)
-    started_before = utcformat(lease_start)
     scheduled_before = calendar.timegm(lease_start.utctimetuple())
-    return {
-        job_id: _held(_texts(row), started_before, scheduled_before)
-        for job_id, row in zip(job_ids, rows, strict=True)
-    }
+    rows = _HELD(queue.connection, keys, [scheduled_before, *job_ids])
+    held = dict.fromkeys(job_ids, Held.WAITING)
+    started_before = utcformat(lease_start)
+    for offset in range(0, len(rows), 4):
+        position, *fields = rows[offset:offset + 4]
+        held[job_ids[int(position) - 1]] = _held(_texts(fields), started_before, scheduled_before)
+    return held
 
 
 def _texts(row: list) -> tuple[str, str, str]:
