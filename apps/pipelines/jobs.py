@@ -13,8 +13,8 @@ RUNTIME = ServiceRuntime()
 
 
 def start_execution(execution_id: str) -> None:
-    """Start a new execution (or leave it waiting its turn)."""
-    engine.start_execution(execution_id)
+    """Start a new execution (or leave it waiting its turn), and run its first steps that follow at once."""
+    engine.start_execution_job(execution_id, RUNTIME)
 
 
 def run_stage(stage_id: str, token: int) -> None:

@@ -139,6 +139,34 @@ def test_every_message_of_a_run_has_its_id_and_each_runs_once(engine):
     assert ran == 4  # the start, then one step per stage
 
 
+def test_with_inline_execution_the_start_runs_a_chain_of_quick_stages_in_its_own_job(engine):
+    execution = do_start_execution(save(chain("testSweepPass", 3)))
+
+    with override_settings(ENGINE_INLINE_SECONDS=5):
+        ran = engine()
+
+    assert ran == 1
+    execution.refresh_from_db()
+    assert execution.status == Status.SUCCEEDED
+    stages = execution.stages.order_by("start_time")
+    assert [(stage.ref_id, stage.status) for stage in stages] == [(ref, Status.SUCCEEDED) for ref in "123"]
+
+
+def test_with_inline_execution_the_start_runs_one_first_stage_and_queues_the_others(engine):
+    branches = [{"refId": ref, "type": "testSweepPass", "requisiteStageRefIds": []} for ref in "abc"]
+    execution = do_start_execution(save(branches, name="branches"))
+
+    with override_settings(ENGINE_INLINE_SECONDS=5):
+        ran = engine(max_jobs=1)
+
+    statuses = dict(StageExecution.objects.filter(execution=execution).values_list("ref_id", "status"))
+    assert sorted(statuses.values()) == [Status.RUNNING, Status.RUNNING, Status.SUCCEEDED]  # one ran with the start
+    assert len(engine_queue().get_job_ids()) == 2  # the other branches wait for any worker
+    assert ran == 1
+    assert engine() == 2
+    assert Execution.objects.get(id=execution.id).status == Status.SUCCEEDED
+
+
 # --- What RQ holds --------------------------------------------------------------------------------
 
 

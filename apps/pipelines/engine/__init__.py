@@ -4,7 +4,8 @@ Two kinds of message move an execution forward (entry points in ``jobs.py``,
 queued by ``enqueue.py``):
 
 * ``start_execution(execution_id)`` marks a new execution RUNNING and starts
-  its first stages;
+  its first stages (and, with inline execution on, runs the first one's
+  steps in the same job);
 * ``run_stage(stage_id, token)`` runs one step of a RUNNING stage's task;
   when the task is done, the stage is completed and the execution is
   *advanced*: a reconciliation of the whole execution from the database,
@@ -57,7 +58,7 @@ from apps.pipelines.engine.control import (
 from apps.pipelines.engine.dispatch import Dispatch
 from apps.pipelines.engine.graph import cancel_running_stages, cancel_stage, failure_status, lock_execution
 from apps.pipelines.engine.recovery import advance_execution, start_execution, start_waiting
-from apps.pipelines.engine.steps import run_stage, run_stage_job
+from apps.pipelines.engine.steps import run_stage, run_stage_job, start_execution_job
 from apps.pipelines.engine.sweeper import sweep
 
 __all__ = [
@@ -78,6 +79,7 @@ __all__ = [
     "run_stage_job",
     "schedule_now",
     "start_execution",
+    "start_execution_job",
     "start_waiting",
     "sweep",
     "wake_stage",

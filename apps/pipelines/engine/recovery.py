@@ -94,15 +94,16 @@ def advance_execution(execution_id, keep_inline: bool = False) -> tuple[str, int
         return None
 
 
-def start_execution(execution_id) -> None:
+def start_execution(execution_id, keep_inline: bool = False) -> tuple[str, int] | None:
     """:func:`starts.start_execution`; if it raises (not transiently), the execution ends TERMINAL."""
     try:
-        starts.start_execution(execution_id)
+        return starts.start_execution(execution_id, keep_inline=keep_inline)
     except Exception as error:
         if is_transient(error):
             raise
         logger.exception("starting execution %s crashed; it ends TERMINAL", execution_id)
         fail_execution(execution_id, "start", error, frozenset({Status.NOT_STARTED, Status.BUFFERED}))
+        return None
 
 
 def start_waiting(pipeline_id) -> None:

@@ -20,9 +20,12 @@ from apps.pipelines.engine.graph import advance_locked, complete_execution, lock
 from apps.pipelines.models import Execution, Pipeline
 
 
-def start_execution(execution_id) -> None:
-    """Start a NOT_STARTED execution, or leave it BUFFERED behind a running one when its pipeline limits concurrency."""
-    dispatch = Dispatch()
+def start_execution(execution_id, keep_inline: bool = False) -> tuple[str, int] | None:
+    """Start a NOT_STARTED execution, or leave it BUFFERED behind a running one when its pipeline limits concurrency.
+
+    With ``keep_inline``, returns one started stage for the caller to run next instead of queueing it.
+    """
+    dispatch = Dispatch(keep_one_inline=keep_inline)
     limited = Execution.objects.filter(id=execution_id, limit_concurrent=True).values_list("pipeline_id", flat=True)
     pipeline_id = limited.first()
     with transaction.atomic():
@@ -30,12 +33,13 @@ def start_execution(execution_id) -> None:
             _lock_pipeline(pipeline_id)  # one start decision at a time per pipeline
         execution = lock_execution(execution_id)
         if execution is None or execution.status != Status.NOT_STARTED:
-            return
+            return None
         if pipeline_id is not None and _must_wait(execution):
             _buffer(execution, dispatch)
         else:
             _begin(execution, dispatch)
         dispatch.send_on_commit()
+    return dispatch.inline
 
 
 def start_waiting(pipeline_id) -> None:

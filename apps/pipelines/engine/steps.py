@@ -52,7 +52,7 @@ from apps.pipelines.engine.errors import ADVANCE, RECORD, RUN, TIMEOUT, WINDOW, 
 from apps.pipelines.engine.evaluation import start_claimed
 from apps.pipelines.engine.graph import failure_status, start_stage
 from apps.pipelines.engine.locking import hold_stage, lock_stage
-from apps.pipelines.engine.recovery import advance_execution, fail_crashed_stage
+from apps.pipelines.engine.recovery import advance_execution, fail_crashed_stage, start_execution
 from apps.pipelines.expressions import ExpressionError
 from apps.pipelines.jsonsafe import json_safe
 from apps.pipelines.models import Execution, StageExecution
@@ -67,6 +67,19 @@ RECORD_RETRY_FIRST_DELAY = 0.2
 RECORD_RETRY_MAX_DELAY = 1.0
 
 
+def start_execution_job(execution_id, runtime: StageRuntime) -> None:
+    """The ``start_execution`` message: start the execution, then run its first stage's step in the same job,
+    and what follows at once, as :func:`run_stage_job` does (its other first stages are queued)."""
+    step = start_execution(execution_id, keep_inline=_may_run_inline())
+    if step is not None:
+        run_stage_job(*step, runtime)
+
+
+def _may_run_inline() -> bool:
+    # Inline runs only outside an enclosing transaction, where a step's commit is final.
+    return settings.ENGINE_INLINE_SECONDS > 0 and connection.get_autocommit()
+
+
 def run_stage_job(stage_id, token: int, runtime: StageRuntime) -> None:
     """The ``run_stage`` message: run one step of a stage, then keep going in the same job while it pays.
 
@@ -78,10 +91,8 @@ def run_stage_job(stage_id, token: int, runtime: StageRuntime) -> None:
     inline is marked due in the database first, so a crash loses nothing the
     sweeper cannot find.
     """
-    budget = settings.ENGINE_INLINE_SECONDS
-    deadline = time.monotonic() + budget
-    # Inline runs only outside an enclosing transaction, where a step's commit is final.
-    keep_inline = budget > 0 and connection.get_autocommit()
+    deadline = time.monotonic() + settings.ENGINE_INLINE_SECONDS
+    keep_inline = _may_run_inline()
     step: tuple[str, int] | None = (stage_id, token)
     while step is not None:
         step = run_stage(*step, runtime, keep_inline=keep_inline)
