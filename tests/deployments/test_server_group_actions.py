@@ -196,7 +196,6 @@ def test_the_keeper_working_from_a_stale_copy_neither_drops_an_enabled_group_nor
 def test_the_keeper_leaves_a_group_another_change_holds_for_its_next_round(platform):  # noqa: F811
     first_deploy(platform)
     group = ServerGroup.objects.get(name="shop-web-v000")
-    ServerGroup.objects.filter(pk=group.pk).update(desired=3)  # as a resize does before it starts containers
     answers: list = []
 
     def keeper_round() -> None:
@@ -206,6 +205,9 @@ def test_the_keeper_leaves_a_group_another_change_holds_for_its_next_round(platf
             connection.close()
 
     with changing(group):
+        # As a resize does, under the group's lock, before it starts containers: changed outside it, the
+        # worker's own keeper (every second) could start the third container before this test held the lock.
+        ServerGroup.objects.filter(pk=group.pk).update(desired=3)
         keeper = threading.Thread(target=keeper_round)
         keeper.start()
         keeper.join(timeout=10)
