@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from apps.canary.models import CanaryAnalysis
 from apps.canary.presets import HTTP_PRESET
 from apps.canary.services import do_save_config
@@ -134,13 +136,21 @@ def longest_gap(answers: list[Answer], start: float, end: float) -> float:
     return max(later - earlier for earlier, later in zip(moments, moments[1:], strict=False))
 
 
-def test_a_bad_version_is_destroyed_and_a_good_one_promoted_while_production_serves_throughout(
-        workers, engine, load_balancer_dir, canary_images, prometheus):
-    timings: dict[str, float] = {}
-    began = time.monotonic()
+@pytest.fixture
+def platform(workers, engine, load_balancer_dir, canary_images, prometheus):
+    """A worker deploying with the test's labels, load balancers and Prometheus; the canary images by version."""
     workers.start(1, DOCKER_OWNER_LABEL=engine, LOAD_BALANCER_STATE_DIR=str(load_balancer_dir),
                   DOCKER_HEALTH_INTERVAL_SECONDS="1", LOAD_BALANCER_DRAIN_SECONDS="1",
                   SERVER_GROUP_RECONCILE_SECONDS="1", PROMETHEUS_URL=prometheus.url)
+    yield canary_images
+    # Before the engine's and the load balancers' fixtures clean up: its keeper would start them again.
+    workers.stop()
+
+
+def test_a_bad_version_is_destroyed_and_a_good_one_promoted_while_production_serves_throughout(platform):
+    canary_images = platform
+    timings: dict[str, float] = {}
+    began = time.monotonic()
     port = free_port()
     first = run([load_balancer(port), {"refId": "1", "name": "Deploy", "type": "deploy", "requisiteStageRefIds": [
         "lb"], "clusters": [cluster(canary_images["v1"])]}], "first")
