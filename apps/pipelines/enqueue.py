@@ -185,7 +185,7 @@ _HELD = LuaScript("""
 -- ARGV: the earliest scheduled time that is not overdue (epoch seconds), then the job ids, in the
 --       order of their hashes
 -- Returns, flat, for each message that is not queued on a queue, deferred, or scheduled on time:
--- its position in ARGV less one, its status, started_at and where ('' or the scheduled score)
+-- its position in ARGV less one, its status and started_at
 local scheduled_before = tonumber(ARGV[1])
 local on_queue = nil
 local result = {}
@@ -193,7 +193,6 @@ for index = 2, #ARGV do
     local job_id = ARGV[index]
     local fields = redis.call('HMGET', KEYS[2 + index], 'status', 'started_at')
     local status = fields[1] or ''
-    local where = ''
     local waiting = status == 'deferred'
     if status == 'queued' then
         if on_queue == nil then
@@ -206,14 +205,13 @@ for index = 2, #ARGV do
         end
         waiting = on_queue[job_id] == true
     elseif status == 'scheduled' then
-        where = redis.call('ZSCORE', KEYS[3], job_id) or ''
-        waiting = where ~= '' and tonumber(where) >= scheduled_before
+        local score = redis.call('ZSCORE', KEYS[3], job_id)
+        waiting = score ~= false and tonumber(score) >= scheduled_before
     end
     if not waiting then
         table.insert(result, index - 1)
         table.insert(result, status)
         table.insert(result, fields[2] or '')
-        table.insert(result, where)
     end
 end
 return result
@@ -237,29 +235,26 @@ def held_messages(job_ids: list[str], lease_start: datetime) -> dict[str, Held]:
     rows = _HELD(queue.connection, keys, [scheduled_before, *job_ids])
     held = dict.fromkeys(job_ids, Held.WAITING)
     started_before = utcformat(lease_start)
-    for offset in range(0, len(rows), 4):
-        position, *fields = rows[offset:offset + 4]
-        held[job_ids[int(position) - 1]] = _held(_texts(fields), started_before, scheduled_before)
+    for offset in range(0, len(rows), 3):
+        position, status, started_at = rows[offset:offset + 3]
+        held[job_ids[int(position) - 1]] = _not_waiting(_text(status), _text(started_at), started_before)
     return held
 
 
-def _texts(row: list) -> tuple[str, str, str]:
-    status, started_at, where = (value.decode() if isinstance(value, bytes) else str(value) for value in row)
-    return status, started_at, where
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _held(row: tuple[str, str, str], started_before: str, scheduled_before: int) -> Held:
-    status, started_at, where = row
+def _not_waiting(status: str, started_at: str, started_before: str) -> Held:
+    """What a message the script did not find waiting (queued on a queue, deferred, scheduled on time) is."""
     if not status:
         return Held.GONE
     if status == JobStatus.QUEUED:
-        return Held.WAITING if where else Held.TAKEN
-    if status == JobStatus.SCHEDULED:
-        return Held.WAITING if where and float(where) >= scheduled_before else Held.DEAD
+        return Held.TAKEN  # on neither queue
     if status == JobStatus.STARTED:
         # RQ's timestamps have one fixed format, so they sort as text.
         return Held.WAITING if started_at >= started_before else Held.DEAD
-    return Held.WAITING if status == JobStatus.DEFERRED else Held.DEAD
+    return Held.DEAD  # failed, stopped, canceled, finished, or scheduled and overdue
 
 
 def discard(job_id: str) -> None:
