@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import calendar
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
@@ -178,17 +179,20 @@ class Held(Enum):
 # Reads every message of a batch in one step, so no job moves between two of its reads. A queued
 # job is looked for on the queue and on its intermediate queue (where a worker takes it first);
 # the queue's ids are read once, and only when a job says it is queued. Only what may not be
-# waiting comes back: in a backlog of thousands, every queued message is found on the queue here,
-# and sending back each one's fields cost more than looking.
+# waiting comes back, after a count of the messages found on a queue: in a backlog of thousands,
+# every queued message is found on the queue here, and sending back each one's fields cost more
+# than looking.
 _HELD = LuaScript("""
 -- KEYS: the queue, its intermediate queue, the scheduled registry, then one job hash per message
 -- ARGV: the earliest scheduled time that is not overdue (epoch seconds), then the job ids, in the
 --       order of their hashes
--- Returns, flat, for each message that is not queued on a queue, deferred, or scheduled on time:
--- its position in ARGV less one, its status and started_at
+-- Returns, flat: how many messages are queued on a queue; then, for each message that is not
+-- queued on a queue, deferred, or scheduled on time: its position in ARGV less one, its status
+-- and started_at
 local scheduled_before = tonumber(ARGV[1])
 local on_queue = nil
-local result = {}
+local queued = 0
+local result = {0}
 for index = 2, #ARGV do
     local job_id = ARGV[index]
     local fields = redis.call('HMGET', KEYS[2 + index], 'status', 'started_at')
@@ -198,12 +202,15 @@ for index = 2, #ARGV do
         if on_queue == nil then
             on_queue = {}
             for _, key in ipairs({KEYS[1], KEYS[2]}) do
-                for _, queued in ipairs(redis.call('LRANGE', key, 0, -1)) do
-                    on_queue[queued] = true
+                for _, queued_id in ipairs(redis.call('LRANGE', key, 0, -1)) do
+                    on_queue[queued_id] = true
                 end
             end
         end
         waiting = on_queue[job_id] == true
+        if waiting then
+            queued = queued + 1
+        end
     elseif status == 'scheduled' then
         local score = redis.call('ZSCORE', KEYS[3], job_id)
         waiting = score ~= false and tonumber(score) >= scheduled_before
@@ -214,11 +221,30 @@ for index = 2, #ARGV do
         table.insert(result, fields[2] or '')
     end
 end
+result[1] = queued
 return result
 """)
 
 
+@dataclass(frozen=True)
+class HeldPage:
+    """What RQ holds of each of a page of messages, and how many of them wait on a queue for a worker."""
+
+    held: dict[str, Held]
+    on_queue: int
+
+    @property
+    def all_on_queue(self) -> bool:
+        """Every message waits on the queue: each will run in its turn, as will whatever was queued after."""
+        return self.on_queue == len(self.held)
+
+
 def held_messages(job_ids: list[str], lease_start: datetime) -> dict[str, Held]:
+    """What RQ holds under each of ``job_ids``, in one round trip; raises if Redis is unreachable."""
+    return held_page(job_ids, lease_start).held
+
+
+def held_page(job_ids: list[str], lease_start: datetime) -> HeldPage:
     """What RQ holds under each of ``job_ids``, in one round trip; raises if Redis is unreachable.
 
     ``lease_start`` is now less a lease: a job started before it, or
@@ -227,18 +253,18 @@ def held_messages(job_ids: list[str], lease_start: datetime) -> dict[str, Held]:
     is :attr:`Held.TAKEN`.
     """
     if not job_ids:
-        return {}
+        return HeldPage({}, 0)
     queue = engine_queue()
     keys = [queue.key, queue.intermediate_queue_key, ScheduledJobRegistry(queue=queue).key]
     keys += [Job.key_for(job_id) for job_id in job_ids]
     scheduled_before = calendar.timegm(lease_start.utctimetuple())
-    rows = _HELD(queue.connection, keys, [scheduled_before, *job_ids])
+    on_queue, *rows = _HELD(queue.connection, keys, [scheduled_before, *job_ids])
     held = dict.fromkeys(job_ids, Held.WAITING)
     started_before = utcformat(lease_start)
     for offset in range(0, len(rows), 3):
         position, status, started_at = rows[offset:offset + 3]
         held[job_ids[int(position) - 1]] = _not_waiting(_text(status), _text(started_at), started_before)
-    return held
+    return HeldPage(held, int(on_queue))
 
 
 def _text(value) -> str:

@@ -23,8 +23,8 @@ from rq.utils import utcformat
 
 from apps.pipelines import enqueue
 from apps.pipelines.choices import COMPLETE, Status
-from apps.pipelines.engine import sweep
-from apps.pipelines.enqueue import Held, engine_queue, held_messages
+from apps.pipelines.engine import sweep, sweeper
+from apps.pipelines.enqueue import Held, engine_queue, held_messages, held_page
 from apps.pipelines.models import Execution, StageExecution
 from apps.pipelines.services import do_save_pipeline, do_start_execution
 from apps.pipelines.stages import StageType, TaskResult
@@ -194,6 +194,9 @@ def test_rq_is_asked_what_it_holds_of_each_message(engine):
     assert list(held.values()) == [
         Held.WAITING, Held.TAKEN, Held.WAITING, Held.DEAD, Held.DEAD, Held.GONE, Held.GONE, Held.WAITING, Held.DEAD
     ]
+    page = held_page(["start_execution-queued", "start_execution-taken", "run_stage-later-1"], lease_start)
+    assert page.on_queue == 1 and not page.all_on_queue  # only the first waits on the queue itself
+    assert held_page(["start_execution-queued"], lease_start).all_on_queue
 
 
 # --- The sweeper ----------------------------------------------------------------------------------
@@ -219,6 +222,31 @@ def test_a_backlog_queued_longer_than_the_lease_is_not_re_queued(engine, type_na
         Status.SUCCEEDED
     }
     assert not StageExecution.objects.filter(execution__in=executions, step_failures__gt=0).exists()
+
+
+@override_settings(ENGINE_INLINE_SECONDS=0)
+def test_in_a_backlog_a_sweep_asks_about_one_page_and_finds_a_lost_message_once_the_workers_near_it(
+    engine, monkeypatch
+):
+    monkeypatch.setattr(sweeper, "HELD_PAGE", 3)
+    asked = []
+    monkeypatch.setattr(enqueue, "held_page", lambda ids, cutoff: asked.append(ids) or held_page(ids, cutoff))
+    pipeline = save(chain("testSweepPass", 1))
+    executions = [do_start_execution(pipeline) for _ in range(10)]
+    for age, execution in enumerate(executions):  # overdue, oldest first
+        Execution.objects.filter(id=execution.id).update(created_at=LONG_AGO - timedelta(seconds=10 - age))
+    lost = executions[4]
+    engine_queue().fetch_job(enqueue.start_execution_job_id(lost.id)).delete()
+
+    assert sweep() == NOTHING_SWEPT  # the oldest page waits on the queue: nothing further is asked about
+    assert len(asked) == 1 and len(asked[0]) == 3
+
+    assert engine(max_jobs=3) == 3  # the workers reach the lost start's page
+    assert sweep()["starts"] == 1
+    assert engine() == 7 + 10  # the other starts (the lost one queued again) and every step: each once
+    assert set(Execution.objects.filter(id__in=[e.id for e in executions]).values_list("status", flat=True)) == {
+        Status.SUCCEEDED
+    }
 
 
 @override_settings(ENGINE_STAGE_LEASE_SECONDS=1)

@@ -11,14 +11,18 @@ Lost, or only waiting? A step or a start overdue by more than
 its turn behind a backlog. Each message has a job id of its own
 (``enqueue.run_stage_job_id``, ``enqueue.start_execution_job_id``), so the
 sweeper asks RQ, in one round trip for each page of ``HELD_PAGE``
-(:func:`~apps.pipelines.enqueue.held_messages`), what it holds of each, and
+(:func:`~apps.pipelines.enqueue.held_page`), what it holds of each, and
 re-queues only the messages RQ no longer holds: no job under the id (Redis
 lost it, or the enqueue after the commit never happened), a failed job, one
 started more than a lease ago (its worker died mid-job), one scheduled more
 than a lease ago and never moved to the queue, or one a worker took off the
 queue and never started (seen so twice, ``SECOND_LOOK_SECONDS`` apart: a
 worker that is just starting it is seen started the second time). A
-backlog of any length re-queues nothing. Before re-queueing, the stage row
+backlog of any length re-queues nothing. Pages go oldest first, and the
+sweeper stops at a page whose every message waits on the queue: in a
+backlog, each sweep asks about one page, not the whole backlog, and a
+message lost behind it is found once fewer than a page of older messages
+wait before it. Before re-queueing, the stage row
 (locked) or the execution is read again: a message that ran meanwhile has
 moved it on.
 
@@ -155,7 +159,12 @@ def _lost(pages: Iterator[list[tuple]], job_id: Callable[[tuple], str], cutoff: 
     lost: list[tuple[tuple, Held]] = []
     for page in pages:
         ids = {job_id(row): row for row in page}
-        held = enqueue.held_messages(list(ids), cutoff)
+        answer = enqueue.held_page(list(ids), cutoff)
+        if answer.all_on_queue:
+            # A backlog: these wait their turn, and what is overdue after them was due later still. A
+            # message lost among those is found once fewer than a page of older ones wait before it.
+            break
+        held = answer.held
         taken = [name for name, state in held.items() if state is Held.TAKEN]
         if taken:
             # A worker that took a job off the queue a moment ago says it started it by now.
