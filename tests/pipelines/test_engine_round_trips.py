@@ -105,3 +105,25 @@ def test_the_compiled_stage_lock_is_refused_outside_a_transaction():
     _, stage = make_execution()
     with pytest.raises(TransactionManagementError):
         CompiledQuery(_stage_and_startable_next, locks=True).run(stage.id)
+
+
+@pytest.mark.django_db
+def test_the_stage_lock_reads_stages_by_index_not_by_scanning_every_stage_of_the_database(postgresql):
+    _, stage = make_execution()
+    with transaction.atomic(), connection.cursor() as cursor:
+        sql, params = _stage_and_startable_next(stage.id).query.sql_with_params()
+        # Whatever the table's size: a plan that can only read the whole table is still chosen with scans off.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0][0]["Plan"]
+
+    def scans(node):
+        if node.get("Relation Name") == StageExecution._meta.db_table:
+            yield node
+        for child in node.get("Plans", ()):
+            yield from scans(child)
+
+    stage_scans = list(scans(plan))
+    assert len(stage_scans) == 3  # the stage, the stage it was reached from, the stages after it
+    # Each reads only rows its index condition finds: none walks every stage row filtering as it goes.
+    assert all("Index Cond" in scan or "Recheck Cond" in scan for scan in stage_scans), stage_scans

@@ -42,9 +42,11 @@ def lock_stage(stage_id) -> StageExecution | None:
 
 
 def _stage_and_startable_next(stage_id) -> QuerySet[StageExecution]:
+    # One IN list holding the stage and those it starts, read by the primary key: as ``id = %s OR id IN
+    # (...)`` the planner could use no index and scanned every stage row of the database on every step.
     wanted = Q(id=stage_id)
     if connection.vendor == "postgresql":
-        wanted |= Q(id__in=RawSQL(_STARTABLE_NEXT_SQL, [stage_id, Status.NOT_STARTED]))
+        wanted = Q(id__in=RawSQL(_STAGE_AND_STARTABLE_NEXT_SQL, [stage_id, stage_id, Status.NOT_STARTED]))
     return (
         StageExecution.objects.select_for_update(of=("self",))
         .select_related("execution__application")
@@ -54,9 +56,11 @@ def _stage_and_startable_next(stage_id) -> QuerySet[StageExecution]:
     )
 
 
-# The NOT_STARTED stages of the same execution that wait on stage %s alone. A list column that
-# holds something else (a corrupt row) matches nothing here: the step then fails where it reads it.
-_STARTABLE_NEXT_SQL = f"""
+# Stage %s, then the NOT_STARTED stages of the same execution that wait on it alone. A list column
+# that holds something else (a corrupt row) matches nothing here: the step then fails where it reads it.
+_STAGE_AND_STARTABLE_NEXT_SQL = f"""
+    SELECT %s::uuid
+    UNION ALL
     SELECT down.id FROM {StageExecution._meta.db_table} down
     JOIN {StageExecution._meta.db_table} up ON down.execution_id = up.execution_id
     WHERE up.id = %s AND down.status = %s
