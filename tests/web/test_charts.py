@@ -1,15 +1,17 @@
 """Pictures of runs: each pipeline's recent runs on the application page, stage durations on the pipeline's page."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.template import Context, Template
 from django.test import Client
 from django.utils import timezone
 
 from apps.pipelines.choices import Status
 from apps.pipelines.models import Execution, StageExecution
-from apps.pipelines.views.charts import runs_chart, stage_durations_chart
+from apps.pipelines.views.charts import Bar, runs_chart, stage_durations_chart
+from apps.pipelines.views.common import moment_texts
 from tests.scenarios import count_queries, start
 
 pytestmark = pytest.mark.django_db
@@ -78,3 +80,26 @@ def test_a_pipeline_never_run_says_so(people, shop):
     html = client_for(people["bob"]).get(f"/pipelines/{shop.id}/edit/").content.decode()
 
     assert "No runs yet." in html
+
+
+def test_a_bars_tooltip_and_link_are_escaped_and_a_bar_without_a_link_has_none():
+    linked = Bar(0, 10, 14, 54, 'SUCCEEDED" onload="x', "<script>alert(1)</script> & more", href='/e/?a="b"')
+    plain = Bar(18, 0, 14, 64, "TERMINAL", "interval 1")
+
+    assert linked.svg == (
+        '<a href="/e/?a=&quot;b&quot;"><rect class="status-SUCCEEDED&quot; onload=&quot;x" x="0" y="10" '
+        'width="14" height="54" data-status="SUCCEEDED&quot; onload=&quot;x"><title>&lt;script&gt;alert(1)'
+        "&lt;/script&gt; &amp; more</title></rect></a>"
+    )
+    assert plain.svg.startswith('<rect class="status-TERMINAL" x="18"') and "<a" not in plain.svg
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_an_executions_moment_reads_as_the_date_filter_writes_it(zone):
+    moment = datetime(2026, 3, 8, 6, 59, 1, 123456, tzinfo=UTC)  # New York's clocks go forward that night
+
+    with timezone.override(zone):
+        texts = moment_texts(moment)
+        filtered = Template('{{ when|date:"M j, H:i:s" }}|{{ when|date:"c" }}').render(Context({"when": moment}))
+
+    assert "|".join(texts) == filtered

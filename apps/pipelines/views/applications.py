@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from html import escape
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -13,7 +14,6 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import RowNumber
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from apps.accounts.permissions import EXECUTE, READ, WRITE, can
@@ -23,10 +23,16 @@ from apps.pipelines.filtersets import ExecutionFilterSet
 from apps.pipelines.forms import RunPipelineForm
 from apps.pipelines.models import Application, Execution, Pipeline, StageExecution
 from apps.pipelines.problems import InvalidDocument
-from apps.pipelines.querysets import release_prefetched
 from apps.pipelines.services import ActionRefused, do_start_execution
 from apps.pipelines.views.charts import runs_chart
-from apps.pipelines.views.common import readable, stage_title, state_version, web_actor, with_timings
+from apps.pipelines.views.common import (
+    moment_texts,
+    readable,
+    stage_title,
+    state_version,
+    web_actor,
+    with_timings,
+)
 
 APPLICATIONS_PER_PAGE = 50
 RECENT_EXECUTIONS = 10
@@ -83,27 +89,35 @@ def newest_execution_ids(queryset, pipeline_ids: list, per_pipeline: int = RECEN
 
 
 def recent_executions(queryset, pipeline_ids: list, per_pipeline: int = RECENT_EXECUTIONS) -> dict:
-    """The newest ``per_pipeline`` executions of each of the pipelines in ``queryset``, by pipeline id, stages
-    loaded: three queries whatever the number of pipelines and executions (the ids, the executions, and their
-    stages with only the columns a stage bar needs)."""
+    """The newest ``per_pipeline`` executions of each of the pipelines in ``queryset``, by pipeline id, each with
+    its top-level stages on ``bar_stages`` (only the columns a stage bar needs): three queries whatever the
+    number of pipelines and executions (the ids, the executions, their stages).
+
+    The stages are grouped here rather than by ``prefetch_related``: its per-row querysets cost more than the
+    rows, and each stage it caches points back at its execution, a reference cycle per row that only a full
+    garbage collection frees."""
     ids = newest_execution_ids(queryset, pipeline_ids, per_pipeline)
     if not ids:
         return {}
-    stages = StageExecution.objects.only(*STAGE_BAR_COLUMNS).filter(parent__isnull=True).order_by("position")
     shown = (
         Execution.objects.filter(id__in=ids)
         .only(*EXECUTION_COLUMNS)
         .annotate(trigger_type=KT("trigger__type"))
         .order_by("pipeline_id", "-created_at")
-        .prefetch_related(Prefetch("stages", queryset=stages))
     )
+    stages_of = defaultdict(list)
+    for stage in (StageExecution.objects.only(*STAGE_BAR_COLUMNS)
+                  .filter(execution_id__in=ids, parent__isnull=True).order_by("position")):
+        stages_of[stage.execution_id].append(with_timings(stage))
     # One reverse() for every link of the rows (an execution's own and its stage bars'), not one per link.
     url = reverse("pipelines:execution", args=[URL_PLACEHOLDER])
     by_pipeline = defaultdict(list)
     for execution in shown:
         execution.url = url.replace(URL_PLACEHOLDER, str(execution.id))
+        execution.created_text, execution.created_iso = moment_texts(execution.created_at)
         by_pipeline[execution.pipeline_id].append(with_timings(execution))
-        execution.stage_bar = stage_bar(execution, [with_timings(stage) for stage in execution.stages.all()])
+        execution.bar_stages = stages_of[execution.id]
+        execution.stage_bar = stage_bar(execution, execution.bar_stages)
     return by_pipeline
 
 
@@ -116,13 +130,14 @@ def stage_bar(execution, stages: list) -> SafeString:
     """The segments of an execution's stage bar (what static/js/live.js updates), one per stage, built here:
     as template nodes, a hundred executions' stages were most of the application page's rendering time."""
     segments = []
+    url = escape(execution.url)
     for stage in stages:
-        times = "".join(f' data-{name}="{value}"' for name, value in (("start-time", stage.start_ms),
-                                                                       ("end-time", stage.end_ms)) if value)
-        segments.append(format_html(STAGE_SEGMENT, status=stage.status, url=execution.url, id=stage.id,
-                                    ref_id=stage.ref_id, name=stage.name, times=mark_safe(times),  # noqa: S308 (ints)
-                                    title=stage_title(stage)))
-    return mark_safe("".join(segments))  # noqa: S308 (each segment escaped by format_html)
+        times = "".join(f' data-{name}="{int(value)}"' for name, value in (("start-time", stage.start_ms),
+                                                                            ("end-time", stage.end_ms)) if value)
+        segments.append(STAGE_SEGMENT.format(status=escape(stage.status), url=url, id=stage.id,
+                                             ref_id=escape(stage.ref_id), name=escape(stage.name), times=times,
+                                             title=escape(stage_title(stage))))
+    return mark_safe("".join(segments))  # noqa: S308 (every text escaped above; the ids are UUIDs, the times ints)
 
 
 # The distinct trigger kinds of one application's executions, on PostgreSQL: a loose index scan of
@@ -183,12 +198,11 @@ def application_detail(request, name: str):
         "trigger_types": trigger_types(application, request.GET.get("trigger_type", "")),
         "may_execute": can(request.user, EXECUTE, application),
         "may_write": can(request.user, WRITE, application),
-        "version": state_version((execution, execution.stages.all()) for execution in executions),
+        "version": state_version((execution, execution.bar_stages) for execution in executions),
     }
     fragment = request.GET.get("fragment") == "executions"
     response = render(request, "pipelines/_executions.html" if fragment else "pipelines/application.html", context)
     # Rendered, the rows are let go: the template's context is a reference cycle that would keep them.
-    release_prefetched(executions)
     for _, shown, _ in rows:
         shown.clear()
     return response

@@ -6,6 +6,7 @@ import hashlib
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.dates import MONTHS_3
 
 from apps.accounts.audit import Actor
 from apps.accounts.models import AuditSource
@@ -53,6 +54,14 @@ def with_timings(row):
     row.start_ms, row.end_ms = epoch_millis(row.start_time), epoch_millis(row.end_time)
     row.duration = format_duration(duration_ms(row.start_time, row.end_time))
     return row
+
+
+def moment_texts(value) -> tuple[str, str]:
+    """A moment in the current time zone, short ("Dec 8, 03:04:05") and in full (ISO 8601): what the filters
+    ``date:"M j, H:i:s"`` and ``date:"c"`` write, without their parsing of the format on every call (two per
+    row of an application page's hundred)."""
+    local = timezone.localtime(value)
+    return f"{MONTHS_3[local.month].title()} {local.day}, {local:%H:%M:%S}", local.isoformat()
 
 
 def state_version(execution_rows) -> str:
